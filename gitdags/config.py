@@ -1,0 +1,342 @@
+"""config.toml and GITDAGS_* variables -> one frozen Settings.
+
+Precedence: command-line flag > GITDAGS_<SECTION>_<KEY> > config.toml > default. Unknown keys
+are errors that name the key. Relative paths are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from gitdags.errors import ConfigError
+from gitdags.validate import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
+
+DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
+
+# Every key of every section, with its kind: str, path, duration, int, size, bool, list.
+SECTIONS: dict[str, dict[str, str]] = {
+    "state": {"database": "path"},
+    "daemon": {
+        "interval": "duration",
+        "listen": "str",
+        "webhook_secret": "str",
+        "log_format": "str",
+        "max_backoff": "duration",
+    },
+    "publish": {"deploy_dir": "path", "keep": "int", "airflow_template": "path"},
+    "validation": {"max_file_size": "size"},
+}
+SOURCE_KEYS: dict[str, str] = {
+    "name": "str",
+    "url": "str",
+    "branch": "str",
+    "subdir": "str",
+    "include": "list",
+    "exclude": "list",
+    "interval": "duration",
+    "namespace": "str",
+}
+HOOK_KEYS: dict[str, str] = {
+    "name": "str",
+    "command": "str",
+    "url": "str",
+    "timeout": "duration",
+    "retries": "int",
+    "secret": "str",
+}
+LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    url: str
+    branch: str = "main"
+    subdir: str = ""
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = ()
+    interval: float | None = None
+    namespace: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_url(self.url)
+
+    @property
+    def safe_url(self) -> str:
+        return redact_url(self.url)
+
+    def fingerprint(self) -> str:
+        """What decides which files count: a change means a full comparison on the next sync."""
+        return "|".join(
+            [self.url, self.branch, self.subdir, ",".join(self.include), ",".join(self.exclude)]
+        )
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    name: str
+    command: str = ""
+    url: str = ""
+    timeout: float = 10.0
+    retries: int = 3
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: Path
+    config_path: Path | None = None
+    interval: float = 30.0
+    listen: str = "127.0.0.1:8765"
+    webhook_secret: str = ""
+    log_format: str = "text"
+    max_backoff: float = 300.0
+    deploy_dir: Path | None = None
+    keep: int = 5
+    airflow_template: Path | None = None
+    max_file_size: int = MAX_FILE_SIZE
+    task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
+    sources: tuple[SourceConfig, ...] = ()
+    hooks: tuple[HookConfig, ...] = ()
+
+    @property
+    def mirrors_dir(self) -> Path:
+        """gitdags' own bare mirrors live next to the database."""
+        return self.database.with_name(self.database.name + ".mirrors")
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"There is no source named {name!r} (sources: {known}).")
+
+    def interval_of(self, source: SourceConfig) -> float:
+        return source.interval if source.interval is not None else self.interval
+
+    @property
+    def namespaces(self) -> dict[str, str]:
+        return {s.name: s.namespace for s in self.sources if s.namespace}
+
+    def with_sources(self, *sources: SourceConfig) -> Settings:
+        return replace(self, sources=tuple(sources))
+
+
+def is_local_url(url: str) -> bool:
+    return "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url)
+
+
+def redact_url(url: str) -> str:
+    """Strip the password (or token) from a URL before it is logged or stored."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None and not (parts.username and "@" in parts.netloc):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    netloc = f"{user}:***@{host}" if parts.password is not None else f"***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """The config file to read, and whether the user named it."""
+    if explicit:
+        return Path(explicit), True
+    if os.environ.get("GITDAGS_CONFIG"):
+        return Path(os.environ["GITDAGS_CONFIG"]), True
+    return Path("config.toml"), False
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    file, named = config_path(path)
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file} is not valid TOML ({exc}); fix the file.") from exc
+        except OSError as exc:
+            raise ConfigError(f"Cannot read {file}: {exc.strerror}.") from exc
+    elif named:
+        raise ConfigError(f"Config file {file} does not exist; create it with `gitdags init`.")
+    base = file.resolve().parent
+    _check_keys(raw, str(file))
+    _apply_env(raw, env)
+    return _build(raw, base, file.resolve() if file.exists() else None)
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}."
+
+
+def _check_keys(raw: dict[str, Any], where: str) -> None:
+    known = [*SECTIONS, *LIST_SECTIONS, "task_types"]
+    for section, body in raw.items():
+        if section not in known:
+            raise ConfigError(f"Unknown section [{section}] in {where}" + _suggest(section, known))
+        if section == "task_types":
+            if not isinstance(body, dict):
+                raise ConfigError(f"[task_types] in {where} must be a table of type = [keys].")
+            continue
+        keys = LIST_SECTIONS.get(section) or SECTIONS[section]
+        tables = body if isinstance(body, list) else [body]
+        if section in LIST_SECTIONS and not isinstance(body, list):
+            raise ConfigError(f"{section} in {where} must be written [[{section}]].")
+        for table in tables:
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{section}] in {where} must be a table.")
+            for key in table:
+                if key not in keys:
+                    raise ConfigError(
+                        f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
+                    )
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, value in env.items():
+        if not var.startswith("GITDAGS_") or var == "GITDAGS_CONFIG":
+            continue
+        rest = var[len("GITDAGS_") :].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is not None:
+            key = rest[len(section) + 1 :]
+            if key not in SECTIONS[section]:
+                raise ConfigError(
+                    f"Unknown setting {var}" + _suggest(key, list(SECTIONS[section]))
+                )
+            raw.setdefault(section, {})[key] = _env_value(SECTIONS[section][key], value)
+            continue
+        if rest.startswith("sources_"):
+            _apply_source_env(raw, var, rest[len("sources_") :], value)
+        elif rest.startswith("task_types_"):
+            raw.setdefault("task_types", {})[rest[len("task_types_") :]] = _split(value)
+
+
+def _apply_source_env(raw: dict[str, Any], var: str, rest: str, value: str) -> None:
+    key = next((k for k in SOURCE_KEYS if rest.endswith("_" + k)), None)
+    if key is None or key == "name":
+        raise ConfigError(
+            f"{var} names no source key; write GITDAGS_SOURCES_<NAME>_<KEY> with KEY one of "
+            + ", ".join(k for k in SOURCE_KEYS if k != "name")
+            + "."
+        )
+    name = rest[: -len(key) - 1]
+    for table in raw.get("sources", []):
+        if str(table.get("name", "")).lower().replace("-", "_") == name:
+            table[key] = _env_value(SOURCE_KEYS[key], value)
+            return
+    raise ConfigError(f"{var} names source {name!r}, which config.toml does not define.")
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _env_value(kind: str, value: str) -> Any:
+    return _split(value) if kind == "list" else value
+
+
+def _convert(kind: str, value: Any, where: str, base: Path) -> Any:
+    if kind in ("str", "path"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string.")
+        if kind == "path":
+            return (base / value) if value else None
+        return value
+    if kind == "duration":
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            raise ConfigError(f"{where} = {value!r} is not a duration; write e.g. 30s, 5m or 1h.")
+        return float(seconds)
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} = {value!r} must be a whole number.") from None
+    if kind == "size":
+        match = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", str(value))
+        if not match:
+            raise ConfigError(f"{where} = {value!r} is not a size; write e.g. 1048576 or 1MiB.")
+        units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+        units.update(KiB=1 << 10, MiB=1 << 20, GiB=1 << 30)
+        return int(match.group(1)) * units[match.group(2) or "B"]
+    if kind == "list":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings.")
+        return tuple(value)
+    raise AssertionError(kind)
+
+
+def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
+    values: dict[str, Any] = {}
+    for section, keys in SECTIONS.items():
+        for key, value in raw.get(section, {}).items():
+            values[key] = _convert(keys[key], value, f"[{section}] {key}", base)
+    values["database"] = values.get("database") or base / "gitdags.db"
+    if "log_format" in values and values["log_format"] not in ("text", "json"):
+        raise ConfigError("[daemon] log_format must be 'text' or 'json'.")
+    task_types = dict(TASK_TYPES)
+    for name, required in raw.get("task_types", {}).items():
+        if not ID_RE.fullmatch(name):
+            raise ConfigError(f"Task type name {name!r} in [task_types] is not a valid id.")
+        task_types[name] = _convert("list", required, f"[task_types] {name}", base)
+    sources = [_source(t, base) for t in raw.get("sources", [])]
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"Two [[sources]] are named {name!r}; source names must be unique.")
+    hooks = [_hook(t, i, base) for i, t in enumerate(raw.get("hooks", []))]
+    return Settings(
+        config_path=file,
+        task_types=task_types,
+        sources=tuple(sources),
+        hooks=tuple(hooks),
+        **values,
+    )
+
+
+def _source(table: dict[str, Any], base: Path) -> SourceConfig:
+    for required in ("name", "url"):
+        if not table.get(required):
+            raise ConfigError(f"A [[sources]] entry has no {required}; every source needs one.")
+    name = _convert("str", table["name"], "[[sources]] name", base)
+    if not ID_RE.fullmatch(name):
+        raise ConfigError(f"Source name {name!r} must use letters, digits, '_', '.', '-'.")
+    values = {
+        key: _convert(SOURCE_KEYS[key], value, f"[[sources]] {name}: {key}", base)
+        for key, value in table.items()
+    }
+    url = values["url"]
+    if is_local_url(url):
+        values["url"] = str((base / Path(url).expanduser()).resolve())
+    values["subdir"] = values.get("subdir", "").strip("/")
+    return SourceConfig(**values)
+
+
+def _hook(table: dict[str, Any], index: int, base: Path) -> HookConfig:
+    values = {
+        key: _convert(HOOK_KEYS[key], value, f"[[hooks]] {key}", base)
+        for key, value in table.items()
+    }
+    values.setdefault("name", f"hook{index + 1}")
+    if bool(values.get("command")) == bool(values.get("url")):
+        raise ConfigError(f"Hook {values['name']!r} needs exactly one of command or url.")
+    return HookConfig(**values)

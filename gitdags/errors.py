@@ -1,0 +1,46 @@
+"""Errors raised by gitdags.
+
+Every error carries one sentence that says what is wrong and what to do::
+
+    GitdagsError
+    ├── ConfigError      config.toml or a GITDAGS_* variable is wrong
+    ├── SourceError      a git source cannot be fetched or read
+    ├── StoreError       the SQLite database cannot be opened or written
+    └── ActionError      an operator action (rollback, pin, ...) is refused
+
+Invalid DAG files are not errors: validation returns a list of `Issue`.
+"""
+
+from __future__ import annotations
+
+
+class GitdagsError(Exception):
+    """Base of every error gitdags raises on purpose."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class ConfigError(GitdagsError):
+    """The configuration is invalid."""
+
+
+class SourceError(GitdagsError):
+    """A git source could not be fetched, diffed or read."""
+
+
+class StoreError(GitdagsError):
+    """The state database could not be used."""
+
+
+class ActionError(GitdagsError):
+    """An operator action was refused."""
+
+
+class NotFoundError(ActionError):
+    """A DAG, version, source or commit does not exist."""

@@ -1,0 +1,266 @@
+"""Plain data passed between the layers: issues, parsed files, DAG states, versions, syncs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+
+STATUSES = ("active", "invalid", "disabled", "deleted", "paused", "pinned")
+
+# Stable issue codes. The number never changes meaning; the name is for people.
+CODES: dict[str, str] = {
+    # the file itself
+    "GD001": "file-too-large",
+    "GD002": "binary-file",
+    "GD003": "symlink",
+    "GD004": "parse-error",
+    "GD005": "not-a-mapping",
+    "GD006": "unsupported-extension",
+    # fields of one DAG
+    "GD101": "missing-field",
+    "GD102": "wrong-type",
+    "GD103": "unknown-field",
+    "GD104": "bad-id",
+    "GD105": "bad-schedule",
+    "GD106": "bad-duration",
+    "GD107": "bad-date",
+    "GD108": "bad-value",
+    "GD109": "tasks-and-nodes",
+    # tasks of one DAG
+    "GD201": "duplicate-task-id",
+    "GD202": "unknown-task",
+    "GD203": "self-dependency",
+    "GD204": "cycle",
+    "GD205": "unknown-task-type",
+    "GD206": "missing-config-key",
+    "GD207": "no-tasks",
+    # across files and sources
+    "GD301": "duplicate-dag-id",
+    "GD302": "unknown-dag-dependency",
+    "GD303": "dag-cycle",
+    "GD304": "namespace-violation",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One validation finding, located in a file."""
+
+    code: str
+    severity: Severity
+    file: str
+    location: str
+    line: int | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "file": self.file,
+            "location": self.location,
+            "line": self.line,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Issue:
+        return cls(
+            code=data["code"],
+            severity=data["severity"],
+            file=data["file"],
+            location=data["location"],
+            line=data.get("line"),
+            message=data["message"],
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        loc = f" [{self.location}]" if self.location else ""
+        return f"{where}: {self.severity} {self.code}{loc} {self.message}"
+
+
+def has_errors(issues: tuple[Issue, ...] | list[Issue]) -> bool:
+    return any(i.severity == "error" for i in issues)
+
+
+@dataclass(frozen=True, slots=True)
+class DagFile:
+    """One DAG definition file, read and validated on its own."""
+
+    path: str
+    dag_id: str
+    spec: dict[str, Any] | None  # normalized; None when the file could not be parsed
+    issues: tuple[Issue, ...]
+    content_hash: str
+    content: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.spec is not None and not has_errors(self.issues)
+
+    def with_issues(self, extra: list[Issue]) -> DagFile:
+        return dataclasses.replace(self, issues=self.issues + tuple(extra))
+
+
+@dataclass(frozen=True, slots=True)
+class DagState:
+    """A DAG as the database holds it now."""
+
+    dag_id: str
+    source: str
+    path: str
+    status: str
+    paused: bool
+    pinned: bool
+    pin_until_change: bool
+    served_version: int | None
+    newest_version: int | None
+    served_commit: str | None
+    owner: str | None
+    tags: tuple[str, ...]
+    schedule: str | None
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tags"] = list(self.tags)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One recorded version of a DAG."""
+
+    dag_id: str
+    version: int
+    source: str
+    commit: str
+    author: str
+    committed_at: str
+    message: str
+    path: str
+    content_hash: str
+    valid: bool
+    served: bool
+    issues: tuple[Issue, ...]
+    spec: dict[str, Any] | None
+    content: str
+    recorded_at: str
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "version": self.version,
+            "commit": self.commit,
+            "author": self.author,
+            "committed_at": self.committed_at,
+            "message": self.message,
+            "path": self.path,
+            "content_hash": self.content_hash,
+            "valid": self.valid,
+            "served": self.served,
+            "issues": [i.to_dict() for i in self.issues],
+        }
+        if full:
+            data.update(dag_id=self.dag_id, source=self.source, spec=self.spec)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DagChange:
+    """What one sync or action did to one DAG."""
+
+    dag_id: str
+    change: str  # added, changed, renamed, invalid, deleted, restored, unchanged
+    version: int | None
+    path: str
+    old_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The outcome of syncing one source once."""
+
+    source: str
+    from_commit: str | None
+    to_commit: str | None
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    invalid: int = 0
+    unchanged: int = 0
+    duration_ms: float = 0.0
+    forced: bool = False
+    error: str | None = None
+    dry_run: bool = False
+    started_at: str = ""
+    changes: tuple[DagChange, ...] = ()
+    issues: tuple[Issue, ...] = field(default=())
+    blobs_read: int = 0
+
+    @property
+    def nothing_new(self) -> bool:
+        return self.error is None and not self.changes and self.from_commit == self.to_commit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "started_at": self.started_at,
+            "from_commit": self.from_commit,
+            "to_commit": self.to_commit,
+            "added": self.added,
+            "changed": self.changed,
+            "deleted": self.deleted,
+            "invalid": self.invalid,
+            "unchanged": self.unchanged,
+            "duration_ms": round(self.duration_ms, 1),
+            "forced": self.forced,
+            "error": self.error,
+            "dry_run": self.dry_run,
+            "changes": [c.to_dict() for c in self.changes],
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """Where one source stands: has my commit landed?"""
+
+    source: str
+    url: str
+    branch: str
+    newest_commit: str | None
+    served_commit: str | None
+    last_sync_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+    pinned_commit: str | None
+    counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(self.counts)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One operator action, recorded."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    dag_id: str | None
+    source: str | None
+    reason: str
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,386 @@
+"""One sync of one source: diff the new commit against the last synced one, validate what
+changed, and record it. Runs inside the caller's transaction.
+
+Rules (PRODUCT.md §3): unchanged content makes no new version; an invalid file never replaces
+the served version; a deleted file retires its DAG and keeps its history; a DAG keeps its
+history when its file is renamed (a DAG is its `dag_id`, wherever it lives); a force-pushed
+branch or changed source settings are compared against the files the database holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitdags import validate
+from gitdags.config import Settings, SourceConfig
+from gitdags.model import DagChange, DagFile, SyncResult
+from gitdags.source import SYMLINK, Change, Commit, Entry, GitSource
+from gitdags.store import HistoryStore, dumps, loads, now
+
+log = logging.getLogger(__name__)
+
+
+def derive_status(dag: Mapping[str, Any]) -> str:
+    """The one place a DAG's status is decided."""
+    if dag["deleted"]:
+        return "deleted"
+    if dag["paused"]:
+        return "paused"
+    if dag["pinned"]:
+        return "pinned"
+    if not dag["newest_valid"]:
+        return "invalid"
+    if not dag["enabled"]:
+        return "disabled"
+    return "active"
+
+
+def save_dag(store: HistoryStore, dag: dict[str, Any]) -> None:
+    dag["status"] = derive_status(dag)
+    dag["updated_at"] = now()
+    store.upsert("dags", dag, ("dag_id",))
+
+
+def served_fields(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Columns of `dags` copied from the served version's spec."""
+    spec = spec or {}
+    return {
+        "enabled": int(spec.get("enabled", True)),
+        "owner": spec.get("owner"),
+        "tags": dumps(spec.get("tags", [])),
+        "schedule": spec.get("schedule"),
+        "depends_on_dags": dumps(spec.get("depends_on_dags", [])),
+    }
+
+
+class StoreCatalog:
+    """Answers `validate.check_across` about DAGs outside the files of this sync."""
+
+    def __init__(self, store: HistoryStore, source: str, in_flux: set[str]) -> None:
+        self.store = store
+        self.source = source
+        self.in_flux = in_flux  # paths of this source whose content this sync decides
+
+    def owner(self, dag_id: str) -> tuple[str, str] | None:
+        row = self.store.row(
+            "SELECT source, path FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
+        )
+        if row is None or (row["source"] == self.source and row["path"] in self.in_flux):
+            return None
+        return row["source"], row["path"]
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        value = self.store.scalar(
+            "SELECT depends_on_dags FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
+        )
+        return loads(value) or []
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    invalid: int = 0
+    changes: list[DagChange] = field(default_factory=list)
+
+    def add(self, change: DagChange) -> None:
+        self.changes.append(change)
+        if change.change in ("added", "restored"):
+            self.added += 1
+        elif change.change in ("changed", "renamed"):
+            self.changed += 1
+        elif change.change == "deleted":
+            self.deleted += 1
+        elif change.change == "invalid":
+            self.invalid += 1
+
+
+class SourceSync:
+    """Brings one source's rows in the store up to `head`."""
+
+    def __init__(
+        self, settings: Settings, store: HistoryStore, config: SourceConfig, git: GitSource
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self.git = git
+        self.name = config.name
+
+    def run(self, head: str, started_at: str) -> SyncResult:
+        src = self.store.row("SELECT * FROM sources WHERE name = ?", (self.name,))
+        old = src["served_commit"] if src else None
+        same_config = src is not None and src["fingerprint"] == self.config.fingerprint()
+        if old == head and same_config:
+            if src and src["last_error"]:
+                self._clear_error()
+            return SyncResult(self.name, old, head, started_at=started_at)
+
+        forced = False
+        if old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
+            changes = self.git.diff(old, head)
+        else:
+            forced = bool(old) and same_config
+            if forced:
+                log.warning(
+                    "source %s: %s is not an ancestor of %s (force-push); comparing with the "
+                    "files the database holds",
+                    self.name,
+                    old[:12] if old else "",
+                    head[:12],
+                )
+            changes = self._compare_with_store(head)
+
+        entries = [c.entry for c in changes if c.entry is not None]
+        commit, contents = self.git.read(head, entries)
+        checked = {c.path: self._check(c.entry, contents.get(c.path)) for c in changes if c.entry}
+        gone = {c.path for c in changes if c.status == "D"}
+        gone |= {c.old_path for c in changes if c.old_path}
+        counts = self._apply(commit, changes, checked, gone)
+
+        unchanged = self.store.scalar(
+            "SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (self.name,)
+        ) - len({c.dag_id for c in counts.changes if c.change != "deleted"})
+        issues = [i for f in checked.values() for i in f.issues]
+        result = SyncResult(
+            self.name,
+            old,
+            head,
+            added=counts.added,
+            changed=counts.changed,
+            deleted=counts.deleted,
+            invalid=counts.invalid,
+            unchanged=max(unchanged, 0),
+            forced=forced,
+            started_at=started_at,
+            changes=tuple(counts.changes),
+            issues=tuple(issues),
+            blobs_read=self.git.blobs_read,
+        )
+        self.store.upsert(
+            "sources",
+            {
+                "name": self.name,
+                "url": self.config.safe_url,
+                "branch": self.config.branch,
+                "fingerprint": self.config.fingerprint(),
+                "newest_commit": head,
+                "served_commit": head,
+                "last_sync_at": now(),
+                "last_error": None,
+                "last_error_at": None,
+                "failures": 0,
+            },
+            ("name",),
+        )
+        return result
+
+    def _clear_error(self) -> None:
+        self.store.update(
+            "sources",
+            {"name": self.name},
+            {"last_error": None, "last_error_at": None, "failures": 0, "last_sync_at": now()},
+        )
+        self.store.bump()
+
+    # -- what changed ----------------------------------------------------------------------------
+    def _compare_with_store(self, head: str) -> list[Change]:
+        """Every difference between the tree at `head` and the files the database holds."""
+        tree = self.git.tree(head)
+        held = {
+            r["path"]: r["blob"]
+            for r in self.store.rows("SELECT path, blob FROM files WHERE source = ?", (self.name,))
+        }
+        changes = [
+            Change("A" if path not in held else "M", path, entry)
+            for path, entry in tree.items()
+            if held.get(path) != entry.blob
+        ]
+        changes += [Change("D", path, None) for path in held if path not in tree]
+        return changes
+
+    def _check(self, entry: Entry | None, content: bytes | int | None) -> DagFile:
+        assert entry is not None
+        if entry.mode == SYMLINK:
+            return validate.symlink(entry.path)
+        if isinstance(content, int):
+            return validate.oversized(entry.path, content, self.settings.max_file_size)
+        return validate.check_file(entry.path, content or b"", task_types=self.settings.task_types)
+
+    # -- recording -------------------------------------------------------------------------------
+    def _apply(
+        self,
+        commit: Commit,
+        changes: list[Change],
+        checked: dict[str, DagFile],
+        gone: set[str],
+    ) -> _Counts:
+        counts = _Counts()
+        in_flux = gone | set(checked)
+        held = self._held_dags(in_flux)  # path -> dag_id before this sync
+
+        # A file that names no DAG of its own (unparseable) stays with the DAG it held.
+        renamed_from = {c.path: c.old_path for c in changes if c.old_path}
+        for path, f in list(checked.items()):
+            if not f.dag_id:
+                old_path = renamed_from.get(path, "")
+                dag_id = held.get(path) or held.get(old_path) or validate.default_dag_id(path)
+                if validate.ID_RE.fullmatch(dag_id):
+                    checked[path] = _with_dag_id(f, dag_id)
+
+        catalog = StoreCatalog(self.store, self.name, in_flux)
+        extra = validate.check_across(
+            checked.values(), catalog, source=self.name, namespaces=self.settings.namespaces
+        )
+        rejected: set[str] = set()
+        for path, issues in extra.items():
+            checked[path] = checked[path].with_issues(issues)
+            if any(i.code in ("GD301", "GD304") for i in issues):
+                rejected.add(path)
+
+        blobs = {c.path: c.entry.blob for c in changes if c.entry is not None}
+        claimed: dict[str, DagFile] = {}
+        for path, f in sorted(checked.items()):
+            if f.dag_id and path not in rejected:
+                claimed[f.dag_id] = f
+            elif not f.dag_id or path in rejected:
+                counts.invalid += 1
+            self.store.upsert(
+                "files",
+                {
+                    "source": self.name,
+                    "path": path,
+                    "blob": blobs[path],
+                    "dag_id": f.dag_id or None,
+                    "issues": dumps([i.to_dict() for i in f.issues]) if path in rejected or not f.dag_id else "[]",
+                },
+                ("source", "path"),
+            )
+        for path in gone - set(checked):
+            self.store.execute("DELETE FROM files WHERE source = ? AND path = ?", (self.name, path))
+
+        for dag_id, f in claimed.items():
+            change = self._record(commit, dag_id, f)
+            if change is not None:
+                counts.add(change)
+
+        for path, dag_id in held.items():
+            if dag_id not in claimed:
+                self._retire(dag_id, path)
+                counts.add(DagChange(dag_id, "deleted", None, path))
+        return counts
+
+    def _held_dags(self, paths: set[str]) -> dict[str, str]:
+        if not paths:
+            return {}
+        found: dict[str, str] = {}
+        ordered = sorted(paths)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.rows(
+                f"SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
+                (self.name, *chunk),
+            ):
+                found[row["path"]] = row["dag_id"]
+        return found
+
+    def _record(self, commit: Commit, dag_id: str, f: DagFile) -> DagChange | None:
+        """A new version of `dag_id` from file `f`, unless its content is unchanged."""
+        dag = self.store.row("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
+        if dag is not None and dag["source"] != self.name and not dag["deleted"]:
+            return None  # owned elsewhere: check_across rejected the file already
+        newest = None
+        if dag is not None and dag["newest_version"]:
+            newest = self.store.row(
+                "SELECT content_hash, valid FROM versions WHERE dag_id = ? AND version = ?",
+                (dag_id, dag["newest_version"]),
+            )
+        if dag is not None and not dag["deleted"] and newest and newest["content_hash"] == f.content_hash:
+            if dag["path"] == f.path:
+                return None
+            old_path = dag["path"]
+            dag.update(path=f.path)
+            save_dag(self.store, dag)
+            return DagChange(dag_id, "renamed", dag["newest_version"], f.path, old_path)
+
+        number = (dag["newest_version"] or 0) + 1 if dag else 1
+        self.store.insert(
+            "versions",
+            {
+                "dag_id": dag_id,
+                "version": number,
+                "source": self.name,
+                "commit_sha": commit.sha,
+                "author": commit.author,
+                "committed_at": commit.committed_at,
+                "message": commit.message,
+                "path": f.path,
+                "content_hash": f.content_hash,
+                "valid": int(f.valid),
+                "issues": dumps([i.to_dict() for i in f.issues]),
+                "spec": dumps(f.spec) if f.spec is not None else None,
+                "content": f.content,
+                "recorded_at": now(),
+            },
+        )
+        if dag is None:
+            dag = {
+                "dag_id": dag_id,
+                "source": self.name,
+                "created_at": now(),
+                "paused": 0,
+                "pinned": 0,
+                "pin_until_change": 0,
+                "served_version": None,
+                "served_commit": None,
+                **served_fields(None),
+            }
+            kind = "added"
+        else:
+            kind = "restored" if dag["deleted"] else "changed"
+        old_path = dag.get("path")
+        dag.update(source=self.name, path=f.path, deleted=0, newest_version=number)
+        dag["newest_valid"] = int(f.valid)
+        if f.valid:
+            if dag["pinned"] and dag["pin_until_change"]:
+                dag.update(pinned=0, pin_until_change=0)
+                self._audit_auto_unpin(dag_id, number)
+            if not dag["pinned"]:
+                dag.update(served_version=number, served_commit=commit.sha, **served_fields(f.spec))
+        if not f.valid:
+            kind = "invalid"
+        elif kind == "changed" and old_path and old_path != f.path:
+            kind = "renamed"
+        save_dag(self.store, dag)
+        return DagChange(dag_id, kind, number, f.path, old_path if old_path != f.path else None)
+
+    def _retire(self, dag_id: str, path: str) -> None:
+        self.store.execute(
+            "UPDATE dags SET deleted = 1, status = 'deleted', updated_at = ? WHERE dag_id = ?",
+            (now(), dag_id),
+        )
+
+    def _audit_auto_unpin(self, dag_id: str, version: int) -> None:
+        self.store.insert(
+            "audit",
+            {
+                "at": now(),
+                "actor": "gitdags",
+                "action": "unpin",
+                "dag_id": dag_id,
+                "source": self.name,
+                "reason": "until-change: a newer commit changed the DAG",
+                "detail": dumps({"served_version": version}),
+            },
+        )
+
+
+def _with_dag_id(f: DagFile, dag_id: str) -> DagFile:
+    spec = dict(f.spec, dag_id=dag_id) if f.spec is not None else None
+    return dataclasses.replace(f, dag_id=dag_id, spec=spec)

@@ -1,0 +1,635 @@
+"""Validation of DAG definition files: pure functions, no I/O.
+
+`check_file` reads one file's text into a normalized spec and a list of issues (every problem,
+not just the first). `check_across` adds the checks that need more than one file: duplicate
+`dag_id`, namespaces, `depends_on_dags` targets and cycles between DAGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from gitdags import formats
+from gitdags.formats import FieldPath, path_text
+from gitdags.model import DagFile, Issue, has_errors
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ID_MAX = 250
+CALLABLE_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+TRIGGER_RULES = (
+    "all_success",
+    "all_failed",
+    "all_done",
+    "all_done_min_one_success",
+    "all_done_setup_success",
+    "all_skipped",
+    "one_success",
+    "one_failed",
+    "one_done",
+    "none_failed",
+    "none_failed_min_one_success",
+    "none_skipped",
+    "always",
+)
+
+# Built-in task types and the config keys each one requires.
+TASK_TYPES: dict[str, tuple[str, ...]] = {
+    "empty": (),
+    "bash": ("command",),
+    "python": ("callable",),
+    "sql": ("conn_id", "sql"),
+    "http": ("url",),
+    "kubernetes_pod": ("image",),
+    "sensor": ("kind", "target"),
+    "local": ("module",),
+    "lambda": ("function_name",),
+}
+
+# Field tables: the one description of format v1, used by the checks and by `gitdags schema`.
+# kind: str, bool, int, id, ids, strs, mapping, schedule, date, duration, tasks, edges
+TOP_FIELDS: dict[str, tuple[str, str]] = {
+    "dag_id": ("id", "DAG id; default: the file name without extension"),
+    "description": ("str", "what the DAG does"),
+    "enabled": ("bool", "false: kept and versioned, never published"),
+    "schedule": ("schedule", "5-field cron, a preset, or null"),
+    "start_date": ("date", "first logical date, e.g. 2024-01-01"),
+    "catchup": ("bool", "run missed intervals"),
+    "max_active_runs": ("int", "runs of this DAG at once (>= 1)"),
+    "owner": ("str", "team or person responsible"),
+    "tags": ("strs", "free labels"),
+    "default_args": ("default_args", "defaults for every task"),
+    "params": ("mapping", "parameters passed to runs"),
+    "depends_on_dags": ("ids", "DAGs this DAG waits for"),
+    "tasks": ("tasks", "the tasks; 'nodes' is accepted as an alias"),
+    "nodes": ("tasks", "alias of tasks"),
+    "edges": ("edges", "dependencies as {from, to} pairs"),
+}
+TASK_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("id", "task id, unique in the DAG"),
+    "type": ("str", "task type: " + ", ".join(TASK_TYPES)),
+    "config": ("mapping", "type-specific settings"),
+    "depends_on": ("ids", "tasks that must finish first"),
+    "description": ("str", "what the task does"),
+    "retries": ("count", "retries of this task"),
+    "retry_delay": ("duration", "wait between retries"),
+    "timeout": ("duration", "execution timeout"),
+    "trigger_rule": ("str", "when the task runs: " + ", ".join(TRIGGER_RULES)),
+    "pool": ("str", "orchestrator pool"),
+    "priority_weight": ("int", "orchestrator priority"),
+}
+DEFAULT_ARGS: dict[str, str] = {
+    "retries": "count",
+    "retry_delay": "duration",
+    "timeout": "duration",
+    "sla": "duration",
+    "owner": "str",
+}
+MAX_FILE_SIZE = 1024 * 1024
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_issue(path: str, code: str, message: str, location: str = "") -> Issue:
+    return Issue(code, "error", path, location, None, message)
+
+
+def default_dag_id(path: str) -> str:
+    return PurePosixPath(path).stem
+
+
+def parse_duration(value: Any) -> int | None:
+    """30s 5m 2h 1d, or a number of seconds -> seconds; None when it is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value) if value >= 0 else None
+    if isinstance(value, str):
+        match = DURATION_RE.fullmatch(value)
+        if match:
+            return int(float(match.group(1)) * DURATION_UNITS[match.group(2)])
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def check_schedule(value: str) -> str | None:
+    """None when `value` is a valid 5-field cron or preset, else the reason."""
+    if value.startswith("@"):
+        return None if value in PRESETS else f"preset must be one of {' '.join(PRESETS)}"
+    if len(value.split()) != 5:
+        return "a cron expression has 5 fields (minute hour day month weekday)"
+    from croniter import croniter  # imported here: only sync and validate need it
+
+    try:
+        croniter(value)
+    except (ValueError, KeyError, TypeError) as exc:
+        return str(exc) or "not a valid cron expression"
+    return None
+
+
+@dataclass
+class _Checker:
+    path: str
+    line_of: formats.LineFinder
+    task_types: Mapping[str, tuple[str, ...]]
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, code: str, where: FieldPath, message: str, severity: str = "error") -> None:
+        self.issues.append(
+            Issue(code, severity, self.path, path_text(where), self.line_of(where), message)  # type: ignore[arg-type]
+        )
+
+    # -- scalar kinds ---------------------------------------------------------------------------
+    def value(self, kind: str, value: Any, where: FieldPath) -> Any:
+        """Check `value` against `kind`; return its normalized form (None when wrong)."""
+        name = path_text(where)
+        if kind == "str":
+            if isinstance(value, str):
+                return value
+            return self._wrong(where, f"{name} must be a string")
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return self._wrong(where, f"{name} must be true or false")
+        if kind in ("int", "count"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                if kind == "count" and value < 0:
+                    self.add("GD108", where, f"{name} must be 0 or more, not {value}.")
+                    return None
+                return value
+            return self._wrong(where, f"{name} must be a whole number")
+        if kind == "id":
+            return self.ident(value, where)
+        if kind in ("ids", "strs"):
+            if not isinstance(value, list):
+                return self._wrong(where, f"{name} must be a list")
+            out = []
+            for i, item in enumerate(value):
+                if kind == "ids":
+                    checked = self.ident(item, (*where, i))
+                else:
+                    checked = self.value("str", item, (*where, i))
+                if checked is not None:
+                    out.append(checked)
+            return out
+        if kind == "mapping":
+            if isinstance(value, dict):
+                return plain(value)
+            return self._wrong(where, f"{name} must be a mapping")
+        if kind == "duration":
+            seconds = parse_duration(value)
+            if seconds is None:
+                self.add(
+                    "GD106",
+                    where,
+                    f"{name} is not a duration ({value!r}); write 30s, 5m, 2h, 1d or seconds.",
+                )
+            return seconds
+        if kind == "schedule":
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                return self._wrong(where, f"{name} must be a cron string, a preset or null")
+            reason = check_schedule(value.strip())
+            if reason:
+                self.add("GD105", where, f"schedule {value!r} is not valid: {reason}.")
+                return None
+            return value.strip()
+        if kind == "date":
+            return self.date(value, where)
+        raise AssertionError(f"unknown field kind {kind}")
+
+    def _wrong(self, where: FieldPath, message: str) -> None:
+        self.add("GD102", where, message + ".")
+        return None
+
+    def ident(self, value: Any, where: FieldPath) -> str | None:
+        if not isinstance(value, str):
+            return self._wrong(where, f"{path_text(where)} must be a string id")
+        if not ID_RE.fullmatch(value) or len(value) > ID_MAX:
+            self.add(
+                "GD104",
+                where,
+                f"{value!r} is not a valid id: use letters, digits, '_', '.', '-', starting "
+                f"with a letter or digit, at most {ID_MAX} characters.",
+            )
+            return None
+        return value
+
+    def date(self, value: Any, where: FieldPath) -> str | None:
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value.strip()).isoformat().removesuffix("T00:00:00")
+            except ValueError:
+                pass
+        self.add("GD107", where, f"start_date {value!r} is not a date; write e.g. 2024-01-01.")
+        return None
+
+    # -- the DAG --------------------------------------------------------------------------------
+    def dag(self, data: Any) -> dict[str, Any] | None:
+        if not isinstance(data, dict):
+            kind = "empty" if data is None else type(data).__name__
+            self.add("GD005", (), f"The file must hold one mapping (a DAG), not {kind}.")
+            return None
+        spec: dict[str, Any] = {}
+        for key in data:
+            if key not in TOP_FIELDS:
+                self.add(
+                    "GD103",
+                    (str(key),),
+                    f"Unknown field {key!r} is ignored; known fields: "
+                    + ", ".join(k for k in TOP_FIELDS if k != "nodes")
+                    + ".",
+                    "warning",
+                )
+        dag_id = self.value("id", data["dag_id"], ("dag_id",)) if "dag_id" in data else None
+        spec["dag_id"] = dag_id
+        spec["description"] = self.opt(data, "description", "")
+        spec["enabled"] = self.opt(data, "enabled", True)
+        spec["schedule"] = self.opt(data, "schedule", None)
+        spec["start_date"] = self.opt(data, "start_date", None)
+        spec["catchup"] = self.opt(data, "catchup", False)
+        spec["max_active_runs"] = self.opt(data, "max_active_runs", None)
+        if spec["max_active_runs"] is not None and spec["max_active_runs"] < 1:
+            self.add("GD108", ("max_active_runs",), "max_active_runs must be 1 or more.")
+        spec["owner"] = self.opt(data, "owner", None)
+        spec["tags"] = self.opt(data, "tags", [])
+        spec["default_args"] = self.default_args(data.get("default_args"))
+        spec["params"] = self.opt(data, "params", {})
+        spec["depends_on_dags"] = sorted(set(self.opt(data, "depends_on_dags", [])))
+        spec["tasks"] = self.tasks(data)
+        return spec
+
+    def opt(self, data: dict[str, Any], key: str, default: Any) -> Any:
+        if key not in data:
+            return default
+        if data[key] is None and key != "schedule":
+            return default
+        checked = self.value(TOP_FIELDS[key][0], data[key], (key,))
+        return default if checked is None and key != "schedule" else checked
+
+    def default_args(self, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self._wrong(("default_args",), "default_args must be a mapping")
+            return {}
+        out = plain(value)
+        for key, kind in DEFAULT_ARGS.items():
+            if key in value:
+                out[key] = self.value(kind, value[key], ("default_args", key))
+        return out
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def tasks(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        key = "tasks"
+        if "tasks" in data and "nodes" in data:
+            self.add("GD109", ("nodes",), "Use either tasks or nodes, not both.")
+        elif "nodes" in data:
+            key = "nodes"
+        elif "tasks" not in data:
+            self.add("GD101", (), "Required field tasks is missing (nodes is accepted too).")
+            return []
+        raw = data[key]
+        if not isinstance(raw, list):
+            self._wrong((key,), f"{key} must be a list of tasks")
+            return []
+        if not raw:
+            self.add("GD207", (key,), "A DAG needs at least one task.")
+        tasks: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            task = self.task(item, (key, i))
+            if task is None:
+                continue
+            if task["id"] in seen:
+                self.add("GD201", (key, i, "id"), f"Task id {task['id']!r} is used twice.")
+                continue
+            seen.add(task["id"])
+            tasks.append(task)
+        self.edges(data.get("edges"), tasks, seen)
+        self.graph(tasks, key)
+        for task in tasks:
+            task["depends_on"] = sorted(set(task["depends_on"]))
+        return tasks
+
+    def task(self, item: Any, where: FieldPath) -> dict[str, Any] | None:
+        if not isinstance(item, dict):
+            self._wrong(where, f"{path_text(where)} must be a mapping with id and type")
+            return None
+        for key in item:
+            if key not in TASK_FIELDS:
+                self.add(
+                    "GD103",
+                    (*where, str(key)),
+                    f"Unknown task field {key!r} is ignored; known: {', '.join(TASK_FIELDS)}.",
+                    "warning",
+                )
+        ok = True
+        for required in ("id", "type"):
+            if required not in item:
+                self.add("GD101", where, f"Required task field {required} is missing.")
+                ok = False
+        task_id = self.ident(item["id"], (*where, "id")) if "id" in item else None
+        task_type = self.value("str", item["type"], (*where, "type")) if "type" in item else None
+        config = self.value("mapping", item.get("config", {}), (*where, "config"))
+        if task_type is not None and config is not None:
+            self.config(task_type, config, where)
+        depends_on = self.value("ids", item.get("depends_on", []), (*where, "depends_on"))
+        if task_id is None or task_type is None or not ok:
+            return None
+        task: dict[str, Any] = {
+            "id": task_id,
+            "type": task_type,
+            "config": config or {},
+            "depends_on": depends_on or [],
+        }
+        for key, (kind, _doc) in TASK_FIELDS.items():
+            if key in task or key not in item:
+                continue
+            checked = self.value(kind, item[key], (*where, key))
+            if key == "trigger_rule" and checked is not None and checked not in TRIGGER_RULES:
+                self.add(
+                    "GD108",
+                    (*where, key),
+                    f"Unknown trigger_rule {checked!r}; use one of {', '.join(TRIGGER_RULES)}.",
+                )
+            task[key] = checked
+        task["_where"] = where
+        return task
+
+    def config(self, task_type: str, config: dict[str, Any], where: FieldPath) -> None:
+        if task_type not in self.task_types:
+            self.add(
+                "GD205",
+                (*where, "type"),
+                f"Unknown task type {task_type!r}; use one of {', '.join(self.task_types)} "
+                "or declare it under [task_types] in config.toml.",
+            )
+            return
+        for key in self.task_types[task_type]:
+            if key not in config or config[key] in (None, ""):
+                self.add(
+                    "GD206",
+                    (*where, "config"),
+                    f"Task type {task_type} needs config key {key!r}.",
+                )
+        call = config.get("callable")
+        if task_type == "python" and isinstance(call, str) and not CALLABLE_RE.fullmatch(call):
+            self.add(
+                "GD108",
+                (*where, "config", "callable"),
+                f"callable {call!r} must be written package.module:function.",
+            )
+
+    def edges(self, value: Any, tasks: list[dict[str, Any]], ids: set[str]) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self._wrong(("edges",), "edges must be a list of {from, to} mappings")
+            return
+        by_id = {t["id"]: t for t in tasks}
+        for i, edge in enumerate(value):
+            where: FieldPath = ("edges", i)
+            if not isinstance(edge, dict) or "from" not in edge or "to" not in edge:
+                self._wrong(where, f"edges[{i}] must be a mapping with from and to")
+                continue
+            src, dst = edge["from"], edge["to"]
+            if not isinstance(src, str) or not isinstance(dst, str):
+                self._wrong(where, f"edges[{i}] from and to must be task ids")
+                continue
+            missing = [t for t in (src, dst) if t not in ids]
+            for name in missing:
+                self.add("GD202", where, f"Edge names task {name!r}, which does not exist.")
+            if src == dst:
+                self.add("GD203", where, f"Task {src!r} cannot depend on itself.")
+            elif not missing:
+                by_id[dst]["depends_on"].append(src)
+
+    def graph(self, tasks: list[dict[str, Any]], key: str) -> None:
+        import networkx as nx  # imported here: listing commands never need it
+
+        ids = {t["id"] for t in tasks}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(ids)
+        for task in tasks:
+            where = task.pop("_where")
+            kept = []
+            for up in task["depends_on"]:
+                if up == task["id"]:
+                    self.add("GD203", (*where, "depends_on"), f"Task {up!r} depends on itself.")
+                elif up not in ids:
+                    self.add(
+                        "GD202",
+                        (*where, "depends_on"),
+                        f"Task {task['id']!r} depends on {up!r}, which does not exist.",
+                    )
+                else:
+                    kept.append(up)
+                    graph.add_edge(up, task["id"])
+            task["depends_on"] = kept
+        if nx.is_directed_acyclic_graph(graph):
+            return
+        for component in nx.strongly_connected_components(graph):
+            if len(component) < 2:
+                continue
+            cycle = nx.find_cycle(graph.subgraph(component))
+            names = [edge[0] for edge in cycle] + [cycle[0][0]]
+            self.add("GD204", (key,), "Tasks form a cycle: " + " -> ".join(names) + ".")
+
+
+def plain(value: Any) -> Any:
+    """Make parsed data JSON-safe: dates become ISO strings, keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def check_file(
+    path: str,
+    content: bytes,
+    *,
+    task_types: Mapping[str, tuple[str, ...]] = TASK_TYPES,
+) -> DagFile:
+    """Validate one file's content on its own. `dag_id` is "" when the file names none."""
+    digest = content_hash(content)
+    if b"\0" in content[:8192]:
+        issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
+        return DagFile(path, "", None, (issue,), digest)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        issue = file_issue(path, "GD002", "The file is not UTF-8 text; save it as UTF-8.")
+        return DagFile(path, "", None, (issue,), digest)
+    parsed = formats.parse(path, text)
+    if parsed.data is None and parsed.issues:
+        return DagFile(path, "", None, tuple(parsed.issues), digest, text)
+    checker = _Checker(path, parsed.line_of, task_types)
+    spec = checker.dag(parsed.data)
+    dag_id = (spec or {}).get("dag_id") or ""
+    if spec is not None and not dag_id:
+        raw_id = parsed.data.get("dag_id") if isinstance(parsed.data, dict) else None
+        if raw_id is None:
+            dag_id = default_dag_id(path)
+            if checker.ident(dag_id, ("dag_id",)) is None:
+                dag_id = ""
+        spec["dag_id"] = dag_id
+    return DagFile(path, dag_id, spec, tuple(checker.issues), digest, text)
+
+
+def oversized(path: str, size: int, limit: int) -> DagFile:
+    issue = file_issue(
+        path,
+        "GD001",
+        f"The file is {size} bytes, over the {limit}-byte limit; split it or raise "
+        "[validation] max_file_size.",
+    )
+    return DagFile(path, "", None, (issue,), "")
+
+
+def symlink(path: str) -> DagFile:
+    issue = file_issue(path, "GD003", "The file is a symlink, which is never followed; commit the file itself.")
+    return DagFile(path, "", None, (issue,), "")
+
+
+class Catalog(Protocol):
+    """What `check_across` needs to know about DAGs outside the files being checked."""
+
+    def owner(self, dag_id: str) -> tuple[str, str] | None:
+        """(source, path) of the file that defines `dag_id` now, or None."""
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        """The `depends_on_dags` of the DAG as served now."""
+
+
+class EmptyCatalog:
+    def owner(self, dag_id: str) -> tuple[str, str] | None:
+        return None
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        return []
+
+
+def check_across(
+    files: Iterable[DagFile],
+    catalog: Catalog,
+    *,
+    source: str = "",
+    namespaces: Mapping[str, str] | None = None,
+) -> dict[str, list[Issue]]:
+    """Checks that need more than one file. Returns new issues by path.
+
+    `files` are the files being checked now (for a sync: those that changed); the catalog
+    answers for every other DAG. A `dag_id` already owned by another file keeps its owner: the
+    newcomer gets the error. `namespaces` maps each other source to the id prefix it owns.
+    """
+    found: dict[str, list[Issue]] = {}
+
+    def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
+        found.setdefault(f.path, []).append(Issue(code, "error", f.path, location, None, message))
+
+    claimed: dict[str, DagFile] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        if not f.dag_id:
+            continue
+        owner_ns = next(
+            (
+                name
+                for name, prefix in (namespaces or {}).items()
+                if prefix and name != source and f.dag_id.startswith(prefix)
+            ),
+            None,
+        )
+        if owner_ns is not None:
+            add(
+                f,
+                "GD304",
+                f"DAG id {f.dag_id!r} is in namespace {namespaces[owner_ns]!r} of source "  # type: ignore[index]
+                f"{owner_ns!r}; rename the DAG or move it to that source.",
+            )
+            continue
+        if f.dag_id in claimed:
+            add(
+                f,
+                "GD301",
+                f"DAG id {f.dag_id!r} is also defined by {claimed[f.dag_id].path}; "
+                "each DAG id must be unique.",
+            )
+            continue
+        owner = catalog.owner(f.dag_id)
+        if owner is not None and owner != (source, f.path):
+            where = owner[1] if owner[0] == source else f"{owner[1]} in source {owner[0]!r}"
+            add(
+                f,
+                "GD301",
+                f"DAG id {f.dag_id!r} is already defined by {where}; each DAG id must be unique.",
+            )
+            continue
+        claimed[f.dag_id] = f
+
+    live = {
+        dag_id: f
+        for dag_id, f in claimed.items()
+        if f.spec is not None and not has_errors(f.issues) and f.path not in found
+    }
+    for dag_id, f in live.items():
+        for target in f.spec["depends_on_dags"]:  # type: ignore[index]
+            if target == dag_id:
+                add(f, "GD303", f"DAG {dag_id!r} cannot depend on itself.", "depends_on_dags")
+            elif target not in live and catalog.owner(target) is None:
+                add(
+                    f,
+                    "GD302",
+                    f"depends_on_dags names {target!r}, which is not a known DAG.",
+                    "depends_on_dags",
+                )
+    _dag_cycles(live, catalog, add)
+    return found
+
+
+def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    todo = list(live)
+    seen = set(todo)
+    while todo:
+        dag_id = todo.pop()
+        f = live.get(dag_id)
+        ups = f.spec["depends_on_dags"] if f is not None else catalog.depends_on(dag_id)  # type: ignore[index]
+        for up in ups:
+            if up == dag_id:
+                continue
+            graph.add_edge(up, dag_id)
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    if nx.is_directed_acyclic_graph(graph):
+        return
+    for component in nx.strongly_connected_components(graph):
+        members = [d for d in component if d in live]
+        if len(component) < 2 or not members:
+            continue
+        cycle = nx.find_cycle(graph.subgraph(component))
+        names = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
+        for dag_id in members:
+            add(live[dag_id], "GD303", f"DAGs depend on each other in a cycle: {names}.", "depends_on_dags")
