@@ -1,0 +1,3 @@
+from gitdags.cli import main
+
+main()

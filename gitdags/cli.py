@@ -1,0 +1,337 @@
+"""The `gitdags` command line: one short function per command over the engine."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from gitdags import render
+from gitdags.config import Settings, load_settings
+from gitdags.engine import SyncEngine, build_engine
+from gitdags.errors import GitdagsError
+
+app = typer.Typer(
+    name="gitdags",
+    help="Follow git repositories of DAG definitions: validate, version and serve them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+JsonOpt = typer.Option(False, "--json", help="Print JSON (a stable contract for scripts).")
+
+
+class State:
+    config: str | None = None
+
+
+state = State()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """An app command whose GitdagsError becomes one sentence on stderr and exit 1."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except GitdagsError as exc:
+                raise fail(str(exc)) from None
+
+        app.command(*args, **kwargs)(run)
+        return fn
+
+    return wrap
+
+
+def settings() -> Settings:
+    return load_settings(state.config)
+
+
+@contextmanager
+def engine() -> Iterator[SyncEngine]:
+    eng = build_engine(settings())
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+def out_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@app.callback()
+def main_options(
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="config.toml to use (default: $GITDAGS_CONFIG, ./config.toml)."
+    ),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+) -> None:
+    state.config = config
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# -- syncing and validating ---------------------------------------------------------------------
+@command()
+def sync(
+    source: str | None = typer.Option(None, "--source", "-s", help="Sync only this source."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fetch each source and record what its new commits changed."""
+    with engine() as eng:
+        results = eng.sync(source, dry_run=dry_run)
+    if as_json:
+        out_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            typer.echo(render.sync_result(result))
+    failed = [r for r in results if r.error]
+    if failed:
+        raise typer.Exit(1)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+@command()
+def validate(
+    paths: list[str] = typer.Argument(..., help="DAG files or folders."),
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text, json or github."),
+) -> None:
+    """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
+    from gitdags.offline import check_paths
+
+    cfg = settings()
+    files, issues = check_paths(paths, task_types=cfg.task_types, max_file_size=cfg.max_file_size)
+    errors = sum(1 for i in issues if i.severity == "error")
+    if fmt is Format.json:
+        out_json([i.to_dict() for i in issues])
+    elif fmt is Format.github:
+        if issues:
+            typer.echo(render.github(issues))
+    else:
+        if issues:
+            typer.echo(render.issues(issues))
+        warnings = len(issues) - errors
+        typer.echo(f"{len(files)} files checked: {errors} errors, {warnings} warnings.")
+    if errors:
+        raise typer.Exit(1)
+
+
+# -- reading ------------------------------------------------------------------------------------
+@command("list")
+def list_(
+    source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
+    status: str | None = typer.Option(None, "--status", help="Only DAGs with this status."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List the DAGs with their status and served version."""
+    with engine() as eng:
+        dags = eng.list_dags(source=source, status=status)
+    if as_json:
+        out_json([d.to_dict() for d in dags])
+    elif dags:
+        typer.echo(render.dags(dags))
+    else:
+        typer.echo("No DAGs yet; run `gitdags sync`.")
+
+
+@command()
+def show(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    version: int | None = typer.Option(None, "--version", help="Show this version."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show a DAG: its state, the spec it serves and the issues to fix."""
+    with engine() as eng:
+        shown = eng.show(dag_id, version)
+    if as_json:
+        out_json(shown)
+        return
+    import yaml
+
+    for key in ("dag_id", "status", "source", "path", "served_version", "newest_version"):
+        typer.echo(f"{key + ':':<16}{shown[key] if shown[key] is not None else '-'}")
+    typer.echo(f"{'served_commit:':<16}{render.short(shown['served_commit'])}")
+    flags = [f for f in ("paused", "pinned") if shown[f]]
+    if flags:
+        typer.echo(f"{'flags:':<16}{', '.join(flags)}")
+    if shown["issues"]:
+        typer.echo("issues:")
+        for issue in shown["issues"]:
+            typer.echo(f"  {issue['severity']} {issue['code']} [{issue['location']}] "
+                       f"line {issue['line'] or '-'}: {issue['message']}")
+    if shown["spec"] is not None:
+        typer.echo(f"spec (v{shown['version']}):")
+        text = yaml.safe_dump(shown["spec"], sort_keys=False, allow_unicode=True)
+        typer.echo("  " + text.rstrip().replace("\n", "\n  "))
+
+
+@command()
+def history(dag_id: str = typer.Argument(..., metavar="DAG"), as_json: bool = JsonOpt) -> None:
+    """Every version of a DAG, newest first."""
+    with engine() as eng:
+        versions = eng.history(dag_id)
+    if as_json:
+        out_json([v.to_dict() for v in versions])
+    else:
+        typer.echo(render.history(versions))
+
+
+@command()
+def status(as_json: bool = JsonOpt) -> None:
+    """For each source: the newest commit seen, the commit served, the last error."""
+    with engine() as eng:
+        sources = eng.status()
+    if as_json:
+        out_json([s.to_dict() for s in sources])
+    else:
+        typer.echo(render.status(sources))
+
+
+@command()
+def syncs(
+    source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
+    limit: int = typer.Option(50, "--limit", "-n", help="How many, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The sync log, newest first."""
+    with engine() as eng:
+        results = eng.syncs(source=source, limit=limit)
+    if as_json:
+        out_json([r.to_dict() for r in results])
+    else:
+        typer.echo(render.syncs(results) if results else "No syncs yet.")
+
+
+@command()
+def export(as_json: bool = JsonOpt) -> None:
+    """The served set (valid, enabled, unpaused DAGs with their specs) as JSON."""
+    with engine() as eng:
+        out_json(eng.served())
+
+
+@command()
+def schema() -> None:
+    """The JSON Schema of DAG definition files (format v1)."""
+    from gitdags.schema import json_schema
+
+    out_json(json_schema(settings().task_types))
+
+
+# -- getting started ----------------------------------------------------------------------------
+@command()
+def demo(
+    folder: Path = typer.Option(Path("demo"), "--dir", help="Folder to build the demo in."),
+) -> None:
+    """Build a git repository with a short history from sample_repo/ and sync each commit."""
+    from gitdags.demo import run_demo
+
+    cfg, steps = run_demo(folder)
+    typer.echo(f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into "
+               f"{cfg.database}:\n")
+    typer.echo(
+        render.table(
+            ["#", "commit", "author", "message", "+", "~", "-", "!", "ms"],
+            [
+                (i, render.short(s.result.to_commit), s.author, s.message, s.result.added,
+                 s.result.changed, s.result.deleted, s.result.invalid,
+                 f"{s.result.duration_ms:.0f}")
+                for i, s in enumerate(steps, 1)
+            ],
+        )
+    )
+    typer.echo("\nWhat each sync did:")
+    for i, step in enumerate(steps, 1):
+        if i == 1:
+            typer.echo(f"  1. added {step.result.added} DAGs")
+            continue
+        errors = [x for x in step.result.issues if x.severity == "error"]
+        for change in step.result.changes:
+            detail = f"  (from {change.old_path})" if change.old_path else ""
+            if change.change == "invalid" and errors:
+                detail = f"  {errors[0].code}: {errors[0].message} Still serving the last good version."
+            version = f" v{change.version}" if change.version else ""
+            typer.echo(f"  {i}. {change.change} {change.dag_id}{version}{detail}")
+    with engine_for(cfg) as eng:
+        dags = eng.list_dags()
+    by_status: dict[str, int] = {}
+    for d in dags:
+        by_status[d.status] = by_status.get(d.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+    typer.echo(f"\nNow: {len(dags)} DAGs ({summary}).")
+    typer.echo("Next: gitdags list · gitdags history event_ingestion · gitdags status · "
+               "gitdags tui   (./config.toml points at the demo)")
+
+
+@contextmanager
+def engine_for(cfg: Settings) -> Iterator[SyncEngine]:
+    eng = build_engine(cfg)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+CONFIG_TEMPLATE = """\
+# gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
+[state]
+database = "gitdags.db"
+
+[daemon]
+interval = "30s"
+listen = "127.0.0.1:8765"
+webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
+
+[publish]
+deploy_dir = ""                 # "" = no deploy folder
+
+[[sources]]
+name = "{name}"
+url = "{url}"
+branch = "main"
+subdir = ""                     # "" = whole repository
+include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]
+exclude = []
+namespace = ""
+"""
+
+
+@command()
+def init(
+    url: str = typer.Option("dags_repo", "--url", help="The first source's repository."),
+    name: str = typer.Option("main", "--name", help="The first source's name."),
+    path: Path = typer.Option(Path("config.toml"), "--path", help="Where to write the config."),
+) -> None:
+    """Write a starter config.toml."""
+    if path.exists():
+        raise GitdagsError(f"{path} already exists; edit it, or pass --path to write elsewhere.")
+    path.write_text(CONFIG_TEMPLATE.format(name=name, url=url), encoding="utf-8")
+    typer.echo(f"Wrote {path}; next: gitdags sync")
+
+
+def main() -> None:
+    app()

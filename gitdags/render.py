@@ -1,0 +1,147 @@
+"""Plain-text rendering of model objects for the CLI (tables that stay readable when piped)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gitdags.model import DagState, Issue, SourceStatus, SyncResult, Version
+
+
+def short(sha: str | None) -> str:
+    return sha[:10] if sha else "-"
+
+
+def when(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def counts(result: SyncResult) -> str:
+    return (
+        f"+{result.added} added  ~{result.changed} changed  -{result.deleted} deleted  "
+        f"!{result.invalid} invalid  ={result.unchanged} unchanged"
+    )
+
+
+def sync_result(result: SyncResult) -> str:
+    prefix = "[dry run] " if result.dry_run else ""
+    if result.error:
+        return f"{prefix}{result.source}: FAILED: {result.error}"
+    if result.nothing_new:
+        return f"{prefix}{result.source}: up to date at {short(result.to_commit)}, no changes"
+    head = (
+        f"{prefix}{result.source}: {short(result.from_commit)} -> {short(result.to_commit)}"
+        f"{' (force-push: compared with the database)' if result.forced else ''}  "
+        f"{counts(result)}  ({result.duration_ms:.0f} ms)"
+    )
+    lines = [head]
+    for change in result.changes:
+        version = f" v{change.version}" if change.version else ""
+        moved = f" (from {change.old_path})" if change.old_path else ""
+        lines.append(f"  {change.change:<9} {change.dag_id}{version}  {change.path}{moved}")
+    lines += [f"  {issue}" for issue in result.issues if issue.severity == "error"]
+    return "\n".join(lines)
+
+
+def dags(states: list[DagState]) -> str:
+    return table(
+        ["dag_id", "status", "served", "newest", "commit", "source", "owner", "updated"],
+        [
+            (
+                d.dag_id,
+                d.status,
+                f"v{d.served_version}" if d.served_version else "-",
+                f"v{d.newest_version}" if d.newest_version != d.served_version else "",
+                short(d.served_commit),
+                d.source,
+                d.owner,
+                when(d.updated_at),
+            )
+            for d in states
+        ],
+    )
+
+
+def issues(found: Iterable[Issue]) -> str:
+    return "\n".join(str(i) for i in found)
+
+
+def github(found: Iterable[Issue]) -> str:
+    lines = []
+    for i in found:
+        kind = "error" if i.severity == "error" else "warning"
+        where = f"file={i.file}" + (f",line={i.line}" if i.line else "")
+        message = i.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        lines.append(f"::{kind} {where},title={i.code}::{message}")
+    return "\n".join(lines)
+
+
+def history(versions: list[Version]) -> str:
+    return table(
+        ["version", "valid", "served", "commit", "author", "committed", "path", "message"],
+        [
+            (
+                f"v{v.version}",
+                "yes" if v.valid else "NO",
+                "*" if v.served else "",
+                short(v.commit),
+                v.author,
+                when(v.committed_at),
+                v.path,
+                v.message.splitlines()[0] if v.message else "",
+            )
+            for v in versions
+        ],
+    )
+
+
+def status(sources: list[SourceStatus]) -> str:
+    blocks = []
+    for s in sources:
+        counted = ", ".join(f"{n} {k}" for k, n in s.counts.items() if n) or "no DAGs"
+        lines = [
+            f"{s.source}  {s.url} ({s.branch})",
+            f"  newest commit seen: {short(s.newest_commit)}",
+            f"  served commit:      {short(s.served_commit)}"
+            + (f"  (source pinned at {short(s.pinned_commit)})" if s.pinned_commit else ""),
+            f"  last sync:          {when(s.last_sync_at)}",
+            f"  DAGs:               {counted}",
+        ]
+        if s.last_error:
+            lines.append(f"  last error (since {when(s.last_error_at)}): {s.last_error}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "No sources configured."
+
+
+def syncs(results: list[SyncResult]) -> str:
+    return table(
+        ["started", "source", "from", "to", "+", "~", "-", "!", "=", "ms", "note"],
+        [
+            (
+                when(r.started_at),
+                r.source,
+                short(r.from_commit),
+                short(r.to_commit),
+                r.added,
+                r.changed,
+                r.deleted,
+                r.invalid,
+                r.unchanged,
+                f"{r.duration_ms:.0f}",
+                ("force-push " if r.forced else "") + (r.error or ""),
+            )
+            for r in results
+        ],
+    )
