@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "SourceConfig",
     "SourceError",
+    "SourceStatus",
     "StoreError",
     "SyncEngine",
     "SyncResult",

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,7 +87,9 @@ def main_options(
 ) -> None:
     state.config = config
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 # -- syncing and validating ---------------------------------------------------------------------
@@ -110,7 +112,7 @@ def sync(
         raise typer.Exit(1)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     github = "github"
@@ -182,8 +184,10 @@ def show(
     if shown["issues"]:
         typer.echo("issues:")
         for issue in shown["issues"]:
-            typer.echo(f"  {issue['severity']} {issue['code']} [{issue['location']}] "
-                       f"line {issue['line'] or '-'}: {issue['message']}")
+            typer.echo(
+                f"  {issue['severity']} {issue['code']} [{issue['location']}] "
+                f"line {issue['line'] or '-'}: {issue['message']}"
+            )
     if shown["spec"] is not None:
         typer.echo(f"spec (v{shown['version']}):")
         text = yaml.safe_dump(shown["spec"], sort_keys=False, allow_unicode=True)
@@ -251,15 +255,25 @@ def demo(
     from gitdags.demo import run_demo
 
     cfg, steps = run_demo(folder)
-    typer.echo(f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into "
-               f"{cfg.database}:\n")
+    typer.echo(
+        f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into "
+        f"{cfg.database}:\n"
+    )
     typer.echo(
         render.table(
             ["#", "commit", "author", "message", "+", "~", "-", "!", "ms"],
             [
-                (i, render.short(s.result.to_commit), s.author, s.message, s.result.added,
-                 s.result.changed, s.result.deleted, s.result.invalid,
-                 f"{s.result.duration_ms:.0f}")
+                (
+                    i,
+                    render.short(s.result.to_commit),
+                    s.author,
+                    s.message,
+                    s.result.added,
+                    s.result.changed,
+                    s.result.deleted,
+                    s.result.invalid,
+                    f"{s.result.duration_ms:.0f}",
+                )
                 for i, s in enumerate(steps, 1)
             ],
         )
@@ -273,7 +287,9 @@ def demo(
         for change in step.result.changes:
             detail = f"  (from {change.old_path})" if change.old_path else ""
             if change.change == "invalid" and errors:
-                detail = f"  {errors[0].code}: {errors[0].message} Still serving the last good version."
+                detail = (
+                    f"  {errors[0].code}: {errors[0].message} Still serving the last good version."
+                )
             version = f" v{change.version}" if change.version else ""
             typer.echo(f"  {i}. {change.change} {change.dag_id}{version}{detail}")
     with engine_for(cfg) as eng:
@@ -283,8 +299,10 @@ def demo(
         by_status[d.status] = by_status.get(d.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
     typer.echo(f"\nNow: {len(dags)} DAGs ({summary}).")
-    typer.echo("Next: gitdags list · gitdags history event_ingestion · gitdags status · "
-               "gitdags tui   (./config.toml points at the demo)")
+    typer.echo(
+        "Next: gitdags list · gitdags history event_ingestion · gitdags status · "
+        "gitdags tui   (./config.toml points at the demo)"
+    )
 
 
 @contextmanager
@@ -334,4 +352,9 @@ def init(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # a bug, not a user's mistake: one line, the trace with -v
+        logging.getLogger("gitdags").debug("internal error", exc_info=True)
+        typer.echo(f"error: internal error: {exc!r}; rerun with -v and report it.", err=True)
+        sys.exit(1)

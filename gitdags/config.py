@@ -217,9 +217,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         if section is not None:
             key = rest[len(section) + 1 :]
             if key not in SECTIONS[section]:
-                raise ConfigError(
-                    f"Unknown setting {var}" + _suggest(key, list(SECTIONS[section]))
-                )
+                raise ConfigError(f"Unknown setting {var}" + _suggest(key, list(SECTIONS[section])))
             raw.setdefault(section, {})[key] = _env_value(SECTIONS[section][key], value)
             continue
         if rest.startswith("sources_"):

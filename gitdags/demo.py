@@ -42,7 +42,9 @@ def sample_repo() -> Path:
     for candidate in (here / "sample_repo", here.parent / "sample_repo"):
         if (candidate / "dags").is_dir():
             return candidate
-    raise GitdagsError("The sample repository is missing from this installation; reinstall gitdags.")
+    raise GitdagsError(
+        "The sample repository is missing from this installation; reinstall gitdags."
+    )
 
 
 def demo_settings(folder: Path) -> Settings:

@@ -67,7 +67,9 @@ class SyncEngine:
             head = git.fetch()
             try:
                 with self.store.transaction():
-                    result = SourceSync(self.settings, self.store, config, git).run(head, started_at)
+                    result = SourceSync(self.settings, self.store, config, git).run(
+                        head, started_at
+                    )
                     if dry_run:
                         raise _DryRun
                     if not result.nothing_new or result.forced:
@@ -226,8 +228,9 @@ class SyncEngine:
             "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
         ):
             counts.setdefault(r["source"], {})[r["status"]] = r["n"]
-        names = [s.name for s in self.settings.sources] + [n for n in rows if n not in
-                 {s.name for s in self.settings.sources}]
+        names = [s.name for s in self.settings.sources] + [
+            n for n in rows if n not in {s.name for s in self.settings.sources}
+        ]
         out = []
         for name in names:
             r = rows.get(name, {})

@@ -25,6 +25,8 @@ _DURATION = {
 
 
 def _kind(kind: str) -> dict[str, Any]:
+    if kind == "default_args":
+        return {"type": "object", "properties": {k: _kind(v) for k, v in DEFAULT_ARGS.items()}}
     simple: dict[str, dict[str, Any]] = {
         "str": {"type": "string"},
         "bool": {"type": "boolean"},
@@ -42,10 +44,6 @@ def _kind(kind: str) -> dict[str, Any]:
                 {"enum": list(PRESETS)},
                 {"type": "string", "pattern": r"^\S+(\s+\S+){4}$"},
             ]
-        },
-        "default_args": {
-            "type": "object",
-            "properties": {k: _kind(v) for k, v in DEFAULT_ARGS.items()},
         },
         "edges": {
             "type": "array",

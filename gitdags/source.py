@@ -135,10 +135,28 @@ class GitSource:
         text = redact_url_text(stderr, self.config.url)
         lower = text.lower()
         if "couldn't find remote ref" in lower:
-            return f"Source {name!r}: branch {self.config.branch!r} does not exist in {url}; check its branch."
-        if any(s in lower for s in ("authentication failed", "permission denied", "could not read username", "terminal prompts disabled")):
+            branch = self.config.branch
+            return f"Source {name!r}: branch {branch!r} does not exist in {url}; check its branch."
+        if any(
+            s in lower
+            for s in (
+                "authentication failed",
+                "permission denied",
+                "could not read username",
+                "terminal prompts disabled",
+            )
+        ):
             return f"Source {name!r}: authentication to {url} failed; check the credentials."
-        if any(s in lower for s in ("could not resolve host", "connection refused", "unable to connect", "connection timed out", "network is unreachable")):
+        if any(
+            s in lower
+            for s in (
+                "could not resolve host",
+                "connection refused",
+                "unable to connect",
+                "connection timed out",
+                "network is unreachable",
+            )
+        ):
             return f"Source {name!r}: {url} is unreachable; check the URL and the network."
         if "does not appear to be a git repository" in lower or "not a git repository" in lower:
             return f"Source {name!r}: {url} is not a git repository; check its url."
@@ -186,7 +204,9 @@ class GitSource:
         return self.head()
 
     def head(self) -> str:
-        done = self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{self.config.branch}^{{commit}}")
+        done = self._git(
+            "rev-parse", "--verify", "--quiet", f"refs/heads/{self.config.branch}^{{commit}}"
+        )
         return done.stdout.decode().strip()
 
     def is_ancestor(self, old: str, new: str) -> bool:

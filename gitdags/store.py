@@ -159,7 +159,8 @@ class HistoryStore:
             if readonly:
                 if not path.exists():
                     raise StoreError(
-                        f"Database {path} does not exist; run `gitdags sync` or `gitdags demo` first."
+                        f"Database {path} does not exist; "
+                        "run `gitdags sync` or `gitdags demo` first."
                     )
                 conn = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
@@ -266,7 +267,7 @@ class HistoryStore:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def loads(value: str | None) -> Any:

@@ -60,16 +60,16 @@ def served_fields(spec: dict[str, Any] | None) -> dict[str, Any]:
 class StoreCatalog:
     """Answers `validate.check_across` about DAGs outside the files of this sync."""
 
-    def __init__(self, store: HistoryStore, source: str, in_flux: set[str]) -> None:
+    def __init__(self, store: HistoryStore, source: str, released: set[str]) -> None:
         self.store = store
         self.source = source
-        self.in_flux = in_flux  # paths of this source whose content this sync decides
+        self.released = released  # paths of this source that no longer define their DAG
 
     def owner(self, dag_id: str) -> tuple[str, str] | None:
         row = self.store.row(
             "SELECT source, path FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
         )
-        if row is None or (row["source"] == self.source and row["path"] in self.in_flux):
+        if row is None or (row["source"] == self.source and row["path"] in self.released):
             return None
         return row["source"], row["path"]
 
@@ -233,7 +233,9 @@ class SourceSync:
                 if validate.ID_RE.fullmatch(dag_id):
                     checked[path] = _with_dag_id(f, dag_id)
 
-        catalog = StoreCatalog(self.store, self.name, in_flux)
+        # Paths that no longer hold the DAG they held give it up to this sync's files.
+        released = gone | {p for p, f in checked.items() if p in held and held[p] != f.dag_id}
+        catalog = StoreCatalog(self.store, self.name, released)
         extra = validate.check_across(
             checked.values(), catalog, source=self.name, namespaces=self.settings.namespaces
         )
@@ -257,7 +259,9 @@ class SourceSync:
                     "path": path,
                     "blob": blobs[path],
                     "dag_id": f.dag_id or None,
-                    "issues": dumps([i.to_dict() for i in f.issues]) if path in rejected or not f.dag_id else "[]",
+                    "issues": dumps([i.to_dict() for i in f.issues])
+                    if path in rejected or not f.dag_id
+                    else "[]",
                 },
                 ("source", "path"),
             )
@@ -284,7 +288,8 @@ class SourceSync:
             chunk = ordered[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.store.rows(
-                f"SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
+                "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 "
+                f"AND path IN ({marks})",
                 (self.name, *chunk),
             ):
                 found[row["path"]] = row["dag_id"]
@@ -301,7 +306,12 @@ class SourceSync:
                 "SELECT content_hash, valid FROM versions WHERE dag_id = ? AND version = ?",
                 (dag_id, dag["newest_version"]),
             )
-        if dag is not None and not dag["deleted"] and newest and newest["content_hash"] == f.content_hash:
+        if (
+            dag is not None
+            and not dag["deleted"]
+            and newest
+            and newest["content_hash"] == f.content_hash
+        ):
             if dag["path"] == f.path:
                 return None
             old_path = dag["path"]

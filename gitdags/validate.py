@@ -232,7 +232,9 @@ class _Checker:
             return value.isoformat()
         if isinstance(value, str):
             try:
-                return dt.datetime.fromisoformat(value.strip()).isoformat().removesuffix("T00:00:00")
+                return (
+                    dt.datetime.fromisoformat(value.strip()).isoformat().removesuffix("T00:00:00")
+                )
             except ValueError:
                 pass
         self.add("GD107", where, f"start_date {value!r} is not a date; write e.g. 2024-01-01.")
@@ -446,9 +448,8 @@ class _Checker:
         for component in nx.strongly_connected_components(graph):
             if len(component) < 2:
                 continue
-            cycle = nx.find_cycle(graph.subgraph(component))
-            names = [edge[0] for edge in cycle] + [cycle[0][0]]
-            self.add("GD204", (key,), "Tasks form a cycle: " + " -> ".join(names) + ".")
+            cycle = _cycle(graph.subgraph(component), [t["id"] for t in tasks])
+            self.add("GD204", (key,), f"Tasks form a cycle: {cycle}.")
 
 
 def plain(value: Any) -> Any:
@@ -507,7 +508,9 @@ def oversized(path: str, size: int, limit: int) -> DagFile:
 
 
 def symlink(path: str) -> DagFile:
-    issue = file_issue(path, "GD003", "The file is a symlink, which is never followed; commit the file itself.")
+    issue = file_issue(
+        path, "GD003", "The file is a symlink, which is never followed; commit the file itself."
+    )
     return DagFile(path, "", None, (issue,), "")
 
 
@@ -547,7 +550,7 @@ def check_across(
     def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
         found.setdefault(f.path, []).append(Issue(code, "error", f.path, location, None, message))
 
-    claimed: dict[str, DagFile] = {}
+    groups: dict[str, list[DagFile]] = {}
     for f in sorted(files, key=lambda f: f.path):
         if not f.dag_id:
             continue
@@ -567,24 +570,33 @@ def check_across(
                 f"{owner_ns!r}; rename the DAG or move it to that source.",
             )
             continue
-        if f.dag_id in claimed:
-            add(
-                f,
-                "GD301",
-                f"DAG id {f.dag_id!r} is also defined by {claimed[f.dag_id].path}; "
-                "each DAG id must be unique.",
-            )
-            continue
-        owner = catalog.owner(f.dag_id)
-        if owner is not None and owner != (source, f.path):
+        groups.setdefault(f.dag_id, []).append(f)
+
+    claimed: dict[str, DagFile] = {}
+    for dag_id, group in groups.items():
+        owner = catalog.owner(dag_id)
+        if owner is not None:
             where = owner[1] if owner[0] == source else f"{owner[1]} in source {owner[0]!r}"
-            add(
-                f,
-                "GD301",
-                f"DAG id {f.dag_id!r} is already defined by {where}; each DAG id must be unique.",
-            )
-            continue
-        claimed[f.dag_id] = f
+            for f in group:
+                if owner == (source, f.path):
+                    claimed[dag_id] = f
+                else:
+                    add(
+                        f,
+                        "GD301",
+                        f"DAG id {dag_id!r} is already defined by {where}; "
+                        "each DAG id must be unique.",
+                    )
+        elif len(group) > 1:
+            for f in group:
+                others = ", ".join(o.path for o in group if o is not f)
+                add(
+                    f,
+                    "GD301",
+                    f"DAG id {dag_id!r} is also defined by {others}; each DAG id must be unique.",
+                )
+        else:
+            claimed[dag_id] = group[0]
 
     live = {
         dag_id: f
@@ -629,7 +641,25 @@ def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:
         members = [d for d in component if d in live]
         if len(component) < 2 or not members:
             continue
-        cycle = nx.find_cycle(graph.subgraph(component))
-        names = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
+        names = _cycle(graph.subgraph(component), sorted(component))
         for dag_id in members:
-            add(live[dag_id], "GD303", f"DAGs depend on each other in a cycle: {names}.", "depends_on_dags")
+            add(
+                live[dag_id],
+                "GD303",
+                f"DAGs depend on each other in a cycle: {names}.",
+                "depends_on_dags",
+            )
+
+
+def _cycle(graph: Any, order: list[str]) -> str:
+    """One cycle of a strongly connected graph, spelled from its first node in `order`."""
+    import networkx as nx
+
+    start = next(n for n in order if n in graph)
+    edges = nx.find_cycle(graph, source=start)
+    names = [edge[0] for edge in edges]
+    first = min(
+        range(len(names)), key=lambda i: order.index(names[i]) if names[i] in order else 1 << 30
+    )
+    names = names[first:] + names[:first]
+    return " -> ".join([*names, names[0]])

@@ -31,6 +31,8 @@ def find_line(text: str, data: Any, path: FieldPath, key_pattern: str) -> int | 
         if not match:
             break
         pos, found = match.start(), True
+        while pos < len(text) - 1 and text[pos] in " \t\r\n{,.[":
+            pos += 1
     if not found:
         return None
-    return text.count("\n", 0, pos) + (0 if text[pos] == "\n" else 1)
+    return text.count("\n", 0, pos) + 1

@@ -1,0 +1,110 @@
+"""Real git repositories, real SQLite files: the fixtures every test builds on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitdags.config import Settings, SourceConfig
+from gitdags.engine import SyncEngine, build_engine
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_repo"
+ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **ENV}
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class GitRepo:
+    """A working repository in tmp_path; `commit` writes, deletes, renames and commits."""
+
+    def __init__(self, path: Path, branch: str = "main") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        git(path, "init", "--quiet", f"--initial-branch={branch}")
+
+    def write(self, rel: str, content: str | bytes) -> None:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+    def commit(
+        self,
+        message: str = "change",
+        files: dict[str, str | bytes] | None = None,
+        delete: list[str] | None = None,
+        rename: dict[str, str] | None = None,
+    ) -> str:
+        for rel, content in (files or {}).items():
+            self.write(rel, content)
+        for rel in delete or []:
+            git(self.path, "rm", "--quiet", rel)
+        for old, new in (rename or {}).items():
+            (self.path / new).parent.mkdir(parents=True, exist_ok=True)
+            git(self.path, "mv", old, new)
+        git(self.path, "add", "--all")
+        git(self.path, "commit", "--quiet", "--allow-empty", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "HEAD")
+
+    def copy_sample(self) -> None:
+        shutil.copytree(SAMPLE / "dags", self.path / "dags", dirs_exist_ok=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "repo")
+
+
+def settings_for(tmp_path: Path, *sources: SourceConfig, **extra: object) -> Settings:
+    return Settings(database=tmp_path / "state" / "gitdags.db", sources=sources, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Iterator[object]:
+    engines: list[SyncEngine] = []
+
+    def make(*sources: SourceConfig, **extra: object) -> SyncEngine:
+        engine = build_engine(settings_for(tmp_path, *sources, **extra))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def dag_yaml(dag_id: str, *tasks: str, deps: dict[str, list[str]] | None = None, **top: str) -> str:
+    """A small valid YAML DAG: bash tasks in a chain unless `deps` says otherwise."""
+    lines = [f"dag_id: {dag_id}", 'schedule: "@daily"']
+    lines += [f"{k}: {v}" for k, v in top.items()]
+    lines.append("tasks:")
+    names = tasks or ("a", "b")
+    for i, name in enumerate(names):
+        lines += [f"  - id: {name}", "    type: bash", f"    config: {{command: echo {name}}}"]
+        up = (deps or {}).get(name, [names[i - 1]] if i and deps is None else [])
+        if up:
+            lines.append(f"    depends_on: [{', '.join(up)}]")
+    return "\n".join(lines) + "\n"

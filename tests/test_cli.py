@@ -1,0 +1,176 @@
+"""The command line through typer's CliRunner, against real repositories and databases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gitdags.cli import app
+from tests.conftest import SAMPLE, GitRepo, dag_yaml
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def write_config(tmp_path: Path, repo: GitRepo, extra: str = "") -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "state.db"\n{extra}\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    return config
+
+
+def run(runner: CliRunner, config: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--config", str(config), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sync_list_show_history_status_syncs_json(tmp_path: Path, repo: GitRepo, runner) -> None:
+    cycle = dag_yaml("loop", "a", "b", deps={"a": ["b"], "b": ["a"]})
+    repo.commit(
+        "one per format",
+        {
+            "a.yaml": dag_yaml("a"),
+            "b.json": '{"dag_id": "b", "tasks": [{"id": "t", "type": "empty"}]}',
+            "c.toml": 'dag_id = "c"\n[[tasks]]\nid = "t"\ntype = "empty"\n',
+            "loop.yaml": cycle,
+        },
+    )
+    config = write_config(tmp_path, repo)
+    code, out, _ = run(runner, config, "sync")
+    assert code == 0 and "+3 added" in out and "!1 invalid" in out
+    code, out, _ = run(runner, config, "list", "--json")
+    listed = json.loads(out)
+    assert sorted((d["dag_id"], d["status"]) for d in listed) == [
+        ("a", "active"),
+        ("b", "active"),
+        ("c", "active"),
+        ("loop", "invalid"),
+    ]
+    for field in (
+        "dag_id",
+        "source",
+        "path",
+        "status",
+        "paused",
+        "pinned",
+        "served_version",
+        "newest_version",
+        "served_commit",
+    ):
+        assert field in listed[0]
+    code, out, _ = run(runner, config, "show", "loop", "--json")
+    shown = json.loads(out)
+    assert shown["issues"][0]["code"] == "GD204" and "a -> b -> a" in shown["issues"][0]["message"]
+    assert set(shown["issues"][0]) == {"code", "severity", "file", "location", "line", "message"}
+    code, out, _ = run(runner, config, "show", "loop")
+    assert code == 0 and "GD204" in out
+    code, out, _ = run(runner, config, "history", "a", "--json")
+    (version,) = json.loads(out)
+    assert (
+        version["version"] == 1 and version["served"] is True and version["commit"] == repo.head()
+    )
+    code, out, _ = run(runner, config, "status", "--json")
+    (status,) = json.loads(out)
+    assert status["newest_commit"] == status["served_commit"] == repo.head()
+    assert status["active"] == 3 and status["invalid"] == 1 and status["last_error"] is None
+    code, out, _ = run(runner, config, "syncs", "--json")
+    (sync,) = json.loads(out)
+    assert (sync["added"], sync["invalid"], sync["forced"], sync["error"]) == (3, 1, False, None)
+    code, out, _ = run(runner, config, "export")
+    assert sorted(d["dag_id"] for d in json.loads(out)) == ["a", "b", "c"]
+    code, out, _ = run(runner, config, "sync")
+    assert code == 0 and "no changes" in out
+
+
+def test_validate_exit_codes_and_formats(runner) -> None:
+    result = runner.invoke(app, ["validate", str(SAMPLE)])
+    assert result.exit_code == 0 and "0 errors" in result.stdout
+    result = runner.invoke(app, ["validate", str(BAD), "--format", "github"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert all(line.startswith(("::error file=", "::warning file=")) for line in lines)
+    assert any(",line=" in line and "title=GD204" in line for line in lines)
+    result = runner.invoke(app, ["validate", str(BAD / "GD204-cycle.yaml"), "--format", "json"])
+    (issue,) = json.loads(result.stdout)
+    assert issue["code"] == "GD204" and issue["line"] == 2
+
+
+def test_user_errors_are_one_sentence_on_stderr(tmp_path: Path, repo: GitRepo, runner) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    code, out, err = run(runner, config, "show", "nope")
+    assert code == 1 and out == ""
+    assert err.strip() == "error: There is no DAG 'nope'; `gitdags list` shows the DAGs."
+    code, _, err = run(runner, config, "sync", "--source", "ghost")
+    assert code == 1 and "no source named 'ghost'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(runner, config, "validate", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "does not exist" in err
+
+
+def test_unknown_config_key_names_the_key(tmp_path: Path, repo: GitRepo, runner) -> None:
+    config = write_config(tmp_path, repo, extra="[daemon]\nintreval = '5s'\n")
+    code, _, err = run(runner, config, "list")
+    assert code == 1 and "'intreval'" in err and "did you mean 'interval'" in err
+
+
+def test_usage_error_exits_2(runner) -> None:
+    result = runner.invoke(app, ["list", "--no-such-flag"])
+    assert result.exit_code == 2
+
+
+def test_schema_is_json_schema(runner) -> None:
+    result = runner.invoke(app, ["schema"])
+    schema = json.loads(result.stdout)
+    assert schema["type"] == "object" and "tasks" in schema["properties"]
+    assert "bash" in schema["properties"]["tasks"]["items"]["properties"]["type"]["enum"]
+
+
+def test_init_writes_a_config_that_loads(tmp_path: Path, runner) -> None:
+    target = tmp_path / "config.toml"
+    result = runner.invoke(app, ["init", "--path", str(target), "--url", "/srv/dags"])
+    assert result.exit_code == 0 and target.exists()
+    result = runner.invoke(app, ["--config", str(target), "status", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["source"] == "main"
+    result = runner.invoke(app, ["init", "--path", str(target)])
+    assert result.exit_code == 1 and "already exists" in result.stderr
+
+
+def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "invalid event_ingestion v2" in done.stdout
+    assert "deleted legacy_finance_report" in done.stdout
+    assert "renamed streaming_health_monitor" in done.stdout
+    assert "Now: 10 DAGs (9 active, 1 deleted)." in done.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    refused = subprocess.run(
+        [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "mine")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1 and "not a gitdags demo folder" in refused.stderr

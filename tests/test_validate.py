@@ -1,0 +1,167 @@
+"""The validator: every bad file produces its code; good files give a normalized spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gitdags.model import CODES
+from gitdags.offline import check_paths
+from gitdags.validate import EmptyCatalog, check_across, check_file, parse_duration
+from tests.conftest import SAMPLE, dag_yaml
+
+BAD = Path(__file__).parent / "data" / "bad"
+BAD_FILES = sorted(p for p in BAD.iterdir())
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=lambda p: p.name)
+def test_every_bad_file_produces_the_code_it_names(path: Path) -> None:
+    code = path.name.split("-")[0]
+    assert code in CODES
+    _files, issues = check_paths([str(p) for p in BAD_FILES])
+    codes = {i.code for i in issues if i.file == path.as_posix() and i.severity == "error"}
+    assert code in codes, f"{path.name} gave {codes}"
+
+
+def test_sample_repo_is_valid() -> None:
+    files, issues = check_paths([str(SAMPLE)])
+    assert len(files) == 10
+    assert issues == []
+
+
+def test_formats_give_the_same_spec() -> None:
+    yaml_text = (
+        "dag_id: x\nschedule: '@daily'\ntasks:\n  - {id: a, type: bash, config: {command: ls}}\n"
+    )
+    json_text = json.dumps(
+        {
+            "dag_id": "x",
+            "schedule": "@daily",
+            "tasks": [{"id": "a", "type": "bash", "config": {"command": "ls"}}],
+        }
+    )
+    toml_text = (
+        'dag_id = "x"\nschedule = "@daily"\n'
+        '[[nodes]]\nid = "a"\ntype = "bash"\nconfig = {command = "ls"}\n'
+    )
+    specs = [
+        check_file(name, text.encode()).spec
+        for name, text in (("x.yaml", yaml_text), ("x.json", json_text), ("x.toml", toml_text))
+    ]
+    assert specs[0] == specs[1] == specs[2]
+
+
+def test_normalized_spec_merges_edges_and_depends_on() -> None:
+    text = """
+dag_id: merged
+start_date: 2024-01-01
+default_args: {retries: 2, retry_delay: 5m, timeout: 2h}
+tasks:
+  - {id: a, type: empty}
+  - {id: b, type: empty}
+  - {id: c, type: empty, depends_on: [a]}
+edges:
+  - {from: b, to: c}
+"""
+    f = check_file("merged.yaml", text.encode())
+    assert f.valid, f.issues
+    assert f.spec is not None
+    assert f.spec["tasks"][2]["depends_on"] == ["a", "b"]
+    assert f.spec["default_args"] == {"retries": 2, "retry_delay": 300, "timeout": 7200}
+    assert f.spec["start_date"] == "2024-01-01"
+
+
+def test_dag_id_defaults_to_file_name() -> None:
+    f = check_file("dags/nightly_report.yaml", b"tasks: [{id: a, type: empty}]\n")
+    assert f.dag_id == "nightly_report" and f.valid
+
+
+def test_unknown_top_level_field_is_a_warning() -> None:
+    f = check_file("w.yaml", dag_yaml("w").replace("schedule:", "colour: blue\nschedule:").encode())
+    assert f.valid
+    assert [(i.code, i.severity, i.line) for i in f.issues] == [("GD103", "warning", 2)]
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    text = """
+dag_id: many
+schedule: "every day"
+tasks:
+  - {id: a, type: teleport}
+  - {id: b, type: sql, config: {sql: x}, depends_on: [zzz]}
+  - {id: b, type: empty}
+"""
+    codes = sorted(i.code for i in check_file("m.yaml", text.encode()).issues)
+    assert codes == ["GD105", "GD201", "GD202", "GD205", "GD206"]
+
+
+def test_cycle_is_spelled_out_with_line() -> None:
+    f = check_file("c.yaml", (BAD / "GD204-cycle.yaml").read_bytes())
+    (issue,) = f.issues
+    assert issue.message == "Tasks form a cycle: a -> b -> c -> a."
+    assert issue.location == "tasks" and issue.line == 2
+
+
+def test_extra_task_types_from_config() -> None:
+    text = b"tasks: [{id: s, type: spark_submit, config: {application: job.py}}]\n"
+    assert not check_file("s.yaml", text).valid
+    types = {"spark_submit": ("application",)}
+    assert check_file("s.yaml", text, task_types=types).valid
+    missing = check_file("s.yaml", b"tasks: [{id: s, type: spark_submit}]\n", task_types=types)
+    assert [i.code for i in missing.issues] == ["GD206"]
+
+
+def test_python_callable_format() -> None:
+    bad = check_file(
+        "p.yaml", b"tasks: [{id: p, type: python, config: {callable: not-a-callable}}]"
+    )
+    assert [i.code for i in bad.issues] == ["GD108"]
+    good = check_file("p.yaml", b"tasks: [{id: p, type: python, config: {callable: pkg.mod:run}}]")
+    assert good.valid
+
+
+def test_ids_are_limited_to_250_characters() -> None:
+    long_id = "a" * 251
+    f = check_file("x.yaml", f"dag_id: {long_id}\ntasks: [{{id: a, type: empty}}]".encode())
+    assert [i.code for i in f.issues] == ["GD104"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), (90, 90)]
+)
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_cross_dag_cycle_and_unknown_target() -> None:
+    a = check_file("a.yaml", dag_yaml("a", depends_on_dags="[b]").encode())
+    b = check_file("b.yaml", dag_yaml("b", depends_on_dags="[c]").encode())
+    c = check_file("c.yaml", dag_yaml("c", depends_on_dags="[a, ghost]").encode())
+    found = check_across([a, b, c], EmptyCatalog())
+    assert {i.code for i in found["c.yaml"]} == {"GD302", "GD303"}
+    cycle = next(i for i in found["a.yaml"] if i.code == "GD303")
+    # upstream -> downstream: c waits for a, b for c, a for b
+    assert cycle.message == "DAGs depend on each other in a cycle: a -> c -> b -> a."
+
+
+def test_namespace_of_another_source_is_refused() -> None:
+    f = check_file("x.yaml", dag_yaml("sales_daily").encode())
+    found = check_across([f], EmptyCatalog(), source="ops", namespaces={"sales": "sales_"})
+    assert [i.code for i in found["x.yaml"]] == ["GD304"]
+    assert check_across([f], EmptyCatalog(), source="sales", namespaces={"sales": "sales_"}) == {}
+
+
+def test_sample_files_match_the_published_json_schema() -> None:
+    import jsonschema
+
+    from gitdags.formats import parse
+    from gitdags.schema import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for path in sorted((SAMPLE / "dags").rglob("*.*")):
+        data = parse(path.name, path.read_text()).data
+        data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert errors == [], path.name
