@@ -18,6 +18,7 @@ from gitdags import render
 from gitdags.config import Settings, load_settings
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
+from gitdags.model import ActionResult
 
 app = typer.Typer(
     name="gitdags",
@@ -244,6 +245,151 @@ def schema() -> None:
     from gitdags.schema import json_schema
 
     out_json(json_schema(settings().task_types))
+
+
+# -- operator actions ---------------------------------------------------------------------------
+ReasonOpt = typer.Option("", "--reason", "-r", help="Why: recorded in the audit log.")
+ActorOpt = typer.Option(None, "--actor", help="Who (default: the OS user).")
+ToOpt = typer.Option(None, "--to", help="A version (3 or v3) or a commit.")
+UntilChangeOpt = typer.Option(
+    False, "--until-change", help="Let go by itself when a newer commit changes the DAG."
+)
+
+
+def print_action(result: ActionResult, as_json: bool) -> None:
+    if as_json:
+        out_json(result.to_dict())
+    else:
+        typer.echo(result.message)
+
+
+@command()
+def rollback(
+    dag_id: str | None = typer.Argument(None, metavar="[DAG]"),
+    to: str | None = ToOpt,
+    until_change: bool = UntilChangeOpt,
+    source: str | None = typer.Option(None, "--source", "-s", help="Roll back a whole source."),
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Serve an earlier valid version (default: the one before the served one) and pin it."""
+    with engine() as eng:
+        if source and dag_id is None:
+            if not to:
+                raise GitdagsError("A source rollback needs --to COMMIT.")
+            result = eng.rollback_source(source, to, reason=reason, actor=actor)
+        elif dag_id and not source:
+            result = eng.rollback(dag_id, to, until_change=until_change, reason=reason, actor=actor)
+        else:
+            raise GitdagsError("Name either a DAG or --source NAME, not both and not neither.")
+    print_action(result, as_json)
+
+
+@command()
+def pin(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    to: str | None = ToOpt,
+    until_change: bool = UntilChangeOpt,
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Hold the served version (or --to one); new commits are recorded, not served."""
+    with engine() as eng:
+        result = eng.pin(dag_id, to, until_change=until_change, reason=reason, actor=actor)
+    print_action(result, as_json)
+
+
+@command()
+def unpin(
+    dag_id: str | None = typer.Argument(None, metavar="[DAG]"),
+    source: str | None = typer.Option(None, "--source", "-s", help="Release a source rollback."),
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Release a pin: serve the newest valid version again."""
+    with engine() as eng:
+        if source and dag_id is None:
+            result = eng.unpin_source(source, reason=reason, actor=actor)
+        elif dag_id and not source:
+            result = eng.unpin(dag_id, reason=reason, actor=actor)
+        else:
+            raise GitdagsError("Name either a DAG or --source NAME, not both and not neither.")
+    print_action(result, as_json)
+
+
+@command()
+def pause(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Keep a DAG registered and versioned, but stop serving it."""
+    with engine() as eng:
+        print_action(eng.pause(dag_id, reason=reason, actor=actor), as_json)
+
+
+@command()
+def resume(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Serve a paused DAG again."""
+    with engine() as eng:
+        print_action(eng.resume(dag_id, reason=reason, actor=actor), as_json)
+
+
+@command()
+def diff(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    v1: str | None = typer.Argument(None, metavar="[V1]"),
+    v2: str | None = typer.Argument(None, metavar="[V2]"),
+    as_json: bool = JsonOpt,
+    color: bool | None = typer.Option(None, "--color/--no-color", help="Default: on a terminal."),
+) -> None:
+    """Diff two versions' normalized specs (default: served vs newest)."""
+    with engine() as eng:
+        found = eng.diff(dag_id, version_number(v1), version_number(v2))
+    if as_json:
+        out_json(found.to_dict())
+        return
+    if not found.text:
+        typer.echo(f"{dag_id}: v{found.from_version} and v{found.to_version} are identical.")
+        return
+    use_color = sys.stdout.isatty() if color is None else color
+    text = render.colored_diff(found.text) if use_color else found.text.rstrip("\n")
+    typer.echo(text, color=use_color)
+
+
+def version_number(value: str | None) -> int | None:
+    if value is None:
+        return None
+    digits = value.strip().lower().removeprefix("v")
+    if not digits.isdigit():
+        raise GitdagsError(f"{value!r} is not a version number; write 3 or v3.")
+    return int(digits)
+
+
+@command()
+def audit(
+    dag_id: str | None = typer.Argument(None, metavar="[DAG]"),
+    limit: int = typer.Option(100, "--limit", "-n", help="How many, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Who did what, when and why: the operator actions, newest first."""
+    with engine() as eng:
+        entries = eng.audit(dag_id, limit=limit)
+    if as_json:
+        out_json([e.to_dict() for e in entries])
+    elif entries:
+        typer.echo(render.audit(entries))
+    else:
+        typer.echo("No operator actions recorded.")
 
 
 # -- getting started ----------------------------------------------------------------------------

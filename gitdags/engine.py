@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gitdags.actions import OperatorActions
 from gitdags.config import Settings, SourceConfig
 from gitdags.errors import GitdagsError, NotFoundError
 from gitdags.model import STATUSES, DagChange, DagState, Issue, SourceStatus, SyncResult, Version
@@ -28,7 +29,7 @@ class _DryRun(Exception):
     """Raised inside the transaction of a dry run so that nothing is written."""
 
 
-class SyncEngine:
+class SyncEngine(OperatorActions):
     def __init__(self, settings: Settings, store: HistoryStore | None = None) -> None:
         self.settings = settings
         self.store = store or HistoryStore(settings.database)

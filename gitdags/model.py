@@ -264,3 +264,41 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an operator action did."""
+
+    action: str
+    message: str
+    changes: tuple[DagChange, ...] = ()
+    audit_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "message": self.message,
+            "changes": [c.to_dict() for c in self.changes],
+            "audit_id": self.audit_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpecDiff:
+    """The difference between two versions of a DAG."""
+
+    dag_id: str
+    from_version: int | None
+    to_version: int | None
+    text: str  # unified diff of the normalized specs, empty when they are equal
+    changes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "identical": not self.text,
+            **self.changes,
+        }

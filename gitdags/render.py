@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gitdags.model import DagState, Issue, SourceStatus, SyncResult, Version
+from gitdags.model import AuditEntry, DagState, Issue, SourceStatus, SyncResult, Version
 
 
 def short(sha: str | None) -> str:
@@ -143,5 +143,33 @@ def syncs(results: list[SyncResult]) -> str:
                 ("force-push " if r.forced else "") + (r.error or ""),
             )
             for r in results
+        ],
+    )
+
+
+def colored_diff(text: str) -> str:
+    """ANSI colours for a unified diff on a terminal."""
+    colors = {"+": "\x1b[32m", "-": "\x1b[31m", "@": "\x1b[36m"}
+    out = []
+    for line in text.rstrip("\n").splitlines():
+        code = "\x1b[1m" if line.startswith(("+++", "---")) else colors.get(line[:1], "")
+        out.append(f"{code}{line}\x1b[0m" if code else line)
+    return "\n".join(out)
+
+
+def audit(entries: list[AuditEntry]) -> str:
+    def what(e: AuditEntry) -> str:
+        d = e.detail
+        if "to_version" in d:
+            return f"v{d.get('from_version') or '-'} -> v{d['to_version']}"
+        if "commit" in d:
+            return f"as of {short(d['commit'])}"
+        return ""
+
+    return table(
+        ["when", "actor", "action", "dag", "source", "what", "reason"],
+        [
+            (when(e.at), e.actor, e.action, e.dag_id or "-", e.source or "-", what(e), e.reason)
+            for e in entries
         ],
     )

@@ -216,6 +216,10 @@ class GitSource:
     def has_commit(self, sha: str) -> bool:
         return self._git("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
 
+    def ancestors(self, commit: str) -> list[str]:
+        """`commit` and every commit before it."""
+        return self._git("rev-list", commit).stdout.decode().split()
+
     def resolve(self, rev: str) -> str | None:
         """A full commit id for a (possibly abbreviated) commit of this mirror, else None."""
         done = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)

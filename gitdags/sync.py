@@ -114,6 +114,7 @@ class SourceSync:
 
     def run(self, head: str, started_at: str) -> SyncResult:
         src = self.store.row("SELECT * FROM sources WHERE name = ?", (self.name,))
+        self.source_pinned = bool(src and src["pinned_commit"])
         old = src["served_commit"] if src else None
         same_config = src is not None and src["fingerprint"] == self.config.fingerprint()
         if old == head and same_config:
@@ -274,8 +275,7 @@ class SourceSync:
                 counts.add(change)
 
         for path, dag_id in held.items():
-            if dag_id not in claimed:
-                self._retire(dag_id, path)
+            if dag_id not in claimed and self._retire(dag_id):
                 counts.add(DagChange(dag_id, "deleted", None, path))
         return counts
 
@@ -345,7 +345,7 @@ class SourceSync:
                 "source": self.name,
                 "created_at": now(),
                 "paused": 0,
-                "pinned": 0,
+                "pinned": int(self.source_pinned),  # a pinned source serves nothing new
                 "pin_until_change": 0,
                 "served_version": None,
                 "served_commit": None,
@@ -370,13 +370,19 @@ class SourceSync:
         save_dag(self.store, dag)
         return DagChange(dag_id, kind, number, f.path, old_path if old_path != f.path else None)
 
-    def _retire(self, dag_id: str, path: str) -> None:
-        self.store.execute(
-            "UPDATE dags SET deleted = 1, status = 'deleted', updated_at = ? WHERE dag_id = ?",
-            (now(), dag_id),
-        )
+    def _retire(self, dag_id: str) -> bool:
+        """Its file is gone: the DAG is deleted, unless a pin holds it (until unpinned)."""
+        dag = self.store.row("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
+        assert dag is not None
+        if dag["pinned"] and not dag["pin_until_change"]:
+            return False
+        if dag["pinned"]:
+            self._audit_auto_unpin(dag_id, None)
+        dag.update(deleted=1, pinned=0, pin_until_change=0)
+        save_dag(self.store, dag)
+        return True
 
-    def _audit_auto_unpin(self, dag_id: str, version: int) -> None:
+    def _audit_auto_unpin(self, dag_id: str, version: int | None) -> None:
         self.store.insert(
             "audit",
             {

@@ -1,0 +1,229 @@
+"""Rollback, pin, pause, source rollback, diff and the audit log on a real history."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gitdags.cli import app
+from gitdags.engine import SyncEngine
+from gitdags.errors import ActionError, NotFoundError
+from tests.conftest import GitRepo, dag_yaml
+from tests.test_sync import source
+
+BROKEN = "dag_id: etl\ntasks: [{id: a, type: bash}]\n"  # bash without its command
+
+
+@pytest.fixture
+def history(repo: GitRepo, make_engine) -> tuple[SyncEngine, GitRepo, list[str]]:
+    """etl: v1 good, v2 good, v3 broken, v4 good; `old` deleted and `new` added in v4."""
+    engine = make_engine(
+        source(repo),
+    )
+    commits = []
+    for message, files, delete in [
+        ("v1", {"etl.yaml": dag_yaml("etl", "a"), "old.yaml": dag_yaml("old")}, []),
+        ("v2", {"etl.yaml": dag_yaml("etl", "a", "b")}, []),
+        ("v3", {"etl.yaml": BROKEN}, []),
+        (
+            "v4",
+            {"etl.yaml": dag_yaml("etl", "a", "b", "c"), "new.yaml": dag_yaml("new")},
+            ["old.yaml"],
+        ),
+    ]:
+        commits.append(repo.commit(message, files, delete=delete))
+        (result,) = engine.sync()
+        assert result.error is None
+    assert [(v.version, v.valid) for v in engine.history("etl")] == [
+        (4, True),
+        (3, False),
+        (2, True),
+        (1, True),
+    ]
+    return engine, repo, commits
+
+
+def served(engine: SyncEngine) -> dict[str, int]:
+    return {d["dag_id"]: d["version"] for d in engine.served()}
+
+
+def test_rollback_pins_until_unpin(history) -> None:
+    engine, repo, _ = history
+    result = engine.rollback("etl", "1", reason="v4 breaks the warehouse", actor="ops-ann")
+    assert "now serves v1" in result.message
+    dag = engine.dag("etl")
+    assert (dag.status, dag.pinned, dag.served_version) == ("pinned", True, 1)
+    repo.commit("v5", {"etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
+    engine.sync()
+    dag = engine.dag("etl")
+    assert (dag.served_version, dag.newest_version, dag.status) == (1, 5, "pinned")
+    engine.unpin("etl")
+    dag = engine.dag("etl")
+    assert (dag.served_version, dag.status, dag.pinned) == (5, "active", False)
+    (unpin, rollback) = engine.audit("etl")
+    assert (rollback.actor, rollback.action, rollback.reason) == (
+        "ops-ann",
+        "rollback",
+        "v4 breaks the warehouse",
+    )
+    assert rollback.detail["from_version"] == 4 and rollback.detail["to_version"] == 1
+    assert unpin.action == "unpin"
+
+
+def test_until_change_lets_go_by_itself(history) -> None:
+    engine, repo, _ = history
+    engine.rollback("etl", "v1", until_change=True)
+    repo.commit("docs", {"README.md": "unrelated"})
+    engine.sync()
+    assert engine.dag("etl").served_version == 1
+    repo.commit("v5", {"etl.yaml": dag_yaml("etl", "x")})
+    engine.sync()
+    dag = engine.dag("etl")
+    assert (dag.served_version, dag.pinned, dag.status) == (5, False, "active")
+    assert engine.audit("etl")[0].actor == "gitdags"
+
+
+def test_until_change_holds_while_the_new_commit_is_invalid(history) -> None:
+    engine, repo, _ = history
+    engine.rollback("etl", "1", until_change=True)
+    repo.commit("v5 broken", {"etl.yaml": BROKEN + "# again\n"})
+    engine.sync()
+    assert (engine.dag("etl").served_version, engine.dag("etl").pinned) == (1, True)
+
+
+def test_default_rollback_skips_invalid_versions(history) -> None:
+    engine, _, _ = history
+    engine.rollback("etl")
+    assert engine.dag("etl").served_version == 2
+
+
+def test_refused_rollbacks(history) -> None:
+    engine, _, _ = history
+    with pytest.raises(ActionError, match="Version 3 of 'etl' is invalid"):
+        engine.rollback("etl", "3")
+    with pytest.raises(NotFoundError, match="no version 99"):
+        engine.rollback("etl", "99")
+    with pytest.raises(NotFoundError, match="There is no DAG"):
+        engine.rollback("ghost")
+    with pytest.raises(NotFoundError, match="not in source"):
+        engine.rollback("etl", "deadbeefcafe")
+    assert engine.dag("etl").served_version == 4 and engine.audit() == []
+
+
+def test_rollback_to_a_commit(history) -> None:
+    engine, _, commits = history
+    engine.rollback("etl", commits[1][:8])
+    assert engine.dag("etl").served_version == 2
+    engine.unpin("etl")
+    engine.rollback("new", commits[3])
+    assert engine.dag("new").served_version == 1
+
+
+def test_rollback_restores_a_deleted_dag(history) -> None:
+    engine, _, _ = history
+    assert engine.dag("old").status == "deleted"
+    engine.rollback("old")
+    assert engine.dag("old").status == "pinned" and served(engine)["old"] == 1
+    engine.unpin("old")
+    assert engine.dag("old").status == "deleted" and "old" not in served(engine)
+
+
+def test_source_rollback_restores_and_withdraws(history) -> None:
+    engine, _, commits = history
+    result = engine.rollback_source("main", commits[1])
+    assert served(engine) == {"etl": 2, "old": 1}
+    assert {c.dag_id: c.change for c in result.changes} == {
+        "etl": "rollback",
+        "old": "restored",
+        "new": "withdrawn",
+    }
+    assert engine.status()[0].pinned_commit == commits[1]
+    engine.unpin_source("main")
+    assert served(engine) == {"etl": 4, "new": 1}
+    assert engine.dag("old").status == "deleted"
+
+
+def test_pinned_source_records_but_does_not_serve_new_commits(history) -> None:
+    engine, repo, commits = history
+    engine.rollback_source("main", commits[1])
+    repo.commit("v5", {"etl.yaml": dag_yaml("etl", "z"), "later.yaml": dag_yaml("later")})
+    engine.sync()
+    assert served(engine) == {"etl": 2, "old": 1}
+    assert engine.dag("etl").newest_version == 5
+    engine.unpin_source("main")
+    assert served(engine) == {"etl": 5, "new": 1, "later": 1}
+
+
+def test_pause_and_resume(history) -> None:
+    engine, _, _ = history
+    engine.pause("etl", reason="incident 42")
+    assert engine.dag("etl").status == "paused" and "etl" not in served(engine)
+    assert "already paused" in engine.pause("etl").message
+    engine.resume("etl")
+    assert engine.dag("etl").status == "active" and served(engine)["etl"] == 4
+    assert [e.action for e in engine.audit("etl")] == ["resume", "pause"]
+
+
+def test_diff_text_and_structure(history) -> None:
+    engine, _, _ = history
+    found = engine.diff("etl", 1, 2)
+    assert found.text.startswith("--- etl v1")
+    assert "+- id: b\n" in found.text
+    assert found.changes["tasks_added"] == ["b"]
+    assert found.changes["tasks_removed"] == [] and found.changes["fields_changed"] == []
+    assert engine.diff("etl").text == ""  # served == newest
+    engine.rollback("etl", "2")
+    default = engine.diff("etl")
+    assert (default.from_version, default.to_version) == (2, 4)
+    assert default.changes["tasks_added"] == ["c"]
+
+
+def test_cli_diff_rollback_audit(tmp_path: Path, history) -> None:
+    engine, repo, _ = history
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{engine.settings.database}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, ["--config", str(config), *args])
+
+    plain = run("diff", "etl", "1", "2")
+    assert plain.exit_code == 0 and "\x1b[" not in plain.stdout and "+- id: b" in plain.stdout
+    assert "\x1b[32m" in run("diff", "etl", "v1", "v2", "--color").stdout
+    structured = run("diff", "etl", "1", "4", "--json")
+    assert structured.exit_code == 0 and '"tasks_added"' in structured.stdout
+    done = run("rollback", "etl", "--to", "2", "--reason", "bad load", "--actor", "ann")
+    assert done.exit_code == 0 and "now serves v2" in done.stdout
+    refused = run("rollback", "etl", "--to", "3")
+    assert refused.exit_code == 1 and "invalid" in refused.stderr
+    log = run("audit", "etl")
+    assert "ann" in log.stdout and "bad load" in log.stdout and "v4 -> v2" in log.stdout
+
+
+def test_an_action_racing_a_sync_is_serialized(tmp_path: Path, history) -> None:
+    engine, repo, _ = history
+    repo.commit("many", {f"bulk/{i:04}.yaml": dag_yaml(f"bulk{i:04}") for i in range(800)})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{engine.settings.database}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.4)
+    engine.pause("etl", reason="during a sync")
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert engine.dag("etl").status == "paused"
+    assert len(engine.list_dags()) == 803
