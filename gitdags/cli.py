@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from gitdags import render
+from gitdags import logs, render
 from gitdags.config import Settings, load_settings
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
@@ -35,6 +35,7 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON (a stable contract for 
 
 class State:
     config: str | None = None
+    verbose: int = 0
 
 
 state = State()
@@ -390,6 +391,24 @@ def audit(
         typer.echo(render.audit(entries))
     else:
         typer.echo("No operator actions recorded.")
+
+
+# -- the service --------------------------------------------------------------------------------
+@command("daemon")
+def daemon_(
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json (default: [daemon] log_format)."
+    ),
+) -> None:
+    """Keep every source synced: intervals, ref watch, webhooks, /healthz, /metrics."""
+    from gitdags.daemon import Daemon
+
+    cfg = settings()
+    fmt = log_format or cfg.log_format
+    if fmt not in ("text", "json"):
+        raise GitdagsError(f"--log-format must be text or json, not {fmt!r}.")
+    logs.setup(state.verbose, fmt, default=logging.INFO)
+    Daemon(settings).run()
 
 
 # -- getting started ----------------------------------------------------------------------------
