@@ -411,6 +411,35 @@ class OperatorActions(_Base):
         self._notify(source, None, result.changes)
         return result
 
+    def sync_now(
+        self, source: str | None = None, *, reason: str = "", actor: str | None = None
+    ) -> ActionResult:
+        """Sync one source (or all) now, as an operator action: recorded in the audit log."""
+        results = self.sync(source)
+        with self.store.transaction():
+            audit_id = self._audit(
+                "sync",
+                dag_id=None,
+                source=source,
+                reason=reason,
+                actor=actor,
+                detail={"results": [r.to_dict() for r in results]},
+            )
+            self.store.bump()
+        parts = []
+        for r in results:
+            if r.error:
+                parts.append(f"{r.source} failed: {r.error}")
+            elif r.nothing_new:
+                parts.append(f"{r.source} is up to date")
+            else:
+                parts.append(
+                    f"{r.source} synced to {r.to_commit[:10] if r.to_commit else '-'} "
+                    f"(+{r.added} ~{r.changed} -{r.deleted} !{r.invalid})"
+                )
+        changes = tuple(c for r in results for c in r.changes)
+        return ActionResult("sync", "; ".join(parts) + ".", changes, audit_id)
+
     # -- reading -----------------------------------------------------------------------------
     def diff(self, dag_id: str, v1: int | None = None, v2: int | None = None) -> SpecDiff:
         """Normalized specs compared: by default the served version against the newest."""

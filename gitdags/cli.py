@@ -411,6 +411,15 @@ def daemon_(
     Daemon(settings).run()
 
 
+@command()
+def tui() -> None:
+    """The operator console (Textual): DAGs, history, diffs, actions; live."""
+    from gitdags.tui.app import run
+
+    with engine() as eng:
+        run(eng)
+
+
 # -- getting started ----------------------------------------------------------------------------
 @command()
 def demo(

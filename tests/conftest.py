@@ -20,6 +20,8 @@ ENV = {
     "GIT_COMMITTER_NAME": "Test Author",
     "GIT_COMMITTER_EMAIL": "author@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_DATE": "2026-01-05T09:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2026-01-05T09:00:00+00:00",
     "HOME": "/nonexistent",
 }
 

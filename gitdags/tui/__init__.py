@@ -1,0 +1,1 @@
+"""The Textual operator console (`gitdags tui`). Only the CLI imports it."""

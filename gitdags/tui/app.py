@@ -1,0 +1,345 @@
+"""`gitdags tui`: the operator console over the same engine calls the CLI uses.
+
+Engine calls run in thread workers (one SQLite connection, guarded by a lock) and report back
+with messages. The console polls the database's change counter every second and reloads only
+when it moved, so it stays live while the daemon runs in another process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from gitdags.engine import SyncEngine
+from gitdags.errors import GitdagsError
+from gitdags.model import STATUSES, ActionResult, DagState, SourceStatus
+from gitdags.render import short, when
+from gitdags.tui.graph import STATUS_STYLE
+from gitdags.tui.messages import ActionFailed, ActionFinished, DataChanged, MainLoaded
+from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
+
+QUICK = {"0": None, **{str(i): s for i, s in enumerate(STATUSES, 1)}}
+SORTS = ("dag_id", "status", "updated_at", "source", "owner")
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def matches(dag: DagState, needle: str) -> bool:
+    if not needle:
+        return True
+    return (
+        needle in dag.dag_id.lower()
+        or needle in (dag.owner or "").lower()
+        or any(needle in tag.lower() for tag in dag.tags)
+    )
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("o", "sort", "Sort"),
+        Binding("escape", "clear", "Clear filter", show=False),
+        *(Binding(k, f"quick('{k}')", f"{s or 'all'}", show=False) for k, s in QUICK.items()),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dags: list[DagState] = []
+        self.sources: list[SourceStatus] = []
+        self.status_filter: str | None = None
+        self.sort_key = "dag_id"
+        self.shown: list[str] = []
+        self._filter_timer: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="sources")
+        yield Input(placeholder="/ filter by id, owner or tag", id="filter")
+        yield DataTable(id="dags", cursor_type="row", zebra_stripes=True)
+        yield Static(id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#dags", DataTable)
+        for key, label in (
+            ("dag_id", "DAG"),
+            ("status", "status"),
+            ("served", "served"),
+            ("newest", "newest"),
+            ("source", "source"),
+            ("owner", "owner"),
+            ("updated_at", "updated"),
+        ):
+            table.add_column(label, key=key)
+        table.focus()
+        self.reload()
+
+    # -- data ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="main-load")
+    def _load(self) -> None:
+        app: GitdagsApp = self.app  # type: ignore[assignment]
+        dags = app.call_engine(app.engine.list_dags)
+        sources = app.call_engine(app.engine.status)
+        self.post_message(MainLoaded(dags, sources))
+
+    def on_main_loaded(self, message: MainLoaded) -> None:
+        self.dags, self.sources = message.dags, message.sources
+        self._render_sources()
+        self.apply()
+
+    def _render_sources(self) -> None:
+        out = Text()
+        for i, s in enumerate(self.sources):
+            if i:
+                out.append("\n")
+            out.append(f" {s.source} ", style="bold reverse")
+            out.append(f" served {short(s.served_commit)}  newest {short(s.newest_commit)}")
+            out.append(f"  synced {when(s.last_sync_at)}")
+            if s.pinned_commit:
+                out.append(f"  PINNED at {short(s.pinned_commit)}", style="bold magenta")
+            if s.last_error:
+                out.append(
+                    f"  ERROR since {when(s.last_error_at)}: {s.last_error}", style="bold red"
+                )
+        if not self.sources:
+            out.append(" no sources configured", style="italic")
+        self.query_one("#sources", Static).update(out)
+
+    def visible(self) -> list[DagState]:
+        needle = self.query_one("#filter", Input).value.strip().lower()
+        rows = [
+            d
+            for d in self.dags
+            if (self.status_filter is None or d.status == self.status_filter) and matches(d, needle)
+        ]
+        rows.sort(key=lambda d: str(getattr(d, self.sort_key) or ""))
+        return rows
+
+    def apply(self) -> None:
+        """Fill the table, keeping the selected DAG and the scroll position."""
+        table = self.query_one("#dags", DataTable)
+        rows = self.visible()
+        keys = [d.dag_id for d in rows]
+        selected = self.selected()
+        scroll = table.scroll_y
+        table.clear()
+        for d in rows:
+            table.add_row(
+                d.dag_id,
+                status_text(d.status),
+                f"v{d.served_version} {short(d.served_commit)[:7]}" if d.served_version else "-",
+                f"v{d.newest_version}" if d.newest_version != d.served_version else "",
+                d.source,
+                d.owner or "",
+                when(d.updated_at)[5:16],
+                key=d.dag_id,
+            )
+        self.shown = keys
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected), animate=False)
+        table.scroll_to(y=scroll, animate=False)
+        label = f"{len(rows)} of {len(self.dags)} DAGs"
+        if self.status_filter:
+            label += f" · only {self.status_filter}"
+        label += f" · sorted by {self.sort_key}"
+        self.query_one("#summary", Static).update(label)
+
+    def selected(self) -> str | None:
+        table = self.query_one("#dags", DataTable)
+        if not self.shown or table.cursor_row >= len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    # -- events --------------------------------------------------------------------------------
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(0.05, self.apply)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self.apply()
+        self.query_one("#dags", DataTable).focus()
+
+    @on(DataTable.RowSelected, "#dags")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        dag_id = event.row_key.value
+        if dag_id:
+            from gitdags.tui.screens import DagScreen
+
+            self.app.push_screen(DagScreen(dag_id))
+
+    @on(DataTable.HeaderSelected, "#dags")
+    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        self.sort_key = {"served": "served_version", "newest": "newest_version"}.get(key, key)
+        self.apply()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.status_filter = None
+        self.query_one("#dags", DataTable).focus()
+        self.apply()
+
+    def action_sort(self) -> None:
+        index = SORTS.index(self.sort_key) if self.sort_key in SORTS else -1
+        self.sort_key = SORTS[(index + 1) % len(SORTS)]
+        self.apply()
+
+    def action_quick(self, key: str) -> None:
+        self.status_filter = QUICK[key]
+        self.apply()
+
+    def action_sync_now(self) -> None:
+        app: GitdagsApp = self.app  # type: ignore[assignment]
+        app.confirm(
+            "Sync now",
+            "Fetch every source now and record what its new commits changed.",
+            app.engine.sync_now,
+        )
+
+
+class GitdagsCommands(Provider):
+    """The command palette: the console's actions by name."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, GitdagsApp)
+        commands: list[tuple[str, Callable[[], Any], str]] = [
+            ("Sync now", app.action_sync_now, "fetch every source now"),
+            ("Sync log", app.action_sync_log, "every sync, newest first"),
+            ("Audit log", app.action_audit_log, "who did what, when and why"),
+            ("Help", app.action_help, "the keys"),
+        ]
+        for status in STATUSES:
+            commands.append(
+                (f"Show only {status}", lambda s=status: app.quick_filter(s), "quick filter")
+            )
+        matcher = self.matcher(query)
+        for name, callback, text in commands:
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=text)
+
+
+class GitdagsApp(App[None]):
+    CSS_PATH = "gitdags.tcss"
+    TITLE = "gitdags"
+    COMMANDS = App.COMMANDS | {GitdagsCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("L", "sync_log", "Sync log"),
+        Binding("A", "audit_log", "Audit"),
+        Binding("S", "sync_now", "Sync now"),
+    ]
+
+    def __init__(self, engine: SyncEngine, *, poll_interval: float = 1.0) -> None:
+        super().__init__()
+        self.engine = engine
+        self.db_lock = threading.Lock()
+        self.poll_interval = poll_interval
+        self.generation = -1
+
+    def call_engine(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run an engine call from a worker thread; one at a time on the connection."""
+        with self.db_lock:
+            return fn(*args, **kwargs)
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.engine.settings.database)
+        self.push_screen(MainScreen())
+        self.set_interval(self.poll_interval, self.poll)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def poll(self) -> None:
+        generation = self.call_engine(self.engine.generation)
+        if generation != self.generation:
+            first = self.generation < 0
+            self.generation = generation
+            if not first:
+                self.post_message(DataChanged(generation))
+
+    def on_data_changed(self, message: DataChanged) -> None:
+        for screen in self.screen_stack:
+            reload = getattr(screen, "reload", None)
+            if reload is not None:
+                reload()
+
+    # -- actions through a confirmation ------------------------------------------------------
+    def confirm(
+        self, title: str, what: str, fn: Callable[..., ActionResult], *args: Any, **kw: Any
+    ) -> None:
+        def done(reason: str | None) -> None:
+            if reason is not None:
+                self._execute(fn, args, {**kw, "reason": reason})
+
+        self.push_screen(ConfirmAction(title, what), done)
+
+    @work(thread=True, group="actions")
+    def _execute(self, fn: Callable[..., ActionResult], args: tuple, kwargs: dict) -> None:
+        try:
+            result = self.call_engine(fn, *args, **kwargs)
+        except GitdagsError as exc:
+            self.post_message(ActionFailed(str(exc)))
+        else:
+            self.post_message(ActionFinished(result))
+
+    def on_action_finished(self, message: ActionFinished) -> None:
+        self.notify(message.result.message, title=message.result.action)
+        self.poll()
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.push_screen(ErrorModal(message.error))
+
+    # -- app-wide keys -----------------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_sync_log(self) -> None:
+        from gitdags.tui.screens import SyncLogScreen
+
+        self.push_screen(SyncLogScreen())
+
+    def action_audit_log(self) -> None:
+        from gitdags.tui.screens import AuditScreen
+
+        self.push_screen(AuditScreen())
+
+    def action_sync_now(self) -> None:
+        screen = self.screen
+        handler = getattr(screen, "action_sync_now", None)
+        if handler is not None and screen is not self:
+            handler()
+        else:
+            self.confirm("Sync now", "Fetch every source now.", self.engine.sync_now)
+
+    def quick_filter(self, status: str) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.status_filter = status
+                screen.apply()
+
+
+def run(engine: SyncEngine) -> None:
+    GitdagsApp(engine).run()

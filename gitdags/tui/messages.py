@@ -1,0 +1,55 @@
+"""Messages the console's workers post back to the screens (past-tense events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from gitdags.model import ActionResult, DagState, SourceStatus
+
+
+class DataChanged(Message):
+    """The database's change counter moved: something was synced or an action ran."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__()
+        self.generation = generation
+
+
+class MainLoaded(Message):
+    def __init__(self, dags: list[DagState], sources: list[SourceStatus]) -> None:
+        super().__init__()
+        self.dags = dags
+        self.sources = sources
+
+
+class DagLoaded(Message):
+    def __init__(self, shown: dict[str, Any], history: list[Any]) -> None:
+        super().__init__()
+        self.shown = shown
+        self.history = history
+
+
+class DiffLoaded(Message):
+    def __init__(self, diff: Any) -> None:
+        super().__init__()
+        self.diff = diff
+
+
+class LogLoaded(Message):
+    def __init__(self, rows: list[Any]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class ActionFinished(Message):
+    def __init__(self, result: ActionResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class ActionFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error

@@ -1,0 +1,338 @@
+"""The DAG screen (spec, graph, issues, history, diff, actions) and the two log screens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from gitdags.model import Version
+from gitdags.render import short, when
+from gitdags.tui.graph import STATUS_STYLE
+from gitdags.tui.graph import render as render_graph
+from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
+
+if TYPE_CHECKING:
+    from gitdags.tui.app import GitdagsApp
+
+TABS = ("tab-spec", "tab-graph", "tab-issues", "tab-history", "tab-diff")
+
+
+class DagScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("d", "diff", "Diff"),
+        Binding("r", "rollback", "Rollback"),
+        Binding("u", "rollback_until_change", "Until change"),
+        Binding("p", "pin", "Pin/unpin"),
+        Binding("z", "pause", "Pause/resume"),
+        Binding("space", "mark", "Mark", show=False),
+        *(Binding(str(i), f"tab({i})", show=False) for i in range(1, 6)),
+    ]
+
+    def __init__(self, dag_id: str) -> None:
+        super().__init__()
+        self.dag_id = dag_id
+        self.shown: dict[str, Any] = {}
+        self.versions: list[Version] = []
+        self.marked: int | None = None
+        self.cursor_version: int | None = None
+        self.diff_shown: Any = None
+
+    @property
+    def gitdags(self) -> GitdagsApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="dag-header")
+        with TabbedContent(id="tabs"):
+            with TabPane("1 Spec", id="tab-spec"), VerticalScroll(classes="pane-scroll"):
+                yield Static(id="spec")
+            with TabPane("2 Graph", id="tab-graph"), VerticalScroll(classes="pane-scroll"):
+                yield Static(id="graph")
+            with TabPane("3 Issues", id="tab-issues"), VerticalScroll(classes="pane-scroll"):
+                yield Static(id="issues")
+            with TabPane("4 History", id="tab-history"):
+                yield DataTable(id="history", cursor_type="row")
+            with TabPane("5 Diff", id="tab-diff"), VerticalScroll(classes="pane-scroll"):
+                yield Static("Pick a version in History and press d.", id="diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history", DataTable)
+        for key in ("version", "valid", "served", "commit", "author", "committed", "message"):
+            table.add_column(key, key=key)
+        self.reload()
+
+    # -- data ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="dag-load")
+    def _load(self) -> None:
+        app = self.gitdags
+        try:
+            shown = app.call_engine(app.engine.show, self.dag_id)
+            history = app.call_engine(app.engine.history, self.dag_id)
+        except Exception as exc:  # e.g. the database moved under us: say so, stay up
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.post_message(DagLoaded(shown, history))
+
+    def on_dag_loaded(self, message: DagLoaded) -> None:
+        self.shown, self.versions = message.shown, message.history
+        self._render_history()
+        self._render_version()
+
+    def selected_version(self) -> Version | None:
+        number = self.cursor_version
+        found = [v for v in self.versions if v.version == number]
+        return found[0] if found else (self.versions[0] if self.versions else None)
+
+    def _render_header(self, version: Version | None) -> None:
+        s = self.shown
+        out = Text()
+        out.append(f" {self.dag_id} ", style="bold reverse")
+        out.append(" ")
+        out.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+        out.append(f"  serving v{s['served_version'] or '-'} ({short(s['served_commit'])})")
+        out.append(f"  newest v{s['newest_version'] or '-'}  {s['source']}:{s['path']}")
+        if s.get("pin_until_change"):
+            out.append("  pinned until change", style="magenta")
+        if version is not None:
+            state = "valid" if version.valid else "INVALID"
+            out.append(
+                f"\n showing v{version.version} ({state}, {short(version.commit)} by "
+                f"{version.author}: {version.message.splitlines()[0] if version.message else ''})"
+            )
+        self.query_one("#dag-header", Static).update(out)
+
+    def _render_version(self) -> None:
+        version = self.selected_version()
+        self._render_header(version)
+        if version is None:
+            return
+        if version.spec is not None:
+            text = yaml.safe_dump(version.spec, sort_keys=False, allow_unicode=True)
+            self.query_one("#spec", Static).update(Syntax(text, "yaml", theme="ansi_dark"))
+        else:
+            self.query_one("#spec", Static).update(Text(version.content or "(empty)"))
+        cycles = [i.message for i in version.issues if i.code == "GD204"]
+        self.query_one("#graph", Static).update(render_graph(version.spec, cycles))
+        issues = Text()
+        for issue in version.issues:
+            style = "red" if issue.severity == "error" else "yellow"
+            issues.append(f"{issue.severity:<8}{issue.code}  ", style=style)
+            where = f"line {issue.line}" if issue.line else "line -"
+            issues.append(f"{issue.location or '(file)'} · {where}\n", style="bold")
+            issues.append(f"        {issue.message}\n")
+        if not version.issues:
+            issues.append(f"v{version.version} has no issues.", style="green")
+        self.query_one("#issues", Static).update(issues)
+
+    def _render_history(self) -> None:
+        table = self.query_one("#history", DataTable)
+        keep = self.cursor_version
+        table.clear()
+        for v in self.versions:
+            mark = "● " if v.version == self.marked else "  "
+            table.add_row(
+                f"{mark}v{v.version}",
+                Text("yes", style="green") if v.valid else Text("NO", style="bold red"),
+                "*" if v.served else "",
+                short(v.commit),
+                v.author,
+                when(v.committed_at),
+                v.message.splitlines()[0] if v.message else "",
+                key=str(v.version),
+            )
+        numbers = [v.version for v in self.versions]
+        if keep in numbers:
+            table.move_cursor(row=numbers.index(keep), animate=False)
+        elif numbers:
+            self.cursor_version = numbers[0]
+
+    @on(DataTable.RowHighlighted, "#history")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.cursor_version = int(event.row_key.value)
+            self._render_version()
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, number: int) -> None:
+        self.query_one("#tabs", TabbedContent).active = TABS[number - 1]
+        if number == 4:
+            self.query_one("#history", DataTable).focus()
+
+    def action_mark(self) -> None:
+        version = self.selected_version()
+        if version is not None:
+            self.marked = None if self.marked == version.version else version.version
+            self._render_history()
+
+    def action_diff(self) -> None:
+        version = self.selected_version()
+        if version is None:
+            return
+        base = self.marked or self.shown.get("served_version") or version.version
+        self._diff(base, version.version)
+
+    @work(thread=True, exclusive=True, group="dag-diff")
+    def _diff(self, a: int, b: int) -> None:
+        app = self.gitdags
+        self.post_message(DiffLoaded(app.call_engine(app.engine.diff, self.dag_id, a, b)))
+
+    def on_diff_loaded(self, message: DiffLoaded) -> None:
+        found = self.diff_shown = message.diff
+        widget = self.query_one("#diff", Static)
+        if found.text:
+            widget.update(Syntax(found.text, "diff", theme="ansi_dark"))
+        else:
+            widget.update(f"v{found.from_version} and v{found.to_version} are identical.")
+        self.query_one("#tabs", TabbedContent).active = "tab-diff"
+
+    def _describe(self, version: Version) -> str:
+        first = version.message.splitlines()[0] if version.message else ""
+        return f"v{version.version} ({short(version.commit)} by {version.author}: {first})"
+
+    def action_rollback(self, until_change: bool = False) -> None:
+        version = self.selected_version()
+        if version is None:
+            return
+        served = self.shown.get("served_version")
+        release = (
+            "until a newer valid commit changes the DAG, then the newest version is served"
+            if until_change
+            else "new commits are recorded but not served until you unpin it"
+        )
+        what = (
+            f"{self.dag_id} will serve {self._describe(version)} instead of "
+            f"v{served or '-'}, and stay pinned: {release}."
+        )
+        title = "Roll back until the next change" if until_change else "Roll back"
+        self.gitdags.confirm(
+            title,
+            what,
+            self.gitdags.engine.rollback,
+            self.dag_id,
+            str(version.version),
+            until_change=until_change,
+        )
+
+    def action_rollback_until_change(self) -> None:
+        self.action_rollback(until_change=True)
+
+    def action_pin(self) -> None:
+        app = self.gitdags
+        if self.shown.get("pinned"):
+            what = f"{self.dag_id} will serve its newest valid version again."
+            app.confirm("Unpin", what, app.engine.unpin, self.dag_id)
+        else:
+            served = self.shown.get("served_version")
+            what = (
+                f"{self.dag_id} will keep serving v{served or '-'}: new commits are recorded "
+                "but not served until you unpin it."
+            )
+            app.confirm("Pin", what, app.engine.pin, self.dag_id)
+
+    def action_pause(self) -> None:
+        app = self.gitdags
+        if self.shown.get("paused"):
+            what = f"{self.dag_id} will be served again (v{self.shown.get('served_version')})."
+            app.confirm("Resume", what, app.engine.resume, self.dag_id)
+        else:
+            what = f"{self.dag_id} stays registered and versioned but is no longer served."
+            app.confirm("Pause", what, app.engine.pause, self.dag_id)
+
+    def action_sync_now(self) -> None:
+        app = self.gitdags
+        source = self.shown.get("source")
+        what = f"Fetch source {source} now and record what its new commits changed."
+        app.confirm("Sync now", what, app.engine.sync_now, source)
+
+
+class _LogScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back")]
+    TITLE = ""
+    COLUMNS: tuple[str, ...] = ()
+    fetch: Callable[[], list[Any]]  # the rows, newest first (in a worker thread)
+    row: Callable[[Any], tuple[Any, ...]]  # one row's cells
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.TITLE, id="summary")
+        yield DataTable(id="log", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#log", DataTable)
+        table.add_columns(*self.COLUMNS)
+        table.focus()
+        self.reload()
+
+    def reload(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="log-load")
+    def _load(self) -> None:
+        self.post_message(LogLoaded(self.fetch()))
+
+    def on_log_loaded(self, message: LogLoaded) -> None:
+        table = self.query_one("#log", DataTable)
+        row = table.cursor_row
+        table.clear()
+        table.add_rows(self.row(item) for item in message.rows)
+        if message.rows:
+            table.move_cursor(row=min(row, len(message.rows) - 1), animate=False)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+class SyncLogScreen(_LogScreen):
+    TITLE = "Sync log, newest first"
+    COLUMNS = ("started", "source", "from", "to", "+", "~", "-", "!", "ms", "note")
+
+    def fetch(self) -> list[Any]:
+        app: GitdagsApp = self.app  # type: ignore[assignment]
+        return list(app.call_engine(app.engine.syncs, limit=500))
+
+    def row(self, r: Any) -> tuple[Any, ...]:
+        note = ("force-push " if r.forced else "") + (r.error or "")
+        return (
+            when(r.started_at),
+            r.source,
+            short(r.from_commit),
+            short(r.to_commit),
+            r.added,
+            r.changed,
+            r.deleted,
+            r.invalid,
+            f"{r.duration_ms:.0f}",
+            Text(note, style="red") if r.error else note,
+        )
+
+
+class AuditScreen(_LogScreen):
+    TITLE = "Audit log: operator actions, newest first"
+    COLUMNS = ("when", "actor", "action", "DAG", "source", "reason")
+
+    def fetch(self) -> list[Any]:
+        app: GitdagsApp = self.app  # type: ignore[assignment]
+        return list(app.call_engine(app.engine.audit, limit=500))
+
+    def row(self, e: Any) -> tuple[Any, ...]:
+        return (when(e.at), e.actor, e.action, e.dag_id or "-", e.source or "-", e.reason)

@@ -1,0 +1,182 @@
+"""The console, driven by Textual's Pilot against a real engine on a real repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitdags.engine import SyncEngine, build_engine
+from gitdags.tui.app import GitdagsApp, MainScreen
+from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
+from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
+from tests.conftest import GitRepo, dag_yaml, settings_for
+from tests.test_sync import source
+
+CYCLE = dag_yaml("etl", "a", "b", "c", deps={"a": ["c"], "b": ["a"], "c": ["b"]})
+
+
+@pytest.fixture
+def world(tmp_path: Path, repo: GitRepo) -> tuple[SyncEngine, GitRepo]:
+    engine = build_engine(settings_for(tmp_path, source(repo)))
+    repo.commit(
+        "first",
+        {
+            "etl.yaml": dag_yaml("etl", "extract", "load"),
+            "report.yaml": dag_yaml("report", owner="finance", tags="[monthly]"),
+            "sales_sync.yaml": dag_yaml("sales_sync", owner="sales-team"),
+        },
+    )
+    engine.sync()
+    repo.commit("second", {"etl.yaml": dag_yaml("etl", "extract", "transform", "load")})
+    engine.sync()
+    repo.commit("broken", {"etl.yaml": CYCLE})
+    engine.sync()
+    yield engine, repo
+    engine.close()
+
+
+def table_keys(app: GitdagsApp) -> list[str]:
+    screen = app.screen
+    assert isinstance(screen, MainScreen)
+    return list(screen.shown)
+
+
+async def test_filter_open_graph_diff_and_rollback(world) -> None:
+    engine, _repo = world
+    app = GitdagsApp(engine, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        assert table_keys(app) == ["etl", "report", "sales_sync"]
+        await pilot.press("slash", "s", "a", "l", "e", "s")
+        await pilot.pause(0.2)
+        assert table_keys(app) == ["sales_sync"]  # by id and by owner
+        await pilot.press("escape")
+        await pilot.press("slash", *"monthly", "enter")
+        assert table_keys(app) == ["report"]  # by tag
+        await pilot.press("escape", "2")
+        assert table_keys(app) == ["etl"]  # quick filter: invalid
+        await pilot.press("0", "enter")
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, DagScreen) and screen.dag_id == "etl"
+        await pilot.press("2")
+        graph = str(screen.query_one("#graph").render())
+        assert "cycle" in graph and "a -> b -> c -> a" in graph
+        await pilot.press("3")
+        assert "GD204" in str(screen.query_one("#issues").render())
+
+        await pilot.press("4", "down", "down")  # history: v3, v2, v1 -> v1
+        await pilot.pause(0.1)
+        assert screen.cursor_version == 1
+        await pilot.press("d")
+        await pilot.pause(0.3)
+        assert screen.query_one("#tabs").active == "tab-diff"
+        shown = screen.diff_shown
+        assert (shown.from_version, shown.to_version) == (2, 1)  # served against the selected
+        assert "-- id: transform" in shown.text
+
+        await pilot.press("4", "r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmAction)
+        assert "etl will serve v1" in str(app.screen.query_one("#dialog-what").render())
+        await pilot.press(*"bad transform", "enter")
+        await pilot.pause(0.5)
+    dag = engine.dag("etl")
+    assert (dag.served_version, dag.pinned, dag.status) == (1, True, "pinned")
+    (entry,) = engine.audit("etl")
+    assert entry.reason == "bad transform" and entry.action == "rollback"
+
+
+async def test_refused_action_shows_one_sentence(world) -> None:
+    engine, _repo = world
+    app = GitdagsApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        app.push_screen(DagScreen("etl"))
+        await pilot.pause(0.3)
+        await pilot.press("4", "r")  # v3 is selected: it is invalid
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, ErrorModal)
+        assert "invalid (GD204)" in app.screen.message
+        await pilot.press("escape")
+        await pilot.press("4", "z")
+        await pilot.press("escape")  # cancel the pause
+        await pilot.pause(0.2)
+    assert engine.dag("etl").served_version == 2 and not engine.dag("etl").paused
+
+
+async def test_live_refresh_keeps_the_selection(world, tmp_path: Path) -> None:
+    engine, repo = world
+    app = GitdagsApp(engine, poll_interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("down")  # report
+        other = build_engine(engine.settings)  # "the daemon", another connection
+        repo.commit("new dag", {"aaa.yaml": dag_yaml("aaa")})
+        other.sync()
+        other.close()
+        await pilot.pause(0.6)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        assert table_keys(app) == ["aaa", "etl", "report", "sales_sync"]
+        assert screen.selected() == "report"
+
+
+async def test_logs_help_and_sync_now(world) -> None:
+    engine, repo = world
+    app = GitdagsApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("L")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, SyncLogScreen)
+        assert app.screen.query_one("#log").row_count == 3
+        await pilot.press("escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        repo.commit("more", {"zzz.yaml": dag_yaml("zzz")})
+        await pilot.press("S")
+        await pilot.press(*"deploy now", "enter")
+        await pilot.pause(0.6)
+        await pilot.press("A")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, AuditScreen)
+        assert app.screen.query_one("#log").row_count == 1
+    assert engine.dag("zzz").status == "active"
+
+
+def _fixed(engine: SyncEngine) -> None:
+    """Timestamps the snapshots would otherwise show as they are today."""
+    with engine.store.transaction():
+        engine.store.execute("UPDATE dags SET updated_at = '2026-01-05T09:00:01+00:00'")
+        engine.store.execute("UPDATE sources SET last_sync_at = '2026-01-05T09:00:01+00:00'")
+
+
+def test_snapshot_main_screen(world, snap_compare) -> None:
+    engine, _ = world
+    _fixed(engine)
+    app = GitdagsApp(engine)
+
+    async def settle(pilot) -> None:
+        app.sub_title = "gitdags.db"
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=(100, 24), run_before=settle)
+
+
+def test_snapshot_dag_screen_graph(world, snap_compare) -> None:
+    engine, _ = world
+    _fixed(engine)
+    app = GitdagsApp(engine)
+
+    async def open_graph(pilot) -> None:
+        app.sub_title = "gitdags.db"
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(100, 24), run_before=open_graph)
