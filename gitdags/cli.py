@@ -412,6 +412,19 @@ def daemon_(
 
 
 @command()
+def publish(as_json: bool = JsonOpt) -> None:
+    """Write the deploy folder now (a new generation of the served set)."""
+    with engine() as eng:
+        generation = eng.publish(force=True)
+    if as_json:
+        out_json(
+            {"generation": generation.name, "path": str(generation.path), "dags": generation.dags}
+        )
+    else:
+        typer.echo(f"Published {generation.dags} DAGs to {generation.path}.")
+
+
+@command()
 def tui() -> None:
     """The operator console (Textual): DAGs, history, diffs, actions; live."""
     from gitdags.tui.app import run

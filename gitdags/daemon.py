@@ -281,6 +281,18 @@ class Daemon:
             self.watcher.update(settings.sources)
         log.info("config reloaded", extra={"sources": len(settings.sources)})
 
+    def _publish_once(self) -> None:
+        """Bring the deploy folder up to date at start (config may have changed meanwhile)."""
+        if not self.settings.deploy_dir:
+            return
+        engine = build_engine(self.settings)
+        try:
+            engine.publish(force=False)
+        except Exception:
+            log.exception("cannot write the deploy folder %s", self.settings.deploy_dir)
+        finally:
+            engine.close()
+
     # -- the loop ------------------------------------------------------------------------------
     def _signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -300,6 +312,7 @@ class Daemon:
         try:
             if self.settings.listen:
                 listener = Listener.start(self, self.settings.listen)
+            self._publish_once()
             self.watcher = RefWatcher(self)
             self.watcher.update(self.settings.sources)
             self._apply(self.settings)

@@ -15,6 +15,7 @@ from gitdags.actions import OperatorActions
 from gitdags.config import Settings, SourceConfig
 from gitdags.errors import GitdagsError, NotFoundError
 from gitdags.model import STATUSES, DagChange, DagState, Issue, SourceStatus, SyncResult, Version
+from gitdags.registry import served_set
 from gitdags.source import GitSource
 from gitdags.store import HistoryStore, dumps, loads, now
 from gitdags.sync import SourceSync
@@ -34,9 +35,20 @@ class SyncEngine(OperatorActions):
         self.settings = settings
         self.store = store or HistoryStore(settings.database)
         self.listeners: list[Listener] = []
+        self.publisher: Publisher | None = None
 
     def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
         self.store.close()
+
+    def publish(self, *, force: bool = True) -> Any:
+        """Write the deploy folder now; the new generation, or None when nothing changed."""
+        if self.publisher is None or self.publisher.folder is None:
+            raise GitdagsError(
+                "No deploy folder is configured; set [publish] deploy_dir in config.toml."
+            )
+        return self.publisher.folder.publish(self.store, force=force)
 
     def git(self, config: SourceConfig) -> GitSource:
         mirror = self.settings.mirrors_dir / f"{config.name}.git"
@@ -229,6 +241,10 @@ class SyncEngine(OperatorActions):
             "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
         ):
             counts.setdefault(r["source"], {})[r["status"]] = r["n"]
+        hooks = [
+            {k: r[k] for k in ("name", "last_ok_at", "last_error", "last_error_at", "failures")}
+            for r in self.store.rows("SELECT * FROM hooks ORDER BY name")
+        ]
         names = [s.name for s in self.settings.sources] + [
             n for n in rows if n not in {s.name for s in self.settings.sources}
         ]
@@ -248,6 +264,7 @@ class SyncEngine(OperatorActions):
                     last_error_at=r.get("last_error_at"),
                     pinned_commit=r.get("pinned_commit"),
                     counts={s: counts.get(name, {}).get(s, 0) for s in STATUSES},
+                    hooks=hooks,
                 )
             )
         return out
@@ -281,32 +298,45 @@ class SyncEngine(OperatorActions):
 
     def served(self) -> list[dict[str, Any]]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
-        rows = self.store.rows(
-            "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, "
-            "v.spec FROM dags d JOIN versions v "
-            "ON v.dag_id = d.dag_id AND v.version = d.served_version "
-            "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1 ORDER BY d.dag_id"
-        )
-        return [
-            {
-                "dag_id": r["dag_id"],
-                "source": r["source"],
-                "path": r["path"],
-                "status": r["status"],
-                "version": r["served_version"],
-                "commit": r["served_commit"],
-                "spec": loads(r["spec"]),
-            }
-            for r in rows
-        ]
+        return served_set(self.store)
 
     def generation(self) -> int:
         return self.store.generation()
 
 
+class Publisher:
+    """A listener: after each change to what is served, the deploy folder and the hooks."""
+
+    def __init__(self, settings: Settings, store: HistoryStore) -> None:
+        from gitdags.hooks import HookRunner
+        from gitdags.publish import DeployFolder
+
+        self.store = store
+        self.folder = (
+            DeployFolder(settings.deploy_dir, settings.keep, settings.airflow_template)
+            if settings.deploy_dir
+            else None
+        )
+        self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
+
+    def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
+        if self.folder is not None:
+            self.folder.publish(self.store)
+        if self.hooks is not None:
+            self.hooks(source, commit, changes)
+
+    def close(self) -> None:
+        if self.hooks is not None:
+            self.hooks.close()
+
+
 def build_engine(settings: Settings) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests."""
-    return SyncEngine(settings)
+    engine = SyncEngine(settings)
+    if settings.deploy_dir or settings.hooks:
+        engine.publisher = Publisher(settings, engine.store)
+        engine.listeners.append(engine.publisher)
+    return engine
 
 
 def _replace(result: SyncResult, **changes: Any) -> SyncResult:

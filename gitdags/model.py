@@ -242,6 +242,7 @@ class SourceStatus:
     last_error_at: str | None
     pinned_commit: str | None
     counts: dict[str, int]
+    hooks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -122,6 +122,17 @@ def status(sources: list[SourceStatus]) -> str:
         if s.last_error:
             lines.append(f"  last error (since {when(s.last_error_at)}): {s.last_error}")
         blocks.append("\n".join(lines))
+    hooks = sources[0].hooks if sources else []
+    if hooks:
+        lines = ["hooks"]
+        for h in hooks:
+            state = (
+                f"FAILING since {when(h['last_error_at'])} ({h['failures']}x): {h['last_error']}"
+                if h["last_error"]
+                else f"ok, last delivered {when(h['last_ok_at'])}"
+            )
+            lines.append(f"  {h['name']}: {state}")
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No sources configured."
 
 

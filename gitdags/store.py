@@ -145,8 +145,24 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """0.2: the state of each change hook, for `gitdags status`."""
+    db["hooks"].create(
+        {
+            "name": str,
+            "last_ok_at": str,
+            "last_error": str,
+            "last_error_at": str,
+            "failures": int,
+            "delivered": int,
+        },
+        pk="name",
+        defaults={"failures": 0, "delivered": 0},
+    )
+
+
 # Each release appends migrations; PRAGMA user_version records how many have run.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 class HistoryStore:

@@ -1,0 +1,199 @@
+"""The deploy folder: the served set written atomically for orchestrators that read a folder.
+
+Each change to what is served writes a new generation directory (one normalized JSON file per
+served DAG, and optionally an Airflow Python file rendered from a template), then switches the
+`current` symlink to it with one rename: a reader never sees a half-written tree. The last
+`keep` generations stay for readers still inside them. Unchanged DAG files are hard-linked from
+the previous generation, so a 10-file change writes 10 files, not 10,000.
+
+    deploy_dir/
+      current -> .generations/g000042-3f2a1c0d9e1b
+      .generations/g000042-3f2a1c0d9e1b/{manifest.json, daily_sales_etl.json, ...}
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitdags.errors import GitdagsError
+from gitdags.registry import served_set
+from gitdags.store import HistoryStore, now
+
+log = logging.getLogger(__name__)
+
+GENERATIONS = ".generations"
+CURRENT = "current"
+BUILTIN_TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(dag_id: str) -> str:
+    """A file name that stays in its folder whatever the DAG id."""
+    name = _UNSAFE.sub("_", dag_id).lstrip(".") or "_"
+    return name[:200]
+
+
+@dataclass(frozen=True)
+class Generation:
+    name: str
+    path: Path
+    dags: int
+    written: int
+    linked: int
+
+
+def fingerprint(served: list[dict[str, Any]]) -> str:
+    digest = hashlib.sha256()
+    for dag in served:
+        digest.update(f"{dag['dag_id']}\0{dag['version']}\0{dag['commit']}\n".encode())
+    return digest.hexdigest()
+
+
+class DeployFolder:
+    def __init__(self, root: Path, keep: int = 5, template: Path | None = None) -> None:
+        self.root = root
+        self.keep = max(keep, 1)
+        self.template = self._load_template(template)
+
+    @staticmethod
+    def _load_template(template: Path | None) -> string.Template | None:
+        if template is None:
+            return None
+        path = BUILTIN_TEMPLATE if template.name == "builtin" else template
+        try:
+            return string.Template(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise GitdagsError(
+                f"Cannot read the Airflow template {path}: {exc.strerror}; "
+                "fix [publish] airflow_template."
+            ) from exc
+
+    def current(self) -> Path | None:
+        link = self.root / CURRENT
+        return link.resolve() if link.is_symlink() else None
+
+    def _manifest(self, generation: Path | None) -> dict[str, Any]:
+        if generation is None:
+            return {}
+        try:
+            return json.loads((generation / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def publish(self, store: HistoryStore, *, force: bool = False) -> Generation | None:
+        """Write a new generation if what is served changed (or `force`); None otherwise."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as lock:  # one publisher at a time (daemon, CLI)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._publish(store, force)
+
+    def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
+        served = served_set(store)
+        print_ = fingerprint(served)
+        previous = self.current()
+        old = self._manifest(previous)
+        if not force and old.get("fingerprint") == print_:
+            return None
+        gens = self.root / GENERATIONS
+        gens.mkdir(parents=True, exist_ok=True)
+        sequence = int(old.get("sequence", 0)) + 1
+        commits = sorted({f"{d['source']}@{d['commit']}" for d in served})
+        tag = (
+            commits[0].split("@")[1][:12]
+            if len(commits) == 1
+            else hashlib.sha256("\n".join(commits).encode()).hexdigest()[:12]
+        )
+        name = f"g{sequence:06d}-{tag}"
+        staging = gens / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        before = {d["dag_id"]: d for d in old.get("dags", [])}
+        written = linked = 0
+        entries = []
+        for dag in served:
+            base = safe_name(dag["dag_id"])
+            files = [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
+            prior = before.get(dag["dag_id"])
+            reuse = (
+                previous is not None
+                and not force
+                and prior is not None
+                and prior.get("version") == dag["version"]
+                and prior.get("files") == files
+            )
+            for file in files:
+                target = staging / file
+                if target.resolve().parent != staging.resolve():
+                    raise GitdagsError(f"DAG id {dag['dag_id']!r} cannot be written safely.")
+                if reuse:
+                    assert previous is not None
+                    os.link(previous / file, target)
+                    linked += 1
+                elif file.endswith(".json"):
+                    target.write_text(json.dumps(dag, indent=2, sort_keys=False) + "\n")
+                    written += 1
+                else:
+                    assert self.template is not None
+                    target.write_text(self._render(dag, f"{base}.json"))
+                    written += 1
+            entries.append({"dag_id": dag["dag_id"], "version": dag["version"], "files": files})
+        manifest = {
+            "sequence": sequence,
+            "name": name,
+            "created_at": now(),
+            "fingerprint": print_,
+            "commits": commits,
+            "dags": entries,
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        final = gens / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(staging, final)
+        self._switch(final)
+        self._prune(final)
+        log.info(
+            "published",
+            extra={"generation": name, "dags": len(served), "written": written, "linked": linked},
+        )
+        return Generation(name, final, len(served), written, linked)
+
+    def _render(self, dag: dict[str, Any], json_file: str) -> str:
+        assert self.template is not None
+        return self.template.safe_substitute(
+            dag_id=dag["dag_id"],
+            json_file=json_file,
+            source=dag["source"],
+            path=dag["path"],
+            version=dag["version"],
+            commit=dag["commit"],
+        )
+
+    def _switch(self, target: Path) -> None:
+        link = self.root / CURRENT
+        temp = self.root / f".{CURRENT}.tmp-{os.getpid()}"
+        if temp.is_symlink() or temp.exists():
+            temp.unlink()
+        os.symlink(Path(GENERATIONS) / target.name, temp)
+        os.replace(temp, link)  # one atomic rename: readers see the old tree or the new one
+
+    def _prune(self, current: Path) -> None:
+        gens = sorted(
+            (p for p in (self.root / GENERATIONS).iterdir() if p.name.startswith("g")),
+            key=lambda p: p.name,
+        )
+        for old in gens[: -self.keep]:
+            if old != current:
+                shutil.rmtree(old, ignore_errors=True)
+        for stale in (self.root / GENERATIONS).glob(".tmp-*"):  # left by a crash
+            shutil.rmtree(stale, ignore_errors=True)
