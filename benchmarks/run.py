@@ -90,19 +90,23 @@ def render(spec: dict[str, Any], fmt: str) -> str:
         import yaml
 
         return yaml.safe_dump(spec, sort_keys=False)
-    lines = []
-    for key, value in spec.items():
-        if key != "tasks":
-            lines.append(f"{key} = {json.dumps(value)}")
+    lines = [f"{key} = {toml_value(value)}" for key, value in spec.items() if key != "tasks"]
     for task in spec["tasks"]:
         lines.append("\n[[tasks]]")
-        for key, value in task.items():
-            if key == "config":
-                inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
-                lines.append(f"config = {{ {inner} }}")
-            else:
-                lines.append(f"{key} = {json.dumps(value)}")
+        lines += [f"{key} = {toml_value(value)}" for key, value in task.items()]
     return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(str(value))
 
 
 def path_of(i: int) -> str:
@@ -125,6 +129,7 @@ def make_repo(n: int) -> tuple[Path, Path]:
     git(work, "add", "--all")
     git(work, "commit", "--quiet", "-m", f"{n} DAGs")
     git(root, "clone", "--bare", "--quiet", str(work), str(bare))
+    git(bare, "gc", "--quiet")  # a served repository is packed, as on any git server
     return work, bare
 
 

@@ -30,6 +30,7 @@ from gitdags.refwatch import RefWatcher
 from gitdags.render import short
 
 log = logging.getLogger(__name__)
+MAINTENANCE_EVERY = 3600.0  # seconds between `git gc --auto` of a source's mirror
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -116,6 +117,7 @@ class SourceWorker(threading.Thread):
         self.owner.attach(engine)
         state = self.owner.state_of(self.config.name)
         rounds = 0
+        maintained = time.monotonic()
         try:
             while not self.halt.is_set():
                 interval = settings.interval_of(self.config)
@@ -126,6 +128,12 @@ class SourceWorker(threading.Thread):
                 self.trigger.clear()
                 result = engine.sync_source(self.config)
                 self.owner.record(self.config, result)
+                if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
+                    maintained = time.monotonic()
+                    try:
+                        engine.git(self.config).maintain()
+                    except GitdagsError as exc:
+                        log.warning("mirror maintenance failed: %s", exc)
                 rounds += 1
                 if self.max_rounds is not None and rounds >= self.max_rounds:
                     break

@@ -97,6 +97,7 @@ class DagFile:
     issues: tuple[Issue, ...]
     content_hash: str
     content: str = ""
+    spec_json: str = ""  # the spec serialized, when a worker process made it
 
     @property
     def valid(self) -> bool:

@@ -173,14 +173,31 @@ class GitSource:
             log.warning("mirror %s is damaged; recreating it", self.mirror)
             shutil.rmtree(self.mirror)
         self.mirror.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["git", "init", "--bare", "--quiet", str(self.mirror)],
-            capture_output=True,
-            env=self._env,
+        local = self.local_path()
+        # A repository on this machine is cloned with hard links (git's local clone): ten
+        # times faster than packing every object for a fetch. Anything else starts empty.
+        command = (
+            ["git", "clone", "--mirror", "--quiet", str(local), str(self.mirror)]
+            if _is_repository(local)
+            else ["git", "init", "--bare", "--quiet", str(self.mirror)]
         )
+        done = subprocess.run(command, capture_output=True, env=self._env)
         if done.returncode != 0:
-            raise SourceError(self._explain("init", done.stderr.decode("utf-8", "replace")))
+            shutil.rmtree(self.mirror, ignore_errors=True)
+            raise SourceError(self._explain(command[1], done.stderr.decode("utf-8", "replace")))
         self._git("config", "gc.autoDetach", "false")
+
+    def maintain(self) -> None:
+        """Repack the mirror when git thinks it is due (the daemon calls this now and then)."""
+        self._git("gc", "--auto", "--quiet", timeout=FETCH_TIMEOUT)
+
+    def local_path(self) -> Path | None:
+        """The repository's folder when it is on this machine (a path or a file:// URL)."""
+        if self.config.is_local:
+            return Path(self.config.url)
+        if self.config.url.startswith("file://"):
+            return Path(self.config.url[len("file://") :])
+        return None
 
     def fetch(self) -> str:
         """Fetch the branch into the mirror; return its newest commit."""
@@ -192,6 +209,8 @@ class GitSource:
         self.ensure_mirror()
         branch = self.config.branch
         self._git(
+            "-c",
+            "gc.auto=0",  # never a surprise repack inside a sync: see maintain()
             "fetch",
             "--no-tags",
             "--force",
@@ -324,6 +343,10 @@ class GitSource:
             objects[sha] = out[end + 1 : end + 1 + size]
             pos = end + 1 + size + 1
         return objects
+
+
+def _is_repository(path: Path | None) -> bool:
+    return path is not None and ((path / "objects").is_dir() or (path / ".git").is_dir())
 
 
 def parse_commit(sha: str, raw: bytes) -> Commit:

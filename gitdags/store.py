@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,6 +238,15 @@ class HistoryStore:
 
     def row(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         return next(iter(self.db.query(sql, params)), None)
+
+    def rows_in(self, sql: str, values: Iterable[Any], *params: Any) -> list[dict[str, Any]]:
+        """Rows for `... IN ({marks})` over many values, in chunks SQLite accepts."""
+        ordered = list(values)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            found += self.rows(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
+        return found
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
         found = self.conn.execute(sql, params).fetchone()

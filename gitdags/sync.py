@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +61,54 @@ def served_fields(spec: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+PARALLEL_MIN = 400  # below this many files a process pool costs more than it saves
+
+Item = tuple[Entry, bytes | int | None]
+
+
+def check_entry(
+    entry: Entry, content: bytes | int | None, max_file_size: int, task_types: Mapping[str, Any]
+) -> DagFile:
+    if entry.mode == SYMLINK:
+        return validate.symlink(entry.path)
+    if isinstance(content, int):
+        return validate.oversized(entry.path, content, max_file_size)
+    return validate.check_file(entry.path, content or b"", task_types=task_types)
+
+
+def _check_chunk(args: tuple[list[Item], int, dict[str, Any]]) -> list[DagFile]:
+    """Validate files and serialize their specs (in a worker process when there are many)."""
+    items, max_file_size, task_types = args
+    out = []
+    for entry, content in items:
+        f = check_entry(entry, content, max_file_size, task_types)
+        out.append(dataclasses.replace(f, spec_json=dumps(f.spec)) if f.spec is not None else f)
+    return out
+
+
+def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
+    """Validate files, on every core when there are many (a first sync of a large repo)."""
+    types = dict(settings.task_types)
+    cores = os.cpu_count() or 1
+    if len(items) < PARALLEL_MIN or cores < 2:
+        checked = _check_chunk((items, settings.max_file_size, types))
+    else:
+        # forkserver, not fork: the daemon has threads, and forking them is unsafe
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["gitdags.validate", "gitdags.sync"])
+        size = -(-len(items) // (cores * 4))
+        chunks = [
+            (items[i : i + size], settings.max_file_size, types) for i in range(0, len(items), size)
+        ]
+        try:
+            with ProcessPoolExecutor(max_workers=cores, mp_context=context) as pool:
+                checked = [f for part in pool.map(_check_chunk, chunks) for f in part]
+        except (BrokenProcessPool, OSError) as exc:  # no processes here: one core will do
+            log.warning("cannot validate in worker processes (%s); using one", exc)
+            checked = _check_chunk((items, settings.max_file_size, types))
+    return {f.path: f for f in checked}
+
+
 class StoreCatalog:
     """Answers `validate.check_across` about DAGs outside the files of this sync."""
 
@@ -65,13 +117,16 @@ class StoreCatalog:
         self.source = source
         self.released = released  # paths of this source that no longer define their DAG
 
-    def owner(self, dag_id: str) -> tuple[str, str] | None:
-        row = self.store.row(
-            "SELECT source, path FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        rows = self.store.rows_in(
+            "SELECT dag_id, source, path FROM dags WHERE deleted = 0 AND dag_id IN ({marks})",
+            dag_ids,
         )
-        if row is None or (row["source"] == self.source and row["path"] in self.released):
-            return None
-        return row["source"], row["path"]
+        return {
+            r["dag_id"]: (r["source"], r["path"])
+            for r in rows
+            if not (r["source"] == self.source and r["path"] in self.released)
+        }
 
     def depends_on(self, dag_id: str) -> list[str]:
         value = self.store.scalar(
@@ -139,7 +194,10 @@ class SourceSync:
 
         entries = [c.entry for c in changes if c.entry is not None]
         commit, contents = self.git.read(head, entries)
-        checked = {c.path: self._check(c.entry, contents.get(c.path)) for c in changes if c.entry}
+        checked = check_all(
+            [(c.entry, contents.get(c.path)) for c in changes if c.entry is not None],
+            self.settings,
+        )
         gone = {c.path for c in changes if c.status == "D"}
         gone |= {c.old_path for c in changes if c.old_path}
         counts = self._apply(commit, changes, checked, gone)
@@ -205,14 +263,6 @@ class SourceSync:
         changes += [Change("D", path, None) for path in held if path not in tree]
         return changes
 
-    def _check(self, entry: Entry | None, content: bytes | int | None) -> DagFile:
-        assert entry is not None
-        if entry.mode == SYMLINK:
-            return validate.symlink(entry.path)
-        if isinstance(content, int):
-            return validate.oversized(entry.path, content, self.settings.max_file_size)
-        return validate.check_file(entry.path, content or b"", task_types=self.settings.task_types)
-
     # -- recording -------------------------------------------------------------------------------
     def _apply(
         self,
@@ -269,8 +319,9 @@ class SourceSync:
         for path in gone - set(checked):
             self.store.execute("DELETE FROM files WHERE source = ? AND path = ?", (self.name, path))
 
+        known = self._known(list(claimed))
         for dag_id, f in claimed.items():
-            change = self._record(commit, dag_id, f)
+            change = self._record(commit, dag_id, f, *known.get(dag_id, (None, None)))
             if change is not None:
                 counts.add(change)
 
@@ -280,38 +331,34 @@ class SourceSync:
         return counts
 
     def _held_dags(self, paths: set[str]) -> dict[str, str]:
-        if not paths:
-            return {}
-        found: dict[str, str] = {}
-        ordered = sorted(paths)
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.store.rows(
-                "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 "
-                f"AND path IN ({marks})",
-                (self.name, *chunk),
-            ):
-                found[row["path"]] = row["dag_id"]
-        return found
+        rows = self.store.rows_in(
+            "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
+            sorted(paths),
+            self.name,
+        )
+        return {r["path"]: r["dag_id"] for r in rows}
 
-    def _record(self, commit: Commit, dag_id: str, f: DagFile) -> DagChange | None:
+    def _known(self, dag_ids: list[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """The rows of these DAGs and the content hash of their newest version, in bulk."""
+        rows = self.store.rows_in(
+            "SELECT d.*, v.content_hash AS newest_hash FROM dags d LEFT JOIN versions v "
+            "ON v.dag_id = d.dag_id AND v.version = d.newest_version WHERE d.dag_id IN ({marks})",
+            dag_ids,
+        )
+        return {r["dag_id"]: (r, r.pop("newest_hash")) for r in rows}
+
+    def _record(
+        self,
+        commit: Commit,
+        dag_id: str,
+        f: DagFile,
+        dag: dict[str, Any] | None,
+        newest_hash: str | None,
+    ) -> DagChange | None:
         """A new version of `dag_id` from file `f`, unless its content is unchanged."""
-        dag = self.store.row("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
         if dag is not None and dag["source"] != self.name and not dag["deleted"]:
             return None  # owned elsewhere: check_across rejected the file already
-        newest = None
-        if dag is not None and dag["newest_version"]:
-            newest = self.store.row(
-                "SELECT content_hash, valid FROM versions WHERE dag_id = ? AND version = ?",
-                (dag_id, dag["newest_version"]),
-            )
-        if (
-            dag is not None
-            and not dag["deleted"]
-            and newest
-            and newest["content_hash"] == f.content_hash
-        ):
+        if dag is not None and not dag["deleted"] and newest_hash == f.content_hash:
             if dag["path"] == f.path:
                 return None
             old_path = dag["path"]
@@ -334,7 +381,7 @@ class SourceSync:
                 "content_hash": f.content_hash,
                 "valid": int(f.valid),
                 "issues": dumps([i.to_dict() for i in f.issues]),
-                "spec": dumps(f.spec) if f.spec is not None else None,
+                "spec": (f.spec_json or dumps(f.spec)) if f.spec is not None else None,
                 "content": f.content,
                 "recorded_at": now(),
             },
@@ -349,7 +396,11 @@ class SourceSync:
                 "pin_until_change": 0,
                 "served_version": None,
                 "served_commit": None,
-                **served_fields(None),
+                "enabled": 1,
+                "owner": None,
+                "tags": "[]",
+                "schedule": None,
+                "depends_on_dags": "[]",
             }
             kind = "added"
         else:
@@ -399,4 +450,4 @@ class SourceSync:
 
 def _with_dag_id(f: DagFile, dag_id: str) -> DagFile:
     spec = dict(f.spec, dag_id=dag_id) if f.spec is not None else None
-    return dataclasses.replace(f, dag_id=dag_id, spec=spec)
+    return dataclasses.replace(f, dag_id=dag_id, spec=spec, spec_json="")

@@ -1,5 +1,9 @@
 """Validation of DAG definition files: pure functions, no I/O.
 
+Graphs: a cycle check runs on every file, so the common case (no cycle) is Kahn's algorithm
+on plain dicts; networkx is brought in to find and spell out the cycles when there are some,
+and for the graph between DAGs.
+
 `check_file` reads one file's text into a normalized spec and a list of issues (every problem,
 not just the first). `check_across` adds the checks that need more than one file: duplicate
 `dag_id`, namespaces, `depends_on_dags` targets and cycles between DAGs.
@@ -95,6 +99,11 @@ DEFAULT_ARGS: dict[str, str] = {
     "owner": "str",
 }
 MAX_FILE_SIZE = 1024 * 1024
+_TASK_OPTIONAL = frozenset(TASK_FIELDS) - {"id", "type", "config", "depends_on"}
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is str and len(value) <= ID_MAX and ID_RE.fullmatch(value) is not None
 
 
 def content_hash(content: bytes) -> str:
@@ -153,27 +162,26 @@ class _Checker:
     # -- scalar kinds ---------------------------------------------------------------------------
     def value(self, kind: str, value: Any, where: FieldPath) -> Any:
         """Check `value` against `kind`; return its normalized form (None when wrong)."""
-        name = path_text(where)
         if kind == "str":
             if isinstance(value, str):
                 return value
-            return self._wrong(where, f"{name} must be a string")
+            return self._wrong(where, "{name} must be a string")
         if kind == "bool":
             if isinstance(value, bool):
                 return value
-            return self._wrong(where, f"{name} must be true or false")
+            return self._wrong(where, "{name} must be true or false")
         if kind in ("int", "count"):
             if isinstance(value, int) and not isinstance(value, bool):
                 if kind == "count" and value < 0:
-                    self.add("GD108", where, f"{name} must be 0 or more, not {value}.")
+                    self.add("GD108", where, f"{path_text(where)} must be 0 or more, not {value}.")
                     return None
                 return value
-            return self._wrong(where, f"{name} must be a whole number")
+            return self._wrong(where, "{name} must be a whole number")
         if kind == "id":
             return self.ident(value, where)
         if kind in ("ids", "strs"):
             if not isinstance(value, list):
-                return self._wrong(where, f"{name} must be a list")
+                return self._wrong(where, "{name} must be a list")
             out = []
             for i, item in enumerate(value):
                 if kind == "ids":
@@ -186,21 +194,22 @@ class _Checker:
         if kind == "mapping":
             if isinstance(value, dict):
                 return plain(value)
-            return self._wrong(where, f"{name} must be a mapping")
+            return self._wrong(where, "{name} must be a mapping")
         if kind == "duration":
             seconds = parse_duration(value)
             if seconds is None:
                 self.add(
                     "GD106",
                     where,
-                    f"{name} is not a duration ({value!r}); write 30s, 5m, 2h, 1d or seconds.",
+                    f"{path_text(where)} is not a duration ({value!r}); "
+                    "write 30s, 5m, 2h, 1d or seconds.",
                 )
             return seconds
         if kind == "schedule":
             if value is None:
                 return None
             if not isinstance(value, str):
-                return self._wrong(where, f"{name} must be a cron string, a preset or null")
+                return self._wrong(where, "{name} must be a cron string, a preset or null")
             reason = check_schedule(value.strip())
             if reason:
                 self.add("GD105", where, f"schedule {value!r} is not valid: {reason}.")
@@ -211,7 +220,8 @@ class _Checker:
         raise AssertionError(f"unknown field kind {kind}")
 
     def _wrong(self, where: FieldPath, message: str) -> None:
-        self.add("GD102", where, message + ".")
+        """A GD102; "{name}" in `message` becomes the field path (computed only on error)."""
+        self.add("GD102", where, message.replace("{name}", path_text(where)) + ".")
         return None
 
     def ident(self, value: Any, where: FieldPath) -> str | None:
@@ -332,37 +342,46 @@ class _Checker:
         if not isinstance(item, dict):
             self._wrong(where, f"{path_text(where)} must be a mapping with id and type")
             return None
-        for key in item:
-            if key not in TASK_FIELDS:
-                self.add(
-                    "GD103",
-                    (*where, str(key)),
-                    f"Unknown task field {key!r} is ignored; known: {', '.join(TASK_FIELDS)}.",
-                    "warning",
-                )
+        for key in item.keys() - TASK_FIELDS.keys():
+            self.add(
+                "GD103",
+                (*where, str(key)),
+                f"Unknown task field {key!r} is ignored; known: {', '.join(TASK_FIELDS)}.",
+                "warning",
+            )
         ok = True
         for required in ("id", "type"):
             if required not in item:
                 self.add("GD101", where, f"Required task field {required} is missing.")
                 ok = False
-        task_id = self.ident(item["id"], (*where, "id")) if "id" in item else None
-        task_type = self.value("str", item["type"], (*where, "type")) if "type" in item else None
-        config = self.value("mapping", item.get("config", {}), (*where, "config"))
+        # The common, valid case is checked inline; the generic checks name what is wrong.
+        task_id = item.get("id")
+        if not (type(task_id) is str and len(task_id) <= ID_MAX and ID_RE.fullmatch(task_id)):
+            task_id = self.ident(task_id, (*where, "id")) if "id" in item else None
+        task_type = item.get("type")
+        if type(task_type) is not str:
+            task_type = self.value("str", task_type, (*where, "type")) if "type" in item else None
+        config = item.get("config", {})
+        config = (
+            plain(config)
+            if type(config) is dict
+            else self.value("mapping", config, (*where, "config"))
+        )
         if task_type is not None and config is not None:
             self.config(task_type, config, where)
-        depends_on = self.value("ids", item.get("depends_on", []), (*where, "depends_on"))
+        depends_on = item.get("depends_on", [])
+        if not (type(depends_on) is list and all(_is_id(d) for d in depends_on)):
+            depends_on = self.value("ids", depends_on, (*where, "depends_on"))
         if task_id is None or task_type is None or not ok:
             return None
         task: dict[str, Any] = {
             "id": task_id,
             "type": task_type,
             "config": config or {},
-            "depends_on": depends_on or [],
+            "depends_on": list(depends_on or []),
         }
-        for key, (kind, _doc) in TASK_FIELDS.items():
-            if key in task or key not in item:
-                continue
-            checked = self.value(kind, item[key], (*where, key))
+        for key in item.keys() & _TASK_OPTIONAL:
+            checked = self.value(TASK_FIELDS[key][0], item[key], (*where, key))
             if key == "trigger_rule" and checked is not None and checked not in TRIGGER_RULES:
                 self.add(
                     "GD108",
@@ -422,11 +441,7 @@ class _Checker:
                 by_id[dst]["depends_on"].append(src)
 
     def graph(self, tasks: list[dict[str, Any]], key: str) -> None:
-        import networkx as nx  # imported here: listing commands never need it
-
         ids = {t["id"] for t in tasks}
-        graph = nx.DiGraph()
-        graph.add_nodes_from(ids)
         for task in tasks:
             where = task.pop("_where")
             kept = []
@@ -441,10 +456,13 @@ class _Checker:
                     )
                 else:
                     kept.append(up)
-                    graph.add_edge(up, task["id"])
             task["depends_on"] = kept
-        if nx.is_directed_acyclic_graph(graph):
+        edges = [(up, t["id"]) for t in tasks for up in t["depends_on"]]
+        if _acyclic(ids, edges):
             return
+        import networkx as nx  # only to name the cycles: imported when there is one
+
+        graph = nx.DiGraph(edges)
         for component in nx.strongly_connected_components(graph):
             if len(component) < 2:
                 continue
@@ -452,8 +470,30 @@ class _Checker:
             self.add("GD204", (key,), f"Tasks form a cycle: {cycle}.")
 
 
+def _acyclic(nodes: set[str], edges: list[tuple[str, str]]) -> bool:
+    """Kahn's algorithm: the common case (no cycle) without building a networkx graph."""
+    indegree = dict.fromkeys(nodes, 0)
+    children: dict[str, list[str]] = {}
+    for up, down in edges:
+        indegree[down] += 1
+        children.setdefault(up, []).append(down)
+    ready = [n for n, d in indegree.items() if d == 0]
+    seen = 0
+    while ready:
+        node = ready.pop()
+        seen += 1
+        for child in children.get(node, ()):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return seen == len(nodes)
+
+
 def plain(value: Any) -> Any:
     """Make parsed data JSON-safe: dates become ISO strings, keys become strings."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -517,16 +557,16 @@ def symlink(path: str) -> DagFile:
 class Catalog(Protocol):
     """What `check_across` needs to know about DAGs outside the files being checked."""
 
-    def owner(self, dag_id: str) -> tuple[str, str] | None:
-        """(source, path) of the file that defines `dag_id` now, or None."""
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(source, path) of the file that defines each of these DAGs now, if any."""
 
     def depends_on(self, dag_id: str) -> list[str]:
         """The `depends_on_dags` of the DAG as served now."""
 
 
 class EmptyCatalog:
-    def owner(self, dag_id: str) -> tuple[str, str] | None:
-        return None
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {}
 
     def depends_on(self, dag_id: str) -> list[str]:
         return []
@@ -545,6 +585,7 @@ def check_across(
     answers for every other DAG. A `dag_id` already owned by another file keeps its owner: the
     newcomer gets the error. `namespaces` maps each other source to the id prefix it owns.
     """
+    files = list(files)
     found: dict[str, list[Issue]] = {}
 
     def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
@@ -572,9 +613,11 @@ def check_across(
             continue
         groups.setdefault(f.dag_id, []).append(f)
 
+    targets = {t for f in files if f.spec for t in f.spec.get("depends_on_dags", ())}
+    owners = catalog.owners(set(groups) | targets)
     claimed: dict[str, DagFile] = {}
     for dag_id, group in groups.items():
-        owner = catalog.owner(dag_id)
+        owner = owners.get(dag_id)
         if owner is not None:
             where = owner[1] if owner[0] == source else f"{owner[1]} in source {owner[0]!r}"
             for f in group:
@@ -607,7 +650,7 @@ def check_across(
         for target in f.spec["depends_on_dags"]:  # type: ignore[index]
             if target == dag_id:
                 add(f, "GD303", f"DAG {dag_id!r} cannot depend on itself.", "depends_on_dags")
-            elif target not in live and catalog.owner(target) is None:
+            elif target not in live and target not in owners:
                 add(
                     f,
                     "GD302",
