@@ -1,14 +1,16 @@
-"""gitdags benchmarks: incremental sync against a full rescan, measured side by side.
+"""gitdags benchmarks: measured side by side with the naive baselines and Airflow's parser.
 
-    python benchmarks/run.py            # N = 1,000 and 10,000
-    python benchmarks/run.py --quick    # N = 1,000 only, fewer repetitions (< 1 minute)
+    python benchmarks/run.py            # N = 1,000 and 10,000 (several minutes)
+    python benchmarks/run.py --quick    # N = 1,000, fewer repetitions, no Airflow install
 
-Generates a git repository of N DAG files (5-20 tasks, depends_on, schedules, a few per
-folder; YAML, JSON and TOML mixed), serves it as a bare remote over file://, and measures in
-one run on one machine: the first sync, an incremental sync of a commit changing 10 files and
-deleting 2 (fetch included), a poll with nothing new, and the naive baselines (a checksum
-rescan that re-validates the changed files; a full re-validation). Prints a table, a line of
-key ratios, and writes benchmarks/results/latest.json.
+One run on one machine measures: the first sync of N DAG files; an incremental sync of a
+commit changing 10 files and deleting 2 (fetch from a file:// remote included); a poll with
+nothing new; the baselines on the same commits (a warm checksum rescan that re-validates the
+changed files, and a full re-validation); Apache Airflow's DagBag on the same DAGs written as
+Airflow Python files; commit-to-served latency through the daemon's ref watch; rollback;
+`gitdags list --json`; the daemon's resident memory; the console's first paint and filter
+keystroke. Prints a table and one line of key ratios; writes benchmarks/results/latest.json.
+These machines are noisy: figures are min and median of several runs, compared in-run.
 """
 
 from __future__ import annotations
@@ -18,10 +20,7 @@ import hashlib
 import json
 import os
 import platform
-import random
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,123 +29,29 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import airflow_bench  # noqa: E402
+import console_bench  # noqa: E402
+import daemon_bench  # noqa: E402
+from repo import WORK, commit_change, git, make_repo  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
-from gitdags.engine import build_engine  # noqa: E402
+from gitdags.engine import SyncEngine, build_engine  # noqa: E402
 from gitdags.validate import EmptyCatalog, check_across, check_file  # noqa: E402
 
-WORK = HERE / ".work"
 RESULTS = HERE / "results"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
+TARGETS = {
+    "incremental_vs_checksum_rescan": 0.3,
+    "incremental_vs_full_revalidation": 0.1,
+    "incremental_n10k_vs_n1k": 1.5,
+    "poll_nothing_new_ms": 15,
+    "first_sync_10k_s": 3.0,
+    "parse_validate_vs_airflow_per_file": 1 / 20,
+    "commit_to_served_median_ms": 300,
+    "rollback_median_ms": 50,
+    "daemon_rss_mb": 150,
 }
-TYPES = [
-    ("bash", {"command": "python jobs/run.py --date {{ ds }}"}),
-    ("sql", {"conn_id": "warehouse", "sql": "sql/step.sql"}),
-    ("python", {"callable": "pipelines.steps:run"}),
-    ("empty", {}),
-    ("http", {"url": "https://api.internal/hook", "method": "POST"}),
-]
-SCHEDULES = ["@daily", "@hourly", "0 2 * * *", "*/15 * * * *", "0 */6 * * *", "@weekly"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=GIT_ENV)
-    if done.returncode != 0:
-        raise RuntimeError(f"git {args[0]} failed: {done.stderr}")
-    return done.stdout.strip()
-
-
-def dag_spec(i: int, rnd: random.Random, revision: int = 0) -> dict[str, Any]:
-    n = rnd.randint(5, 20)
-    tasks = []
-    for t in range(n):
-        kind, config = TYPES[rnd.randrange(len(TYPES))]
-        task: dict[str, Any] = {"id": f"t{t:02}_{kind}", "type": kind, "config": dict(config)}
-        if t:
-            ups = {tasks[rnd.randrange(t)]["id"] for _ in range(rnd.randint(1, 2))}
-            task["depends_on"] = sorted(ups)
-        tasks.append(task)
-    return {
-        "dag_id": f"dag_{i:05}",
-        "description": f"generated pipeline {i} revision {revision}",
-        "schedule": SCHEDULES[i % len(SCHEDULES)],
-        "start_date": "2024-01-01",
-        "owner": f"team-{i % 17}",
-        "tags": ["generated", f"group{i % 50}"],
-        "default_args": {"retries": 2, "retry_delay": "5m"},
-        "tasks": tasks,
-    }
-
-
-def render(spec: dict[str, Any], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(spec, indent=2)
-    if fmt == "yaml":
-        import yaml
-
-        return yaml.safe_dump(spec, sort_keys=False)
-    lines = [f"{key} = {toml_value(value)}" for key, value in spec.items() if key != "tasks"]
-    for task in spec["tasks"]:
-        lines.append("\n[[tasks]]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in task.items()]
-    return "\n".join(lines) + "\n"
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    return json.dumps(str(value))
-
-
-def path_of(i: int) -> str:
-    fmt = ("yaml", "json", "toml")[i % 3]
-    return f"dags/area{i // 400:02}/team{i // 8 % 50:02}/dag_{i:05}.{fmt}"
-
-
-def make_repo(n: int) -> tuple[Path, Path]:
-    """A working repository and its bare remote with N DAG files."""
-    root = WORK / f"n{n}"
-    shutil.rmtree(root, ignore_errors=True)
-    work, bare = root / "work", root / "remote.git"
-    work.mkdir(parents=True)
-    git(work, "init", "--quiet", "--initial-branch=main")
-    rnd = random.Random(n)
-    for i in range(n):
-        path = work / path_of(i)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(dag_spec(i, rnd), path.suffix[1:]))
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", f"{n} DAGs")
-    git(root, "clone", "--bare", "--quiet", str(work), str(bare))
-    git(bare, "gc", "--quiet")  # a served repository is packed, as on any git server
-    return work, bare
-
-
-def commit_change(work: Path, bare: Path, n: int, round_: int) -> None:
-    """Change 10 files and delete 2, commit, push to the bare remote."""
-    rnd = random.Random(round_ * 7919 + n)
-    picks = rnd.sample(range(n), 12)
-    for i in picks[:10]:
-        path = work / path_of(i)
-        if path.exists():
-            path.write_text(render(dag_spec(i, rnd, revision=round_ + 1), path.suffix[1:]))
-    for i in picks[10:]:
-        if (work / path_of(i)).exists():
-            git(work, "rm", "--quiet", path_of(i))
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", f"round {round_}")
-    git(work, "push", "--quiet", str(bare), "main")
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -193,11 +98,11 @@ class Rescan:
         return len(checked)
 
 
-def bench_n(n: int, reps: int) -> dict[str, Any]:
+def sync_figures(n: int, reps: int) -> tuple[dict[str, Any], SyncEngine, Path, Path]:
     print(f"\n== N = {n:,} DAG files ==", flush=True)
-    t0 = time.perf_counter()
+    start = time.perf_counter()
     work, bare = make_repo(n)
-    print(f"   generated the repository in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(f"   repository ready in {time.perf_counter() - start:.1f}s", flush=True)
     state = WORK / f"n{n}" / "state"
     settings = Settings(
         database=state / "gitdags.db",
@@ -209,21 +114,15 @@ def bench_n(n: int, reps: int) -> dict[str, Any]:
     dags = len(engine.list_dags())
     out: dict[str, Any] = {
         "n": n,
-        "first_sync": {
-            "ms": round(first_ms, 1),
-            "dags": dags,
-            "dags_per_s": round(dags / first_ms * 1000),
-        },
+        "first_sync": {"ms": round(first_ms, 1), "dags_per_s": round(dags / first_ms * 1000)},
+        "poll_nothing_new": summary([timed(lambda: engine.sync()) for _ in range(reps * 3)]),
     }
-
-    polls = [timed(lambda: engine.sync()) for _ in range(reps * 2)]
-    out["poll_nothing_new"] = summary(polls)
-
     checkout = WORK / f"n{n}" / "checkout"
-    git(WORK / f"n{n}", "clone", "--quiet", str(bare), str(checkout))
+    if not checkout.exists():
+        git(WORK / f"n{n}", "clone", "--quiet", str(bare), str(checkout))
+    git(checkout, "pull", "--quiet", "--ff-only")
     rescan = Rescan(checkout)
     rescan.checksum()  # warm: the baseline knows every hash already
-
     incremental, checksum, revalidate = [], [], []
     for round_ in range(reps):
         commit_change(work, bare, n, round_)
@@ -237,54 +136,185 @@ def bench_n(n: int, reps: int) -> dict[str, Any]:
     out["incremental_10_files"] = summary(incremental)
     out["baseline_checksum_rescan"] = summary(checksum)
     out["baseline_full_revalidation"] = summary(revalidate)
-    engine.close()
-    return out
+    print(
+        f"   first sync {first_ms:.0f} ms; incremental median "
+        f"{out['incremental_10_files']['median_ms']:.1f} ms",
+        flush=True,
+    )
+    return out, engine, work, bare
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'measure':<44}" + "".join(f"{'N=' + format(r['n'], ','):>22}" for r in rows))
-    first = [f"{r['first_sync']['ms']:.0f} ms ({r['first_sync']['dags_per_s']}/s)" for r in rows]
-    print(f"{'first sync':<44}" + "".join(f"{v:>22}" for v in first))
-    for key, label in [
-        ("incremental_10_files", "incremental sync, 10 files (fetch incl.)"),
-        ("poll_nothing_new", "poll with nothing new"),
-        ("baseline_checksum_rescan", "baseline: warm checksum rescan"),
-        ("baseline_full_revalidation", "baseline: full re-validation"),
-    ]:
-        cells = [f"{r[key]['min_ms']:.1f} / {r[key]['median_ms']:.1f} ms" for r in rows]
-        print(f"{label + ' (min/median)':<44}" + "".join(f"{c:>22}" for c in cells))
+def parse_validate(engine: SyncEngine, count: int) -> tuple[dict[str, Any], list[dict]]:
+    """gitdags' own per-DAG cost (read the file's text, parse, validate), by format."""
+    served = engine.served()[:count]
+    contents = {
+        v["dag_id"]: (v["path"], v["content"].encode())
+        for v in engine.store.rows_in(
+            "SELECT d.dag_id, v.path, v.content FROM dags d JOIN versions v ON "
+            "v.dag_id = d.dag_id AND v.version = d.served_version WHERE d.dag_id IN ({marks})",
+            [d["dag_id"] for d in served],
+        )
+    }
+    by_format: dict[str, list[float]] = {}
+    for _ in range(3):
+        for path, content in contents.values():
+            start = time.perf_counter()
+            check_file(path, content)
+            by_format.setdefault(path.rsplit(".", 1)[1], []).append(time.perf_counter() - start)
+    per = {fmt: round(statistics.median(v) * 1000, 4) for fmt, v in by_format.items()}
+    every = [t for v in by_format.values() for t in v]
+    per["all_formats_mean_ms"] = round(sum(every) / len(every) * 1000, 4)
+    return per, [d["spec"] for d in served]
+
+
+def rollback_figures(engine: SyncEngine, reps: int) -> dict[str, Any]:
+    candidates = engine.store.rows("SELECT dag_id FROM dags WHERE newest_version >= 2 LIMIT 1")
+    dag_id = candidates[0]["dag_id"]
+    samples = []
+    for _ in range(reps):
+        samples.append(timed(lambda: engine.rollback(dag_id, "1", reason="bench")))
+        engine.unpin(dag_id)
+    return summary(samples)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repetitions.")
+    parser.add_argument("--quick", action="store_true", help="N = 1,000, fewer repetitions.")
     args = parser.parse_args()
     sizes = [1000] if args.quick else [1000, 10000]
     reps = 3 if args.quick else 7
-    rows = [bench_n(n, reps) for n in sizes]
-    print_table(rows)
-    big = rows[-1]
+    report: dict[str, Any] = {"sizes": {}}
+    engines = {}
+    for n in sizes:
+        figures, engine, work, bare = sync_figures(n, reps)
+        report["sizes"][n] = figures
+        engines[n] = (engine, work, bare)
+
+    small, work, bare = engines[1000]
+    big, _big_work, big_bare = engines[sizes[-1]]
+    print("\n== parse + validate per DAG, and Airflow's DagBag ==", flush=True)
+    per_dag, specs = parse_validate(small, 300)
+    report["parse_validate_per_dag_ms"] = per_dag
+    report["airflow_dagbag"] = airflow_bench.bench(specs, install=not args.quick, reps=3)
+
+    print("== the daemon: commit-to-served, memory; rollback; list --json ==", flush=True)
+    state = WORK / "daemon"
+    state.mkdir(parents=True, exist_ok=True)
+    for stale in state.glob("latency.db*"):
+        stale.unlink()
+    report["commit_to_served"] = daemon_bench.latency(
+        work, bare, 1000, 20 if not args.quick else 8, state
+    )
+    report["rollback"] = rollback_figures(big, 20)
+    report["list_json"] = daemon_bench.list_json(
+        big.settings.database, state, 5 if not args.quick else 3
+    )
+    report["daemon_memory"] = daemon_bench.memory(big.settings.database, big_bare, state)
+    report["daemon_memory"]["dags"] = sizes[-1]
+
+    print("== the console ==", flush=True)
+    report["console"] = console_bench.measure(big, sizes[-1])
+    report["console"]["dags"] = sizes[-1]
+    for engine, *_ in engines.values():
+        engine.close()
+
+    ratios = key_ratios(report, sizes)
+    print_table(report, sizes, ratios)
+    RESULTS.mkdir(exist_ok=True)
+    report.update(
+        when=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        machine={
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        ratios=ratios,
+        targets=TARGETS,
+    )
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"wrote {RESULTS / 'latest.json'}")
+
+
+def key_ratios(report: dict[str, Any], sizes: list[int]) -> dict[str, float]:
+    big = report["sizes"][sizes[-1]]
     inc = big["incremental_10_files"]["median_ms"]
     ratios = {
         "incremental_vs_checksum_rescan": inc / big["baseline_checksum_rescan"]["median_ms"],
         "incremental_vs_full_revalidation": inc / big["baseline_full_revalidation"]["median_ms"],
+        "poll_nothing_new_ms": big["poll_nothing_new"]["median_ms"],
+        "commit_to_served_median_ms": report["commit_to_served"]["median_ms"],
+        "rollback_median_ms": report["rollback"]["median_ms"],
+        "daemon_rss_mb": report["daemon_memory"]["rss_mb"],
     }
-    if len(rows) > 1:
-        ratios["incremental_n10k_vs_n1k"] = inc / rows[0]["incremental_10_files"]["median_ms"]
-    ratios = {k: round(v, 3) for k, v in ratios.items()}
+    if len(sizes) > 1:
+        small = report["sizes"][sizes[0]]["incremental_10_files"]["median_ms"]
+        ratios["incremental_n10k_vs_n1k"] = inc / small
+        ratios["first_sync_10k_s"] = big["first_sync"]["ms"] / 1000
+    airflow = report.get("airflow_dagbag")
+    if airflow:
+        ratios["parse_validate_vs_airflow_per_file"] = (
+            report["parse_validate_per_dag_ms"]["all_formats_mean_ms"]
+            / airflow["per_file_median_ms"]
+        )
+    return {k: round(v, 3) for k, v in ratios.items()}
+
+
+def print_table(report: dict[str, Any], sizes: list[int], ratios: dict[str, float]) -> None:
+    rows = [report["sizes"][n] for n in sizes]
+    print(f"\n{'measure':<46}" + "".join(f"{'N=' + format(n, ','):>24}" for n in sizes))
+    first = [f"{r['first_sync']['ms']:.0f} ms ({r['first_sync']['dags_per_s']}/s)" for r in rows]
+    print(f"{'first sync':<46}" + "".join(f"{v:>24}" for v in first))
+    for key, label in [
+        ("incremental_10_files", "incremental, 10 files + 2 deletes, min/median"),
+        ("poll_nothing_new", "poll with nothing new, min/median"),
+        ("baseline_checksum_rescan", "baseline: warm checksum rescan"),
+        ("baseline_full_revalidation", "baseline: full re-validation"),
+    ]:
+        cells = [f"{r[key]['min_ms']:.1f} / {r[key]['median_ms']:.1f} ms" for r in rows]
+        print(f"{label:<46}" + "".join(f"{c:>24}" for c in cells))
+    per = report["parse_validate_per_dag_ms"]
     print(
-        f"\nkey ratios (N={big['n']:,}, medians): "
-        + "  ".join(f"{k} = {v}x" for k, v in ratios.items())
+        f"\n{'gitdags parse+validate per DAG (median)':<46}"
+        + "  ".join(f"{k} {v} ms" for k, v in per.items())
     )
-    RESULTS.mkdir(exist_ok=True)
-    report = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "results": rows,
-        "ratios": ratios,
-    }
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS / 'latest.json'}")
+    airflow = report.get("airflow_dagbag")
+    if airflow:
+        print(
+            f"{'Airflow ' + airflow['airflow_version'] + ' DagBag per file':<46}"
+            f"{airflow['per_file_min_ms']} / {airflow['per_file_median_ms']} ms "
+            f"({airflow['files']} files, {airflow['import_errors']} import errors)"
+        )
+    c2s = report["commit_to_served"]
+    print(
+        f"{'commit-to-served via ref watch':<46}"
+        f"min {c2s['min_ms']} / median {c2s['median_ms']} / max {c2s['max_ms']} ms "
+        f"({c2s['pushes']} pushes)"
+    )
+    print(
+        f"{'rollback in-process, min/median':<46}"
+        f"{report['rollback']['min_ms']} / {report['rollback']['median_ms']} ms"
+    )
+    print(
+        f"{'gitdags list --json, ' + format(sizes[-1], ',') + ' DAGs':<46}"
+        f"{report['list_json']['min_ms']} / {report['list_json']['median_ms']} ms"
+    )
+    mem = report["daemon_memory"]
+    print(
+        f"{'daemon RSS, ' + format(sizes[-1], ',') + ' DAGs served':<46}"
+        f"{mem['rss_mb']} MB (peak {mem['peak_rss_mb']} MB)"
+    )
+    con = report["console"]
+    print(
+        f"{'console, ' + format(sizes[-1], ',') + ' DAGs':<46}"
+        f"first paint {con['first_paint_ms']} ms, filter keystroke "
+        f"{con['filter_keystroke_median_ms']} ms (incl. 50 ms debounce)"
+    )
+    line = []
+    for key, value in ratios.items():
+        target = TARGETS.get(key)
+        mark = "" if target is None else (" ok" if value <= target else f" MISSED (<= {target})")
+        line.append(f"{key}={value}{mark}")
+    print("\nkey ratios: " + "  ".join(line))
 
 
 if __name__ == "__main__":

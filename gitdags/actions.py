@@ -12,7 +12,6 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from gitdags import specdiff
 from gitdags.errors import ActionError, NotFoundError
 from gitdags.model import ActionResult, AuditEntry, DagChange, SpecDiff
 from gitdags.store import dumps, loads, now
@@ -448,6 +447,8 @@ class OperatorActions(_Base):
             v1 = dag["served_version"] or dag["newest_version"]
         if v2 is None:
             v2 = dag["newest_version"] if v1 != dag["newest_version"] or v1 is None else v1
+        from gitdags import specdiff  # YAML rendering: loaded by the commands that diff
+
         a, b = self._version_row(dag_id, v1), self._version_row(dag_id, v2)
         spec_a, spec_b = loads(a["spec"]), loads(b["spec"])
         text = specdiff.unified(

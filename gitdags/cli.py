@@ -77,7 +77,12 @@ def engine() -> Iterator[SyncEngine]:
 
 
 def out_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
+    """Pretty JSON; a long array is written one item per line, with the fast C encoder."""
+    if isinstance(value, list) and len(value) > 50:
+        items = ",\n".join(json.dumps(item, default=str) for item in value)
+        typer.echo(f"[\n{items}\n]")
+    else:
+        typer.echo(json.dumps(value, indent=2, default=str))
 
 
 @app.callback()

@@ -127,9 +127,23 @@ class DagState:
     updated_at: str
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["tags"] = list(self.tags)
-        return data
+        # by hand: dataclasses.asdict deep-copies, which costs 0.8 s on `list --json` of 10k
+        return {
+            "dag_id": self.dag_id,
+            "source": self.source,
+            "path": self.path,
+            "status": self.status,
+            "paused": self.paused,
+            "pinned": self.pinned,
+            "pin_until_change": self.pin_until_change,
+            "served_version": self.served_version,
+            "newest_version": self.newest_version,
+            "served_commit": self.served_commit,
+            "owner": self.owner,
+            "tags": list(self.tags),
+            "schedule": self.schedule,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +90,10 @@ def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
     if len(items) < PARALLEL_MIN or cores < 2:
         checked = _check_chunk((items, settings.max_file_size, types))
     else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         # forkserver, not fork: the daemon has threads, and forking them is unsafe
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["gitdags.validate", "gitdags.sync"])

@@ -17,22 +17,28 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from gitdags.engine import SyncEngine
 from gitdags.errors import GitdagsError
 from gitdags.model import STATUSES, ActionResult, DagState, SourceStatus
 from gitdags.render import short, when
+from gitdags.tui.dagtable import Column, DagTable
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.messages import ActionFailed, ActionFinished, DataChanged, MainLoaded
 from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
 
+COLUMNS = [
+    Column("dag_id", "DAG", 12),
+    Column("status", "status", 7),
+    Column("served", "served"),
+    Column("newest", "newest"),
+    Column("source", "source"),
+    Column("owner", "owner"),
+    Column("updated_at", "updated"),
+]
 QUICK = {"0": None, **{str(i): s for i, s in enumerate(STATUSES, 1)}}
 SORTS = ("dag_id", "status", "updated_at", "source", "owner")
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def matches(dag: DagState, needle: str) -> bool:
@@ -60,29 +66,19 @@ class MainScreen(Screen[None]):
         self.status_filter: str | None = None
         self.sort_key = "dag_id"
         self.shown: list[str] = []
+        self.applied = 0  # how many times the table was filled (for tests and benchmarks)
         self._filter_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="sources")
         yield Input(placeholder="/ filter by id, owner or tag", id="filter")
-        yield DataTable(id="dags", cursor_type="row", zebra_stripes=True)
+        yield DagTable(COLUMNS, id="dags")
         yield Static(id="summary")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#dags", DataTable)
-        for key, label in (
-            ("dag_id", "DAG"),
-            ("status", "status"),
-            ("served", "served"),
-            ("newest", "newest"),
-            ("source", "source"),
-            ("owner", "owner"),
-            ("updated_at", "updated"),
-        ):
-            table.add_column(label, key=key)
-        table.focus()
+        self.query_one("#dags", DagTable).focus()
         self.reload()
 
     # -- data ----------------------------------------------------------------------------------
@@ -130,28 +126,29 @@ class MainScreen(Screen[None]):
         return rows
 
     def apply(self) -> None:
-        """Fill the table, keeping the selected DAG and the scroll position."""
-        table = self.query_one("#dags", DataTable)
+        """Fill the table, keeping the selected DAG (the table keeps the scroll position)."""
+        table = self.query_one("#dags", DagTable)
         rows = self.visible()
-        keys = [d.dag_id for d in rows]
-        selected = self.selected()
-        scroll = table.scroll_y
-        table.clear()
-        for d in rows:
-            table.add_row(
-                d.dag_id,
-                status_text(d.status),
-                f"v{d.served_version} {short(d.served_commit)[:7]}" if d.served_version else "-",
-                f"v{d.newest_version}" if d.newest_version != d.served_version else "",
-                d.source,
-                d.owner or "",
-                when(d.updated_at)[5:16],
-                key=d.dag_id,
-            )
-        self.shown = keys
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected), animate=False)
-        table.scroll_to(y=scroll, animate=False)
+        table.set_rows(
+            [d.dag_id for d in rows],
+            [
+                [
+                    (d.dag_id, ""),
+                    (d.status, STATUS_STYLE.get(d.status, "")),
+                    (f"v{d.served_version} {short(d.served_commit)[:7]}", "")
+                    if d.served_version
+                    else ("-", ""),
+                    (f"v{d.newest_version}" if d.newest_version != d.served_version else "", ""),
+                    (d.source, ""),
+                    (d.owner or "", ""),
+                    (when(d.updated_at)[5:16], ""),
+                ]
+                for d in rows
+            ],
+            keep=table.current,
+        )
+        self.shown = table.keys
+        self.applied += 1
         label = f"{len(rows)} of {len(self.dags)} DAGs"
         if self.status_filter:
             label += f" · only {self.status_filter}"
@@ -159,10 +156,7 @@ class MainScreen(Screen[None]):
         self.query_one("#summary", Static).update(label)
 
     def selected(self) -> str | None:
-        table = self.query_one("#dags", DataTable)
-        if not self.shown or table.cursor_row >= len(self.shown):
-            return None
-        return self.shown[table.cursor_row]
+        return self.query_one("#dags", DagTable).current
 
     # -- events --------------------------------------------------------------------------------
     @on(Input.Changed, "#filter")
@@ -176,19 +170,17 @@ class MainScreen(Screen[None]):
         if self._filter_timer is not None:
             self._filter_timer.stop()
         self.apply()
-        self.query_one("#dags", DataTable).focus()
+        self.query_one("#dags", DagTable).focus()
 
-    @on(DataTable.RowSelected, "#dags")
-    def _open(self, event: DataTable.RowSelected) -> None:
-        dag_id = event.row_key.value
-        if dag_id:
-            from gitdags.tui.screens import DagScreen
+    @on(DagTable.Selected)
+    def _open(self, event: DagTable.Selected) -> None:
+        from gitdags.tui.screens import DagScreen
 
-            self.app.push_screen(DagScreen(dag_id))
+        self.app.push_screen(DagScreen(event.key))
 
-    @on(DataTable.HeaderSelected, "#dags")
-    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
+    @on(DagTable.HeaderClicked)
+    def _sort_by_header(self, event: DagTable.HeaderClicked) -> None:
+        key = event.column
         self.sort_key = {"served": "served_version", "newest": "newest_version"}.get(key, key)
         self.apply()
 
@@ -198,7 +190,7 @@ class MainScreen(Screen[None]):
     def action_clear(self) -> None:
         self.query_one("#filter", Input).value = ""
         self.status_filter = None
-        self.query_one("#dags", DataTable).focus()
+        self.query_one("#dags", DagTable).focus()
         self.apply()
 
     def action_sort(self) -> None:
