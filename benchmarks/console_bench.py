@@ -14,7 +14,10 @@ async def _measure(engine: SyncEngine, expected: int) -> dict[str, Any]:
     app = GitdagsApp(engine, poll_interval=3600)
     start = time.perf_counter()
     async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.perf_counter() + 120
         while not (isinstance(app.screen, MainScreen) and len(app.screen.shown) == expected):
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the console never showed {expected} DAGs")
             await pilot.pause(0.005)
         first_paint = time.perf_counter() - start
         screen = app.screen

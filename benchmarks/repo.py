@@ -116,12 +116,13 @@ def commit_change(
     work: Path, bare: Path | None, n: int, round_: int, files: int = 10, deletes: int = 2
 ) -> None:
     """Change `files` files and delete `deletes`, commit, push to the bare remote."""
+    round_ += int(git(work, "rev-list", "--count", "HEAD")) * 1000  # new content every run
     rnd = random.Random(round_ * 7919 + n)
     picks = rnd.sample(range(n), files + deletes)
     for i in picks[:files]:
         path = work / path_of(i)
-        if path.exists():
-            path.write_text(render(dag_spec(i, rnd, revision=round_ + 1), path.suffix[1:]))
+        path.parent.mkdir(parents=True, exist_ok=True)  # (a file deleted by an earlier round
+        path.write_text(render(dag_spec(i, rnd, revision=round_ + 1), path.suffix[1:]))  # returns)
     for i in picks[files:]:
         if (work / path_of(i)).exists():
             git(work, "rm", "--quiet", path_of(i))

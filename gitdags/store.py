@@ -275,6 +275,28 @@ class HistoryStore:
             record,
         )
 
+    def upsert_many(self, table: str, records: list[dict[str, Any]], pk: tuple[str, ...]) -> None:
+        """One prepared statement for many rows with the same columns."""
+        if not records:
+            return
+        columns = list(records[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in pk)
+        self.conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + c for c in columns)}) "
+            f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates}",
+            records,
+        )
+
+    def insert_many(self, table: str, records: list[dict[str, Any]]) -> None:
+        if records:
+            columns = list(records[0])
+            self.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + c for c in columns)})",
+                records,
+            )
+
     def insert(self, table: str, record: dict[str, Any]) -> int:
         columns = ", ".join(record)
         marks = ", ".join(f":{c}" for c in record)

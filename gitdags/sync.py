@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,29 @@ def derive_status(dag: Mapping[str, Any]) -> str:
     if not dag["enabled"]:
         return "disabled"
     return "active"
+
+
+DAG_COLUMNS = (
+    "dag_id",
+    "source",
+    "path",
+    "status",
+    "served_version",
+    "newest_version",
+    "newest_valid",
+    "enabled",
+    "paused",
+    "pinned",
+    "pin_until_change",
+    "deleted",
+    "owner",
+    "tags",
+    "schedule",
+    "depends_on_dags",
+    "served_commit",
+    "created_at",
+    "updated_at",
+)
 
 
 def save_dag(store: HistoryStore, dag: dict[str, Any]) -> None:
@@ -73,13 +97,24 @@ def check_entry(
     return validate.check_file(entry.path, content or b"", task_types=task_types)
 
 
+HEAVY = ("tasks", "params", "default_args", "description")
+
+
 def _check_chunk(args: tuple[list[Item], int, dict[str, Any]]) -> list[DagFile]:
-    """Validate files and serialize their specs (in a worker process when there are many)."""
+    """Validate files and serialize their specs (in a worker process when there are many).
+
+    The result keeps only the head of each spec (the fields a sync reads: no tasks, params,
+    default_args): `spec_json` carries the whole, and the transfer back from a worker costs
+    a tenth of the full dicts.
+    """
     items, max_file_size, task_types = args
     out = []
     for entry, content in items:
         f = check_entry(entry, content, max_file_size, task_types)
-        out.append(dataclasses.replace(f, spec_json=dumps(f.spec)) if f.spec is not None else f)
+        if f.spec is not None:
+            head = {k: v for k, v in f.spec.items() if k not in HEAVY}
+            f = dataclasses.replace(f, spec=head, spec_json=dumps(f.spec))
+        out.append(f)
     return out
 
 
@@ -91,12 +126,17 @@ def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
         checked = _check_chunk((items, settings.max_file_size, types))
     else:
         import multiprocessing
+        import threading
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
 
-        # forkserver, not fork: the daemon has threads, and forking them is unsafe
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["gitdags.validate", "gitdags.sync"])
+        # fork is cheapest (no re-import), but unsafe with threads (the daemon, the console):
+        # there the workers come from a forkserver
+        if threading.active_count() == 1:
+            context = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["gitdags.validate", "gitdags.sync"])
         size = -(-len(items) // (cores * 4))
         chunks = [
             (items[i : i + size], settings.max_file_size, types) for i in range(0, len(items), size)
@@ -193,15 +233,28 @@ class SourceSync:
                 )
             changes = self._compare_with_store(head)
 
+        t_diff = time.perf_counter()
         entries = [c.entry for c in changes if c.entry is not None]
         commit, contents = self.git.read(head, entries)
+        t_read = time.perf_counter()
         checked = check_all(
             [(c.entry, contents.get(c.path)) for c in changes if c.entry is not None],
             self.settings,
         )
+        t_check = time.perf_counter()
         gone = {c.path for c in changes if c.status == "D"}
         gone |= {c.old_path for c in changes if c.old_path}
         counts = self._apply(commit, changes, checked, gone)
+        log.debug(
+            "sync phases",
+            extra={
+                "source": self.name,
+                "files": len(changes),
+                "read_ms": round((t_read - t_diff) * 1000, 1),
+                "check_ms": round((t_check - t_read) * 1000, 1),
+                "record_ms": round((time.perf_counter() - t_check) * 1000, 1),
+            },
+        )
 
         unchanged = self.store.scalar(
             "SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (self.name,)
@@ -299,32 +352,36 @@ class SourceSync:
 
         blobs = {c.path: c.entry.blob for c in changes if c.entry is not None}
         claimed: dict[str, DagFile] = {}
+        files = []
         for path, f in sorted(checked.items()):
-            if f.dag_id and path not in rejected:
+            attributed = bool(f.dag_id) and path not in rejected
+            if attributed:
                 claimed[f.dag_id] = f
-            elif not f.dag_id or path in rejected:
+            else:
                 counts.invalid += 1
-            self.store.upsert(
-                "files",
+            files.append(
                 {
                     "source": self.name,
                     "path": path,
                     "blob": blobs[path],
                     "dag_id": f.dag_id or None,
-                    "issues": dumps([i.to_dict() for i in f.issues])
-                    if path in rejected or not f.dag_id
-                    else "[]",
-                },
-                ("source", "path"),
+                    "issues": "[]" if attributed else dumps([i.to_dict() for i in f.issues]),
+                }
             )
+        self.store.upsert_many("files", files, ("source", "path"))
         for path in gone - set(checked):
             self.store.execute("DELETE FROM files WHERE source = ? AND path = ?", (self.name, path))
 
         known = self._known(list(claimed))
+        self.now = now()
+        self.new_versions: list[dict[str, Any]] = []
+        self.new_dags: list[dict[str, Any]] = []
         for dag_id, f in claimed.items():
             change = self._record(commit, dag_id, f, *known.get(dag_id, (None, None)))
             if change is not None:
                 counts.add(change)
+        self.store.insert_many("versions", self.new_versions)
+        self.store.upsert_many("dags", self.new_dags, ("dag_id",))
 
         for path, dag_id in held.items():
             if dag_id not in claimed and self._retire(dag_id):
@@ -368,8 +425,7 @@ class SourceSync:
             return DagChange(dag_id, "renamed", dag["newest_version"], f.path, old_path)
 
         number = (dag["newest_version"] or 0) + 1 if dag else 1
-        self.store.insert(
-            "versions",
+        self.new_versions.append(
             {
                 "dag_id": dag_id,
                 "version": number,
@@ -382,16 +438,16 @@ class SourceSync:
                 "content_hash": f.content_hash,
                 "valid": int(f.valid),
                 "issues": dumps([i.to_dict() for i in f.issues]),
-                "spec": (f.spec_json or dumps(f.spec)) if f.spec is not None else None,
+                "spec": f.spec_json or None,
                 "content": f.content,
-                "recorded_at": now(),
+                "recorded_at": self.now,
             },
         )
         if dag is None:
             dag = {
                 "dag_id": dag_id,
                 "source": self.name,
-                "created_at": now(),
+                "created_at": self.now,
                 "paused": 0,
                 "pinned": int(self.source_pinned),  # a pinned source serves nothing new
                 "pin_until_change": 0,
@@ -419,7 +475,8 @@ class SourceSync:
             kind = "invalid"
         elif kind == "changed" and old_path and old_path != f.path:
             kind = "renamed"
-        save_dag(self.store, dag)
+        dag.update(status=derive_status(dag), updated_at=self.now)
+        self.new_dags.append({column: dag.get(column) for column in DAG_COLUMNS})
         return DagChange(dag_id, kind, number, f.path, old_path if old_path != f.path else None)
 
     def _retire(self, dag_id: str) -> bool:
@@ -450,5 +507,8 @@ class SourceSync:
 
 
 def _with_dag_id(f: DagFile, dag_id: str) -> DagFile:
-    spec = dict(f.spec, dag_id=dag_id) if f.spec is not None else None
-    return dataclasses.replace(f, dag_id=dag_id, spec=spec, spec_json="")
+    if f.spec is None:
+        return dataclasses.replace(f, dag_id=dag_id)
+    whole = loads(f.spec_json) if f.spec_json else dict(f.spec)
+    whole["dag_id"] = dag_id
+    return dataclasses.replace(f, dag_id=dag_id, spec=whole, spec_json=dumps(whole))
