@@ -28,7 +28,7 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from gitdags.validate import parse_duration
+from gitdags.spec import parse_duration
 
 log = logging.getLogger(__name__)
 

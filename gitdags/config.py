@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gitdags.errors import ConfigError
-from gitdags.validate import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
+from gitdags.spec import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
 
 DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
 

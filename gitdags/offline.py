@@ -8,9 +8,11 @@ from pathlib import Path
 
 from gitdags import validate
 from gitdags.config import DEFAULT_INCLUDE
+from gitdags.crosscheck import EmptyCatalog, check_across
 from gitdags.errors import GitdagsError
 from gitdags.model import DagFile, Issue
 from gitdags.source import PathFilter
+from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
 
 def collect(paths: Iterable[str]) -> list[Path]:
@@ -36,8 +38,8 @@ def collect(paths: Iterable[str]) -> list[Path]:
 def check_paths(
     paths: Iterable[str],
     *,
-    task_types: Mapping[str, tuple[str, ...]] = validate.TASK_TYPES,
-    max_file_size: int = validate.MAX_FILE_SIZE,
+    task_types: Mapping[str, tuple[str, ...]] = TASK_TYPES,
+    max_file_size: int = MAX_FILE_SIZE,
 ) -> tuple[list[DagFile], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues."""
     checked: list[DagFile] = []
@@ -51,7 +53,7 @@ def check_paths(
             checked.append(validate.oversized(name, size, max_file_size))
             continue
         checked.append(validate.check_file(name, path.read_bytes(), task_types=task_types))
-    extra = validate.check_across(checked, validate.EmptyCatalog())
+    extra = check_across(checked, EmptyCatalog())
     issues = [i for f in checked for i in f.issues]
     issues += [i for found in extra.values() for i in found]
     issues.sort(key=lambda i: (i.file, i.line or 0, i.code))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gitdags.validate import (
+from gitdags.spec import (
     DEFAULT_ARGS,
     ID_MAX,
     PRESETS,

@@ -19,8 +19,10 @@ from typing import Any
 
 from gitdags import validate
 from gitdags.config import Settings, SourceConfig
+from gitdags.crosscheck import check_across
 from gitdags.model import DagChange, DagFile, SyncResult
 from gitdags.source import SYMLINK, Change, Commit, Entry, GitSource
+from gitdags.spec import ID_RE
 from gitdags.store import HistoryStore, dumps, loads, now
 
 log = logging.getLogger(__name__)
@@ -151,7 +153,7 @@ def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
 
 
 class StoreCatalog:
-    """Answers `validate.check_across` about DAGs outside the files of this sync."""
+    """Answers `crosscheck.check_across` about DAGs outside the files of this sync."""
 
     def __init__(self, store: HistoryStore, source: str, released: set[str]) -> None:
         self.store = store
@@ -335,13 +337,13 @@ class SourceSync:
             if not f.dag_id:
                 old_path = renamed_from.get(path, "")
                 dag_id = held.get(path) or held.get(old_path) or validate.default_dag_id(path)
-                if validate.ID_RE.fullmatch(dag_id):
+                if ID_RE.fullmatch(dag_id):
                     checked[path] = _with_dag_id(f, dag_id)
 
         # Paths that no longer hold the DAG they held give it up to this sync's files.
         released = gone | {p for p, f in checked.items() if p in held and held[p] != f.dag_id}
         catalog = StoreCatalog(self.store, self.name, released)
-        extra = validate.check_across(
+        extra = check_across(
             checked.values(), catalog, source=self.name, namespaces=self.settings.namespaces
         )
         rejected: set[str] = set()

@@ -5,8 +5,7 @@ on plain dicts; networkx is brought in to find and spell out the cycles when the
 and for the graph between DAGs.
 
 `check_file` reads one file's text into a normalized spec and a list of issues (every problem,
-not just the first). `check_across` adds the checks that need more than one file: duplicate
-`dag_id`, namespaces, `depends_on_dags` targets and cycles between DAGs.
+not just the first). The checks that need more than one file are in `gitdags.crosscheck`.
 """
 
 from __future__ import annotations
@@ -14,91 +13,27 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 from gitdags import formats
 from gitdags.formats import FieldPath, path_text
-from gitdags.model import DagFile, Issue, has_errors
-
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-ID_MAX = 250
-CALLABLE_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
-DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
-TRIGGER_RULES = (
-    "all_success",
-    "all_failed",
-    "all_done",
-    "all_done_min_one_success",
-    "all_done_setup_success",
-    "all_skipped",
-    "one_success",
-    "one_failed",
-    "one_done",
-    "none_failed",
-    "none_failed_min_one_success",
-    "none_skipped",
-    "always",
+from gitdags.model import DagFile, Issue
+from gitdags.spec import (
+    CALLABLE_RE,
+    DEFAULT_ARGS,
+    ID_MAX,
+    ID_RE,
+    PRESETS,
+    TASK_FIELDS,
+    TASK_TYPES,
+    TOP_FIELDS,
+    TRIGGER_RULES,
+    parse_duration,
 )
 
-# Built-in task types and the config keys each one requires.
-TASK_TYPES: dict[str, tuple[str, ...]] = {
-    "empty": (),
-    "bash": ("command",),
-    "python": ("callable",),
-    "sql": ("conn_id", "sql"),
-    "http": ("url",),
-    "kubernetes_pod": ("image",),
-    "sensor": ("kind", "target"),
-    "local": ("module",),
-    "lambda": ("function_name",),
-}
-
-# Field tables: the one description of format v1, used by the checks and by `gitdags schema`.
-# kind: str, bool, int, id, ids, strs, mapping, schedule, date, duration, tasks, edges
-TOP_FIELDS: dict[str, tuple[str, str]] = {
-    "dag_id": ("id", "DAG id; default: the file name without extension"),
-    "description": ("str", "what the DAG does"),
-    "enabled": ("bool", "false: kept and versioned, never published"),
-    "schedule": ("schedule", "5-field cron, a preset, or null"),
-    "start_date": ("date", "first logical date, e.g. 2024-01-01"),
-    "catchup": ("bool", "run missed intervals"),
-    "max_active_runs": ("int", "runs of this DAG at once (>= 1)"),
-    "owner": ("str", "team or person responsible"),
-    "tags": ("strs", "free labels"),
-    "default_args": ("default_args", "defaults for every task"),
-    "params": ("mapping", "parameters passed to runs"),
-    "depends_on_dags": ("ids", "DAGs this DAG waits for"),
-    "tasks": ("tasks", "the tasks; 'nodes' is accepted as an alias"),
-    "nodes": ("tasks", "alias of tasks"),
-    "edges": ("edges", "dependencies as {from, to} pairs"),
-}
-TASK_FIELDS: dict[str, tuple[str, str]] = {
-    "id": ("id", "task id, unique in the DAG"),
-    "type": ("str", "task type: " + ", ".join(TASK_TYPES)),
-    "config": ("mapping", "type-specific settings"),
-    "depends_on": ("ids", "tasks that must finish first"),
-    "description": ("str", "what the task does"),
-    "retries": ("count", "retries of this task"),
-    "retry_delay": ("duration", "wait between retries"),
-    "timeout": ("duration", "execution timeout"),
-    "trigger_rule": ("str", "when the task runs: " + ", ".join(TRIGGER_RULES)),
-    "pool": ("str", "orchestrator pool"),
-    "priority_weight": ("int", "orchestrator priority"),
-}
-DEFAULT_ARGS: dict[str, str] = {
-    "retries": "count",
-    "retry_delay": "duration",
-    "timeout": "duration",
-    "sla": "duration",
-    "owner": "str",
-}
-MAX_FILE_SIZE = 1024 * 1024
 _TASK_OPTIONAL = frozenset(TASK_FIELDS) - {"id", "type", "config", "depends_on"}
 
 
@@ -116,19 +51,6 @@ def file_issue(path: str, code: str, message: str, location: str = "") -> Issue:
 
 def default_dag_id(path: str) -> str:
     return PurePosixPath(path).stem
-
-
-def parse_duration(value: Any) -> int | None:
-    """30s 5m 2h 1d, or a number of seconds -> seconds; None when it is not a duration."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value) if value >= 0 else None
-    if isinstance(value, str):
-        match = DURATION_RE.fullmatch(value)
-        if match:
-            return int(float(match.group(1)) * DURATION_UNITS[match.group(2)])
-    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -466,7 +388,7 @@ class _Checker:
         for component in nx.strongly_connected_components(graph):
             if len(component) < 2:
                 continue
-            cycle = _cycle(graph.subgraph(component), [t["id"] for t in tasks])
+            cycle = spell_cycle(graph.subgraph(component), [t["id"] for t in tasks])
             self.add("GD204", (key,), f"Tasks form a cycle: {cycle}.")
 
 
@@ -554,147 +476,7 @@ def symlink(path: str) -> DagFile:
     return DagFile(path, "", None, (issue,), "")
 
 
-class Catalog(Protocol):
-    """What `check_across` needs to know about DAGs outside the files being checked."""
-
-    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """(source, path) of the file that defines each of these DAGs now, if any."""
-
-    def depends_on(self, dag_id: str) -> list[str]:
-        """The `depends_on_dags` of the DAG as served now."""
-
-
-class EmptyCatalog:
-    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        return {}
-
-    def depends_on(self, dag_id: str) -> list[str]:
-        return []
-
-
-def check_across(
-    files: Iterable[DagFile],
-    catalog: Catalog,
-    *,
-    source: str = "",
-    namespaces: Mapping[str, str] | None = None,
-) -> dict[str, list[Issue]]:
-    """Checks that need more than one file. Returns new issues by path.
-
-    `files` are the files being checked now (for a sync: those that changed); the catalog
-    answers for every other DAG. A `dag_id` already owned by another file keeps its owner: the
-    newcomer gets the error. `namespaces` maps each other source to the id prefix it owns.
-    """
-    files = list(files)
-    found: dict[str, list[Issue]] = {}
-
-    def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
-        found.setdefault(f.path, []).append(Issue(code, "error", f.path, location, None, message))
-
-    groups: dict[str, list[DagFile]] = {}
-    for f in sorted(files, key=lambda f: f.path):
-        if not f.dag_id:
-            continue
-        owner_ns = next(
-            (
-                name
-                for name, prefix in (namespaces or {}).items()
-                if prefix and name != source and f.dag_id.startswith(prefix)
-            ),
-            None,
-        )
-        if owner_ns is not None:
-            add(
-                f,
-                "GD304",
-                f"DAG id {f.dag_id!r} is in namespace {namespaces[owner_ns]!r} of source "  # type: ignore[index]
-                f"{owner_ns!r}; rename the DAG or move it to that source.",
-            )
-            continue
-        groups.setdefault(f.dag_id, []).append(f)
-
-    targets = {t for f in files if f.spec for t in f.spec.get("depends_on_dags", ())}
-    owners = catalog.owners(set(groups) | targets)
-    claimed: dict[str, DagFile] = {}
-    for dag_id, group in groups.items():
-        owner = owners.get(dag_id)
-        if owner is not None:
-            where = owner[1] if owner[0] == source else f"{owner[1]} in source {owner[0]!r}"
-            for f in group:
-                if owner == (source, f.path):
-                    claimed[dag_id] = f
-                else:
-                    add(
-                        f,
-                        "GD301",
-                        f"DAG id {dag_id!r} is already defined by {where}; "
-                        "each DAG id must be unique.",
-                    )
-        elif len(group) > 1:
-            for f in group:
-                others = ", ".join(o.path for o in group if o is not f)
-                add(
-                    f,
-                    "GD301",
-                    f"DAG id {dag_id!r} is also defined by {others}; each DAG id must be unique.",
-                )
-        else:
-            claimed[dag_id] = group[0]
-
-    live = {
-        dag_id: f
-        for dag_id, f in claimed.items()
-        if f.spec is not None and not has_errors(f.issues) and f.path not in found
-    }
-    for dag_id, f in live.items():
-        for target in f.spec["depends_on_dags"]:  # type: ignore[index]
-            if target == dag_id:
-                add(f, "GD303", f"DAG {dag_id!r} cannot depend on itself.", "depends_on_dags")
-            elif target not in live and target not in owners:
-                add(
-                    f,
-                    "GD302",
-                    f"depends_on_dags names {target!r}, which is not a known DAG.",
-                    "depends_on_dags",
-                )
-    _dag_cycles(live, catalog, add)
-    return found
-
-
-def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:
-    import networkx as nx
-
-    graph = nx.DiGraph()
-    todo = list(live)
-    seen = set(todo)
-    while todo:
-        dag_id = todo.pop()
-        f = live.get(dag_id)
-        ups = f.spec["depends_on_dags"] if f is not None else catalog.depends_on(dag_id)  # type: ignore[index]
-        for up in ups:
-            if up == dag_id:
-                continue
-            graph.add_edge(up, dag_id)
-            if up not in seen:
-                seen.add(up)
-                todo.append(up)
-    if nx.is_directed_acyclic_graph(graph):
-        return
-    for component in nx.strongly_connected_components(graph):
-        members = [d for d in component if d in live]
-        if len(component) < 2 or not members:
-            continue
-        names = _cycle(graph.subgraph(component), sorted(component))
-        for dag_id in members:
-            add(
-                live[dag_id],
-                "GD303",
-                f"DAGs depend on each other in a cycle: {names}.",
-                "depends_on_dags",
-            )
-
-
-def _cycle(graph: Any, order: list[str]) -> str:
+def spell_cycle(graph: Any, order: list[str]) -> str:
     """One cycle of a strongly connected graph, spelled from its first node in `order`."""
     import networkx as nx
 

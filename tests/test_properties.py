@@ -8,7 +8,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitdags.validate import EmptyCatalog, check_across, check_file
+from gitdags.crosscheck import EmptyCatalog, check_across
+from gitdags.validate import check_file
 
 EXTENSIONS = ["a.yaml", "a.yml", "a.json", "a.toml"]
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from gitdags.crosscheck import EmptyCatalog, check_across
 from gitdags.model import CODES
 from gitdags.offline import check_paths
-from gitdags.validate import EmptyCatalog, check_across, check_file, parse_duration
+from gitdags.spec import parse_duration
+from gitdags.validate import check_file
 from tests.conftest import SAMPLE, dag_yaml
 
 BAD = Path(__file__).parent / "data" / "bad"

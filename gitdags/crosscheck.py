@@ -1,0 +1,150 @@
+"""Checks across files and sources: duplicate `dag_id`, namespaces, `depends_on_dags`
+targets and cycles between DAGs. Pure: what it knows of other DAGs comes from a `Catalog`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from gitdags.model import DagFile, Issue, has_errors
+from gitdags.validate import spell_cycle
+
+
+class Catalog(Protocol):
+    """What `check_across` needs to know about DAGs outside the files being checked."""
+
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(source, path) of the file that defines each of these DAGs now, if any."""
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        """The `depends_on_dags` of the DAG as served now."""
+
+
+class EmptyCatalog:
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {}
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        return []
+
+
+def check_across(
+    files: Iterable[DagFile],
+    catalog: Catalog,
+    *,
+    source: str = "",
+    namespaces: Mapping[str, str] | None = None,
+) -> dict[str, list[Issue]]:
+    """Checks that need more than one file. Returns new issues by path.
+
+    `files` are the files being checked now (for a sync: those that changed); the catalog
+    answers for every other DAG. A `dag_id` already owned by another file keeps its owner: the
+    newcomer gets the error. `namespaces` maps each other source to the id prefix it owns.
+    """
+    files = list(files)
+    found: dict[str, list[Issue]] = {}
+
+    def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
+        found.setdefault(f.path, []).append(Issue(code, "error", f.path, location, None, message))
+
+    groups: dict[str, list[DagFile]] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        if not f.dag_id:
+            continue
+        owner_ns = next(
+            (
+                name
+                for name, prefix in (namespaces or {}).items()
+                if prefix and name != source and f.dag_id.startswith(prefix)
+            ),
+            None,
+        )
+        if owner_ns is not None:
+            add(
+                f,
+                "GD304",
+                f"DAG id {f.dag_id!r} is in namespace {namespaces[owner_ns]!r} of source "  # type: ignore[index]
+                f"{owner_ns!r}; rename the DAG or move it to that source.",
+            )
+            continue
+        groups.setdefault(f.dag_id, []).append(f)
+
+    targets = {t for f in files if f.spec for t in f.spec.get("depends_on_dags", ())}
+    owners = catalog.owners(set(groups) | targets)
+    claimed: dict[str, DagFile] = {}
+    for dag_id, group in groups.items():
+        owner = owners.get(dag_id)
+        if owner is not None:
+            where = owner[1] if owner[0] == source else f"{owner[1]} in source {owner[0]!r}"
+            for f in group:
+                if owner == (source, f.path):
+                    claimed[dag_id] = f
+                else:
+                    add(
+                        f,
+                        "GD301",
+                        f"DAG id {dag_id!r} is already defined by {where}; "
+                        "each DAG id must be unique.",
+                    )
+        elif len(group) > 1:
+            for f in group:
+                others = ", ".join(o.path for o in group if o is not f)
+                add(
+                    f,
+                    "GD301",
+                    f"DAG id {dag_id!r} is also defined by {others}; each DAG id must be unique.",
+                )
+        else:
+            claimed[dag_id] = group[0]
+
+    live = {
+        dag_id: f
+        for dag_id, f in claimed.items()
+        if f.spec is not None and not has_errors(f.issues) and f.path not in found
+    }
+    for dag_id, f in live.items():
+        for target in f.spec["depends_on_dags"]:  # type: ignore[index]
+            if target == dag_id:
+                add(f, "GD303", f"DAG {dag_id!r} cannot depend on itself.", "depends_on_dags")
+            elif target not in live and target not in owners:
+                add(
+                    f,
+                    "GD302",
+                    f"depends_on_dags names {target!r}, which is not a known DAG.",
+                    "depends_on_dags",
+                )
+    _dag_cycles(live, catalog, add)
+    return found
+
+
+def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    todo = list(live)
+    seen = set(todo)
+    while todo:
+        dag_id = todo.pop()
+        f = live.get(dag_id)
+        ups = f.spec["depends_on_dags"] if f is not None else catalog.depends_on(dag_id)  # type: ignore[index]
+        for up in ups:
+            if up == dag_id:
+                continue
+            graph.add_edge(up, dag_id)
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    if nx.is_directed_acyclic_graph(graph):
+        return
+    for component in nx.strongly_connected_components(graph):
+        members = [d for d in component if d in live]
+        if len(component) < 2 or not members:
+            continue
+        names = spell_cycle(graph.subgraph(component), sorted(component))
+        for dag_id in members:
+            add(
+                live[dag_id],
+                "GD303",
+                f"DAGs depend on each other in a cycle: {names}.",
+                "depends_on_dags",
+            )
