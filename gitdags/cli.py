@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from gitdags import logs, render
-from gitdags.config import Settings, load_settings
+from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
 from gitdags.model import ActionResult
@@ -447,54 +447,9 @@ def demo(
     from gitdags.demo import run_demo
 
     cfg, steps = run_demo(folder)
-    typer.echo(
-        f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into "
-        f"{cfg.database}:\n"
-    )
-    typer.echo(
-        render.table(
-            ["#", "commit", "author", "message", "+", "~", "-", "!", "ms"],
-            [
-                (
-                    i,
-                    render.short(s.result.to_commit),
-                    s.author,
-                    s.message,
-                    s.result.added,
-                    s.result.changed,
-                    s.result.deleted,
-                    s.result.invalid,
-                    f"{s.result.duration_ms:.0f}",
-                )
-                for i, s in enumerate(steps, 1)
-            ],
-        )
-    )
-    typer.echo("\nWhat each sync did:")
-    for i, step in enumerate(steps, 1):
-        if i == 1:
-            typer.echo(f"  1. added {step.result.added} DAGs")
-            continue
-        errors = [x for x in step.result.issues if x.severity == "error"]
-        for change in step.result.changes:
-            detail = f"  (from {change.old_path})" if change.old_path else ""
-            if change.change == "invalid" and errors:
-                detail = (
-                    f"  {errors[0].code}: {errors[0].message} Still serving the last good version."
-                )
-            version = f" v{change.version}" if change.version else ""
-            typer.echo(f"  {i}. {change.change} {change.dag_id}{version}{detail}")
     with engine_for(cfg) as eng:
         dags = eng.list_dags()
-    by_status: dict[str, int] = {}
-    for d in dags:
-        by_status[d.status] = by_status.get(d.status, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-    typer.echo(f"\nNow: {len(dags)} DAGs ({summary}).")
-    typer.echo(
-        "Next: gitdags list · gitdags history event_ingestion · gitdags status · "
-        "gitdags tui   (./config.toml points at the demo)"
-    )
+    typer.echo(render.demo_report(folder, cfg.database, steps, dags))
 
 
 @contextmanager
@@ -504,30 +459,6 @@ def engine_for(cfg: Settings) -> Iterator[SyncEngine]:
         yield eng
     finally:
         eng.close()
-
-
-CONFIG_TEMPLATE = """\
-# gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
-[state]
-database = "gitdags.db"
-
-[daemon]
-interval = "30s"
-listen = "127.0.0.1:8765"
-webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
-
-[publish]
-deploy_dir = ""                 # "" = no deploy folder
-
-[[sources]]
-name = "{name}"
-url = "{url}"
-branch = "main"
-subdir = ""                     # "" = whole repository
-include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]
-exclude = []
-namespace = ""
-"""
 
 
 @command()

@@ -21,6 +21,30 @@ from gitdags.spec import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
 
 DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
 
+CONFIG_TEMPLATE = """\
+# gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
+[state]
+database = "gitdags.db"
+
+[daemon]
+interval = "30s"
+listen = "127.0.0.1:8765"
+webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
+
+[publish]
+deploy_dir = ""                 # "" = no deploy folder
+
+[[sources]]
+name = "{name}"
+url = "{url}"
+branch = "main"
+subdir = ""                     # "" = whole repository
+include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]
+exclude = []
+namespace = ""
+"""
+
+
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
     "state": {"database": "path"},

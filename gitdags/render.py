@@ -184,3 +184,55 @@ def audit(entries: list[AuditEntry]) -> str:
             for e in entries
         ],
     )
+
+
+def demo_report(folder: Any, database: Any, steps: list[Any], dags: list[DagState]) -> str:
+    """What `gitdags demo` did: the commits, what each sync did, where it leaves you."""
+    lines = [
+        f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into {database}:",
+        "",
+    ]
+    lines.append(
+        table(
+            ["#", "commit", "author", "message", "+", "~", "-", "!", "ms"],
+            [
+                (
+                    i,
+                    short(s.result.to_commit),
+                    s.author,
+                    s.message,
+                    s.result.added,
+                    s.result.changed,
+                    s.result.deleted,
+                    s.result.invalid,
+                    f"{s.result.duration_ms:.0f}",
+                )
+                for i, s in enumerate(steps, 1)
+            ],
+        )
+    )
+    lines += ["", "What each sync did:"]
+    for i, step in enumerate(steps, 1):
+        if i == 1:
+            lines.append(f"  1. added {step.result.added} DAGs")
+            continue
+        errors = [x for x in step.result.issues if x.severity == "error"]
+        for change in step.result.changes:
+            detail = f"  (from {change.old_path})" if change.old_path else ""
+            if change.change == "invalid" and errors:
+                detail = (
+                    f"  {errors[0].code}: {errors[0].message} Still serving the last good version."
+                )
+            version = f" v{change.version}" if change.version else ""
+            lines.append(f"  {i}. {change.change} {change.dag_id}{version}{detail}")
+    by_status: dict[str, int] = {}
+    for d in dags:
+        by_status[d.status] = by_status.get(d.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+    lines += [
+        "",
+        f"Now: {len(dags)} DAGs ({summary}).",
+        "Next: gitdags list · gitdags history event_ingestion · gitdags status · "
+        "gitdags tui   (./config.toml points at the demo)",
+    ]
+    return "\n".join(lines)
