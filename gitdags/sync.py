@@ -21,7 +21,7 @@ from gitdags.checking import check_all
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across
 from gitdags.model import DagChange, DagFile, SyncResult
-from gitdags.source import Change, Commit, GitSource
+from gitdags.source import Change, Commit, Entry, GitSource
 from gitdags.spec import ID_RE
 from gitdags.store import HistoryStore, dumps, loads, now
 
@@ -166,6 +166,7 @@ class SourceSync:
                     head[:12],
                 )
             changes = self._compare_with_store(head)
+        changes += self._waiting_claimants(changes)
 
         t_diff = time.perf_counter()
         entries = [c.entry for c in changes if c.entry is not None]
@@ -250,6 +251,35 @@ class SourceSync:
         ]
         changes += [Change("D", path, None) for path in held if path not in tree]
         return changes
+
+    def _waiting_claimants(self, changes: list[Change]) -> list[Change]:
+        """Files refused as duplicates of a DAG id that this commit frees (its other file was
+        deleted or now names another DAG): checked again, so one of them can take it."""
+        touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
+        if not touched:
+            return []
+        freed = {
+            r["dag_id"]
+            for r in self.store.rows_in(
+                "SELECT dag_id FROM files WHERE source = ? AND dag_id IS NOT NULL "
+                "AND path IN ({marks})",
+                sorted(touched),
+                self.name,
+            )
+        }
+        if not freed:
+            return []
+        waiting = self.store.rows_in(
+            "SELECT path, blob FROM files WHERE source = ? AND issues LIKE '%GD301%' "
+            "AND dag_id IN ({marks})",
+            sorted(freed),
+            self.name,
+        )
+        return [
+            Change("M", r["path"], Entry(r["path"], r["blob"], "100644"))
+            for r in waiting
+            if r["path"] not in touched
+        ]
 
     # -- recording -------------------------------------------------------------------------------
     def _apply(

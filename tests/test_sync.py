@@ -340,3 +340,21 @@ def test_credentials_never_reach_the_database(make_engine) -> None:
     (result,) = engine.sync()
     assert result.error and "s3cret" not in result.error
     assert "s3cret" not in "\n".join(engine.store.conn.iterdump())
+
+
+def test_a_refused_duplicate_takes_over_when_the_id_is_freed(repo: GitRepo, make_engine) -> None:
+    repo.commit("twins", {"a.yaml": dag_yaml("x"), "b.yaml": dag_yaml("x", "other")})
+    engine = make_engine(source(repo))
+    (result,) = engine.sync()
+    assert sorted(i.code for i in result.issues) == ["GD301", "GD301"]
+    assert engine.list_dags() == []
+    repo.commit("drop one", delete=["b.yaml"])
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change, c.path) for c in result.changes] == [("x", "added", "a.yaml")]
+    repo.commit("a second file claims x", {"c.yaml": dag_yaml("x", "third")})
+    (result,) = engine.sync()
+    assert [i.code for i in result.issues] == ["GD301"] and engine.dag("x").path == "a.yaml"
+    repo.commit("the owner goes", delete=["a.yaml"])
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change, c.version) for c in result.changes] == [("x", "renamed", 2)]
+    assert engine.dag("x").path == "c.yaml" and engine.dag("x").status == "active"
