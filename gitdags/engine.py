@@ -78,11 +78,13 @@ class SyncEngine(OperatorActions):
         result: SyncResult | None = None
         try:
             head = git.fetch()
+            sync = SourceSync(self.settings, self.store, config, git)
+            plan = sync.plan(head)  # reads and validates without holding the write lock
             try:
                 with self.store.transaction():
-                    result = SourceSync(self.settings, self.store, config, git).run(
-                        head, started_at
-                    )
+                    if not sync.still_current(plan):  # another process synced meanwhile
+                        plan = sync.plan(head)
+                    result = sync.record(plan, started_at)
                     if dry_run:
                         raise _DryRun
                     if not result.nothing_new or result.forced:

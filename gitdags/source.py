@@ -9,6 +9,7 @@ the commit and every changed blob of a sync in a single process. Sizes are check
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -206,6 +207,12 @@ class GitSource:
                 f"Source {self.config.name!r}: repository {self.config.url} does not exist; "
                 "check its url."
             )
+        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.mirror}.lock", "a") as lock:  # one fetch per mirror, across processes
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._fetch()
+
+    def _fetch(self) -> str:
         self.ensure_mirror()
         branch = self.config.branch
         self._git(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -188,7 +189,7 @@ class HistoryStore:
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                _wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             self.conn = conn
             if not readonly:
@@ -200,21 +201,24 @@ class HistoryStore:
         self.conn.close()
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"Database {self.path} was written by a newer gitdags (schema {version}); "
-                "upgrade gitdags."
-            )
-        if version == len(MIGRATIONS):
+        if self._schema_version() == len(MIGRATIONS):
             return
         import sqlite_utils
 
         db = sqlite_utils.Database(self.conn)
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
+        with self.transaction():  # under the write lock: two processes never migrate twice
+            version = self._schema_version()
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"Database {self.path} was written by a newer gitdags (schema {version}); "
+                    "upgrade gitdags."
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(db)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def _schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -320,6 +324,18 @@ class HistoryStore:
             "INSERT INTO meta (key, value) VALUES ('generation', 1) "
             "ON CONFLICT (key) DO UPDATE SET value = value + 1"
         )
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; the switch takes no busy timeout, so retry while another opens it."""
+    for attempt in range(100):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def dumps(value: Any) -> str:

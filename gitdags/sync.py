@@ -84,6 +84,21 @@ def served_fields(spec: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Plan:
+    """What a sync will record, worked out before taking the write lock."""
+
+    base: tuple[str | None, str | None]  # the source's (served commit, settings) it started from
+    old: str | None
+    head: str
+    forced: bool = False
+    nothing_new: bool = False
+    had_error: bool = False
+    commit: Commit | None = None
+    changes: list[Change] = field(default_factory=list)
+    checked: dict[str, DagFile] = field(default_factory=dict)
+
+
 class StoreCatalog:
     """Answers `crosscheck.check_across` about DAGs outside the files of this sync."""
 
@@ -142,22 +157,23 @@ class SourceSync:
         self.git = git
         self.name = config.name
 
-    def run(self, head: str, started_at: str) -> SyncResult:
+    def plan(self, head: str) -> Plan:
+        """Everything that only reads: the diff, the changed blobs, their validation. It runs
+        outside the write transaction, so a large sync never blocks other writers for long."""
         src = self.store.row("SELECT * FROM sources WHERE name = ?", (self.name,))
-        self.source_pinned = bool(src and src["pinned_commit"])
         old = src["served_commit"] if src else None
-        same_config = src is not None and src["fingerprint"] == self.config.fingerprint()
+        fingerprint = src["fingerprint"] if src else None
+        same_config = fingerprint == self.config.fingerprint()
+        plan = Plan(base=(old, fingerprint), old=old, head=head)
         if old == head and same_config:
-            if src and src["last_error"]:
-                self._clear_error()
-            return SyncResult(self.name, old, head, started_at=started_at)
-
-        forced = False
+            plan.nothing_new = True
+            plan.had_error = bool(src and src["last_error"])
+            return plan
         if old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
             changes = self.git.diff(old, head)
         else:
-            forced = bool(old) and same_config
-            if forced:
+            plan.forced = bool(old) and same_config
+            if plan.forced:
                 log.warning(
                     "source %s: %s is not an ancestor of %s (force-push); comparing with the "
                     "files the database holds",
@@ -167,47 +183,66 @@ class SourceSync:
                 )
             changes = self._compare_with_store(head)
         changes += self._waiting_claimants(changes)
-
-        t_diff = time.perf_counter()
+        started = time.perf_counter()
         entries = [c.entry for c in changes if c.entry is not None]
-        commit, contents = self.git.read(head, entries)
-        t_read = time.perf_counter()
-        checked = check_all(
+        plan.commit, contents = self.git.read(head, entries)
+        read = time.perf_counter()
+        plan.checked = check_all(
             [(c.entry, contents.get(c.path)) for c in changes if c.entry is not None],
             self.settings,
         )
-        t_check = time.perf_counter()
-        gone = {c.path for c in changes if c.status == "D"}
-        gone |= {c.old_path for c in changes if c.old_path}
-        counts = self._apply(commit, changes, checked, gone)
+        plan.changes = changes
         log.debug(
-            "sync phases",
+            "sync planned",
             extra={
                 "source": self.name,
                 "files": len(changes),
-                "read_ms": round((t_read - t_diff) * 1000, 1),
-                "check_ms": round((t_check - t_read) * 1000, 1),
-                "record_ms": round((time.perf_counter() - t_check) * 1000, 1),
+                "read_ms": round((read - started) * 1000, 1),
+                "check_ms": round((time.perf_counter() - read) * 1000, 1),
             },
         )
+        return plan
 
+    def still_current(self, plan: Plan) -> bool:
+        """False when another process synced this source since `plan` was made."""
+        src = self.store.row(
+            "SELECT served_commit, fingerprint FROM sources WHERE name = ?", (self.name,)
+        )
+        return (
+            (src["served_commit"], src["fingerprint"]) == plan.base
+            if src
+            else (plan.base == (None, None))
+        )
+
+    def record(self, plan: Plan, started_at: str) -> SyncResult:
+        """Write what `plan` found; runs inside the caller's transaction."""
+        if plan.nothing_new:
+            if plan.had_error:
+                self._clear_error()
+            return SyncResult(self.name, plan.old, plan.head, started_at=started_at)
+        src = self.store.row("SELECT pinned_commit FROM sources WHERE name = ?", (self.name,))
+        self.source_pinned = bool(src and src["pinned_commit"])
+        assert plan.commit is not None
+        changes, checked = plan.changes, plan.checked
+        gone = {c.path for c in changes if c.status == "D"}
+        gone |= {c.old_path for c in changes if c.old_path}
+        counts = self._apply(plan.commit, changes, checked, gone)
         unchanged = self.store.scalar(
             "SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (self.name,)
         ) - len({c.dag_id for c in counts.changes if c.change != "deleted"})
-        issues = [i for f in checked.values() for i in f.issues]
         result = SyncResult(
             self.name,
-            old,
-            head,
+            plan.old,
+            plan.head,
             added=counts.added,
             changed=counts.changed,
             deleted=counts.deleted,
             invalid=counts.invalid,
             unchanged=max(unchanged, 0),
-            forced=forced,
+            forced=plan.forced,
             started_at=started_at,
             changes=tuple(counts.changes),
-            issues=tuple(issues),
+            issues=tuple(i for f in checked.values() for i in f.issues),
             blobs_read=self.git.blobs_read,
         )
         self.store.upsert(
@@ -217,8 +252,8 @@ class SourceSync:
                 "url": self.config.safe_url,
                 "branch": self.config.branch,
                 "fingerprint": self.config.fingerprint(),
-                "newest_commit": head,
-                "served_commit": head,
+                "newest_commit": plan.head,
+                "served_commit": plan.head,
                 "last_sync_at": now(),
                 "last_error": None,
                 "last_error_at": None,

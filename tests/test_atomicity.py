@@ -47,3 +47,20 @@ def test_killed_sync_leaves_before_or_after(tmp_path: Path, repo: GitRepo) -> No
         outcomes.add("after" if versions else "before")
         db.close()
     assert outcomes  # every kill left a consistent state
+
+
+def test_two_syncs_at_once_record_each_version_once(tmp_path: Path, repo: GitRepo) -> None:
+    n = 500
+    repo.commit("many", {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}") for i in range(n)})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n')
+    cmd = [sys.executable, "-m", "gitdags", "--config", str(config), "sync"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for proc in (first, second):
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT count(*), max(version) FROM versions").fetchone() == (n, 1)
+    assert db.execute("SELECT count(*) FROM syncs WHERE error IS NULL").fetchone() == (1,)
+    db.close()
