@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -146,27 +147,40 @@ def sync_figures(n: int, reps: int) -> tuple[dict[str, Any], SyncEngine, Path, P
     return out, engine, work, bare
 
 
-def parse_validate(engine: SyncEngine, count: int) -> tuple[dict[str, Any], list[dict]]:
-    """gitdags' own per-DAG cost (read the file's text, parse, validate), by format."""
+PARSE_TIMER = """
+import json, statistics, sys, time
+from gitdags.validate import check_file
+paths = json.loads(sys.stdin.read())
+contents = [(p, open(p, "rb").read()) for p in paths]
+check_file(*contents[0])
+by_format = {}
+for _ in range(3):
+    for path, content in contents:
+        start = time.perf_counter()
+        check_file(path, content)
+        by_format.setdefault(path.rsplit(".", 1)[1], []).append(time.perf_counter() - start)
+every = [t for v in by_format.values() for t in v]
+out = {fmt: round(statistics.median(v) * 1000, 4) for fmt, v in by_format.items()}
+out["all_formats_mean_ms"] = round(sum(every) / len(every) * 1000, 4)
+print(json.dumps(out))
+"""
+
+
+def parse_validate(engine: SyncEngine, work: Path, count: int) -> tuple[dict[str, Any], list]:
+    """gitdags' own per-DAG cost (parse and validate one file), by format, measured in a
+    fresh process as Airflow's is, on the files of the DAGs given to Airflow."""
     served = engine.served()[:count]
-    contents = {
-        v["dag_id"]: (v["path"], v["content"].encode())
-        for v in engine.store.rows_in(
-            "SELECT d.dag_id, v.path, v.content FROM dags d JOIN versions v ON "
-            "v.dag_id = d.dag_id AND v.version = d.served_version WHERE d.dag_id IN ({marks})",
-            [d["dag_id"] for d in served],
-        )
-    }
-    by_format: dict[str, list[float]] = {}
-    for _ in range(3):
-        for path, content in contents.values():
-            start = time.perf_counter()
-            check_file(path, content)
-            by_format.setdefault(path.rsplit(".", 1)[1], []).append(time.perf_counter() - start)
-    per = {fmt: round(statistics.median(v) * 1000, 4) for fmt, v in by_format.items()}
-    every = [t for v in by_format.values() for t in v]
-    per["all_formats_mean_ms"] = round(sum(every) / len(every) * 1000, 4)
-    return per, [d["spec"] for d in served]
+    paths = [str(work / d["path"]) for d in served]
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_TIMER],
+        input=json.dumps(paths),
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    return json.loads(done.stdout), [d["spec"] for d in served]
 
 
 def rollback_figures(engine: SyncEngine, reps: int) -> dict[str, Any]:
@@ -195,7 +209,7 @@ def main() -> None:
     small, work, bare = engines[1000]
     big, _big_work, big_bare = engines[sizes[-1]]
     print("\n== parse + validate per DAG, and Airflow's DagBag ==", flush=True)
-    per_dag, specs = parse_validate(small, 300)
+    per_dag, specs = parse_validate(small, work, 300)
     report["parse_validate_per_dag_ms"] = per_dag
     report["airflow_dagbag"] = airflow_bench.bench(specs, install=not args.quick, reps=3)
 
@@ -313,11 +327,15 @@ def print_table(report: dict[str, Any], sizes: list[int], ratios: dict[str, floa
         f"{con['filter_keystroke_median_ms']} ms (incl. 50 ms debounce)"
     )
     line = []
+    at_scale = sizes[-1] >= 10000
     for key, value in ratios.items():
         target = TARGETS.get(key)
+        if key.startswith("incremental_vs") and not at_scale:
+            target = None  # these targets are set for 10,000 DAGs
         mark = "" if target is None else (" ok" if value <= target else f" MISSED (<= {target})")
         line.append(f"{key}={value}{mark}")
-    print("\nkey ratios: " + "  ".join(line))
+    scale = "" if at_scale else f" (at N={sizes[-1]:,}; the incremental targets are for 10,000)"
+    print(f"\nkey ratios{scale}: " + "  ".join(line))
 
 
 if __name__ == "__main__":
