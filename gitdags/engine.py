@@ -6,6 +6,7 @@ the daemon and the tests all build it with `build_engine(settings)`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -99,7 +100,7 @@ class SyncEngine(OperatorActions):
             return self._fail(config, message, started, started_at, dry_run)
         assert result is not None
         duration = (time.perf_counter() - started) * 1000
-        result = _replace(result, duration_ms=duration, dry_run=dry_run)
+        result = dataclasses.replace(result, duration_ms=duration, dry_run=dry_run)
         if not dry_run and result.changes:
             self._notify(config.name, result.to_commit, result.changes)
         return result
@@ -339,12 +340,6 @@ def build_engine(settings: Settings) -> SyncEngine:
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     return engine
-
-
-def _replace(result: SyncResult, **changes: Any) -> SyncResult:
-    import dataclasses
-
-    return dataclasses.replace(result, **changes)
 
 
 def _dag_state(r: dict[str, Any]) -> DagState:
