@@ -12,10 +12,10 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from gitdags.dagrow import save_dag, served_fields
 from gitdags.errors import ActionError, NotFoundError
 from gitdags.model import ActionResult, AuditEntry, DagChange, SpecDiff
 from gitdags.store import dumps, loads, now
-from gitdags.sync import save_dag, served_fields
 
 if TYPE_CHECKING:
     from gitdags.engine import SyncEngine

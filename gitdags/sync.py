@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,68 +20,13 @@ from gitdags import validate
 from gitdags.checking import check_all
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across
+from gitdags.dagrow import DAG_COLUMNS, derive_status, save_dag, served_fields
 from gitdags.model import DagChange, DagFile, SyncResult
 from gitdags.source import Change, Commit, Entry, GitSource
 from gitdags.spec import ID_RE
 from gitdags.store import HistoryStore, dumps, loads, now
 
 log = logging.getLogger(__name__)
-
-
-def derive_status(dag: Mapping[str, Any]) -> str:
-    """The one place a DAG's status is decided."""
-    if dag["deleted"]:
-        return "deleted"
-    if dag["paused"]:
-        return "paused"
-    if dag["pinned"]:
-        return "pinned"
-    if not dag["newest_valid"]:
-        return "invalid"
-    if not dag["enabled"]:
-        return "disabled"
-    return "active"
-
-
-DAG_COLUMNS = (
-    "dag_id",
-    "source",
-    "path",
-    "status",
-    "served_version",
-    "newest_version",
-    "newest_valid",
-    "enabled",
-    "paused",
-    "pinned",
-    "pin_until_change",
-    "deleted",
-    "owner",
-    "tags",
-    "schedule",
-    "depends_on_dags",
-    "served_commit",
-    "created_at",
-    "updated_at",
-)
-
-
-def save_dag(store: HistoryStore, dag: dict[str, Any]) -> None:
-    dag["status"] = derive_status(dag)
-    dag["updated_at"] = now()
-    store.upsert("dags", dag, ("dag_id",))
-
-
-def served_fields(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Columns of `dags` copied from the served version's spec."""
-    spec = spec or {}
-    return {
-        "enabled": int(spec.get("enabled", True)),
-        "owner": spec.get("owner"),
-        "tags": dumps(spec.get("tags", [])),
-        "schedule": spec.get("schedule"),
-        "depends_on_dags": dumps(spec.get("depends_on_dags", [])),
-    }
 
 
 @dataclass
