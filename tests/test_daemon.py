@@ -286,3 +286,19 @@ def test_unit_file_verifies() -> None:
         assert done.returncode == 0, done.stderr
     finally:
         local.unlink()
+
+
+def test_daemon_publishes_the_deploy_folder_on_push(tmp_path: Path, repo: GitRepo, start) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    bare = bare_remote(tmp_path, repo)
+    deploy = tmp_path / "deploy"
+    d = start(source_toml("main", str(bare), "1h"), f'[publish]\ndeploy_dir = "{deploy}"')
+
+    def published() -> set[str]:
+        return {p.stem for p in (deploy / "current").glob("*.json") if p.name != "manifest.json"}
+
+    until(lambda: published() == {"a"})
+    repo.commit("two", {"b.yaml": dag_yaml("b")})
+    git(repo.path, "push", "--quiet", str(bare), "main")
+    until(lambda: published() == {"a", "b"}, timeout=10)
+    assert d.stop()[0] == 0
