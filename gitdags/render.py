@@ -136,26 +136,28 @@ def status(sources: list[SourceStatus]) -> str:
     return "\n\n".join(blocks) if blocks else "No sources configured."
 
 
-def syncs(results: list[SyncResult]) -> str:
-    return table(
-        ["started", "source", "from", "to", "+", "~", "-", "!", "=", "ms", "note"],
-        [
-            (
-                when(r.started_at),
-                r.source,
-                short(r.from_commit),
-                short(r.to_commit),
-                r.added,
-                r.changed,
-                r.deleted,
-                r.invalid,
-                r.unchanged,
-                f"{r.duration_ms:.0f}",
-                ("force-push " if r.forced else "") + (r.error or ""),
-            )
-            for r in results
-        ],
+SYNC_COLUMNS = ("started", "source", "from", "to", "+", "~", "-", "!", "=", "ms", "note")
+
+
+def sync_row(r: SyncResult) -> tuple[Any, ...]:
+    """One sync of the log, as the CLI and the console show it."""
+    return (
+        when(r.started_at),
+        r.source,
+        short(r.from_commit),
+        short(r.to_commit),
+        r.added,
+        r.changed,
+        r.deleted,
+        r.invalid,
+        r.unchanged,
+        f"{r.duration_ms:.0f}",
+        ("force-push " if r.forced else "") + (r.error or ""),
     )
+
+
+def syncs(results: list[SyncResult]) -> str:
+    return table(SYNC_COLUMNS, [sync_row(r) for r in results])
 
 
 def colored_diff(text: str) -> str:

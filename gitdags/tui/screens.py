@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from gitdags.model import Version
-from gitdags.render import short, when
+from gitdags.render import SYNC_COLUMNS, short, sync_row, when
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.graph import render as render_graph
 from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
@@ -304,26 +304,15 @@ class _LogScreen(Screen[None]):
 
 class SyncLogScreen(_LogScreen):
     TITLE = "Sync log, newest first"
-    COLUMNS = ("started", "source", "from", "to", "+", "~", "-", "!", "ms", "note")
+    COLUMNS = SYNC_COLUMNS
 
     def fetch(self) -> list[Any]:
         app: GitdagsApp = self.app  # type: ignore[assignment]
         return list(app.call_engine(app.engine.syncs, limit=500))
 
     def row(self, r: Any) -> tuple[Any, ...]:
-        note = ("force-push " if r.forced else "") + (r.error or "")
-        return (
-            when(r.started_at),
-            r.source,
-            short(r.from_commit),
-            short(r.to_commit),
-            r.added,
-            r.changed,
-            r.deleted,
-            r.invalid,
-            f"{r.duration_ms:.0f}",
-            Text(note, style="red") if r.error else note,
-        )
+        *cells, note = sync_row(r)
+        return (*cells, Text(note, style="red") if r.error else note)
 
 
 class AuditScreen(_LogScreen):
