@@ -41,7 +41,7 @@ from repo import WORK, commit_change, git, make_repo  # noqa: E402
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.crosscheck import EmptyCatalog, check_across  # noqa: E402
 from gitdags.engine import SyncEngine, build_engine  # noqa: E402
-from gitdags.validate import check_file  # noqa: E402
+from gitdags.kinds import check_file  # noqa: E402
 
 RESULTS = HERE / "results"
 TARGETS = {
@@ -149,7 +149,7 @@ def sync_figures(n: int, reps: int) -> tuple[dict[str, Any], SyncEngine, Path, P
 
 PARSE_TIMER = """
 import json, statistics, sys, time
-from gitdags.validate import check_file
+from gitdags.kinds import check_file
 paths = json.loads(sys.stdin.read())
 contents = [(p, open(p, "rb").read()) for p in paths]
 check_file(*contents[0])
@@ -180,12 +180,11 @@ def parse_validate(engine: SyncEngine, work: Path, count: int) -> tuple[dict[str
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
-    return json.loads(done.stdout), [d["spec"] for d in served]
+    return json.loads(done.stdout), [d.spec for d in served]
 
 
 def rollback_figures(engine: SyncEngine, reps: int) -> dict[str, Any]:
-    candidates = engine.store.rows("SELECT dag_id FROM dags WHERE newest_version >= 2 LIMIT 1")
-    dag_id = candidates[0]["dag_id"]
+    dag_id = next(d.dag_id for d in engine.store.dags() if (d.newest_version or 0) >= 2)
     samples = []
     for _ in range(reps):
         samples.append(timed(lambda: engine.rollback(dag_id, "1", reason="bench")))

@@ -6,15 +6,15 @@ sending 10,000 full spec dicts back costs more than validating them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
-from typing import Any
 
-from gitdags import validate
+from gitdags import kinds
 from gitdags.config import Settings
-from gitdags.model import DagFile
+from gitdags.kinds import ReadContext
+from gitdags.model import DagFile, FileDefinitions
 from gitdags.source import SYMLINK, Entry
 from gitdags.store import dumps
 
@@ -25,43 +25,50 @@ PARALLEL_MIN = 400  # below this many files a process pool costs more than it sa
 Item = tuple[Entry, bytes | int | None]
 
 
-def check_entry(
-    entry: Entry, content: bytes | int | None, max_file_size: int, task_types: Mapping[str, Any]
-) -> DagFile:
-    if entry.mode == SYMLINK:
-        return validate.symlink(entry.path)
-    if isinstance(content, int):
-        return validate.oversized(entry.path, content, max_file_size)
-    return validate.check_file(entry.path, content or b"", task_types=task_types)
-
-
 HEAVY = ("tasks", "params", "default_args", "description")
 
 
-def _check_chunk(args: tuple[list[Item], int, dict[str, Any]]) -> list[DagFile]:
-    """Validate files and serialize their specs (in a worker process when there are many).
+def _pdeathsig() -> None:
+    """In a worker: die with the parent (Linux), so a killed sync leaves no workers behind."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _check_chunk(args: tuple[list[Item], ReadContext]) -> list[FileDefinitions]:
+    """Read files and serialize their DAGs' specs (in a worker process when there are many).
 
     The result keeps only the head of each spec (the fields a sync reads: no tasks, params,
     default_args): `spec_json` carries the whole, and the transfer back from a worker costs
     a tenth of the full dicts.
     """
-    items, max_file_size, task_types = args
+    items, ctx = args
     out = []
     for entry, content in items:
-        f = check_entry(entry, content, max_file_size, task_types)
-        if f.spec is not None:
-            head = {k: v for k, v in f.spec.items() if k not in HEAVY}
-            f = dataclasses.replace(f, spec=head, spec_json=dumps(f.spec))
-        out.append(f)
+        found = kinds.read(entry.path, content, symlink=entry.mode == SYMLINK, ctx=ctx)
+        if found.dags:
+            found = dataclasses.replace(found, dags=tuple(_light(d) for d in found.dags))
+        out.append(found)
     return out
 
 
-def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
-    """Validate files, on every core when there are many (a first sync of a large repo)."""
-    types = dict(settings.task_types)
+def _light(f: DagFile) -> DagFile:
+    if f.spec is None:
+        return f
+    head = {k: v for k, v in f.spec.items() if k not in HEAVY}
+    return dataclasses.replace(f, spec=head, spec_json=dumps(f.spec))
+
+
+def check_all(items: list[Item], settings: Settings) -> dict[str, FileDefinitions]:
+    """Read and validate files, on every core when there are many (a first sync)."""
+    ctx = ReadContext(task_types=dict(settings.task_types), max_file_size=settings.max_file_size)
     cores = os.cpu_count() or 1
     if len(items) < PARALLEL_MIN or cores < 2:
-        checked = _check_chunk((items, settings.max_file_size, types))
+        checked = _check_chunk((items, ctx))
     else:
         import multiprocessing
         import threading
@@ -74,15 +81,15 @@ def check_all(items: list[Item], settings: Settings) -> dict[str, DagFile]:
             context = multiprocessing.get_context("fork")
         else:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["gitdags.validate", "gitdags.checking"])
+            context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checking"])
         size = -(-len(items) // (cores * 4))
-        chunks = [
-            (items[i : i + size], settings.max_file_size, types) for i in range(0, len(items), size)
-        ]
+        chunks = [(items[i : i + size], ctx) for i in range(0, len(items), size)]
         try:
-            with ProcessPoolExecutor(max_workers=cores, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                max_workers=cores, mp_context=context, initializer=_pdeathsig
+            ) as pool:
                 checked = [f for part in pool.map(_check_chunk, chunks) for f in part]
         except (BrokenProcessPool, OSError) as exc:  # no processes here: one core will do
             log.warning("cannot validate in worker processes (%s); using one", exc)
-            checked = _check_chunk((items, settings.max_file_size, types))
+            checked = _check_chunk((items, ctx))
     return {f.path: f for f in checked}

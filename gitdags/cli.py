@@ -17,7 +17,7 @@ import typer
 from gitdags import logs, render
 from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings
 from gitdags.engine import SyncEngine, build_engine
-from gitdags.errors import GitdagsError
+from gitdags.errors import GitdagsError, UsageError
 from gitdags.model import ActionResult
 
 app = typer.Typer(
@@ -54,6 +54,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         def run(*a: Any, **kw: Any) -> Any:
             try:
                 return fn(*a, **kw)
+            except UsageError as exc:
+                raise fail(str(exc), 2) from None
             except GitdagsError as exc:
                 raise fail(str(exc)) from None
 
@@ -68,8 +70,10 @@ def settings() -> Settings:
 
 
 @contextmanager
-def engine() -> Iterator[SyncEngine]:
-    eng = build_engine(settings())
+def engine(*, readonly: bool = False) -> Iterator[SyncEngine]:
+    """The engine over the configured database; a command that only reads opens it read-only
+    and never creates it."""
+    eng = build_engine(settings(), readonly=readonly)
     try:
         yield eng
     finally:
@@ -93,10 +97,8 @@ def main_options(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
 ) -> None:
     state.config = config
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    state.verbose = verbose
+    logs.setup(verbose)
 
 
 # -- syncing and validating ---------------------------------------------------------------------
@@ -158,7 +160,7 @@ def list_(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the DAGs with their status and served version."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         dags = eng.list_dags(source=source, status=status)
     if as_json:
         out_json([d.to_dict() for d in dags])
@@ -175,36 +177,18 @@ def show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Show a DAG: its state, the spec it serves and the issues to fix."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         shown = eng.show(dag_id, version)
     if as_json:
-        out_json(shown)
-        return
-    import yaml
-
-    for key in ("dag_id", "status", "source", "path", "served_version", "newest_version"):
-        typer.echo(f"{key + ':':<16}{shown[key] if shown[key] is not None else '-'}")
-    typer.echo(f"{'served_commit:':<16}{render.short(shown['served_commit'])}")
-    flags = [f for f in ("paused", "pinned") if shown[f]]
-    if flags:
-        typer.echo(f"{'flags:':<16}{', '.join(flags)}")
-    if shown["issues"]:
-        typer.echo("issues:")
-        for issue in shown["issues"]:
-            typer.echo(
-                f"  {issue['severity']} {issue['code']} [{issue['location']}] "
-                f"line {issue['line'] or '-'}: {issue['message']}"
-            )
-    if shown["spec"] is not None:
-        typer.echo(f"spec (v{shown['version']}):")
-        text = yaml.safe_dump(shown["spec"], sort_keys=False, allow_unicode=True)
-        typer.echo("  " + text.rstrip().replace("\n", "\n  "))
+        out_json(shown.to_dict())
+    else:
+        typer.echo(render.detail(shown))
 
 
 @command()
 def history(dag_id: str = typer.Argument(..., metavar="DAG"), as_json: bool = JsonOpt) -> None:
     """Every version of a DAG, newest first."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         versions = eng.history(dag_id)
     if as_json:
         out_json([v.to_dict() for v in versions])
@@ -215,7 +199,7 @@ def history(dag_id: str = typer.Argument(..., metavar="DAG"), as_json: bool = Js
 @command()
 def status(as_json: bool = JsonOpt) -> None:
     """For each source: the newest commit seen, the commit served, the last error."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         sources = eng.status()
     if as_json:
         out_json([s.to_dict() for s in sources])
@@ -230,7 +214,7 @@ def syncs(
     as_json: bool = JsonOpt,
 ) -> None:
     """The sync log, newest first."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         results = eng.syncs(source=source, limit=limit)
     if as_json:
         out_json([r.to_dict() for r in results])
@@ -241,8 +225,8 @@ def syncs(
 @command()
 def export(as_json: bool = JsonOpt) -> None:
     """The served set (valid, enabled, unpaused DAGs with their specs) as JSON."""
-    with engine() as eng:
-        out_json(eng.served())
+    with engine(readonly=True) as eng:
+        out_json([dag.to_dict() for dag in eng.served()])
 
 
 @command()
@@ -283,12 +267,12 @@ def rollback(
     with engine() as eng:
         if source and dag_id is None:
             if not to:
-                raise GitdagsError("A source rollback needs --to COMMIT.")
+                raise UsageError("A source rollback needs --to COMMIT.")
             result = eng.rollback_source(source, to, reason=reason, actor=actor)
         elif dag_id and not source:
             result = eng.rollback(dag_id, to, until_change=until_change, reason=reason, actor=actor)
         else:
-            raise GitdagsError("Name either a DAG or --source NAME, not both and not neither.")
+            raise UsageError("Name either a DAG or --source NAME, not both and not neither.")
     print_action(result, as_json)
 
 
@@ -322,7 +306,7 @@ def unpin(
         elif dag_id and not source:
             result = eng.unpin(dag_id, reason=reason, actor=actor)
         else:
-            raise GitdagsError("Name either a DAG or --source NAME, not both and not neither.")
+            raise UsageError("Name either a DAG or --source NAME, not both and not neither.")
     print_action(result, as_json)
 
 
@@ -359,7 +343,7 @@ def diff(
     color: bool | None = typer.Option(None, "--color/--no-color", help="Default: on a terminal."),
 ) -> None:
     """Diff two versions' normalized specs (default: served vs newest)."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         found = eng.diff(dag_id, version_number(v1), version_number(v2))
     if as_json:
         out_json(found.to_dict())
@@ -377,7 +361,7 @@ def version_number(value: str | None) -> int | None:
         return None
     digits = value.strip().lower().removeprefix("v")
     if not digits.isdigit():
-        raise GitdagsError(f"{value!r} is not a version number; write 3 or v3.")
+        raise UsageError(f"{value!r} is not a version number; write 3 or v3.")
     return int(digits)
 
 
@@ -388,7 +372,7 @@ def audit(
     as_json: bool = JsonOpt,
 ) -> None:
     """Who did what, when and why: the operator actions, newest first."""
-    with engine() as eng:
+    with engine(readonly=True) as eng:
         entries = eng.audit(dag_id, limit=limit)
     if as_json:
         out_json([e.to_dict() for e in entries])
@@ -411,7 +395,7 @@ def daemon_(
     cfg = settings()
     fmt = log_format or cfg.log_format
     if fmt not in ("text", "json"):
-        raise GitdagsError(f"--log-format must be text or json, not {fmt!r}.")
+        raise UsageError(f"--log-format must be text or json, not {fmt!r}.")
     logs.setup(state.verbose, fmt, default=logging.INFO)
     Daemon(settings).run()
 

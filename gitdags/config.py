@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gitdags.errors import ConfigError
 from gitdags.spec import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
 
+MAX_DURATION = 30 * 86400  # longer waits overflow timers and mean a typo
 DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
 
 CONFIG_TEMPLATE = """\
@@ -54,6 +55,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "webhook_secret": "str",
         "log_format": "str",
         "max_backoff": "duration",
+        "sync_timeout": "duration",
     },
     "publish": {"deploy_dir": "path", "keep": "int", "airflow_template": "path"},
     "validation": {"max_file_size": "size"},
@@ -124,6 +126,7 @@ class Settings:
     webhook_secret: str = ""
     log_format: str = "text"
     max_backoff: float = 300.0
+    sync_timeout: float = 300.0  # the deadline of one sync, fetch included
     deploy_dir: Path | None = None
     keep: int = 5
     airflow_template: Path | None = None
@@ -285,6 +288,8 @@ def _convert(kind: str, value: Any, where: str, base: Path) -> Any:
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
             raise ConfigError(f"{where} = {value!r} is not a duration; write e.g. 30s, 5m or 1h.")
+        if seconds > MAX_DURATION:
+            raise ConfigError(f"{where} = {value!r} is too long; the most is 30d.")
         return float(seconds)
     if kind == "int":
         try:

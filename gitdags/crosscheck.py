@@ -34,18 +34,19 @@ def check_across(
     *,
     source: str = "",
     namespaces: Mapping[str, str] | None = None,
-) -> dict[str, list[Issue]]:
-    """Checks that need more than one file. Returns new issues by path.
+) -> dict[tuple[str, str], list[Issue]]:
+    """Checks that need more than one file. Returns new issues by (path, dag_id).
 
     `files` are the files being checked now (for a sync: those that changed); the catalog
     answers for every other DAG. A `dag_id` already owned by another file keeps its owner: the
     newcomer gets the error. `namespaces` maps each other source to the id prefix it owns.
     """
     files = list(files)
-    found: dict[str, list[Issue]] = {}
+    found: dict[tuple[str, str], list[Issue]] = {}
 
     def add(f: DagFile, code: str, message: str, location: str = "dag_id") -> None:
-        found.setdefault(f.path, []).append(Issue(code, "error", f.path, location, None, message))
+        issue = Issue(code, "error", f.path, location, None, message)
+        found.setdefault((f.path, f.dag_id), []).append(issue)
 
     groups: dict[str, list[DagFile]] = {}
     for f in sorted(files, key=lambda f: f.path):
@@ -88,7 +89,7 @@ def check_across(
                     )
         elif len(group) > 1:
             for f in group:
-                others = ", ".join(o.path for o in group if o is not f)
+                others = ", ".join(sorted({o.path for o in group if o is not f}))
                 add(
                     f,
                     "GD301",
@@ -100,7 +101,7 @@ def check_across(
     live = {
         dag_id: f
         for dag_id, f in claimed.items()
-        if f.spec is not None and not has_errors(f.issues) and f.path not in found
+        if f.spec is not None and not has_errors(f.issues) and (f.path, dag_id) not in found
     }
     for dag_id, f in live.items():
         for target in f.spec["depends_on_dags"]:  # type: ignore[index]

@@ -17,21 +17,22 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from gitdags import sdnotify
 from gitdags.config import Settings, SourceConfig
 from gitdags.engine import build_engine
 from gitdags.errors import GitdagsError
-from gitdags.model import SyncResult
+from gitdags.metrics import DaemonMetrics
+from gitdags.model import SourceRecord, SyncResult
 from gitdags.refwatch import RefWatcher
 from gitdags.render import short
+from gitdags.store import HistoryStore
 
 log = logging.getLogger(__name__)
 MAINTENANCE_EVERY = 3600.0  # seconds between `git gc --auto` of a source's mirror
-BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+T = TypeVar("T")
 
 
 class DaemonLock:
@@ -67,29 +68,6 @@ class DaemonLock:
             self._file = None
 
 
-@dataclass
-class SourceState:
-    """What the daemon knows of one source in this process (for /healthz and /metrics)."""
-
-    name: str
-    attempted: bool = False
-    served_commit: str | None = None
-    last_success: float | None = None
-    failures: int = 0
-    last_error: str | None = None
-    syncs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0, "noop": 0})
-    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    duration_sum: float = 0.0
-    duration_count: int = 0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-        self.duration_sum += seconds
-        self.duration_count += 1
-
-
 def backoff(interval: float, failures: int, cap: float) -> float:
     """Seconds to wait after `failures` failures in a row: doubling from the interval, capped."""
     if failures <= 0:
@@ -105,6 +83,7 @@ class SourceWorker(threading.Thread):
         self.trigger = threading.Event()
         self.halt = threading.Event()
         self.max_rounds = max_rounds
+        self.busy_since: float | None = None  # time.monotonic() when the running sync began
         self.trigger.set()  # the first sync runs at once
 
     def stop(self) -> None:
@@ -115,19 +94,23 @@ class SourceWorker(threading.Thread):
         settings = self.owner.settings
         engine = build_engine(settings)
         self.owner.attach(engine)
-        state = self.owner.state_of(self.config.name)
         rounds = 0
         maintained = time.monotonic()
         try:
             while not self.halt.is_set():
-                interval = settings.interval_of(self.config)
-                wait = backoff(interval, state.failures, settings.max_backoff)
+                record = engine.source_record(self.config.name)
+                failures = record.failures if record else 0
+                wait = backoff(settings.interval_of(self.config), failures, settings.max_backoff)
                 self.trigger.wait(wait)
                 if self.halt.is_set():
                     break
                 self.trigger.clear()
-                result = engine.sync_source(self.config)
-                self.owner.record(self.config, result)
+                self.busy_since = time.monotonic()
+                try:
+                    result = engine.sync_source(self.config)
+                finally:
+                    self.busy_since = None
+                self.owner.record(self.config, result, engine.source_record(self.config.name))
                 if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
                     maintained = time.monotonic()
                     try:
@@ -157,56 +140,67 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.max_rounds = max_rounds
         self.workers: dict[str, SourceWorker] = {}
-        self.states: dict[str, SourceState] = {}
         self.lock = threading.Lock()
+        self._attempted: set[str] = set()
+        self._reader: HistoryStore | None = None
+        self.metrics = DaemonMetrics(self.records, self.dag_counts)
         self.attachments: list[Callable[[object], None]] = []
         self.started = time.time()
         self.watcher: RefWatcher | None = None
 
     # -- shared state --------------------------------------------------------------------------
-    def state_of(self, name: str) -> SourceState:
+    def _read(self, what: Callable[[HistoryStore], T], default: T) -> T:
+        """Read the database over the daemon's one read-only connection (for /healthz and
+        /metrics); the reconcile records the engines wrote are the one truth."""
         with self.lock:
-            return self.states.setdefault(name, SourceState(name))
+            try:
+                if self._reader is None:
+                    self._reader = HistoryStore(self.settings.database, readonly=True)
+                return what(self._reader)
+            except GitdagsError as exc:
+                log.warning("cannot read the database for /healthz or /metrics: %s", exc)
+                return default
+
+    def records(self) -> dict[str, SourceRecord]:
+        return self._read(lambda store: store.source_records(), {})
+
+    def dag_counts(self) -> dict[str, dict[str, int]]:
+        return self._read(lambda store: store.dag_counts(), {})
+
+    def attempted(self) -> set[str]:
+        with self.lock:
+            return set(self._attempted)
 
     def attach(self, engine: object) -> None:
         """Let consumers (publishing) subscribe to each worker's engine."""
         for hook in self.attachments:
             hook(engine)
 
-    def record(self, config: SourceConfig, result: SyncResult) -> None:
-        state = self.state_of(config.name)
+    def record(self, config: SourceConfig, result: SyncResult, record: SourceRecord | None) -> None:
+        """Count and log a finished sync; `record` is the source's reconcile record after it."""
         with self.lock:
-            state.attempted = True
-            state.observe(result.duration_ms / 1000)
-            if result.error:
-                state.failures += 1
-                state.syncs["failure"] += 1
-                changed = state.last_error != result.error
-                state.last_error = result.error
-            else:
-                changed = state.last_error is not None or bool(result.changes)
-                state.failures = 0
-                state.last_error = None
-                state.last_success = time.time()
-                state.served_commit = result.to_commit
-                state.syncs["noop" if result.nothing_new else "success"] += 1
+            first = config.name not in self._attempted
+            self._attempted.add(config.name)
+        outcome = "failure" if result.error else "noop" if result.nothing_new else "success"
+        self.metrics.observe(config.name, outcome, result.duration_ms / 1000)
+        failures = record.failures if record else 0
         if result.error:
-            if changed or state.failures in (1, 2, 4, 8, 16) or state.failures % 50 == 0:
+            if failures in (1, 2, 4, 8, 16) or failures % 50 == 0:
                 wait = backoff(
-                    self.settings.interval_of(config), state.failures, self.settings.max_backoff
+                    self.settings.interval_of(config), failures, self.settings.max_backoff
                 )
                 log.warning(
                     "sync failed",
                     extra={
                         "source": config.name,
                         "error": result.error,
-                        "failures": state.failures,
+                        "failures": failures,
                         "retry_in_s": round(wait, 1),
                     },
                 )
             sdnotify.notify(f"STATUS={config.name} failing: {result.error}")
             return
-        if changed:
+        if result.changes or first:
             log.info(
                 "synced",
                 extra={
@@ -228,15 +222,23 @@ class Daemon:
         self._status_line()
 
     def _status_line(self) -> None:
-        with self.lock:
-            parts = [
-                f"{s.name}@{short(s.served_commit)[:7]}"
-                if not s.last_error
-                else f"{s.name} failing"
-                for s in self.states.values()
-                if s.attempted
-            ]
+        records = self.records()
+        parts = [
+            f"{name}@{short(r.served_commit)[:7]}" if not r.last_error else f"{name} failing"
+            for name, r in records.items()
+            if name in self.attempted()
+        ]
         sdnotify.notify("STATUS=synced " + ", ".join(parts))
+
+    def hung(self) -> list[str]:
+        """Sources whose sync has run past its deadline (with a minute's grace)."""
+        limit = self.settings.sync_timeout + 60
+        now = time.monotonic()
+        return [
+            name
+            for name, worker in self.workers.items()
+            if worker.busy_since is not None and now - worker.busy_since > limit
+        ]
 
     def trigger(self, source: str) -> bool:
         worker = self.workers.get(source)
@@ -246,9 +248,8 @@ class Daemon:
         return True
 
     def ready(self) -> bool:
-        with self.lock:
-            names = [s.name for s in self.settings.sources]
-            return all(self.states.get(n) and self.states[n].attempted for n in names)
+        attempted = self.attempted()
+        return all(s.name in attempted for s in self.settings.sources)
 
     # -- workers -------------------------------------------------------------------------------
     def _start(self, config: SourceConfig) -> None:
@@ -268,7 +269,7 @@ class Daemon:
                 del self.workers[name]
                 if name not in new:
                     with self.lock:
-                        self.states.pop(name, None)
+                        self._attempted.discard(name)
                     log.info("source removed", extra={"source": name})
         for name, config in new.items():
             if name not in self.workers:
@@ -342,7 +343,11 @@ class Daemon:
                     self.reload_requested.clear()
                     self.reload()
                 if watchdog and time.monotonic() >= next_ping:
-                    sdnotify.notify("WATCHDOG=1")
+                    hung = self.hung()
+                    if hung:  # no ping: systemd restarts a daemon whose sync hangs
+                        log.error("sync hangs past [daemon] sync_timeout", extra={"sources": hung})
+                    else:
+                        sdnotify.notify("WATCHDOG=1")
                     next_ping = time.monotonic() + watchdog
                 if self.max_rounds is not None and not any(
                     w.is_alive() for w in self.workers.values()
@@ -360,6 +365,8 @@ class Daemon:
                 self.watcher.close()
             if listener is not None:
                 listener.close()
+            if self._reader is not None:
+                self._reader.close()
             lock.release()
             log.info("daemon stopped")
 

@@ -1,7 +1,11 @@
-"""The one place that composes config, git, validation and the store.
+"""The one place that composes config, git, the definition kinds and the store.
 
 Every user action is one `SyncEngine` method that returns model objects; the CLI, the console,
-the daemon and the tests all build it with `build_engine(settings)`.
+the daemon and the tests all build it with `build_engine(settings)`. Operator actions are a
+component (`OperatorActions`) whose methods the engine offers as its own.
+
+The engine is the only writer of each source's reconcile record (`SourceRecord`): the newest
+commit fetched and attempted, the commit served, consecutive failures and the last error.
 """
 
 from __future__ import annotations
@@ -10,16 +14,30 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from gitdags.actions import OperatorActions
+from gitdags import faults
+from gitdags.actions import OperatorActions, require_dag, require_version
 from gitdags.config import Settings, SourceConfig
-from gitdags.errors import GitdagsError, NotFoundError
-from gitdags.model import STATUSES, DagChange, DagState, Issue, SourceStatus, SyncResult, Version
-from gitdags.registry import served_set
+from gitdags.errors import GitdagsError, StoreError
+from gitdags.model import (
+    STATUSES,
+    ActionResult,
+    DagChange,
+    DagDetail,
+    DagState,
+    ServedDag,
+    SourceRecord,
+    SourceStatus,
+    SyncResult,
+    Version,
+)
 from gitdags.source import GitSource
-from gitdags.store import HistoryStore, dumps, loads, now
+from gitdags.store import HistoryStore, now
 from gitdags.sync import SourceSync
+
+if TYPE_CHECKING:
+    from gitdags.publish import Generation
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +49,34 @@ class _DryRun(Exception):
     """Raised inside the transaction of a dry run so that nothing is written."""
 
 
-class SyncEngine(OperatorActions):
-    def __init__(self, settings: Settings, store: HistoryStore | None = None) -> None:
+class SyncEngine:
+    def __init__(
+        self, settings: Settings, store: HistoryStore | None = None, *, readonly: bool = False
+    ) -> None:
         self.settings = settings
-        self.store = store or HistoryStore(settings.database)
+        self.store = store or HistoryStore(settings.database, readonly=readonly)
         self.listeners: list[Listener] = []
         self.publisher: Publisher | None = None
+        self.actions = OperatorActions(
+            settings, self.store, lambda name: self.git(settings.source(name)), self._notify
+        )
+        # the operator actions, offered as engine methods
+        self.rollback = self.actions.rollback
+        self.pin = self.actions.pin
+        self.unpin = self.actions.unpin
+        self.pause = self.actions.pause
+        self.resume = self.actions.resume
+        self.rollback_source = self.actions.rollback_source
+        self.unpin_source = self.actions.unpin_source
+        self.diff = self.actions.diff
+        self.audit = self.actions.audit
 
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
         self.store.close()
 
-    def publish(self, *, force: bool = True) -> Any:
+    def publish(self, *, force: bool = True) -> Generation | None:
         """Write the deploy folder now; the new generation, or None when nothing changed."""
         if self.publisher is None or self.publisher.folder is None:
             raise GitdagsError(
@@ -51,9 +84,9 @@ class SyncEngine(OperatorActions):
             )
         return self.publisher.folder.publish(self.store, force=force)
 
-    def git(self, config: SourceConfig) -> GitSource:
+    def git(self, config: SourceConfig, *, deadline: float | None = None) -> GitSource:
         mirror = self.settings.mirrors_dir / f"{config.name}.git"
-        return GitSource(config, mirror, self.settings.max_file_size)
+        return GitSource(config, mirror, self.settings.max_file_size, deadline=deadline)
 
     def _notify(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         for listener in self.listeners:
@@ -75,67 +108,70 @@ class SyncEngine(OperatorActions):
     def sync_source(self, config: SourceConfig, *, dry_run: bool = False) -> SyncResult:
         """Fetch and sync one source. Failures are recorded and returned, never raised."""
         started, started_at = time.perf_counter(), now()
-        git = self.git(config)
+        git = self.git(config, deadline=time.monotonic() + self.settings.sync_timeout)
+        head: str | None = None
         result: SyncResult | None = None
         try:
             head = git.fetch()
+            faults.point("after-fetch")
             sync = SourceSync(self.settings, self.store, config, git)
             plan = sync.plan(head)  # reads and validates without holding the write lock
+            faults.point("after-plan")
+            git.remaining(1)  # past the deadline: fail now, before writing anything
             try:
                 with self.store.transaction():
                     if not sync.still_current(plan):  # another process synced meanwhile
                         plan = sync.plan(head)
                     result = sync.record(plan, started_at)
+                    result = dataclasses.replace(
+                        result, duration_ms=(time.perf_counter() - started) * 1000, dry_run=dry_run
+                    )
                     if dry_run:
                         raise _DryRun
-                    if not result.nothing_new or result.forced:
-                        self._record_sync(result, started)
+                    self._record_success(config, result, head)
+                    faults.point("in-record")
             except _DryRun:
                 pass
         except GitdagsError as exc:
-            return self._fail(config, str(exc), started, started_at, dry_run)
+            return self._fail(config, str(exc), head, started, started_at, dry_run)
         except Exception as exc:  # a bug must not stop the daemon or lose the last good state
             log.exception("sync of source %s failed", config.name)
             message = f"Internal error while syncing {config.name!r}: {exc!r}; please report it."
-            return self._fail(config, message, started, started_at, dry_run)
+            return self._fail(config, message, head, started, started_at, dry_run)
         assert result is not None
-        duration = (time.perf_counter() - started) * 1000
-        result = dataclasses.replace(result, duration_ms=duration, dry_run=dry_run)
+        faults.point("after-commit")
         if not dry_run and result.changes:
             self._notify(config.name, result.to_commit, result.changes)
         return result
 
-    def _record_sync(self, result: SyncResult, started: float) -> None:
-        self.store.insert(
-            "syncs",
-            {
-                "source": result.source,
-                "started_at": result.started_at,
-                "from_commit": result.from_commit,
-                "to_commit": result.to_commit,
-                "added": result.added,
-                "changed": result.changed,
-                "deleted": result.deleted,
-                "invalid": result.invalid,
-                "unchanged": result.unchanged,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "forced": int(result.forced),
-                "error": None,
-                "changes": dumps([c.to_dict() for c in result.changes]),
-                "issues": dumps([i.to_dict() for i in result.issues]),
-            },
+    def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> None:
+        """The reconcile record (and the sync log) after a sync that worked. A poll that found
+        nothing new writes nothing, unless it ends a run of failures."""
+        before = self.store.source_record(config.name)
+        if result.nothing_new and before is not None and not before.last_error:
+            return
+        if not result.nothing_new or result.forced:
+            self.store.insert_sync(result)
+        self.store.record_synced(
+            config.name, config.safe_url, config.branch, config.fingerprint(), head
         )
         self.store.bump()
 
     def _fail(
-        self, config: SourceConfig, message: str, started: float, started_at: str, dry_run: bool
+        self,
+        config: SourceConfig,
+        message: str,
+        head: str | None,
+        started: float,
+        started_at: str,
+        dry_run: bool,
     ) -> SyncResult:
         duration = (time.perf_counter() - started) * 1000
         log.warning("sync of source %s failed: %s", config.name, message)
-        src = self.store.row("SELECT * FROM sources WHERE name = ?", (config.name,))
+        before = self.store.source_record(config.name)
         result = SyncResult(
             config.name,
-            src["served_commit"] if src else None,
+            before.served_commit if before else None,
             None,
             duration_ms=duration,
             error=message,
@@ -144,164 +180,105 @@ class SyncEngine(OperatorActions):
         )
         if dry_run:
             return result
-        with self.store.transaction():
-            since = src["last_error_at"] if src and src["last_error"] else now()
-            self.store.upsert(
-                "sources",
-                {
-                    "name": config.name,
-                    "url": config.safe_url,
-                    "branch": config.branch,
-                    "last_error": message,
-                    "last_error_at": since,
-                    "failures": (src["failures"] if src else 0) + 1,
-                },
-                ("name",),
-            )
-            self.store.insert(
-                "syncs",
-                {
-                    "source": config.name,
-                    "started_at": started_at,
-                    "from_commit": result.from_commit,
-                    "to_commit": None,
-                    "added": 0,
-                    "changed": 0,
-                    "deleted": 0,
-                    "invalid": 0,
-                    "unchanged": 0,
-                    "duration_ms": round(duration, 1),
-                    "forced": 0,
-                    "error": message,
-                    "changes": "[]",
-                    "issues": "[]",
-                },
-            )
-            self.store.bump()
+        try:
+            with self.store.transaction():
+                self.store.record_failed(config.name, config.safe_url, config.branch, head, message)
+                self.store.insert_sync(result)
+                self.store.bump()
+        except StoreError as exc:  # the database itself failed: the sync's result says so
+            log.error("cannot record the failed sync of %s: %s", config.name, exc)
         return result
+
+    def sync_now(
+        self, source: str | None = None, *, reason: str = "", actor: str | None = None
+    ) -> ActionResult:
+        """Sync one source (or all) now, as an operator action: recorded in the audit log."""
+        results = self.sync(source)
+        audit_id = self.actions.audit_sync(source, [r.to_dict() for r in results], reason, actor)
+        parts = []
+        for r in results:
+            if r.error:
+                parts.append(f"{r.source} failed: {r.error}")
+            elif r.nothing_new:
+                parts.append(f"{r.source} is up to date")
+            else:
+                parts.append(
+                    f"{r.source} synced to {r.to_commit[:10] if r.to_commit else '-'} "
+                    f"(+{r.added} ~{r.changed} -{r.deleted} !{r.invalid})"
+                )
+        changes = tuple(c for r in results for c in r.changes)
+        return ActionResult("sync", "; ".join(parts) + ".", changes, audit_id)
 
     # -- reading -----------------------------------------------------------------------------
     def list_dags(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
-        sql, params = "SELECT * FROM dags", []
-        where = []
-        if source:
-            where.append("source = ?")
-            params.append(source)
-        if status:
-            if status not in STATUSES:
-                raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-            where.append("status = ?")
-            params.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [_dag_state(r) for r in self.store.rows(sql + " ORDER BY dag_id", params)]
+        if status and status not in STATUSES:
+            raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
+        return [d.state() for d in self.store.dags(source=source, status=status)]
 
     def dag(self, dag_id: str) -> DagState:
-        row = self.store.row("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
-        if row is None:
-            raise NotFoundError(f"There is no DAG {dag_id!r}; `gitdags list` shows the DAGs.")
-        return _dag_state(row)
+        return require_dag(self.store, dag_id).state()
 
     def history(self, dag_id: str) -> list[Version]:
-        dag = self.dag(dag_id)
-        rows = self.store.rows(
-            "SELECT * FROM versions WHERE dag_id = ? ORDER BY version DESC", (dag_id,)
-        )
-        return [_version(r, dag) for r in rows]
+        return self.store.versions(require_dag(self.store, dag_id))
 
     def version(self, dag_id: str, number: int | None = None) -> Version:
         """Version `number` of a DAG; by default the served one, else the newest."""
-        dag = self.dag(dag_id)
-        number = number or dag.served_version or dag.newest_version
-        row = self.store.row(
-            "SELECT * FROM versions WHERE dag_id = ? AND version = ?", (dag_id, number)
-        )
-        if row is None:
-            raise NotFoundError(
-                f"DAG {dag_id!r} has no version {number}; `gitdags history {dag_id}` lists them."
-            )
-        return _version(row, dag)
+        dag = require_dag(self.store, dag_id)
+        wanted = number or dag.served_version or dag.newest_version
+        if wanted is None:
+            raise GitdagsError(f"DAG {dag_id!r} has no versions yet.")
+        return require_version(self.store, dag, wanted)
 
-    def show(self, dag_id: str, number: int | None = None) -> dict[str, Any]:
+    def show(self, dag_id: str, number: int | None = None) -> DagDetail:
         """A DAG with the spec of its served (or the given) version and the issues to fix."""
-        dag = self.dag(dag_id)
+        dag = require_dag(self.store, dag_id)
         shown = self.version(dag_id, number) if (number or dag.newest_version) else None
         issues = shown.issues if shown else ()
         if number is None and dag.newest_version and dag.newest_version != dag.served_version:
-            issues = self.version(dag_id, dag.newest_version).issues
+            issues = require_version(self.store, dag, dag.newest_version).issues
         spec = shown.spec if shown and (number or dag.served_version) else None
-        return {
-            **dag.to_dict(),
-            "version": shown.version if shown else None,
-            "spec": spec,
-            "issues": [i.to_dict() for i in issues],
-        }
+        return DagDetail(dag.state(), shown.version if shown else None, spec, issues)
+
+    def source_record(self, name: str) -> SourceRecord | None:
+        return self.store.source_record(name)
 
     def status(self) -> list[SourceStatus]:
-        rows = {r["name"]: r for r in self.store.rows("SELECT * FROM sources")}
-        counts: dict[str, dict[str, int]] = {}
-        for r in self.store.rows(
-            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
-        ):
-            counts.setdefault(r["source"], {})[r["status"]] = r["n"]
-        hooks = [
-            {k: r[k] for k in ("name", "last_ok_at", "last_error", "last_error_at", "failures")}
-            for r in self.store.rows("SELECT * FROM hooks ORDER BY name")
-        ]
-        names = [s.name for s in self.settings.sources] + [
-            n for n in rows if n not in {s.name for s in self.settings.sources}
-        ]
+        records = self.store.source_records()
+        counts = self.store.dag_counts()
+        file_errors = self.store.file_error_counts()
+        hooks = self.store.hooks()
+        configured = {s.name: s for s in self.settings.sources}
+        names = [*configured, *(n for n in records if n not in configured)]
         out = []
         for name in names:
-            r = rows.get(name, {})
-            cfg = next((s for s in self.settings.sources if s.name == name), None)
+            r = records.get(name) or SourceRecord(name)
+            cfg = configured.get(name)
             out.append(
                 SourceStatus(
                     source=name,
-                    url=cfg.safe_url if cfg else r.get("url", ""),
-                    branch=cfg.branch if cfg else r.get("branch", ""),
-                    newest_commit=r.get("newest_commit"),
-                    served_commit=r.get("pinned_commit") or r.get("served_commit"),
-                    last_sync_at=r.get("last_sync_at"),
-                    last_error=r.get("last_error"),
-                    last_error_at=r.get("last_error_at"),
-                    pinned_commit=r.get("pinned_commit"),
+                    url=cfg.safe_url if cfg else r.url,
+                    branch=cfg.branch if cfg else r.branch,
+                    newest_commit=r.newest_commit,
+                    served_commit=r.pinned_commit or r.served_commit,
+                    last_sync_at=r.last_sync_at,
+                    last_error=r.last_error,
+                    last_error_at=r.last_error_at,
+                    pinned_commit=r.pinned_commit,
                     counts={s: counts.get(name, {}).get(s, 0) for s in STATUSES},
                     hooks=hooks,
+                    failures=r.failures,
+                    last_attempt_at=r.last_attempt_at,
+                    file_errors=file_errors.get(name, 0),
                 )
             )
         return out
 
     def syncs(self, *, source: str | None = None, limit: int = 50) -> list[SyncResult]:
-        sql = "SELECT * FROM syncs"
-        params: list[Any] = []
-        if source:
-            sql += " WHERE source = ?"
-            params.append(source)
-        rows = self.store.rows(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
-        return [
-            SyncResult(
-                source=r["source"],
-                from_commit=r["from_commit"],
-                to_commit=r["to_commit"],
-                added=r["added"],
-                changed=r["changed"],
-                deleted=r["deleted"],
-                invalid=r["invalid"],
-                unchanged=r["unchanged"],
-                duration_ms=r["duration_ms"],
-                forced=bool(r["forced"]),
-                error=r["error"],
-                started_at=r["started_at"],
-                changes=tuple(DagChange(**c) for c in loads(r["changes"]) or []),
-                issues=tuple(Issue.from_dict(i) for i in loads(r["issues"]) or []),
-            )
-            for r in rows
-        ]
+        return self.store.syncs(source=source, limit=limit)
 
-    def served(self) -> list[dict[str, Any]]:
+    def served(self) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
-        return served_set(self.store)
+        return self.store.served()
 
     def generation(self) -> int:
         return self.store.generation()
@@ -333,49 +310,11 @@ class Publisher:
             self.hooks.close()
 
 
-def build_engine(settings: Settings) -> SyncEngine:
-    """The one factory for the CLI, the console, the daemon and the tests."""
-    engine = SyncEngine(settings)
-    if settings.deploy_dir or settings.hooks:
+def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
+    """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
+    (for commands that only read) opens the database read-only and never creates it."""
+    engine = SyncEngine(settings, readonly=readonly)
+    if not readonly and (settings.deploy_dir or settings.hooks):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     return engine
-
-
-def _dag_state(r: dict[str, Any]) -> DagState:
-    return DagState(
-        dag_id=r["dag_id"],
-        source=r["source"],
-        path=r["path"],
-        status=r["status"],
-        paused=bool(r["paused"]),
-        pinned=bool(r["pinned"]),
-        pin_until_change=bool(r["pin_until_change"]),
-        served_version=r["served_version"],
-        newest_version=r["newest_version"],
-        served_commit=r["served_commit"],
-        owner=r["owner"],
-        tags=tuple(loads(r["tags"]) or ()),
-        schedule=r["schedule"],
-        updated_at=r["updated_at"],
-    )
-
-
-def _version(r: dict[str, Any], dag: DagState) -> Version:
-    return Version(
-        dag_id=r["dag_id"],
-        version=r["version"],
-        source=r["source"],
-        commit=r["commit_sha"],
-        author=r["author"] or "",
-        committed_at=r["committed_at"] or "",
-        message=r["message"] or "",
-        path=r["path"],
-        content_hash=r["content_hash"],
-        valid=bool(r["valid"]),
-        served=r["version"] == dag.served_version and dag.status not in ("deleted",),
-        issues=tuple(Issue.from_dict(i) for i in loads(r["issues"]) or []),
-        spec=loads(r["spec"]),
-        content=r["content"] or "",
-        recorded_at=r["recorded_at"] or "",
-    )

@@ -3,6 +3,7 @@
 Every error carries one sentence that says what is wrong and what to do::
 
     GitdagsError
+    ├── UsageError       a command was called the wrong way (exit 2)
     ├── ConfigError      config.toml or a GITDAGS_* variable is wrong
     ├── SourceError      a git source cannot be fetched or read
     ├── StoreError       the SQLite database cannot be opened or written
@@ -24,6 +25,10 @@ class GitdagsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class UsageError(GitdagsError):
+    """A command was called the wrong way: the CLI exits 2, as for its own usage errors."""
 
 
 class ConfigError(GitdagsError):

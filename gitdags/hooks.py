@@ -27,9 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gitdags import faults
 from gitdags.config import HookConfig, redact_url
 from gitdags.model import DagChange
-from gitdags.store import HistoryStore, now
+from gitdags.store import HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class HookRunner:
         error = ""
         for attempt in range(hook.retries + 1):
             try:
+                faults.point("in-hook")
                 deliver(hook, body)
             except (RuntimeError, OSError) as exc:
                 error = str(exc)
@@ -147,21 +149,6 @@ class HookRunner:
     def _record(self, store: HistoryStore, name: str, error: str | None) -> None:
         try:
             with store.transaction():
-                row = store.row("SELECT * FROM hooks WHERE name = ?", (name,)) or {}
-                if error is None:
-                    values = {
-                        "last_ok_at": now(),
-                        "last_error": None,
-                        "last_error_at": None,
-                        "failures": 0,
-                        "delivered": (row.get("delivered") or 0) + 1,
-                    }
-                else:
-                    values = {
-                        "last_error": error,
-                        "last_error_at": now(),
-                        "failures": (row.get("failures") or 0) + 1,
-                    }
-                store.upsert("hooks", {"name": name, **values}, ("name",))
+                store.record_hook(name, error)
         except Exception:  # a hook's bookkeeping never takes the runner down
             log.exception("cannot record the outcome of hook %s", name)

@@ -12,12 +12,10 @@ import hmac
 import json
 import logging
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from gitdags.errors import ConfigError
-from gitdags.store import HistoryStore
 
 if TYPE_CHECKING:
     from gitdags.daemon import Daemon
@@ -35,92 +33,25 @@ def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
     return gitlab is not None and hmac.compare_digest(gitlab, secret)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def metrics(daemon: Daemon) -> str:
-    from gitdags.daemon import BUCKETS
-
-    lines: list[str] = []
-
-    def header(name: str, kind: str, text: str) -> None:
-        lines.extend([f"# HELP {name} {text}", f"# TYPE {name} {kind}"])
-
-    with daemon.lock:
-        states = [
-            (
-                s.name,
-                dict(s.syncs),
-                list(s.buckets),
-                s.duration_sum,
-                s.duration_count,
-                s.last_success,
-                s.served_commit,
-                s.failures,
-            )
-            for s in daemon.states.values()
-        ]
-    header("gitdags_syncs_total", "counter", "Syncs by source and outcome.")
-    for name, syncs, *_ in states:
-        for outcome, n in syncs.items():
-            lines.append(f'gitdags_syncs_total{{source="{_label(name)}",outcome="{outcome}"}} {n}')
-    header("gitdags_sync_duration_seconds", "histogram", "Duration of syncs, fetch included.")
-    for name, _s, buckets, total, count, *_ in states:
-        src = f'source="{_label(name)}"'
-        for bound, n in zip(BUCKETS, buckets, strict=True):
-            lines.append(f'gitdags_sync_duration_seconds_bucket{{{src},le="{bound}"}} {n}')
-        lines.append(f'gitdags_sync_duration_seconds_bucket{{{src},le="+Inf"}} {count}')
-        lines.append(f"gitdags_sync_duration_seconds_sum{{{src}}} {total:.6f}")
-        lines.append(f"gitdags_sync_duration_seconds_count{{{src}}} {count}")
-    header(
-        "gitdags_seconds_since_last_successful_sync", "gauge", "Age of the last successful sync."
-    )
-    now = time.time()
-    for name, *_rest, last, _commit, _f in states:
-        if last is not None:
-            lines.append(
-                f'gitdags_seconds_since_last_successful_sync{{source="{_label(name)}"}} '
-                f"{now - last:.3f}"
-            )
-    header("gitdags_served_commit_info", "gauge", "The commit each source serves (as a label).")
-    for name, *_rest, commit, _f in states:
-        if commit:
-            lines.append(
-                f'gitdags_served_commit_info{{source="{_label(name)}",commit="{commit}"}} 1'
-            )
-    header("gitdags_source_consecutive_failures", "gauge", "Failed syncs in a row.")
-    for name, *_rest, failures in states:
-        lines.append(f'gitdags_source_consecutive_failures{{source="{_label(name)}"}} {failures}')
-    header("gitdags_dags", "gauge", "DAGs by source and status.")
-    store = HistoryStore(daemon.settings.database, readonly=True)
-    try:
-        for row in store.rows(
-            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
-        ):
-            lines.append(
-                f'gitdags_dags{{source="{_label(row["source"])}",status="{row["status"]}"}} '
-                f"{row['n']}"
-            )
-    finally:
-        store.close()
-    return "\n".join(lines) + "\n"
-
-
 def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
-    with daemon.lock:
-        sources = [
+    """Ready once every configured source has synced (its first round in this process done
+    and a commit served); each source's reconcile record as the engine wrote it."""
+    records = daemon.records()
+    attempted = daemon.attempted()
+    sources = []
+    for config in daemon.settings.sources:
+        r = records.get(config.name)
+        sources.append(
             {
-                "source": s.name,
-                "synced": s.attempted and s.served_commit is not None,
-                "served_commit": s.served_commit,
-                "last_error": s.last_error,
-                "consecutive_failures": s.failures,
+                "source": config.name,
+                "synced": config.name in attempted and r is not None and bool(r.served_commit),
+                "newest_commit": r.newest_commit if r else None,
+                "served_commit": r.served_commit if r else None,
+                "last_error": r.last_error if r else None,
+                "consecutive_failures": r.failures if r else 0,
             }
-            for s in daemon.states.values()
-        ]
-    names = {s.name for s in daemon.settings.sources}
-    ready = all(any(s["source"] == n and s["synced"] for s in sources) for n in names)
+        )
+    ready = all(s["synced"] for s in sources)
     return ready, {"ready": ready, "sources": sources}
 
 
@@ -145,7 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
             ready, detail = health(daemon)
             self._send(200 if ready else 503, detail)
         elif self.path == "/metrics":
-            self._send(200, metrics(daemon), "text/plain; version=0.0.4; charset=utf-8")
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            self._send(200, generate_latest(daemon.metrics.registry).decode(), CONTENT_TYPE_LATEST)
         else:
             self._send(404, {"error": "not found; try /healthz, /metrics or POST /hooks/<source>"})
 

@@ -19,6 +19,7 @@ CODES: dict[str, str] = {
     "GD004": "parse-error",
     "GD005": "not-a-mapping",
     "GD006": "unsupported-extension",
+    "GD007": "not-a-dag-definition",
     # fields of one DAG
     "GD101": "missing-field",
     "GD102": "wrong-type",
@@ -108,6 +109,104 @@ class DagFile:
 
 
 @dataclass(frozen=True, slots=True)
+class FileDefinitions:
+    """What a definition kind found in one file: zero or more DAGs, the modules the file
+    imports, and issues about the file as a whole (it cannot be read, it is not a DAG file)."""
+
+    path: str
+    kind: str  # "v1"; "none" when the file is not a DAG definition or cannot be read
+    content_hash: str
+    dags: tuple[DagFile, ...] = ()
+    imports: tuple[str, ...] = ()
+    issues: tuple[Issue, ...] = ()
+    content: str = ""
+
+    @property
+    def broken(self) -> bool:
+        """The file could not be read as a whole: the DAGs it held keep their last good."""
+        return has_errors(self.issues)
+
+    def all_issues(self) -> tuple[Issue, ...]:
+        return self.issues + tuple(i for d in self.dags for i in d.issues)
+
+
+@dataclass(slots=True)
+class DagRow:
+    """A DAG's row in the store, as sync and the operator actions change it."""
+
+    dag_id: str
+    source: str
+    path: str
+    served_version: int | None = None
+    newest_version: int | None = None
+    newest_valid: bool = False
+    enabled: bool = True
+    paused: bool = False
+    pinned: bool = False
+    pin_until_change: bool = False
+    deleted: bool = False
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    schedule: str | None = None
+    depends_on_dags: tuple[str, ...] = ()
+    served_commit: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def status(self) -> str:
+        """The one place a DAG's status is decided."""
+        if self.deleted:
+            return "deleted"
+        if self.paused:
+            return "paused"
+        if self.pinned:
+            return "pinned"
+        if not self.newest_valid:
+            return "invalid"
+        if not self.enabled:
+            return "disabled"
+        return "active"
+
+    def serve(self, number: int | None, commit: str | None, spec: dict[str, Any] | None) -> None:
+        """Serve version `number` made at `commit` (None: nothing); the served fields come from
+        its spec."""
+        self.served_version, self.served_commit = number, commit
+        if number is None:
+            return
+        spec = spec or {}
+        self.enabled = bool(spec.get("enabled", True))
+        self.owner = spec.get("owner")
+        self.tags = tuple(spec.get("tags") or ())
+        self.schedule = spec.get("schedule")
+        self.depends_on_dags = tuple(spec.get("depends_on_dags") or ())
+
+    def serve_version(self, version: Version | None) -> None:
+        if version is None:
+            self.serve(None, None, None)
+        else:
+            self.serve(version.version, version.commit, version.spec)
+
+    def state(self) -> DagState:
+        return DagState(
+            dag_id=self.dag_id,
+            source=self.source,
+            path=self.path,
+            status=self.status,
+            paused=self.paused,
+            pinned=self.pinned,
+            pin_until_change=self.pin_until_change,
+            served_version=self.served_version,
+            newest_version=self.newest_version,
+            served_commit=self.served_commit,
+            owner=self.owner,
+            tags=self.tags,
+            schedule=self.schedule,
+            updated_at=self.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DagState:
     """A DAG as the database holds it now."""
 
@@ -185,6 +284,17 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Commit:
+    """A git commit, as a version records it."""
+
+    sha: str
+    author: str
+    committed_at: str
+    message: str
+    parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DagChange:
     """What one sync or action did to one DAG."""
 
@@ -244,6 +354,90 @@ class SyncResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """The reconcile record of one source, written only by the engine (as Flux keeps
+    lastAttemptedRevision apart from lastAppliedRevision): the newest commit fetched, the
+    commit served, and how the last attempts went."""
+
+    name: str
+    url: str = ""
+    branch: str = ""
+    fingerprint: str | None = None
+    newest_commit: str | None = None  # fetched and attempted, whether or not it synced
+    served_commit: str | None = None  # the commit the source's DAGs were last synced to
+    last_sync_at: str | None = None  # the last successful sync
+    last_attempt_at: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None  # when the current run of failures began
+    failures: int = 0  # consecutive failed syncs
+    pinned_commit: str | None = None
+    pinned_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServedDag:
+    """One DAG of the served set, with the spec of its served version."""
+
+    dag_id: str
+    source: str
+    path: str
+    status: str
+    version: int
+    commit: str
+    spec: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "source": self.source,
+            "path": self.path,
+            "status": self.status,
+            "version": self.version,
+            "commit": self.commit,
+            "spec": self.spec,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DagDetail:
+    """`gitdags show`: a DAG, the version shown, its spec and the issues to fix."""
+
+    state: DagState
+    version: int | None
+    spec: dict[str, Any] | None
+    issues: tuple[Issue, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.state.to_dict(),
+            "version": self.version,
+            "spec": self.spec,
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HookState:
+    """How one change hook's deliveries went."""
+
+    name: str
+    last_ok_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+    failures: int
+    delivered: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "last_ok_at": self.last_ok_at,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SourceStatus:
     """Where one source stands: has my commit landed?"""
 
@@ -257,10 +451,28 @@ class SourceStatus:
     last_error_at: str | None
     pinned_commit: str | None
     counts: dict[str, int]
-    hooks: list[dict[str, Any]] = field(default_factory=list)
+    hooks: tuple[HookState, ...] = ()
+    failures: int = 0
+    last_attempt_at: str | None = None
+    file_errors: int = 0  # files that are not DAG definitions or cannot be read
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {
+            "source": self.source,
+            "url": self.url,
+            "branch": self.branch,
+            "newest_commit": self.newest_commit,
+            "served_commit": self.served_commit,
+            "last_sync_at": self.last_sync_at,
+            "last_attempt_at": self.last_attempt_at,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "consecutive_failures": self.failures,
+            "pinned_commit": self.pinned_commit,
+            "file_errors": self.file_errors,
+            "counts": dict(self.counts),
+            "hooks": [h.to_dict() for h in self.hooks],
+        }
         data.update(self.counts)
         return data
 

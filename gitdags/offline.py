@@ -6,11 +6,12 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gitdags import validate
+from gitdags import kinds
 from gitdags.config import DEFAULT_INCLUDE
 from gitdags.crosscheck import EmptyCatalog, check_across
 from gitdags.errors import GitdagsError
-from gitdags.model import DagFile, Issue
+from gitdags.kinds import ReadContext
+from gitdags.model import FileDefinitions, Issue
 from gitdags.source import PathFilter
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
@@ -25,8 +26,10 @@ def collect(paths: Iterable[str]) -> list[Path]:
             found.append(path)
         elif path.is_dir():
             for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
+                # a symlink to a folder is a file to git (and GD003 to a sync), not a folder
+                links = [d for d in dirs if Path(folder, d).is_symlink()]
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+                for name in sorted([*files, *links]):
                     full = Path(folder, name)
                     if accepts(full.relative_to(path).as_posix()):
                         found.append(full)
@@ -40,21 +43,25 @@ def check_paths(
     *,
     task_types: Mapping[str, tuple[str, ...]] = TASK_TYPES,
     max_file_size: int = MAX_FILE_SIZE,
-) -> tuple[list[DagFile], list[Issue]]:
-    """Validate files on their own and across each other; returns the files and all issues."""
-    checked: list[DagFile] = []
+    namespaces: Mapping[str, str] | None = None,
+) -> tuple[list[FileDefinitions], list[Issue]]:
+    """Validate files on their own and across each other; returns the files and all issues.
+    `namespaces` maps source names to the id prefix each owns: the files checked here belong
+    to none of them."""
+    ctx = ReadContext(task_types=task_types, max_file_size=max_file_size)
+    checked: list[FileDefinitions] = []
     for path in collect(paths):
         name = path.as_posix()
         if path.is_symlink():
-            checked.append(validate.symlink(name))
+            checked.append(kinds.read(name, None, symlink=True, ctx=ctx))
             continue
         size = path.stat().st_size
-        if size > max_file_size:
-            checked.append(validate.oversized(name, size, max_file_size))
-            continue
-        checked.append(validate.check_file(name, path.read_bytes(), task_types=task_types))
-    extra = check_across(checked, EmptyCatalog())
-    issues = [i for f in checked for i in f.issues]
+        content: bytes | int = size if size > max_file_size else path.read_bytes()
+        checked.append(kinds.read(name, content, ctx=ctx))
+    extra = check_across(
+        [d for f in checked for d in f.dags], EmptyCatalog(), namespaces=namespaces
+    )
+    issues = [i for f in checked for i in f.all_issues()]
     issues += [i for found in extra.values() for i in found]
     issues.sort(key=lambda i: (i.file, i.line or 0, i.code))
     return checked, issues

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitdags import faults
 from gitdags.errors import GitdagsError
-from gitdags.registry import served_set
+from gitdags.model import ServedDag
 from gitdags.store import HistoryStore, now
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ class Generation:
     linked: int
 
 
-def fingerprint(served: list[dict[str, Any]]) -> str:
+def fingerprint(served: list[ServedDag]) -> str:
     digest = hashlib.sha256()
     for dag in served:
-        digest.update(f"{dag['dag_id']}\0{dag['version']}\0{dag['commit']}\n".encode())
+        digest.update(f"{dag.dag_id}\0{dag.version}\0{dag.commit}\n".encode())
     return digest.hexdigest()
 
 
@@ -98,7 +99,7 @@ class DeployFolder:
             return self._publish(store, force)
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
-        served = served_set(store)
+        served = store.served()
         print_ = fingerprint(served)
         previous = self.current()
         old = self._manifest(previous)
@@ -107,7 +108,7 @@ class DeployFolder:
         gens = self.root / GENERATIONS
         gens.mkdir(parents=True, exist_ok=True)
         sequence = int(old.get("sequence", 0)) + 1
-        commits = sorted({f"{d['source']}@{d['commit']}" for d in served})
+        commits = sorted({f"{d.source}@{d.commit}" for d in served})
         tag = (
             commits[0].split("@")[1][:12]
             if len(commits) == 1
@@ -121,32 +122,32 @@ class DeployFolder:
         written = linked = 0
         entries = []
         for dag in served:
-            base = safe_name(dag["dag_id"])
+            base = safe_name(dag.dag_id)
             files = [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
-            prior = before.get(dag["dag_id"])
+            prior = before.get(dag.dag_id)
             reuse = (
                 previous is not None
                 and not force
                 and prior is not None
-                and prior.get("version") == dag["version"]
+                and prior.get("version") == dag.version
                 and prior.get("files") == files
             )
             for file in files:
                 target = staging / file
                 if target.resolve().parent != staging.resolve():
-                    raise GitdagsError(f"DAG id {dag['dag_id']!r} cannot be written safely.")
+                    raise GitdagsError(f"DAG id {dag.dag_id!r} cannot be written safely.")
                 if reuse:
                     assert previous is not None
                     os.link(previous / file, target)
                     linked += 1
                 elif file.endswith(".json"):
-                    target.write_text(json.dumps(dag, indent=2, sort_keys=False) + "\n")
+                    target.write_text(json.dumps(dag.to_dict(), indent=2) + "\n")
                     written += 1
                 else:
                     assert self.template is not None
                     target.write_text(self._render(dag, f"{base}.json"))
                     written += 1
-            entries.append({"dag_id": dag["dag_id"], "version": dag["version"], "files": files})
+            entries.append({"dag_id": dag.dag_id, "version": dag.version, "files": files})
         manifest = {
             "sequence": sequence,
             "name": name,
@@ -168,15 +169,15 @@ class DeployFolder:
         )
         return Generation(name, final, len(served), written, linked)
 
-    def _render(self, dag: dict[str, Any], json_file: str) -> str:
+    def _render(self, dag: ServedDag, json_file: str) -> str:
         assert self.template is not None
         return self.template.safe_substitute(
-            dag_id=dag["dag_id"],
+            dag_id=dag.dag_id,
             json_file=json_file,
-            source=dag["source"],
-            path=dag["path"],
-            version=dag["version"],
-            commit=dag["commit"],
+            source=dag.source,
+            path=dag.path,
+            version=dag.version,
+            commit=dag.commit,
         )
 
     def _switch(self, target: Path) -> None:
@@ -185,6 +186,7 @@ class DeployFolder:
         if temp.is_symlink() or temp.exists():
             temp.unlink()
         os.symlink(Path(GENERATIONS) / target.name, temp)
+        faults.point("in-switch")
         os.replace(temp, link)  # one atomic rename: readers see the old tree or the new one
 
     def _prune(self, current: Path) -> None:

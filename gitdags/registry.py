@@ -17,32 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gitdags.store import HistoryStore, loads
-
-SERVED_SQL = (
-    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec "
-    "FROM dags d JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.served_version "
-    "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
-)
-
-
-def served_set(store: HistoryStore, dag_id: str | None = None) -> list[dict[str, Any]]:
-    """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
-    sql, params = SERVED_SQL, ()
-    if dag_id is not None:
-        sql, params = sql + " AND d.dag_id = ?", (dag_id,)
-    return [
-        {
-            "dag_id": r["dag_id"],
-            "source": r["source"],
-            "path": r["path"],
-            "status": r["status"],
-            "version": r["served_version"],
-            "commit": r["served_commit"],
-            "spec": loads(r["spec"]),
-        }
-        for r in store.rows(sql + " ORDER BY d.dag_id", params)
-    ]
+from gitdags.store import HistoryStore
 
 
 class Registry:
@@ -53,12 +28,12 @@ class Registry:
 
     def served(self) -> list[dict[str, Any]]:
         """Every served DAG: dag_id, source, path, status, version, commit, spec."""
-        return served_set(self.store)
+        return [dag.to_dict() for dag in self.store.served()]
 
     def get(self, dag_id: str) -> dict[str, Any] | None:
         """One served DAG, or None when it is not served (unknown, deleted, paused, ...)."""
-        found = served_set(self.store, dag_id)
-        return found[0] if found else None
+        found = self.store.served(dag_id)
+        return found[0].to_dict() if found else None
 
     def change_counter(self) -> int:
         """Grows with every change; poll it to know when to reload."""

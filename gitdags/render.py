@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gitdags.model import AuditEntry, DagState, Issue, SourceStatus, SyncResult, Version
+from gitdags.model import (
+    AuditEntry,
+    DagDetail,
+    DagState,
+    Issue,
+    SourceStatus,
+    SyncResult,
+    Version,
+)
 
 
 def short(sha: str | None) -> str:
@@ -119,19 +127,29 @@ def status(sources: list[SourceStatus]) -> str:
             f"  last sync:          {when(s.last_sync_at)}",
             f"  DAGs:               {counted}",
         ]
+        if s.file_errors:
+            lines.append(
+                f"  files with errors:  {s.file_errors} (not DAG files, or unreadable; "
+                "`gitdags syncs` shows why)"
+            )
         if s.last_error:
-            lines.append(f"  last error (since {when(s.last_error_at)}): {s.last_error}")
+            lines.append(
+                f"  last error (since {when(s.last_error_at)}, {s.failures} in a row): "
+                f"{s.last_error}"
+            )
+            if s.newest_commit != s.served_commit:
+                lines.append(f"  not yet served:     {short(s.newest_commit)}")
         blocks.append("\n".join(lines))
-    hooks = sources[0].hooks if sources else []
+    hooks = sources[0].hooks if sources else ()
     if hooks:
         lines = ["hooks"]
         for h in hooks:
             state = (
-                f"FAILING since {when(h['last_error_at'])} ({h['failures']}x): {h['last_error']}"
-                if h["last_error"]
-                else f"ok, last delivered {when(h['last_ok_at'])}"
+                f"FAILING since {when(h.last_error_at)} ({h.failures}x): {h.last_error}"
+                if h.last_error
+                else f"ok, last delivered {when(h.last_ok_at)}"
             )
-            lines.append(f"  {h['name']}: {state}")
+            lines.append(f"  {h.name}: {state}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No sources configured."
 
@@ -237,4 +255,37 @@ def demo_report(folder: Any, database: Any, steps: list[Any], dags: list[DagStat
         "Next: gitdags list · gitdags history event_ingestion · gitdags status · "
         "gitdags tui   (./config.toml points at the demo)",
     ]
+    return "\n".join(lines)
+
+
+def detail(shown: DagDetail) -> str:
+    """`gitdags show`: the DAG's state, the issues to fix, the spec shown."""
+    import yaml
+
+    d = shown.state
+    lines = [
+        f"{key + ':':<16}{value if value is not None else '-'}"
+        for key, value in (
+            ("dag_id", d.dag_id),
+            ("status", d.status),
+            ("source", d.source),
+            ("path", d.path),
+            ("served_version", d.served_version),
+            ("newest_version", d.newest_version),
+        )
+    ]
+    lines.append(f"{'served_commit:':<16}{short(d.served_commit)}")
+    flags = [name for name, on in (("paused", d.paused), ("pinned", d.pinned)) if on]
+    if flags:
+        lines.append(f"{'flags:':<16}{', '.join(flags)}")
+    if shown.issues:
+        lines.append("issues:")
+        lines += [
+            f"  {i.severity} {i.code} [{i.location}] line {i.line or '-'}: {i.message}"
+            for i in shown.issues
+        ]
+    if shown.spec is not None:
+        lines.append(f"spec (v{shown.version}):")
+        text = yaml.safe_dump(shown.spec, sort_keys=False, allow_unicode=True)
+        lines.append("  " + text.rstrip().replace("\n", "\n  "))
     return "\n".join(lines)

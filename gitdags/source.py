@@ -15,12 +15,14 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitdags.config import SourceConfig, redact_url
 from gitdags.errors import SourceError
+from gitdags.model import Commit
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,6 @@ class Change:
     path: str
     entry: Entry | None  # None for a deletion
     old_path: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    sha: str
-    author: str
-    committed_at: str
-    message: str
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -103,10 +97,18 @@ def _git_env() -> dict[str, str]:
 class GitSource:
     """One source's bare mirror. Reads count `blobs_read`, so tests can prove what was read."""
 
-    def __init__(self, config: SourceConfig, mirror: Path, max_file_size: int) -> None:
+    def __init__(
+        self,
+        config: SourceConfig,
+        mirror: Path,
+        max_file_size: int,
+        *,
+        deadline: float | None = None,
+    ) -> None:
         self.config = config
         self.mirror = mirror
         self.max_file_size = max_file_size
+        self.deadline = deadline  # time.monotonic() by which the sync must be done
         self.accepts = PathFilter(config.subdir, config.include, config.exclude)
         self.blobs_read = 0
         self._env = _git_env()
@@ -116,20 +118,33 @@ class GitSource:
         self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         cmd = ["git", "-C", str(self.mirror), *args]
+        timeout = self.remaining(timeout)
         try:
             done = subprocess.run(
                 cmd, input=input, capture_output=True, env=self._env, timeout=timeout
             )
         except subprocess.TimeoutExpired as exc:
             raise SourceError(
-                f"Source {self.config.name!r}: git {args[0]} took over {timeout:.0f}s; "
+                f"Source {self.config.name!r}: `git {_verb(args)}` took over {timeout:.0f}s; "
                 "check the network or the repository size."
             ) from exc
         except OSError as exc:
             raise SourceError(f"Cannot run git ({exc.strerror}); install git.") from exc
         if check and done.returncode != 0:
-            raise SourceError(self._explain(args[0], done.stderr.decode("utf-8", "replace")))
+            raise SourceError(self._explain(_verb(args), done.stderr.decode("utf-8", "replace")))
         return done
+
+    def remaining(self, timeout: float) -> float:
+        """`timeout`, shortened to what is left before the sync's deadline."""
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SourceError(
+                f"Source {self.config.name!r}: the sync passed its deadline; raise [daemon] "
+                "sync_timeout if the repository needs longer."
+            )
+        return min(timeout, left)
 
     def _explain(self, what: str, stderr: str) -> str:
         name, url = self.config.name, self.config.safe_url
@@ -164,7 +179,7 @@ class GitSource:
         if "no space left" in lower:
             return f"Source {name!r}: the disk is full; free space for {self.mirror}."
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "no output")
-        return f"Source {name!r}: git {what} failed: {first.removeprefix('fatal: ')}."
+        return f"Source {name!r}: `git {what}` failed: {first.removeprefix('fatal: ')}."
 
     # -- fetching ---------------------------------------------------------------------------------
     def ensure_mirror(self) -> None:
@@ -302,6 +317,36 @@ class GitSource:
                 changes.append(Change("A" if kind in "AC" else "M", path, entry))
         return changes
 
+    def last_changed(self, old: str | None, head: str, paths: Iterable[str]) -> dict[str, str]:
+        """For each path, the newest commit after `old` up to `head` that changed it (for a
+        first sync, in the whole history). One `git log`, stopped once every path is found."""
+        wanted = set(paths)
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        args = ["git", "-C", str(self.mirror), "log", "--format=%x01%H", "--name-only", "-z"]
+        args += ["--no-renames", head if old is None else f"{old}..{head}"]
+        if self.accepts.prefix:
+            args += ["--", self.accepts.prefix]
+        with subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._env
+        ) as proc:
+            assert proc.stdout is not None
+            sha, rest = "", b""
+            while len(found) < len(wanted):
+                chunk = proc.stdout.read(65536)
+                if not chunk:
+                    break
+                *tokens, rest = (rest + chunk).split(b"\0")
+                for token in tokens:
+                    name = token.lstrip(b"\n").decode("utf-8", "surrogateescape")
+                    if name.startswith("\x01"):
+                        sha = name[1:]
+                    elif name in wanted and name not in found:
+                        found[name] = sha
+            proc.kill()
+        return found
+
     # -- reading ----------------------------------------------------------------------------------
     def read(self, commit: str, entries: list[Entry]) -> tuple[Commit, dict[str, bytes | int]]:
         """The commit's metadata and each entry's content; an int instead of bytes is the size
@@ -331,8 +376,12 @@ class GitSource:
                 result[e.path] = objects[e.blob]
         return parse_commit(commit, objects[commit]), result
 
-    def commit(self, sha: str) -> Commit:
-        return parse_commit(sha, self._batch([sha])[sha])
+    def commits(self, shas: Iterable[str]) -> dict[str, Commit]:
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        objects = self._batch(wanted)
+        return {sha: parse_commit(sha, objects[sha]) for sha in wanted}
 
     def _batch(self, shas: list[str]) -> dict[str, bytes]:
         out = self._git("cat-file", "--batch", input="\n".join(shas).encode() + b"\n").stdout
@@ -352,6 +401,14 @@ class GitSource:
         return objects
 
 
+def _verb(args: tuple[str, ...] | list[str]) -> str:
+    """The git command a call runs, without its `-c key=value` options."""
+    rest = list(args)
+    while len(rest) > 1 and rest[0] == "-c":
+        rest = rest[2:]
+    return rest[0] if rest else "git"
+
+
 def _is_repository(path: Path | None) -> bool:
     return path is not None and ((path / "objects").is_dir() or (path / ".git").is_dir())
 
@@ -359,8 +416,11 @@ def _is_repository(path: Path | None) -> bool:
 def parse_commit(sha: str, raw: bytes) -> Commit:
     head, _, message = raw.decode("utf-8", "replace").partition("\n\n")
     author, when = "", ""
+    parents = []
     for line in head.splitlines():
-        if line.startswith("author "):
+        if line.startswith("parent "):
+            parents.append(line[len("parent ") :].strip())
+        elif line.startswith("author "):
             match = re.match(r"author (.*) <[^>]*> (\d+) ([+-]\d{4})", line)
             if match:
                 author = match.group(1)
@@ -368,7 +428,7 @@ def parse_commit(sha: str, raw: bytes) -> Commit:
             match = re.match(r"committer .* <[^>]*> (\d+) ([+-]\d{4})", line)
             if match:
                 when = _iso(int(match.group(1)), match.group(2))
-    return Commit(sha, author, when, message.strip())
+    return Commit(sha, author, when, message.strip(), tuple(parents))
 
 
 def _iso(epoch: int, offset: str) -> str:

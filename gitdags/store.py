@@ -1,13 +1,18 @@
-"""The SQLite side: sources, files, DAGs, versions, syncs, the audit log; migrations; WAL.
+"""The history layer: every SQL statement of gitdags, and the mapping of rows to models.
+
+Tables: `sources` (one reconcile record per source), `files` (every counted file of a source
+at its synced commit, with its file-level issues), `file_dags` (the DAG ids each file defines,
+and whether it owns them), `dags` (each DAG's state), `versions` (every version ever seen),
+`syncs`, `audit`, `hooks`, `meta` (the change counter).
 
 Writes happen inside `HistoryStore.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a sync or an
 operator action is one transaction: a crash leaves the database as before or after, never
-between, and two writers are serialized by SQLite, never lost. Readers in other processes
-see whole transactions only (WAL).
+between, and two writers are serialized by SQLite, never lost. Readers in other processes see
+whole transactions only (WAL).
 
-sqlite-utils builds and migrates the schema (imported only when a migration runs: it costs
-100 ms of start-up, numpy included, that `gitdags list` should not pay); queries and writes are
-plain SQL, because sqlite-utils' write helpers commit on their own, which would split a sync.
+Migrations are plain SQL, numbered by `PRAGMA user_version`, each run in the transaction that
+records its number. (sqlite-utils was used for the first two; its write helpers commit on their
+own, which would split a sync, and importing it cost 100 ms of start-up, so it was dropped.)
 """
 
 from __future__ import annotations
@@ -16,156 +21,229 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitdags.errors import StoreError
-
-if TYPE_CHECKING:
-    import sqlite_utils
+from gitdags.model import (
+    AuditEntry,
+    Commit,
+    DagChange,
+    DagFile,
+    DagRow,
+    HookState,
+    Issue,
+    ServedDag,
+    SourceRecord,
+    SyncResult,
+    Version,
+)
 
 BUSY_TIMEOUT_MS = 30_000
+CHUNK = 500  # values per `IN (...)`: well under SQLite's limit on parameters
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db["sources"].create(
-        {
-            "name": str,
-            "url": str,
-            "branch": str,
-            "fingerprint": str,
-            "newest_commit": str,
-            "served_commit": str,
-            "last_sync_at": str,
-            "last_error": str,
-            "last_error_at": str,
-            "failures": int,
-            "pinned_commit": str,
-            "pinned_at": str,
-        },
-        pk="name",
-        not_null={"url", "branch"},
-        defaults={"failures": 0},
-    )
-    db["files"].create(
-        {"source": str, "path": str, "blob": str, "dag_id": str, "issues": str},
-        pk=("source", "path"),
-        not_null={"blob"},
-        defaults={"issues": "[]"},
-    )
-    db["files"].create_index(["dag_id"])
-    db["dags"].create(
-        {
-            "dag_id": str,
-            "source": str,
-            "path": str,
-            "status": str,
-            "served_version": int,
-            "newest_version": int,
-            "newest_valid": int,
-            "enabled": int,
-            "paused": int,
-            "pinned": int,
-            "pin_until_change": int,
-            "deleted": int,
-            "owner": str,
-            "tags": str,
-            "schedule": str,
-            "depends_on_dags": str,
-            "served_commit": str,
-            "created_at": str,
-            "updated_at": str,
-        },
-        pk="dag_id",
-        not_null={"source", "path", "status"},
-        defaults={"paused": 0, "pinned": 0, "pin_until_change": 0, "deleted": 0},
-    )
-    db["dags"].create_index(["source", "path"])
-    db["dags"].create_index(["status"])
-    db["versions"].create(
-        {
-            "dag_id": str,
-            "version": int,
-            "source": str,
-            "commit_sha": str,
-            "author": str,
-            "committed_at": str,
-            "message": str,
-            "path": str,
-            "content_hash": str,
-            "valid": int,
-            "issues": str,
-            "spec": str,
-            "content": str,
-            "recorded_at": str,
-        },
-        pk=("dag_id", "version"),
-        not_null={"source", "commit_sha", "valid"},
-    )
-    db["versions"].create_index(["commit_sha"])
-    db["syncs"].create(
-        {
-            "id": int,
-            "source": str,
-            "started_at": str,
-            "from_commit": str,
-            "to_commit": str,
-            "added": int,
-            "changed": int,
-            "deleted": int,
-            "invalid": int,
-            "unchanged": int,
-            "duration_ms": float,
-            "forced": int,
-            "error": str,
-            "changes": str,
-            "issues": str,
-        },
-        pk="id",
-    )
-    db["syncs"].create_index(["source", "id"])
-    db["audit"].create(
-        {
-            "id": int,
-            "at": str,
-            "actor": str,
-            "action": str,
-            "dag_id": str,
-            "source": str,
-            "reason": str,
-            "detail": str,
-        },
-        pk="id",
-    )
-    db["audit"].create_index(["dag_id", "id"])
-    db["meta"].create({"key": str, "value": str}, pk="key")
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
-def _v2(db: sqlite_utils.Database) -> None:
-    """0.2: the state of each change hook, for `gitdags status`."""
-    db["hooks"].create(
-        {
-            "name": str,
-            "last_ok_at": str,
-            "last_error": str,
-            "last_error_at": str,
-            "failures": int,
-            "delivered": int,
-        },
-        pk="name",
-        defaults={"failures": 0, "delivered": 0},
+def loads(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+# -- the schema --------------------------------------------------------------------------------
+_V1 = """
+CREATE TABLE "sources" (
+   "name" TEXT PRIMARY KEY, "url" TEXT NOT NULL, "branch" TEXT NOT NULL, "fingerprint" TEXT,
+   "newest_commit" TEXT, "served_commit" TEXT, "last_sync_at" TEXT, "last_error" TEXT,
+   "last_error_at" TEXT, "failures" INTEGER DEFAULT 0, "pinned_commit" TEXT, "pinned_at" TEXT
+);
+CREATE TABLE "files" (
+   "source" TEXT, "path" TEXT, "blob" TEXT NOT NULL, "dag_id" TEXT, "issues" TEXT DEFAULT '[]',
+   PRIMARY KEY ("source", "path")
+);
+CREATE INDEX "idx_files_dag_id" ON "files" ("dag_id");
+CREATE TABLE "dags" (
+   "dag_id" TEXT PRIMARY KEY, "source" TEXT NOT NULL, "path" TEXT NOT NULL,
+   "status" TEXT NOT NULL, "served_version" INTEGER, "newest_version" INTEGER,
+   "newest_valid" INTEGER, "enabled" INTEGER, "paused" INTEGER DEFAULT 0,
+   "pinned" INTEGER DEFAULT 0, "pin_until_change" INTEGER DEFAULT 0,
+   "deleted" INTEGER DEFAULT 0, "owner" TEXT, "tags" TEXT, "schedule" TEXT,
+   "depends_on_dags" TEXT, "served_commit" TEXT, "created_at" TEXT, "updated_at" TEXT
+);
+CREATE INDEX "idx_dags_source_path" ON "dags" ("source", "path");
+CREATE INDEX "idx_dags_status" ON "dags" ("status");
+CREATE TABLE "versions" (
+   "dag_id" TEXT, "version" INTEGER, "source" TEXT NOT NULL, "commit_sha" TEXT NOT NULL,
+   "author" TEXT, "committed_at" TEXT, "message" TEXT, "path" TEXT, "content_hash" TEXT,
+   "valid" INTEGER NOT NULL, "issues" TEXT, "spec" TEXT, "content" TEXT, "recorded_at" TEXT,
+   PRIMARY KEY ("dag_id", "version")
+);
+CREATE INDEX "idx_versions_commit_sha" ON "versions" ("commit_sha");
+CREATE TABLE "syncs" (
+   "id" INTEGER PRIMARY KEY, "source" TEXT, "started_at" TEXT, "from_commit" TEXT,
+   "to_commit" TEXT, "added" INTEGER, "changed" INTEGER, "deleted" INTEGER, "invalid" INTEGER,
+   "unchanged" INTEGER, "duration_ms" REAL, "forced" INTEGER, "error" TEXT, "changes" TEXT,
+   "issues" TEXT
+);
+CREATE INDEX "idx_syncs_source_id" ON "syncs" ("source", "id");
+CREATE TABLE "audit" (
+   "id" INTEGER PRIMARY KEY, "at" TEXT, "actor" TEXT, "action" TEXT, "dag_id" TEXT,
+   "source" TEXT, "reason" TEXT, "detail" TEXT
+);
+CREATE INDEX "idx_audit_dag_id_id" ON "audit" ("dag_id", "id");
+CREATE TABLE "meta" ("key" TEXT PRIMARY KEY, "value" TEXT);
+"""
+
+_V2 = """
+CREATE TABLE "hooks" (
+   "name" TEXT PRIMARY KEY, "last_ok_at" TEXT, "last_error" TEXT, "last_error_at" TEXT,
+   "failures" INTEGER DEFAULT 0, "delivered" INTEGER DEFAULT 0
+);
+"""
+
+# 3: one file, many DAGs. `file_dags` lists the DAG ids each file defines (claimed = the file
+# owns the id; 0 = refused, e.g. a duplicate); `files` loses its one `dag_id`, gains the
+# definition kind and a flag asking the next sync to check the file again. Every file that held
+# a DAG keeps it, so every history is kept.
+_V3 = """
+CREATE TABLE "file_dags" (
+   "source" TEXT NOT NULL, "path" TEXT NOT NULL, "dag_id" TEXT NOT NULL,
+   "claimed" INTEGER NOT NULL DEFAULT 1,
+   PRIMARY KEY ("source", "path", "dag_id")
+);
+CREATE INDEX "idx_file_dags_dag_id" ON "file_dags" ("dag_id");
+INSERT INTO file_dags (source, path, dag_id, claimed)
+   SELECT source, path, dag_id, issues = '[]' FROM files WHERE dag_id IS NOT NULL;
+CREATE TABLE "files_v3" (
+   "source" TEXT, "path" TEXT, "blob" TEXT NOT NULL, "kind" TEXT NOT NULL DEFAULT 'v1',
+   "issues" TEXT NOT NULL DEFAULT '[]', "recheck" INTEGER NOT NULL DEFAULT 0,
+   PRIMARY KEY ("source", "path")
+);
+INSERT INTO files_v3 (source, path, blob, kind, issues)
+   SELECT source, path, blob, 'v1', COALESCE(issues, '[]') FROM files;
+DROP TABLE files;
+ALTER TABLE files_v3 RENAME TO files;
+ALTER TABLE sources ADD COLUMN "last_attempt_at" TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+
+_DAG_COLUMNS = (
+    "dag_id",
+    "source",
+    "path",
+    "status",
+    "served_version",
+    "newest_version",
+    "newest_valid",
+    "enabled",
+    "paused",
+    "pinned",
+    "pin_until_change",
+    "deleted",
+    "owner",
+    "tags",
+    "schedule",
+    "depends_on_dags",
+    "served_commit",
+    "created_at",
+    "updated_at",
+)
+_SAVE_DAG = (
+    f"INSERT INTO dags ({', '.join(_DAG_COLUMNS)}) VALUES ({', '.join('?' * len(_DAG_COLUMNS))}) "
+    "ON CONFLICT (dag_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _DAG_COLUMNS[1:])
+)
+_SERVED = (
+    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec "
+    "FROM dags d JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.served_version "
+    "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
+)
+CROSS_CODES = ("GD301", "GD302", "GD303")  # issues that another file can cause, or mend
+
+
+def _dag_row(r: sqlite3.Row) -> DagRow:
+    return DagRow(
+        dag_id=r["dag_id"],
+        source=r["source"],
+        path=r["path"],
+        served_version=r["served_version"],
+        newest_version=r["newest_version"],
+        newest_valid=bool(r["newest_valid"]),
+        enabled=r["enabled"] is None or bool(r["enabled"]),
+        paused=bool(r["paused"]),
+        pinned=bool(r["pinned"]),
+        pin_until_change=bool(r["pin_until_change"]),
+        deleted=bool(r["deleted"]),
+        owner=r["owner"],
+        tags=tuple(loads(r["tags"]) or ()),
+        schedule=r["schedule"],
+        depends_on_dags=tuple(loads(r["depends_on_dags"]) or ()),
+        served_commit=r["served_commit"],
+        created_at=r["created_at"] or "",
+        updated_at=r["updated_at"] or "",
     )
 
 
-# Each release appends migrations; PRAGMA user_version records how many have run.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _dag_values(d: DagRow) -> tuple[Any, ...]:
+    return (
+        d.dag_id,
+        d.source,
+        d.path,
+        d.status,
+        d.served_version,
+        d.newest_version,
+        int(d.newest_valid),
+        int(d.enabled),
+        int(d.paused),
+        int(d.pinned),
+        int(d.pin_until_change),
+        int(d.deleted),
+        d.owner,
+        dumps(list(d.tags)),
+        d.schedule,
+        dumps(list(d.depends_on_dags)),
+        d.served_commit,
+        d.created_at,
+        d.updated_at,
+    )
+
+
+def _issues(value: str | None) -> tuple[Issue, ...]:
+    return tuple(Issue.from_dict(i) for i in loads(value) or ())
+
+
+def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
+    served = dag is not None and r["version"] == dag.served_version and not dag.deleted
+    return Version(
+        dag_id=r["dag_id"],
+        version=r["version"],
+        source=r["source"],
+        commit=r["commit_sha"],
+        author=r["author"] or "",
+        committed_at=r["committed_at"] or "",
+        message=r["message"] or "",
+        path=r["path"],
+        content_hash=r["content_hash"],
+        valid=bool(r["valid"]),
+        served=served,
+        issues=_issues(r["issues"]),
+        spec=loads(r["spec"]),
+        content=r["content"] or "",
+        recorded_at=r["recorded_at"] or "",
+    )
+
+
+def _source(r: sqlite3.Row) -> SourceRecord:
+    return SourceRecord(**{k: r[k] for k in r.keys()})  # noqa: SIM118 - sqlite3.Row
 
 
 class HistoryStore:
@@ -173,6 +251,7 @@ class HistoryStore:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
         self._lock = threading.RLock()
         try:
             if readonly:
@@ -187,6 +266,7 @@ class HistoryStore:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
                 _wal(conn)
@@ -194,6 +274,8 @@ class HistoryStore:
             self.conn = conn
             if not readonly:
                 self._migrate()
+            elif self.schema_version() < len(MIGRATIONS):
+                HistoryStore(path).close()  # written by an older gitdags: migrate it once
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot open database {path}: {exc}; check the path.") from exc
 
@@ -201,23 +283,22 @@ class HistoryStore:
         self.conn.close()
 
     def _migrate(self) -> None:
-        if self._schema_version() == len(MIGRATIONS):
+        if self.schema_version() == len(MIGRATIONS):
             return
-        import sqlite_utils
-
-        db = sqlite_utils.Database(self.conn)
         with self.transaction():  # under the write lock: two processes never migrate twice
-            version = self._schema_version()
+            version = self.schema_version()
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"Database {self.path} was written by a newer gitdags (schema {version}); "
                     "upgrade gitdags."
                 )
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                migration(db)
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
 
-    def _schema_version(self) -> int:
+    def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
@@ -234,96 +315,467 @@ class HistoryStore:
             try:
                 yield
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise StoreError(f"Cannot write {self.path}: {exc}; check disk space.") from exc
 
-    # -- generic access --------------------------------------------------------------------------
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, values, strict=True)) for values in cursor]
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
 
-    def row(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        found = self.rows(sql, params)
-        return found[0] if found else None
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
 
-    def rows_in(self, sql: str, values: Iterable[Any], *params: Any) -> list[dict[str, Any]]:
+    def _all_in(self, sql: str, values: Iterable[Any], *params: Any) -> list[sqlite3.Row]:
         """Rows for `... IN ({marks})` over many values, in chunks SQLite accepts."""
         ordered = list(values)
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            found += self.rows(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
+        found: list[sqlite3.Row] = []
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            found += self._all(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
         return found
-
-    def scalar(self, sql: str, params: Any = ()) -> Any:
-        found = self.conn.execute(sql, params).fetchone()
-        return found[0] if found else None
-
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
-
-    def upsert(self, table: str, record: dict[str, Any], pk: tuple[str, ...]) -> None:
-        columns = ", ".join(record)
-        marks = ", ".join(f":{c}" for c in record)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in record if c not in pk)
-        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        self.conn.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
-            f"ON CONFLICT ({', '.join(pk)}) {conflict}",
-            record,
-        )
-
-    def upsert_many(self, table: str, records: list[dict[str, Any]], pk: tuple[str, ...]) -> None:
-        """One prepared statement for many rows with the same columns."""
-        if not records:
-            return
-        columns = list(records[0])
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in pk)
-        self.conn.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(':' + c for c in columns)}) "
-            f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates}",
-            records,
-        )
-
-    def insert_many(self, table: str, records: list[dict[str, Any]]) -> None:
-        if records:
-            columns = list(records[0])
-            self.conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"VALUES ({', '.join(':' + c for c in columns)})",
-                records,
-            )
-
-    def insert(self, table: str, record: dict[str, Any]) -> int:
-        columns = ", ".join(record)
-        marks = ", ".join(f":{c}" for c in record)
-        cur = self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", record)
-        return int(cur.lastrowid or 0)
-
-    def update(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
-        sets = ", ".join(f"{c} = :{c}" for c in values)
-        where = " AND ".join(f"{c} = :k_{c}" for c in key)
-        params = {**values, **{f"k_{c}": v for c, v in key.items()}}
-        self.conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", params)
 
     # -- the change counter ----------------------------------------------------------------------
     def generation(self) -> int:
         """Grows with every committed change; readers poll it to refresh cheaply."""
-        value = self.scalar("SELECT value FROM meta WHERE key = 'generation'")
-        return int(value or 0)
+        row = self._one("SELECT value FROM meta WHERE key = 'generation'")
+        return int(row[0]) if row else 0
 
     def bump(self) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES ('generation', 1) "
             "ON CONFLICT (key) DO UPDATE SET value = value + 1"
         )
+
+    # -- sources: the reconcile record -----------------------------------------------------------
+    def source_record(self, name: str) -> SourceRecord | None:
+        row = self._one("SELECT * FROM sources WHERE name = ?", (name,))
+        return _source(row) if row else None
+
+    def source_records(self) -> dict[str, SourceRecord]:
+        return {r["name"]: _source(r) for r in self._all("SELECT * FROM sources ORDER BY name")}
+
+    def record_synced(
+        self, name: str, url: str, branch: str, fingerprint: str, commit: str
+    ) -> None:
+        """A successful sync: the commit is fetched, attempted and served."""
+        at = now()
+        self.conn.execute(
+            "INSERT INTO sources (name, url, branch, fingerprint, newest_commit, served_commit, "
+            "last_sync_at, last_attempt_at, last_error, last_error_at, failures) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0) ON CONFLICT (name) DO UPDATE SET "
+            "url = excluded.url, branch = excluded.branch, fingerprint = excluded.fingerprint, "
+            "newest_commit = excluded.newest_commit, served_commit = excluded.served_commit, "
+            "last_sync_at = excluded.last_sync_at, last_attempt_at = excluded.last_attempt_at, "
+            "last_error = NULL, last_error_at = NULL, failures = 0",
+            (name, url, branch, fingerprint, commit, commit, at, at),
+        )
+
+    def record_failed(
+        self, name: str, url: str, branch: str, newest: str | None, message: str
+    ) -> SourceRecord:
+        """A failed sync: the commit it attempted (if the fetch got one), the error, one more
+        failure in a row. The served commit stays."""
+        at = now()
+        self.conn.execute(
+            "INSERT INTO sources (name, url, branch, newest_commit, last_attempt_at, last_error, "
+            "last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?, ?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET url = excluded.url, branch = excluded.branch, "
+            "newest_commit = COALESCE(excluded.newest_commit, newest_commit), "
+            "last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error, "
+            "last_error_at = CASE WHEN last_error IS NULL THEN excluded.last_error_at "
+            "ELSE last_error_at END, failures = failures + 1",
+            (name, url, branch, newest, at, message, at),
+        )
+        record = self.source_record(name)
+        assert record is not None
+        return record
+
+    def set_source_pin(self, name: str, commit: str | None) -> None:
+        self.conn.execute(
+            "UPDATE sources SET pinned_commit = ?, pinned_at = ? WHERE name = ?",
+            (commit, now() if commit else None, name),
+        )
+
+    # -- files -----------------------------------------------------------------------------------
+    def file_blobs(self, source: str) -> dict[str, str]:
+        rows = self._all("SELECT path, blob FROM files WHERE source = ?", (source,))
+        return {r["path"]: r["blob"] for r in rows}
+
+    def save_files(
+        self,
+        source: str,
+        files: list[tuple[str, str, str, tuple[Issue, ...]]],
+        defines: list[tuple[str, str, bool]],
+    ) -> None:
+        """(path, blob, kind, file issues) per file; (path, dag_id, claimed) per DAG found."""
+        paths = [(source, f[0]) for f in files]
+        self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", paths)
+        self.conn.executemany(
+            "INSERT INTO files (source, path, blob, kind, issues, recheck) "
+            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (source, path) DO UPDATE SET "
+            "blob = excluded.blob, kind = excluded.kind, issues = excluded.issues, recheck = 0",
+            [(source, p, b, k, dumps([i.to_dict() for i in issues])) for p, b, k, issues in files],
+        )
+        self.conn.executemany(
+            "INSERT INTO file_dags (source, path, dag_id, claimed) VALUES (?, ?, ?, ?)",
+            [(source, p, d, int(c)) for p, d, c in defines],
+        )
+
+    def delete_files(self, source: str, paths: Iterable[str]) -> None:
+        pairs = [(source, p) for p in paths]
+        self.conn.executemany("DELETE FROM files WHERE source = ? AND path = ?", pairs)
+        self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", pairs)
+
+    def file_defines(self, source: str, path: str, dag_id: str) -> bool:
+        """Whether the file (still) defines this DAG."""
+        row = self._one(
+            "SELECT 1 FROM file_dags WHERE source = ? AND path = ? AND dag_id = ?",
+            (source, path, dag_id),
+        )
+        return row is not None
+
+    def defined_ids(self, source: str, paths: Iterable[str]) -> set[str]:
+        """The DAG ids these files of the source define, owned or refused."""
+        rows = self._all_in(
+            "SELECT dag_id FROM file_dags WHERE source = ? AND path IN ({marks})",
+            sorted(set(paths)),
+            source,
+        )
+        return {r["dag_id"] for r in rows}
+
+    def waiting_files(self, source: str, dag_ids: Iterable[str]) -> dict[str, str]:
+        """path -> blob of this source's files refused a DAG id of `dag_ids` (a duplicate)."""
+        rows = self._all_in(
+            "SELECT f.path, f.blob FROM file_dags d JOIN files f "
+            "ON f.source = d.source AND f.path = d.path "
+            "WHERE d.source = ? AND d.claimed = 0 AND d.dag_id IN ({marks})",
+            sorted(set(dag_ids)),
+            source,
+        )
+        return {r["path"]: r["blob"] for r in rows}
+
+    def dependent_files(self, source: str, dag_ids: Iterable[str]) -> dict[str, str]:
+        """path -> blob of this source's files whose DAGs name one of `dag_ids` in
+        depends_on_dags, or whose newest version is invalid for a cross-file reason only."""
+        ids = sorted(set(dag_ids))
+        rows = self._all_in(
+            "SELECT DISTINCT f.path, f.blob FROM dags d, json_each(d.depends_on_dags) j "
+            "JOIN files f ON f.source = d.source AND f.path = d.path "
+            "WHERE d.source = ? AND d.deleted = 0 AND j.value IN ({marks})",
+            ids,
+            source,
+        )
+        found = {r["path"]: r["blob"] for r in rows}
+        for r in self._all(
+            "SELECT f.path, f.blob, v.issues FROM dags d JOIN versions v "
+            "ON v.dag_id = d.dag_id AND v.version = d.newest_version "
+            "JOIN files f ON f.source = d.source AND f.path = d.path "
+            "WHERE d.source = ? AND d.deleted = 0 AND d.newest_valid = 0",
+            (source,),
+        ):
+            errors = {i.code for i in _issues(r["issues"]) if i.severity == "error"}
+            if errors and errors <= set(CROSS_CODES):
+                found[r["path"]] = r["blob"]
+        return found
+
+    def rechecks(self, source: str) -> dict[str, str]:
+        """path -> blob of the files another source's sync asked this one to check again."""
+        rows = self._all("SELECT path, blob FROM files WHERE source = ? AND recheck = 1", (source,))
+        return {r["path"]: r["blob"] for r in rows}
+
+    def ask_recheck(self, dag_ids: Iterable[str], *, besides: str) -> int:
+        """Ask the other sources to check again their files that wait for (a duplicate) or
+        depend on these DAG ids, at their next sync. Returns how many files were marked."""
+        ids = sorted(set(dag_ids))
+        marked = 0
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                "UPDATE files SET recheck = 1 WHERE source != ? AND recheck = 0 AND "
+                f"((source, path) IN (SELECT source, path FROM file_dags WHERE claimed = 0 "
+                f"AND dag_id IN ({marks})) OR (source, path) IN (SELECT d.source, d.path FROM "
+                f"dags d, json_each(d.depends_on_dags) j WHERE d.deleted = 0 AND "
+                f"j.value IN ({marks})))",
+                [besides, *chunk, *chunk],
+            )
+            marked += cur.rowcount
+        return marked
+
+    def file_error_counts(self) -> dict[str, int]:
+        """Per source, the files with a file-level error (not readable, not DAG definitions)."""
+        rows = self._all(
+            "SELECT source, count(*) AS n FROM files WHERE issues != '[]' AND EXISTS "
+            "(SELECT 1 FROM json_each(files.issues) WHERE json_extract(value, '$.severity') "
+            "= 'error') GROUP BY source"
+        )
+        return {r["source"]: r["n"] for r in rows}
+
+    # -- DAGs ------------------------------------------------------------------------------------
+    def dag(self, dag_id: str) -> DagRow | None:
+        row = self._one("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
+        return _dag_row(row) if row else None
+
+    def dags(
+        self, *, source: str | None = None, status: str | None = None, pinned: bool | None = None
+    ) -> list[DagRow]:
+        where, params = [], []
+        for column, value in (("source", source), ("status", status), ("pinned", pinned)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(int(value) if isinstance(value, bool) else value)
+        sql = "SELECT * FROM dags" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_dag_row(r) for r in self._all(sql + " ORDER BY dag_id", params)]
+
+    def dags_with_newest(self, dag_ids: Iterable[str]) -> dict[str, tuple[DagRow, str, bool]]:
+        """These DAGs' rows with the content hash and validity of their newest version."""
+        rows = self._all_in(
+            "SELECT d.*, v.content_hash AS newest_hash, v.valid AS newest_ok FROM dags d "
+            "LEFT JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.newest_version "
+            "WHERE d.dag_id IN ({marks})",
+            dag_ids,
+        )
+        return {r["dag_id"]: (_dag_row(r), r["newest_hash"], bool(r["newest_ok"])) for r in rows}
+
+    def held_dags(self, source: str, paths: Iterable[str]) -> dict[str, list[str]]:
+        """path -> the live DAGs of this source that the file at path holds."""
+        held: dict[str, list[str]] = {}
+        for r in self._all_in(
+            "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
+            sorted(set(paths)),
+            source,
+        ):
+            held.setdefault(r["path"], []).append(r["dag_id"])
+        return held
+
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """dag_id -> (source, path) of each live DAG among `dag_ids`."""
+        rows = self._all_in(
+            "SELECT dag_id, source, path FROM dags WHERE deleted = 0 AND dag_id IN ({marks})",
+            dag_ids,
+        )
+        return {r["dag_id"]: (r["source"], r["path"]) for r in rows}
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        row = self._one(
+            "SELECT depends_on_dags FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
+        )
+        return (loads(row[0]) or []) if row else []
+
+    def live_count(self, source: str) -> int:
+        row = self._one("SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (source,))
+        return int(row[0]) if row else 0
+
+    def save_dags(self, dags: Iterable[DagRow], *, at: str | None = None) -> None:
+        stamp = at or now()
+        rows = []
+        for dag in dags:
+            dag.updated_at = stamp
+            dag.created_at = dag.created_at or stamp
+            rows.append(_dag_values(dag))
+        self.conn.executemany(_SAVE_DAG, rows)
+
+    def dag_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for r in self._all(
+            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
+        ):
+            counts.setdefault(r["source"], {})[r["status"]] = r["n"]
+        return counts
+
+    # -- versions --------------------------------------------------------------------------------
+    def version(self, dag: DagRow, number: int) -> Version | None:
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND version = ?", (dag.dag_id, number)
+        )
+        return _version(row, dag) if row else None
+
+    def versions(self, dag: DagRow) -> list[Version]:
+        rows = self._all(
+            "SELECT * FROM versions WHERE dag_id = ? ORDER BY version DESC", (dag.dag_id,)
+        )
+        return [_version(r, dag) for r in rows]
+
+    def newest_valid(self, dag: DagRow, below: int | None = None) -> Version | None:
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND valid = 1 AND version < ? "
+            "ORDER BY version DESC LIMIT 1",
+            (dag.dag_id, below if below is not None else 1 << 62),
+        )
+        return _version(row, dag) if row else None
+
+    def insert_versions(
+        self, source: str, items: list[tuple[str, int, Commit, DagFile]], recorded_at: str
+    ) -> None:
+        """One new version per (dag_id, number, commit that made it, the DAG as found)."""
+        self.conn.executemany(
+            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
+            "message, path, content_hash, valid, issues, spec, content, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    dag_id,
+                    number,
+                    source,
+                    commit.sha,
+                    commit.author,
+                    commit.committed_at,
+                    commit.message,
+                    f.path,
+                    f.content_hash,
+                    int(f.valid),
+                    dumps([i.to_dict() for i in f.issues]),
+                    f.spec_json or (dumps(f.spec) if f.spec is not None else None),
+                    f.content,
+                    recorded_at,
+                )
+                for dag_id, number, commit, f in items
+            ],
+        )
+
+    def served(self, dag_id: str | None = None) -> list[ServedDag]:
+        """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
+        sql, params = _SERVED, ()
+        if dag_id is not None:
+            sql, params = sql + " AND d.dag_id = ?", (dag_id,)
+        return [
+            ServedDag(
+                dag_id=r["dag_id"],
+                source=r["source"],
+                path=r["path"],
+                status=r["status"],
+                version=r["served_version"],
+                commit=r["served_commit"],
+                spec=loads(r["spec"]),
+            )
+            for r in self._all(sql + " ORDER BY d.dag_id", params)
+        ]
+
+    # -- syncs -----------------------------------------------------------------------------------
+    def insert_sync(self, result: SyncResult) -> None:
+        self.conn.execute(
+            "INSERT INTO syncs (source, started_at, from_commit, to_commit, added, changed, "
+            "deleted, invalid, unchanged, duration_ms, forced, error, changes, issues) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                result.source,
+                result.started_at,
+                result.from_commit,
+                result.to_commit,
+                result.added,
+                result.changed,
+                result.deleted,
+                result.invalid,
+                result.unchanged,
+                round(result.duration_ms, 1),
+                int(result.forced),
+                result.error,
+                dumps([c.to_dict() for c in result.changes]),
+                dumps([i.to_dict() for i in result.issues]),
+            ),
+        )
+
+    def syncs(self, *, source: str | None = None, limit: int = 50) -> list[SyncResult]:
+        sql, params = "SELECT * FROM syncs", []
+        if source:
+            sql += " WHERE source = ?"
+            params.append(source)
+        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [
+            SyncResult(
+                source=r["source"],
+                from_commit=r["from_commit"],
+                to_commit=r["to_commit"],
+                added=r["added"],
+                changed=r["changed"],
+                deleted=r["deleted"],
+                invalid=r["invalid"],
+                unchanged=r["unchanged"],
+                duration_ms=r["duration_ms"],
+                forced=bool(r["forced"]),
+                error=r["error"],
+                started_at=r["started_at"],
+                changes=tuple(DagChange(**c) for c in loads(r["changes"]) or []),
+                issues=_issues(r["issues"]),
+            )
+            for r in rows
+        ]
+
+    # -- the audit log ---------------------------------------------------------------------------
+    def insert_audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        dag_id: str | None = None,
+        source: str | None = None,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO audit (at, actor, action, dag_id, source, reason, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now(), actor, action, dag_id, source, reason or "", dumps(detail or {})),
+        )
+        return int(cur.lastrowid or 0)
+
+    def audit(self, dag_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
+        sql, params = "SELECT * FROM audit", []
+        if dag_id:
+            sql += " WHERE dag_id = ?"
+            params.append(dag_id)
+        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [
+            AuditEntry(
+                id=r["id"],
+                at=r["at"],
+                actor=r["actor"],
+                action=r["action"],
+                dag_id=r["dag_id"],
+                source=r["source"],
+                reason=r["reason"] or "",
+                detail=loads(r["detail"]) or {},
+            )
+            for r in rows
+        ]
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def hooks(self) -> tuple[HookState, ...]:
+        return tuple(
+            HookState(
+                name=r["name"],
+                last_ok_at=r["last_ok_at"],
+                last_error=r["last_error"],
+                last_error_at=r["last_error_at"],
+                failures=r["failures"] or 0,
+                delivered=r["delivered"] or 0,
+            )
+            for r in self._all("SELECT * FROM hooks ORDER BY name")
+        )
+
+    def record_hook(self, name: str, error: str | None) -> None:
+        at = now()
+        if error is None:
+            self.conn.execute(
+                "INSERT INTO hooks (name, last_ok_at, failures, delivered) VALUES (?, ?, 0, 1) "
+                "ON CONFLICT (name) DO UPDATE SET last_ok_at = excluded.last_ok_at, "
+                "last_error = NULL, last_error_at = NULL, failures = 0, delivered = delivered + 1",
+                (name, at),
+            )
+        else:
+            self.conn.execute(
+                "INSERT INTO hooks (name, last_error, last_error_at, failures) "
+                "VALUES (?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
+                "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
+                "failures = failures + 1",
+                (name, error, at),
+            )
 
 
 def _wal(conn: sqlite3.Connection) -> None:
@@ -336,11 +788,3 @@ def _wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or attempt == 99:
                 raise
             time.sleep(0.05)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def loads(value: str | None) -> Any:
-    return json.loads(value) if value else None

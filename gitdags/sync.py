@@ -1,30 +1,39 @@
-"""One sync of one source: diff the new commit against the last synced one, validate what
-changed, and record it. Runs inside the caller's transaction.
+"""One sync of one source: diff the new commit against the last synced one, read what changed
+into definitions (a file yields zero or more DAGs), and record it. Runs inside the caller's
+transaction.
 
 Rules (PRODUCT.md §3): unchanged content makes no new version; an invalid file never replaces
-the served version; a deleted file retires its DAG and keeps its history; a DAG keeps its
-history when its file is renamed (a DAG is its `dag_id`, wherever it lives); a force-pushed
-branch or changed source settings are compared against the files the database holds.
+the served version; a deleted file retires its DAGs and keeps their history, and so does a DAG
+that disappears from a file that still exists; a DAG keeps its history when its file is renamed
+(a DAG is its `dag_id`, wherever it lives); a file that cannot be read keeps the DAGs it held,
+invalid, their last good version served; a file that is not a DAG definition yields no DAG. A
+force-pushed branch or changed source settings are compared against the files the database
+holds. DAGs that wait for a DAG id (a duplicate) or depend on a DAG that this sync retires,
+invalidates or adds are checked again in the same sync (the source's own files) or at the next
+sync of their source.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from gitdags import validate
 from gitdags.checking import check_all
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across
-from gitdags.dagrow import DAG_COLUMNS, derive_status, save_dag, served_fields
-from gitdags.model import DagChange, DagFile, SyncResult
-from gitdags.source import Change, Commit, Entry, GitSource
-from gitdags.spec import ID_RE
-from gitdags.store import HistoryStore, dumps, loads, now
+from gitdags.model import (
+    Commit,
+    DagChange,
+    DagFile,
+    DagRow,
+    FileDefinitions,
+    Issue,
+    SyncResult,
+)
+from gitdags.source import Change, Entry, GitSource
+from gitdags.store import HistoryStore, now
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +47,34 @@ class Plan:
     head: str
     forced: bool = False
     nothing_new: bool = False
-    had_error: bool = False
-    commit: Commit | None = None
+    commit: Commit | None = None  # the head commit
+    commits: dict[str, Commit] = field(default_factory=dict)  # path -> the commit that changed it
     changes: list[Change] = field(default_factory=list)
-    checked: dict[str, DagFile] = field(default_factory=dict)
+    checked: dict[str, FileDefinitions] = field(default_factory=dict)
+    again: set[str] = field(default_factory=set)  # unchanged files checked again
+
+    def commit_of(self, path: str) -> Commit:
+        assert self.commit is not None
+        return self.commits.get(path, self.commit)
 
 
 class StoreCatalog:
     """Answers `crosscheck.check_across` about DAGs outside the files of this sync."""
 
-    def __init__(self, store: HistoryStore, source: str, released: set[str]) -> None:
+    def __init__(self, store: HistoryStore, source: str, released: set[tuple[str, str]]) -> None:
         self.store = store
         self.source = source
-        self.released = released  # paths of this source that no longer define their DAG
+        self.released = released  # (path, dag_id) of this source that the path gives up
 
     def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        rows = self.store.rows_in(
-            "SELECT dag_id, source, path FROM dags WHERE deleted = 0 AND dag_id IN ({marks})",
-            dag_ids,
-        )
         return {
-            r["dag_id"]: (r["source"], r["path"])
-            for r in rows
-            if not (r["source"] == self.source and r["path"] in self.released)
+            dag_id: owner
+            for dag_id, owner in self.store.owners(dag_ids).items()
+            if not (owner[0] == self.source and (owner[1], dag_id) in self.released)
         }
 
     def depends_on(self, dag_id: str) -> list[str]:
-        value = self.store.scalar(
-            "SELECT depends_on_dags FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
-        )
-        return loads(value) or []
+        return self.store.depends_on(dag_id)
 
 
 @dataclass
@@ -102,19 +109,22 @@ class SourceSync:
         self.git = git
         self.name = config.name
 
+    # -- planning: reads only --------------------------------------------------------------------
     def plan(self, head: str) -> Plan:
         """Everything that only reads: the diff, the changed blobs, their validation. It runs
         outside the write transaction, so a large sync never blocks other writers for long."""
-        src = self.store.row("SELECT * FROM sources WHERE name = ?", (self.name,))
-        old = src["served_commit"] if src else None
-        fingerprint = src["fingerprint"] if src else None
+        src = self.store.source_record(self.name)
+        old = src.served_commit if src else None
+        fingerprint = src.fingerprint if src else None
         same_config = fingerprint == self.config.fingerprint()
         plan = Plan(base=(old, fingerprint), old=old, head=head)
-        if old == head and same_config:
+        asked = self.store.rechecks(self.name)
+        if old == head and same_config and not asked:
             plan.nothing_new = True
-            plan.had_error = bool(src and src["last_error"])
             return plan
-        if old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
+        if old == head and same_config:
+            changes: list[Change] = []
+        elif old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
             changes = self.git.diff(old, head)
         else:
             plan.forced = bool(old) and same_config
@@ -127,103 +137,62 @@ class SourceSync:
                     head[:12],
                 )
             changes = self._compare_with_store(head)
-        changes += self._waiting_claimants(changes)
+        touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
+        freed = self.store.defined_ids(self.name, touched)
+        again = _unchanged(asked, touched)
+        again += _unchanged(self.store.waiting_files(self.name, freed), touched)
+        changes += again
         started = time.perf_counter()
-        entries = [c.entry for c in changes if c.entry is not None]
-        plan.commit, contents = self.git.read(head, entries)
-        read = time.perf_counter()
-        plan.checked = check_all(
-            [(c.entry, contents.get(c.path)) for c in changes if c.entry is not None],
-            self.settings,
-        )
+        plan.checked = self._read(plan, head, changes)
+        if changes:  # the source's DAGs that wait for, or depend on, what this sync changes
+            defined = {d.dag_id for f in plan.checked.values() for d in f.dags if d.valid}
+            seen = touched | {c.path for c in changes}
+            dependents = _unchanged(self.store.dependent_files(self.name, freed - defined), seen)
+            if dependents:
+                plan.checked.update(self._read(plan, head, dependents))
+                changes += dependents
+                again += dependents
         plan.changes = changes
+        plan.again = {c.path for c in again}
+        plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",
             extra={
                 "source": self.name,
                 "files": len(changes),
-                "read_ms": round((read - started) * 1000, 1),
-                "check_ms": round((time.perf_counter() - read) * 1000, 1),
+                "check_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         return plan
 
+    def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
+        entries = [c.entry for c in changes if c.entry is not None]
+        plan.commit, contents = self.git.read(head, entries)
+        return check_all([(e, contents.get(e.path)) for e in entries], self.settings)
+
+    def _attribution(self, plan: Plan) -> dict[str, Commit]:
+        """The commit that last changed each file, when the sync spans more than one commit,
+        so that a version says who really changed it."""
+        assert plan.commit is not None
+        if plan.old is not None and plan.commit.parents == (plan.old,):
+            return {}
+        changed = {c.path for c in plan.changes if c.entry is not None and c.status != "D"}
+        by_path = self.git.last_changed(plan.old, plan.head, changed)
+        commits = self.git.commits(sha for sha in set(by_path.values()) if sha != plan.head)
+        commits[plan.head] = plan.commit
+        return {path: commits[sha] for path, sha in by_path.items() if sha in commits}
+
     def still_current(self, plan: Plan) -> bool:
         """False when another process synced this source since `plan` was made."""
-        src = self.store.row(
-            "SELECT served_commit, fingerprint FROM sources WHERE name = ?", (self.name,)
-        )
+        src = self.store.source_record(self.name)
         return (
-            (src["served_commit"], src["fingerprint"]) == plan.base
-            if src
-            else (plan.base == (None, None))
+            (src.served_commit, src.fingerprint) == plan.base if src else plan.base == (None, None)
         )
 
-    def record(self, plan: Plan, started_at: str) -> SyncResult:
-        """Write what `plan` found; runs inside the caller's transaction."""
-        if plan.nothing_new:
-            if plan.had_error:
-                self._clear_error()
-            return SyncResult(self.name, plan.old, plan.head, started_at=started_at)
-        src = self.store.row("SELECT pinned_commit FROM sources WHERE name = ?", (self.name,))
-        self.source_pinned = bool(src and src["pinned_commit"])
-        assert plan.commit is not None
-        changes, checked = plan.changes, plan.checked
-        gone = {c.path for c in changes if c.status == "D"}
-        gone |= {c.old_path for c in changes if c.old_path}
-        counts = self._apply(plan.commit, changes, checked, gone)
-        unchanged = self.store.scalar(
-            "SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (self.name,)
-        ) - len({c.dag_id for c in counts.changes if c.change != "deleted"})
-        result = SyncResult(
-            self.name,
-            plan.old,
-            plan.head,
-            added=counts.added,
-            changed=counts.changed,
-            deleted=counts.deleted,
-            invalid=counts.invalid,
-            unchanged=max(unchanged, 0),
-            forced=plan.forced,
-            started_at=started_at,
-            changes=tuple(counts.changes),
-            issues=tuple(i for f in checked.values() for i in f.issues),
-            blobs_read=self.git.blobs_read,
-        )
-        self.store.upsert(
-            "sources",
-            {
-                "name": self.name,
-                "url": self.config.safe_url,
-                "branch": self.config.branch,
-                "fingerprint": self.config.fingerprint(),
-                "newest_commit": plan.head,
-                "served_commit": plan.head,
-                "last_sync_at": now(),
-                "last_error": None,
-                "last_error_at": None,
-                "failures": 0,
-            },
-            ("name",),
-        )
-        return result
-
-    def _clear_error(self) -> None:
-        self.store.update(
-            "sources",
-            {"name": self.name},
-            {"last_error": None, "last_error_at": None, "failures": 0, "last_sync_at": now()},
-        )
-        self.store.bump()
-
-    # -- what changed ----------------------------------------------------------------------------
     def _compare_with_store(self, head: str) -> list[Change]:
         """Every difference between the tree at `head` and the files the database holds."""
         tree = self.git.tree(head)
-        held = {
-            r["path"]: r["blob"]
-            for r in self.store.rows("SELECT path, blob FROM files WHERE source = ?", (self.name,))
-        }
+        held = self.store.file_blobs(self.name)
         changes = [
             Change("A" if path not in held else "M", path, entry)
             for path, entry in tree.items()
@@ -232,227 +201,186 @@ class SourceSync:
         changes += [Change("D", path, None) for path in held if path not in tree]
         return changes
 
-    def _waiting_claimants(self, changes: list[Change]) -> list[Change]:
-        """Files refused as duplicates of a DAG id that this commit frees (its other file was
-        deleted or now names another DAG): checked again, so one of them can take it."""
-        touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
-        if not touched:
-            return []
-        freed = {
-            r["dag_id"]
-            for r in self.store.rows_in(
-                "SELECT dag_id FROM files WHERE source = ? AND dag_id IS NOT NULL "
-                "AND path IN ({marks})",
-                sorted(touched),
-                self.name,
-            )
-        }
-        if not freed:
-            return []
-        waiting = self.store.rows_in(
-            "SELECT path, blob FROM files WHERE source = ? AND issues LIKE '%GD301%' "
-            "AND dag_id IN ({marks})",
-            sorted(freed),
-            self.name,
-        )
-        return [
-            Change("M", r["path"], Entry(r["path"], r["blob"], "100644"))
-            for r in waiting
-            if r["path"] not in touched
-        ]
-
     # -- recording -------------------------------------------------------------------------------
-    def _apply(
-        self,
-        commit: Commit,
-        changes: list[Change],
-        checked: dict[str, DagFile],
-        gone: set[str],
-    ) -> _Counts:
+    def record(self, plan: Plan, started_at: str) -> SyncResult:
+        """Write what `plan` found; runs inside the caller's transaction."""
+        if plan.nothing_new:
+            return SyncResult(self.name, plan.old, plan.head, started_at=started_at)
+        src = self.store.source_record(self.name)
+        self.source_pinned = bool(src and src.pinned_commit)
+        counts, issues = self._apply(plan)
+        touched = {c.dag_id for c in counts.changes if c.change in ("deleted", "invalid", "added")}
+        if touched:  # other sources' files that wait for or depend on these DAGs
+            self.store.ask_recheck(touched, besides=self.name)
+        live = {c.dag_id for c in counts.changes if c.change != "deleted"}
+        return SyncResult(
+            self.name,
+            plan.old,
+            plan.head,
+            added=counts.added,
+            changed=counts.changed,
+            deleted=counts.deleted,
+            invalid=counts.invalid,
+            unchanged=max(self.store.live_count(self.name) - len(live), 0),
+            forced=plan.forced,
+            started_at=started_at,
+            changes=tuple(counts.changes),
+            issues=tuple(issues),
+            blobs_read=self.git.blobs_read,
+        )
+
+    def _apply(self, plan: Plan) -> tuple[_Counts, list[Issue]]:
         counts = _Counts()
-        in_flux = gone | set(checked)
-        held = self._held_dags(in_flux)  # path -> dag_id before this sync
+        checked = plan.checked
+        gone = {c.path for c in plan.changes if c.status == "D"}
+        gone |= {c.old_path for c in plan.changes if c.old_path}
+        held = self.store.held_dags(self.name, gone | set(checked))
+        renamed_from = {c.path: c.old_path for c in plan.changes if c.old_path}
 
-        # A file that names no DAG of its own (unparseable) stays with the DAG it held.
-        renamed_from = {c.path: c.old_path for c in changes if c.old_path}
-        for path, f in list(checked.items()):
-            if not f.dag_id:
-                old_path = renamed_from.get(path, "")
-                dag_id = held.get(path) or held.get(old_path) or validate.default_dag_id(path)
-                if ID_RE.fullmatch(dag_id):
-                    checked[path] = _with_dag_id(f, dag_id)
+        # What each file defines now. A file that cannot be read keeps the DAGs it held (each
+        # gets an invalid version with the file's issues); a path gives up the DAGs it held and
+        # no longer defines.
+        released = {(path, d) for path in gone for d in held.get(path, ())}
+        candidates: list[DagFile] = []
+        issues: list[Issue] = []
+        for path, found in checked.items():
+            if path not in plan.again:  # a file checked again speaks only when its DAG changes
+                issues += found.all_issues()
+            named = [d for d in found.dags if d.dag_id]
+            if found.broken or (found.dags and not named):
+                holders = held.get(path) or held.get(renamed_from.get(path) or "", [])
+                file_issues = found.all_issues()
+                if not holders:
+                    counts.invalid += 1
+                candidates += [
+                    DagFile(path, d, None, file_issues, found.content_hash, found.content)
+                    for d in holders
+                ]
+                continue
+            candidates += named
+            defined = {d.dag_id for d in named}
+            released |= {(path, d) for d in held.get(path, ()) if d not in defined}
 
-        # Paths that no longer hold the DAG they held give it up to this sync's files.
-        released = gone | {p for p, f in checked.items() if p in held and held[p] != f.dag_id}
         catalog = StoreCatalog(self.store, self.name, released)
         extra = check_across(
-            checked.values(), catalog, source=self.name, namespaces=self.settings.namespaces
+            candidates, catalog, source=self.name, namespaces=self.settings.namespaces
         )
-        rejected: set[str] = set()
-        for path, issues in extra.items():
-            checked[path] = checked[path].with_issues(issues)
-            if any(i.code in ("GD301", "GD304") for i in issues):
-                rejected.add(path)
-
-        blobs = {c.path: c.entry.blob for c in changes if c.entry is not None}
         claimed: dict[str, DagFile] = {}
-        files = []
-        for path, f in sorted(checked.items()):
-            attributed = bool(f.dag_id) and path not in rejected
-            if attributed:
-                claimed[f.dag_id] = f
-            else:
+        by_path: dict[str, list[tuple[DagFile, bool]]] = {}
+        for f in candidates:
+            more = extra.get((f.path, f.dag_id))
+            refused = False
+            if more:
+                f = f.with_issues(more)
+                if f.path not in plan.again:
+                    issues += more
+                refused = any(i.code in ("GD301", "GD304") for i in more)
+            if refused:
                 counts.invalid += 1
-            files.append(
-                {
-                    "source": self.name,
-                    "path": path,
-                    "blob": blobs[path],
-                    "dag_id": f.dag_id or None,
-                    "issues": "[]" if attributed else dumps([i.to_dict() for i in f.issues]),
-                }
-            )
-        self.store.upsert_many("files", files, ("source", "path"))
-        for path in gone - set(checked):
-            self.store.execute("DELETE FROM files WHERE source = ? AND path = ?", (self.name, path))
+            else:
+                claimed[f.dag_id] = f
+            by_path.setdefault(f.path, []).append((f, not refused))
 
-        known = self._known(list(claimed))
+        files, defines = [], []
+        blobs = {c.path: c.entry.blob for c in plan.changes if c.entry is not None}
+        for path, found in checked.items():
+            refused_issues = tuple(i for f, ok in by_path.get(path, ()) if not ok for i in f.issues)
+            files.append((path, blobs[path], found.kind, found.issues + refused_issues))
+            defines += [(path, f.dag_id, ok) for f, ok in by_path.get(path, ())]
+        self.store.save_files(self.name, files, defines)
+        self.store.delete_files(self.name, gone - set(checked))
+
+        known = self.store.dags_with_newest(list(claimed))
         self.now = now()
-        self.new_versions: list[dict[str, Any]] = []
-        self.new_dags: list[dict[str, Any]] = []
+        self.new_versions: list[tuple[str, int, Commit, DagFile]] = []
+        self.saved: list[DagRow] = []
         for dag_id, f in claimed.items():
-            change = self._record(commit, dag_id, f, *known.get(dag_id, (None, None)))
+            change = self._record(plan, dag_id, f, known.get(dag_id))
             if change is not None:
                 counts.add(change)
-        self.store.insert_many("versions", self.new_versions)
-        self.store.upsert_many("dags", self.new_dags, ("dag_id",))
+                if f.path in plan.again:
+                    issues += f.issues
+        self.store.insert_versions(self.name, self.new_versions, self.now)
+        self.store.save_dags(self.saved, at=self.now)
 
-        for path, dag_id in held.items():
-            if dag_id not in claimed and self._retire(dag_id):
+        for path, dag_id in sorted(released):
+            if dag_id not in claimed and self._retire(dag_id, path):
                 counts.add(DagChange(dag_id, "deleted", None, path))
-        return counts
-
-    def _held_dags(self, paths: set[str]) -> dict[str, str]:
-        rows = self.store.rows_in(
-            "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
-            sorted(paths),
-            self.name,
-        )
-        return {r["path"]: r["dag_id"] for r in rows}
-
-    def _known(self, dag_ids: list[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
-        """The rows of these DAGs and the content hash of their newest version, in bulk."""
-        rows = self.store.rows_in(
-            "SELECT d.*, v.content_hash AS newest_hash FROM dags d LEFT JOIN versions v "
-            "ON v.dag_id = d.dag_id AND v.version = d.newest_version WHERE d.dag_id IN ({marks})",
-            dag_ids,
-        )
-        return {r["dag_id"]: (r, r.pop("newest_hash")) for r in rows}
+        return counts, issues
 
     def _record(
-        self,
-        commit: Commit,
-        dag_id: str,
-        f: DagFile,
-        dag: dict[str, Any] | None,
-        newest_hash: str | None,
+        self, plan: Plan, dag_id: str, f: DagFile, known: tuple[DagRow, str, bool] | None
     ) -> DagChange | None:
-        """A new version of `dag_id` from file `f`, unless its content is unchanged."""
-        if dag is not None and dag["source"] != self.name and not dag["deleted"]:
-            return None  # owned elsewhere: check_across rejected the file already
-        if dag is not None and not dag["deleted"] and newest_hash == f.content_hash:
-            if dag["path"] == f.path:
+        """A new version of `dag_id` from `f`, unless its content and validity are unchanged."""
+        dag, newest_hash, newest_ok = known or (None, None, False)
+        if dag is not None and dag.source != self.name and not dag.deleted:
+            return None  # owned elsewhere: check_across refused the file already
+        if (
+            dag is not None
+            and not dag.deleted
+            and newest_hash == f.content_hash
+            and newest_ok == f.valid
+        ):
+            if dag.path == f.path:
                 return None
-            old_path = dag["path"]
-            dag.update(path=f.path)
-            save_dag(self.store, dag)
-            return DagChange(dag_id, "renamed", dag["newest_version"], f.path, old_path)
+            old_path, dag.path = dag.path, f.path
+            self.saved.append(dag)
+            return DagChange(dag_id, "renamed", dag.newest_version, f.path, old_path)
 
-        number = (dag["newest_version"] or 0) + 1 if dag else 1
-        self.new_versions.append(
-            {
-                "dag_id": dag_id,
-                "version": number,
-                "source": self.name,
-                "commit_sha": commit.sha,
-                "author": commit.author,
-                "committed_at": commit.committed_at,
-                "message": commit.message,
-                "path": f.path,
-                "content_hash": f.content_hash,
-                "valid": int(f.valid),
-                "issues": dumps([i.to_dict() for i in f.issues]),
-                "spec": f.spec_json or None,
-                "content": f.content,
-                "recorded_at": self.now,
-            },
-        )
+        number = (dag.newest_version or 0) + 1 if dag else 1
+        commit = plan.commit_of(f.path)
+        self.new_versions.append((dag_id, number, commit, f))
         if dag is None:
-            dag = {
-                "dag_id": dag_id,
-                "source": self.name,
-                "created_at": self.now,
-                "paused": 0,
-                "pinned": int(self.source_pinned),  # a pinned source serves nothing new
-                "pin_until_change": 0,
-                "served_version": None,
-                "served_commit": None,
-                "enabled": 1,
-                "owner": None,
-                "tags": "[]",
-                "schedule": None,
-                "depends_on_dags": "[]",
-            }
-            kind = "added"
+            # a pinned source serves nothing new
+            dag = DagRow(dag_id, self.name, f.path, pinned=self.source_pinned)
+            kind, old_path = "added", None
         else:
-            kind = "restored" if dag["deleted"] else "changed"
-        old_path = dag.get("path")
-        dag.update(source=self.name, path=f.path, deleted=0, newest_version=number)
-        dag["newest_valid"] = int(f.valid)
+            kind = "restored" if dag.deleted else "changed"
+            old_path = dag.path
+        dag.source, dag.path, dag.deleted = self.name, f.path, False
+        dag.newest_version, dag.newest_valid = number, f.valid
         if f.valid:
-            if dag["pinned"] and dag["pin_until_change"]:
-                dag.update(pinned=0, pin_until_change=0)
+            if dag.pinned and dag.pin_until_change:
+                dag.pinned = dag.pin_until_change = False
                 self._audit_auto_unpin(dag_id, number)
-            if not dag["pinned"]:
-                dag.update(served_version=number, served_commit=commit.sha, **served_fields(f.spec))
+            if not dag.pinned:
+                dag.serve(number, commit.sha, f.spec)
         if not f.valid:
             kind = "invalid"
         elif kind == "changed" and old_path and old_path != f.path:
             kind = "renamed"
-        dag.update(status=derive_status(dag), updated_at=self.now)
-        self.new_dags.append({column: dag.get(column) for column in DAG_COLUMNS})
+        self.saved.append(dag)
         return DagChange(dag_id, kind, number, f.path, old_path if old_path != f.path else None)
 
-    def _retire(self, dag_id: str) -> bool:
-        """Its file is gone: the DAG is deleted, unless a pin holds it (until unpinned)."""
-        dag = self.store.row("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
-        assert dag is not None
-        if dag["pinned"] and not dag["pin_until_change"]:
+    def _retire(self, dag_id: str, path: str) -> bool:
+        """Its file is gone, or no longer defines it: the DAG is deleted, unless a pin holds it
+        (until unpinned)."""
+        dag = self.store.dag(dag_id)
+        if dag is None or dag.deleted or dag.source != self.name or dag.path != path:
             return False
-        if dag["pinned"]:
+        if dag.pinned and not dag.pin_until_change:
+            return False
+        if dag.pinned:
             self._audit_auto_unpin(dag_id, None)
-        dag.update(deleted=1, pinned=0, pin_until_change=0)
-        save_dag(self.store, dag)
+        dag.deleted, dag.pinned, dag.pin_until_change = True, False, False
+        self.store.save_dags([dag])
         return True
 
     def _audit_auto_unpin(self, dag_id: str, version: int | None) -> None:
-        self.store.insert(
-            "audit",
-            {
-                "at": now(),
-                "actor": "gitdags",
-                "action": "unpin",
-                "dag_id": dag_id,
-                "source": self.name,
-                "reason": "until-change: a newer commit changed the DAG",
-                "detail": dumps({"served_version": version}),
-            },
+        self.store.insert_audit(
+            "unpin",
+            actor="gitdags",
+            dag_id=dag_id,
+            source=self.name,
+            reason="until-change: a newer commit changed the DAG",
+            detail={"served_version": version},
         )
 
 
-def _with_dag_id(f: DagFile, dag_id: str) -> DagFile:
-    if f.spec is None:
-        return dataclasses.replace(f, dag_id=dag_id)
-    whole = loads(f.spec_json) if f.spec_json else dict(f.spec)
-    whole["dag_id"] = dag_id
-    return dataclasses.replace(f, dag_id=dag_id, spec=whole, spec_json=dumps(whole))
+def _unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:
+    """Files that did not change, to be checked again."""
+    return [
+        Change("M", path, Entry(path, blob, "100644"))
+        for path, blob in sorted(blobs.items())
+        if path not in skip
+    ]

@@ -4,8 +4,9 @@ Graphs: a cycle check runs on every file, so the common case (no cycle) is Kahn'
 on plain dicts; networkx is brought in to find and spell out the cycles when there are some,
 and for the graph between DAGs.
 
-`check_file` reads one file's text into a normalized spec and a list of issues (every problem,
-not just the first). The checks that need more than one file are in `gitdags.crosscheck`.
+`check_dag` turns one format v1 mapping into a normalized spec and a list of issues (every
+problem, not just the first). Reading files is `gitdags.kinds`; the checks that need more than
+one file are in `gitdags.crosscheck`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from gitdags import formats
 from gitdags.formats import FieldPath, path_text
-from gitdags.model import DagFile, Issue
+from gitdags.model import Issue
 from gitdags.spec import (
     CALLABLE_RE,
     DEFAULT_ARGS,
@@ -37,7 +38,7 @@ from gitdags.spec import (
 _TASK_OPTIONAL = frozenset(TASK_FIELDS) - {"id", "type", "config", "depends_on"}
 
 
-def _is_id(value: Any) -> bool:
+def is_id(value: Any) -> bool:
     return type(value) is str and len(value) <= ID_MAX and ID_RE.fullmatch(value) is not None
 
 
@@ -292,7 +293,7 @@ class _Checker:
         if task_type is not None and config is not None:
             self.config(task_type, config, where)
         depends_on = item.get("depends_on", [])
-        if not (type(depends_on) is list and all(_is_id(d) for d in depends_on)):
+        if not (type(depends_on) is list and all(is_id(d) for d in depends_on)):
             depends_on = self.value("ids", depends_on, (*where, "depends_on"))
         if task_id is None or task_type is None or not ok:
             return None
@@ -427,53 +428,17 @@ def plain(value: Any) -> Any:
     return value
 
 
-def check_file(
+def check_dag(
     path: str,
-    content: bytes,
-    *,
+    data: dict[str, Any],
+    line_of: formats.LineFinder,
     task_types: Mapping[str, tuple[str, ...]] = TASK_TYPES,
-) -> DagFile:
-    """Validate one file's content on its own. `dag_id` is "" when the file names none."""
-    digest = content_hash(content)
-    if b"\0" in content[:8192]:
-        issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
-        return DagFile(path, "", None, (issue,), digest)
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        issue = file_issue(path, "GD002", "The file is not UTF-8 text; save it as UTF-8.")
-        return DagFile(path, "", None, (issue,), digest)
-    parsed = formats.parse(path, text)
-    if parsed.data is None and parsed.issues:
-        return DagFile(path, "", None, tuple(parsed.issues), digest, text)
-    checker = _Checker(path, parsed.line_of, task_types)
-    spec = checker.dag(parsed.data)
-    dag_id = (spec or {}).get("dag_id") or ""
-    if spec is not None and not dag_id:
-        raw_id = parsed.data.get("dag_id") if isinstance(parsed.data, dict) else None
-        if raw_id is None:
-            dag_id = default_dag_id(path)
-            if checker.ident(dag_id, ("dag_id",)) is None:
-                dag_id = ""
-        spec["dag_id"] = dag_id
-    return DagFile(path, dag_id, spec, tuple(checker.issues), digest, text)
-
-
-def oversized(path: str, size: int, limit: int) -> DagFile:
-    issue = file_issue(
-        path,
-        "GD001",
-        f"The file is {size} bytes, over the {limit}-byte limit; split it or raise "
-        "[validation] max_file_size.",
-    )
-    return DagFile(path, "", None, (issue,), "")
-
-
-def symlink(path: str) -> DagFile:
-    issue = file_issue(
-        path, "GD003", "The file is a symlink, which is never followed; commit the file itself."
-    )
-    return DagFile(path, "", None, (issue,), "")
+) -> tuple[dict[str, Any], list[Issue]]:
+    """A format v1 mapping checked on its own: its normalized spec and every issue found."""
+    checker = _Checker(path, line_of, task_types)
+    spec = checker.dag(data)
+    assert spec is not None
+    return spec, checker.issues
 
 
 def spell_cycle(graph: Any, order: list[str]) -> str:

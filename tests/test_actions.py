@@ -49,7 +49,7 @@ def history(repo: GitRepo, make_engine) -> tuple[SyncEngine, GitRepo, list[str]]
 
 
 def served(engine: SyncEngine) -> dict[str, int]:
-    return {d["dag_id"]: d["version"] for d in engine.served()}
+    return {d.dag_id: d.version for d in engine.served()}
 
 
 def test_rollback_pins_until_unpin(history) -> None:

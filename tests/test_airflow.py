@@ -53,7 +53,7 @@ def test_served_sample_dags_load_in_airflow(tmp_path: Path) -> None:
     repo.commit("sample")
     engine = build_engine(settings_for(tmp_path, source(repo, subdir="dags")))
     engine.sync()
-    served = {d["dag_id"]: d["spec"] for d in engine.served()}
+    served = {d.dag_id: d.spec for d in engine.served()}
     engine.close()
     assert len(served) == 10
 

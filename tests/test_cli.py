@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gitdags.cli import app
+from gitdags.config import load_settings as settings_of
 from tests.conftest import SAMPLE, GitRepo, dag_yaml
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -109,6 +110,10 @@ def test_validate_exit_codes_and_formats(runner) -> None:
 def test_user_errors_are_one_sentence_on_stderr(tmp_path: Path, repo: GitRepo, runner) -> None:
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     config = write_config(tmp_path, repo)
+    code, out, err = run(runner, config, "list")  # reading never creates the database
+    assert code == 1 and out == "" and "does not exist; run `gitdags sync`" in err
+    assert not (tmp_path / "state.db").exists()
+    assert run(runner, config, "sync")[0] == 0
     code, out, err = run(runner, config, "show", "nope")
     assert code == 1 and out == ""
     assert err.strip() == "error: There is no DAG 'nope'; `gitdags list` shows the DAGs."
@@ -141,7 +146,8 @@ def test_init_writes_a_config_that_loads(tmp_path: Path, runner) -> None:
     result = runner.invoke(app, ["init", "--path", str(target), "--url", "/srv/dags"])
     assert result.exit_code == 0 and target.exists()
     result = runner.invoke(app, ["--config", str(target), "status", "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)[0]["source"] == "main"
+    assert result.exit_code == 1 and "does not exist; run `gitdags sync`" in result.stderr
+    assert settings_of(target).sources[0].name == "main"
     result = runner.invoke(app, ["init", "--path", str(target)])
     assert result.exit_code == 1 and "already exists" in result.stderr
 

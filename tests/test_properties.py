@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitdags.crosscheck import EmptyCatalog, check_across
-from gitdags.validate import check_file
+from gitdags.kinds import check_file
 
 EXTENSIONS = ["a.yaml", "a.yml", "a.json", "a.toml"]
 

@@ -32,7 +32,7 @@ def listing(deploy: Path) -> dict[str, int]:
 
 
 def served(engine: SyncEngine) -> dict[str, int]:
-    return {d["dag_id"]: d["version"] for d in engine.served()}
+    return {d.dag_id: d.version for d in engine.served()}
 
 
 def test_deploy_folder_follows_the_served_set(tmp_path: Path, repo: GitRepo, make_engine) -> None:
@@ -202,7 +202,7 @@ def test_hooks_receive_the_changes(tmp_path: Path, repo: GitRepo, make_engine, h
     ]
     assert all(b["signature"].startswith("sha256=") for b in bodies)
     (status,) = engine.status()
-    assert {h["name"]: h["last_error"] for h in status.hooks} == {"cmd": None, "http": None}
+    assert {h.name: h.last_error for h in status.hooks} == {"cmd": None, "http": None}
 
 
 def test_a_failing_hook_never_delays_a_sync(tmp_path: Path, repo: GitRepo, make_engine) -> None:
@@ -221,12 +221,12 @@ def test_a_failing_hook_never_delays_a_sync(tmp_path: Path, repo: GitRepo, make_
     repo.commit("two", {"b.yaml": dag_yaml("b")})
     (second,) = engine.sync()  # the hook of the first sync is still blocked on the gate
     assert second.error is None and [c.dag_id for c in second.changes] == ["b"]
-    assert engine.store.scalar("SELECT count(*) FROM hooks") == 0  # nothing delivered yet
+    assert engine.store.hooks() == ()  # nothing delivered yet
     gate.touch()
     engine.publisher.hooks.close()  # type: ignore[union-attr]
     (status,) = engine.status()
     (hook,) = status.hooks
-    assert hook["failures"] == 2 and "command exited 3" in hook["last_error"]
+    assert hook.failures == 2 and "command exited 3" in (hook.last_error or "")
 
 
 def test_registry_from_another_process(tmp_path: Path, repo: GitRepo, make_engine) -> None:

@@ -53,9 +53,9 @@ def test_first_sync_then_edit_delete_rename_break(repo: GitRepo, make_engine) ->
         "delta": "invalid",
     }
     shown = engine.show("delta")
-    assert shown["served_version"] is None
-    assert [i["code"] for i in shown["issues"]] == ["GD204"]
-    assert "a -> b -> c -> a" in shown["issues"][0]["message"]
+    assert shown.state.served_version is None
+    assert [i.code for i in shown.issues] == ["GD204"]
+    assert "a -> b -> c -> a" in shown.issues[0].message
 
     second = repo.commit(
         "edit alpha, delete beta, rename gamma",
@@ -78,7 +78,7 @@ def test_first_sync_then_edit_delete_rename_break(repo: GitRepo, make_engine) ->
     alpha = engine.dag("alpha")
     assert (alpha.status, alpha.served_version, alpha.newest_version) == ("invalid", 2, 3)
     assert alpha.served_commit == second
-    served = {d["dag_id"]: d["version"] for d in engine.served()}
+    served = {d.dag_id: d.version for d in engine.served()}
     assert served == {"alpha": 2, "gamma": 1}
     history = engine.history("alpha")
     assert [(v.version, v.commit, v.valid, v.served) for v in history] == [
@@ -189,12 +189,34 @@ def test_file_level_rejections(repo: GitRepo, make_engine) -> None:
     assert result.blobs_read == 2  # ok.yaml and bin.yaml: never the oversized one or the link
     codes = {i.file: i.code for i in result.issues}
     assert codes == {"big.yaml": "GD001", "bin.yaml": "GD002", "link.yaml": "GD003"}
-    assert statuses(engine) == {
-        "big": "invalid",
-        "bin": "invalid",
-        "link": "invalid",
-        "ok": "active",
-    }
+    # files that cannot be read define no DAG (never one named after the file) ...
+    assert statuses(engine) == {"ok": "active"}
+    (status,) = engine.status()
+    assert status.file_errors == 3 and result.invalid == 3
+    # ... but a DAG whose file becomes unreadable stays, invalid, its last good version served
+    repo.commit("grow", {"ok.yaml": dag_yaml("ok") + "# padding\n" * 100})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("ok", "invalid")]
+    assert engine.dag("ok").status == "invalid" and engine.dag("ok").served_version == 1
+    assert [i.code for i in engine.history("ok")[0].issues] == ["GD001"]
+
+
+def test_a_file_that_is_not_a_dag_definition_defines_no_dag(repo: GitRepo, make_engine) -> None:
+    repo.commit(
+        "config beside the DAGs",
+        {"a.yaml": dag_yaml("a"), "conf/settings.yaml": "retries: 3\nowner: team\n"},
+    )
+    engine = make_engine(source(repo))
+    (result,) = engine.sync()
+    assert statuses(engine) == {"a": "active"}
+    assert [(i.file, i.code, i.severity) for i in result.issues] == [
+        ("conf/settings.yaml", "GD007", "warning")
+    ]
+    # a DAG file that stops being one retires its DAG, like a deleted file
+    repo.commit("not a DAG any more", {"a.yaml": "just: config\n"})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("a", "deleted")]
+    assert engine.dag("a").status == "deleted" and len(engine.history("a")) == 1
 
 
 def test_subdir_include_and_exclude(repo: GitRepo, make_engine) -> None:

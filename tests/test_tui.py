@@ -150,8 +150,8 @@ async def test_logs_help_and_sync_now(world) -> None:
 def _fixed(engine: SyncEngine) -> None:
     """Timestamps the snapshots would otherwise show as they are today."""
     with engine.store.transaction():
-        engine.store.execute("UPDATE dags SET updated_at = '2026-01-05T09:00:01+00:00'")
-        engine.store.execute("UPDATE sources SET last_sync_at = '2026-01-05T09:00:01+00:00'")
+        engine.store.conn.execute("UPDATE dags SET updated_at = '2026-01-05T09:00:01+00:00'")
+        engine.store.conn.execute("UPDATE sources SET last_sync_at = '2026-01-05T09:00:01+00:00'")
 
 
 def test_snapshot_main_screen(world, snap_compare) -> None:

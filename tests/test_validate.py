@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from gitdags.crosscheck import EmptyCatalog, check_across
+from gitdags.kinds import check_file
 from gitdags.model import CODES
 from gitdags.offline import check_paths
 from gitdags.spec import parse_duration
-from gitdags.validate import check_file
 from tests.conftest import SAMPLE, dag_yaml
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -142,8 +142,8 @@ def test_cross_dag_cycle_and_unknown_target() -> None:
     b = check_file("b.yaml", dag_yaml("b", depends_on_dags="[c]").encode())
     c = check_file("c.yaml", dag_yaml("c", depends_on_dags="[a, ghost]").encode())
     found = check_across([a, b, c], EmptyCatalog())
-    assert {i.code for i in found["c.yaml"]} == {"GD302", "GD303"}
-    cycle = next(i for i in found["a.yaml"] if i.code == "GD303")
+    assert {i.code for i in found[("c.yaml", "c")]} == {"GD302", "GD303"}
+    cycle = next(i for i in found[("a.yaml", "a")] if i.code == "GD303")
     # upstream -> downstream: c waits for a, b for c, a for b
     assert cycle.message == "DAGs depend on each other in a cycle: a -> c -> b -> a."
 
@@ -151,7 +151,7 @@ def test_cross_dag_cycle_and_unknown_target() -> None:
 def test_namespace_of_another_source_is_refused() -> None:
     f = check_file("x.yaml", dag_yaml("sales_daily").encode())
     found = check_across([f], EmptyCatalog(), source="ops", namespaces={"sales": "sales_"})
-    assert [i.code for i in found["x.yaml"]] == ["GD304"]
+    assert [i.code for i in found[("x.yaml", "sales_daily")]] == ["GD304"]
     assert check_across([f], EmptyCatalog(), source="sales", namespaces={"sales": "sales_"}) == {}
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.message import Message
 
-from gitdags.model import ActionResult, DagState, SourceStatus
+from gitdags.model import ActionResult, DagDetail, DagState, SourceStatus, Version
 
 
 class DataChanged(Message):
@@ -25,9 +25,9 @@ class MainLoaded(Message):
 
 
 class DagLoaded(Message):
-    def __init__(self, shown: dict[str, Any], history: list[Any]) -> None:
+    def __init__(self, detail: DagDetail, history: list[Version]) -> None:
         super().__init__()
-        self.shown = shown
+        self.detail = detail
         self.history = history
 
 

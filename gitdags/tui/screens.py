@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from gitdags.model import Version
+from gitdags.model import DagDetail, DagState, Version
 from gitdags.render import SYNC_COLUMNS, short, sync_row, when
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.graph import render as render_graph
@@ -42,11 +42,15 @@ class DagScreen(Screen[None]):
     def __init__(self, dag_id: str) -> None:
         super().__init__()
         self.dag_id = dag_id
-        self.shown: dict[str, Any] = {}
+        self.detail: DagDetail | None = None
         self.versions: list[Version] = []
         self.marked: int | None = None
         self.cursor_version: int | None = None
         self.diff_shown: Any = None
+
+    @property
+    def state(self) -> DagState | None:
+        return self.detail.state if self.detail else None
 
     @property
     def gitdags(self) -> GitdagsApp:
@@ -90,7 +94,7 @@ class DagScreen(Screen[None]):
         self.post_message(DagLoaded(shown, history))
 
     def on_dag_loaded(self, message: DagLoaded) -> None:
-        self.shown, self.versions = message.shown, message.history
+        self.detail, self.versions = message.detail, message.history
         self._render_history()
         self._render_version()
 
@@ -100,14 +104,16 @@ class DagScreen(Screen[None]):
         return found[0] if found else (self.versions[0] if self.versions else None)
 
     def _render_header(self, version: Version | None) -> None:
-        s = self.shown
+        s = self.state
+        if s is None:
+            return
         out = Text()
         out.append(f" {self.dag_id} ", style="bold reverse")
         out.append(" ")
-        out.append(s["status"], style=STATUS_STYLE.get(s["status"], ""))
-        out.append(f"  serving v{s['served_version'] or '-'} ({short(s['served_commit'])})")
-        out.append(f"  newest v{s['newest_version'] or '-'}  {s['source']}:{s['path']}")
-        if s.get("pin_until_change"):
+        out.append(s.status, style=STATUS_STYLE.get(s.status, ""))
+        out.append(f"  serving v{s.served_version or '-'} ({short(s.served_commit)})")
+        out.append(f"  newest v{s.newest_version or '-'}  {s.source}:{s.path}")
+        if s.pin_until_change:
             out.append("  pinned until change", style="magenta")
         if version is not None:
             state = "valid" if version.valid else "INVALID"
@@ -187,7 +193,7 @@ class DagScreen(Screen[None]):
         version = self.selected_version()
         if version is None:
             return
-        base = self.marked or self.shown.get("served_version") or version.version
+        base = self.marked or (self.state and self.state.served_version) or version.version
         self._diff(base, version.version)
 
     @work(thread=True, exclusive=True, group="dag-diff")
@@ -209,10 +215,10 @@ class DagScreen(Screen[None]):
         return f"v{version.version} ({short(version.commit)} by {version.author}: {first})"
 
     def action_rollback(self, until_change: bool = False) -> None:
-        version = self.selected_version()
-        if version is None:
+        version, state = self.selected_version(), self.state
+        if version is None or state is None:
             return
-        served = self.shown.get("served_version")
+        served = state.served_version
         release = (
             "until a newer valid commit changes the DAG, then the newest version is served"
             if until_change
@@ -236,12 +242,14 @@ class DagScreen(Screen[None]):
         self.action_rollback(until_change=True)
 
     def action_pin(self) -> None:
-        app = self.gitdags
-        if self.shown.get("pinned"):
+        app, state = self.gitdags, self.state
+        if state is None:
+            return
+        if state.pinned:
             what = f"{self.dag_id} will serve its newest valid version again."
             app.confirm("Unpin", what, app.engine.unpin, self.dag_id)
         else:
-            served = self.shown.get("served_version")
+            served = state.served_version
             what = (
                 f"{self.dag_id} will keep serving v{served or '-'}: new commits are recorded "
                 "but not served until you unpin it."
@@ -249,17 +257,21 @@ class DagScreen(Screen[None]):
             app.confirm("Pin", what, app.engine.pin, self.dag_id)
 
     def action_pause(self) -> None:
-        app = self.gitdags
-        if self.shown.get("paused"):
-            what = f"{self.dag_id} will be served again (v{self.shown.get('served_version')})."
+        app, state = self.gitdags, self.state
+        if state is None:
+            return
+        if state.paused:
+            what = f"{self.dag_id} will be served again (v{state.served_version})."
             app.confirm("Resume", what, app.engine.resume, self.dag_id)
         else:
             what = f"{self.dag_id} stays registered and versioned but is no longer served."
             app.confirm("Pause", what, app.engine.pause, self.dag_id)
 
     def action_sync_now(self) -> None:
-        app = self.gitdags
-        source = self.shown.get("source")
+        app, state = self.gitdags, self.state
+        if state is None:
+            return
+        source = state.source
         what = f"Fetch source {source} now and record what its new commits changed."
         app.confirm("Sync now", what, app.engine.sync_now, source)
 

@@ -1,0 +1,112 @@
+"""Definition kinds: how one file of a source becomes zero or more DAG definitions.
+
+A kind turns (path, content) into `FileDefinitions`: the DAGs the file defines, the modules it
+imports (for dependency tracking) and issues about the file as a whole. `read` does what every
+kind shares (size limit, symlinks, binary and non-UTF-8 files), picks the kind by extension
+and shape, and never raises for bad input:
+
+    v1     gitdags' own format: a YAML, JSON or TOML mapping with `dag_id`, `tasks` or `nodes`
+    none   anything else: a file that cannot be read, or that is not a DAG definition
+
+A file that is not a DAG definition (a config YAML beside the DAGs) gets one warning (GD007)
+and yields no DAG; it never becomes a DAG named after its file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitdags import formats
+from gitdags.model import DagFile, FileDefinitions, Issue
+from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
+from gitdags.validate import content_hash
+
+V1_KEYS = ("dag_id", "tasks", "nodes")
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What the kinds need to know of the settings."""
+
+    task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
+    max_file_size: int = MAX_FILE_SIZE
+
+
+DEFAULT = ReadContext()
+
+
+def file_issue(path: str, code: str, message: str, severity: str = "error") -> Issue:
+    return Issue(code, severity, path, "", None, message)  # type: ignore[arg-type]
+
+
+def read(
+    path: str, content: bytes | int | None, *, symlink: bool = False, ctx: ReadContext = DEFAULT
+) -> FileDefinitions:
+    """The definitions in one file. `content` is its bytes, or its size when it is over the
+    limit and was not read."""
+    if symlink:
+        message = "The file is a symlink, which is never followed; commit the file itself."
+        return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD003", message),))
+    if isinstance(content, int):
+        message = (
+            f"The file is {content} bytes, over the {ctx.max_file_size}-byte limit; split it "
+            "or raise [validation] max_file_size."
+        )
+        return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD001", message),))
+    raw = content or b""
+    digest = content_hash(raw)
+    if b"\0" in raw[:8192]:
+        issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
+        return FileDefinitions(path, "none", digest, issues=(issue,))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        issue = file_issue(path, "GD002", "The file is not UTF-8 text; save it as UTF-8.")
+        return FileDefinitions(path, "none", digest, issues=(issue,))
+    parsed = formats.parse(path, text)
+    if parsed.issues:
+        return FileDefinitions(path, "none", digest, issues=tuple(parsed.issues), content=text)
+    data = parsed.data
+    if isinstance(data, dict) and any(key in data for key in V1_KEYS):
+        from gitdags.kinds import v1
+
+        dag = v1.definition(path, data, parsed.line_of, ctx, digest, text)
+        return FileDefinitions(path, "v1", digest, dags=(dag,), content=text)
+    return FileDefinitions(path, "none", digest, issues=(_not_a_dag(path, data),), content=text)
+
+
+def _not_a_dag(path: str, data: Any) -> Issue:
+    if isinstance(data, list) and any(
+        isinstance(item, dict) and any(key in item for key in V1_KEYS) for item in data
+    ):
+        return file_issue(
+            path,
+            "GD005",
+            "The file holds a list of DAGs; format v1 is one DAG per file, a mapping.",
+        )
+    what = (
+        "is empty"
+        if data is None or data == {}
+        else f"holds a {type(data).__name__}"
+        if not isinstance(data, dict)
+        else "has no dag_id, tasks or nodes at its top level"
+    )
+    return file_issue(
+        path,
+        "GD007",
+        f"The file {what}, so it is not a DAG definition and defines no DAG; "
+        "exclude it in the source's `exclude` globs if it is not meant to be one.",
+        "warning",
+    )
+
+
+def check_file(
+    path: str, content: bytes, *, task_types: Mapping[str, tuple[str, ...]] = TASK_TYPES
+) -> DagFile:
+    """One file of format v1 on its own: its DAG, or (dag_id "") the issues of the file."""
+    found = read(path, content, ctx=ReadContext(task_types=task_types))
+    if found.dags:
+        return found.dags[0]
+    return DagFile(path, "", None, found.issues, found.content_hash, found.content)

@@ -1,0 +1,87 @@
+"""The daemon's Prometheus metrics, through prometheus-client.
+
+Counters and the duration histogram are observed as syncs finish; the gauges (DAGs by status,
+consecutive failures, served commit, age of the last successful sync) are read at each scrape
+from the reconcile records and the DAG counts, over the daemon's one read-only connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gitdags.model import SourceRecord
+
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _StateCollector(Collector):
+    def __init__(
+        self,
+        records: Callable[[], dict[str, SourceRecord]],
+        counts: Callable[[], dict[str, dict[str, int]]],
+    ) -> None:
+        self.records = records
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        records = self.records()
+        age = GaugeMetricFamily(
+            "gitdags_seconds_since_last_successful_sync",
+            "Age of the last successful sync.",
+            labels=["source"],
+        )
+        failures = GaugeMetricFamily(
+            "gitdags_source_consecutive_failures", "Failed syncs in a row.", labels=["source"]
+        )
+        served = GaugeMetricFamily(
+            "gitdags_served_commit_info",
+            "The commit each source serves (as a label).",
+            labels=["source", "commit"],
+        )
+        now = time.time()
+        for name, r in sorted(records.items()):
+            failures.add_metric([name], r.failures)
+            if r.served_commit:
+                served.add_metric([name, r.served_commit], 1)
+            if r.last_sync_at:
+                age.add_metric([name], now - datetime.fromisoformat(r.last_sync_at).timestamp())
+        dags = GaugeMetricFamily(
+            "gitdags_dags", "DAGs by source and status.", labels=["source", "status"]
+        )
+        for source, by_status in sorted(self.counts().items()):
+            for status, n in sorted(by_status.items()):
+                dags.add_metric([source, status], n)
+        yield from (age, failures, served, dags)
+
+
+class DaemonMetrics:
+    def __init__(
+        self,
+        records: Callable[[], dict[str, SourceRecord]],
+        counts: Callable[[], dict[str, dict[str, int]]],
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.syncs = Counter(
+            "gitdags_syncs",
+            "Syncs by source and outcome.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "gitdags_sync_duration_seconds",
+            "Duration of syncs, fetch included.",
+            ["source"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(records, counts))
+
+    def observe(self, source: str, outcome: str, seconds: float) -> None:
+        self.syncs.labels(source, outcome).inc()
+        self.duration.labels(source).observe(seconds)
