@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 
-from gitdags import kinds
+from gitdags import faults, kinds
 from gitdags.config import Settings
 from gitdags.kinds import ReadContext
 from gitdags.model import DagFile, FileDefinitions
@@ -47,6 +47,7 @@ def _check_chunk(args: tuple[list[Item], ReadContext]) -> list[FileDefinitions]:
     a tenth of the full dicts.
     """
     items, ctx = args
+    faults.point("in-check")
     out = []
     for entry, content in items:
         found = kinds.read(entry.path, content, symlink=entry.mode == SYMLINK, ctx=ctx)

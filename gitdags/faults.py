@@ -6,9 +6,9 @@ instead of sleeping and hoping. Armed only by GITDAGS_TEST_FAULTS, which only te
     GITDAGS_TEST_FAULTS="after-plan=wait:/tmp/gate"  touch /tmp/gate.reached, then wait until
                                                      /tmp/gate exists (a real event)
 
-Points: after-fetch, after-plan, in-record (inside the sync's transaction), after-commit
-(between the database commit and the deploy switch), in-switch (inside the deploy switch),
-in-hook (before a hook delivery).
+Points: after-fetch, after-plan, in-check (reading files, in each worker process of a large
+sync), in-record (inside the sync's transaction), after-commit (between the database commit
+and the deploy switch), in-switch (inside the deploy switch), in-hook (before a delivery).
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 
 VARIABLE = "GITDAGS_TEST_FAULTS"
-POINTS = ("after-fetch", "after-plan", "in-record", "after-commit", "in-switch", "in-hook")
+POINTS = (
+    "after-fetch",
+    "after-plan",
+    "in-check",
+    "in-record",
+    "after-commit",
+    "in-switch",
+    "in-hook",
+)
 
 
 class FaultInjected(RuntimeError):

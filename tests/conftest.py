@@ -110,3 +110,31 @@ def dag_yaml(dag_id: str, *tasks: str, deps: dict[str, list[str]] | None = None,
         if up:
             lines.append(f"    depends_on: [{', '.join(up)}]")
     return "\n".join(lines) + "\n"
+
+
+class Gate:
+    """A fault point armed to wait (see gitdags.faults): `env` arms it for a subprocess,
+    `wait_reached()` blocks until the process is there, `open()` lets it go on."""
+
+    def __init__(self, path: Path, point: str) -> None:
+        self.path = path
+        self.env = {**os.environ, "GITDAGS_TEST_FAULTS": f"{point}=wait:{path}"}
+
+    def wait_reached(self, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+        import time
+
+        reached = Path(f"{self.path}.reached")
+        deadline = time.monotonic() + timeout
+        while not reached.exists():
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the process ended (exit {proc.returncode}) before the gate")
+            assert time.monotonic() < deadline, "the fault point was never reached"
+            time.sleep(0.01)
+
+    def open(self) -> None:
+        self.path.touch()
+
+
+def killed_at(point: str) -> dict[str, str]:
+    """The environment of a process that SIGKILLs itself at fault point `point`."""
+    return {**os.environ, "GITDAGS_TEST_FAULTS": f"{point}=kill"}

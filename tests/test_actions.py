@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gitdags.cli import app
 from gitdags.engine import SyncEngine
 from gitdags.errors import ActionError, NotFoundError
-from tests.conftest import GitRepo, dag_yaml
+from tests.conftest import Gate, GitRepo, dag_yaml
 from tests.test_sync import source
 
 BROKEN = "dag_id: etl\ntasks: [{id: a, type: bash}]\n"  # bash without its command
@@ -209,21 +209,57 @@ def test_cli_diff_rollback_audit(tmp_path: Path, history) -> None:
 
 
 def test_an_action_racing_a_sync_is_serialized(tmp_path: Path, history) -> None:
+    """A pause lands between a sync's plan and its record: the sync records the new version
+    of the paused DAG and keeps it paused (the plan is only a read; the record re-reads)."""
     engine, repo, _ = history
-    repo.commit("many", {f"bulk/{i:04}.yaml": dag_yaml(f"bulk{i:04}") for i in range(800)})
+    files = {f"bulk/{i:04}.yaml": dag_yaml(f"bulk{i:04}") for i in range(50)}
+    repo.commit("many", {**files, "etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
     config = tmp_path / "config.toml"
     config.write_text(
         f'[state]\ndatabase = "{engine.settings.database}"\n'
         f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
     )
+    gate = Gate(tmp_path / "gate", "after-plan")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=gate.env,
     )
-    time.sleep(0.4)
+    gate.wait_reached(proc)  # the sync has planned; it has not written anything yet
     engine.pause("etl", reason="during a sync")
+    gate.open()
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert engine.dag("etl").status == "paused"
-    assert len(engine.list_dags()) == 803
+    etl = engine.dag("etl")
+    assert (etl.status, etl.newest_version) == ("paused", 5)
+    assert len(engine.list_dags()) == 53
+
+
+def test_an_action_waits_for_a_sync_holding_the_write_lock(tmp_path: Path, history) -> None:
+    engine, repo, _ = history
+    repo.commit("etl v5", {"etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{engine.settings.database}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    gate = Gate(tmp_path / "gate", "in-record")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=gate.env,
+    )
+    gate.wait_reached(proc)  # inside the sync's transaction: it holds the write lock
+    done: list[str] = []
+    pausing = threading.Thread(target=lambda: done.append(engine.pause("etl").action))
+    pausing.start()
+    gate.open()
+    pausing.join(timeout=60)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert done == ["pause"]
+    etl = engine.dag("etl")
+    assert (etl.status, etl.newest_version, etl.served_version) == ("paused", 5, 5)
+    assert [e.action for e in engine.audit("etl")][:1] == ["pause"]

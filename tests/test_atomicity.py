@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -10,43 +9,46 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import GitRepo, dag_yaml
+import pytest
+
+from tests.conftest import Gate, GitRepo, dag_yaml, killed_at
 
 
-def test_killed_sync_leaves_before_or_after(tmp_path: Path, repo: GitRepo) -> None:
-    n = 600
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [
+        ("after-fetch", "before"),
+        ("after-plan", "before"),
+        ("in-record", "before"),  # inside the transaction: rolled back
+        ("after-commit", "after"),  # committed, not yet published
+    ],
+)
+def test_a_sync_killed_at_each_point_leaves_before_or_after(
+    tmp_path: Path, repo: GitRepo, point: str, expected: str
+) -> None:
+    n = 450  # enough for the worker processes of a large sync
     repo.commit("many", {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}", "a", "b", "c") for i in range(n)})
     config = tmp_path / "config.toml"
     config.write_text(f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n')
     cmd = [sys.executable, "-m", "gitdags", "--config", str(config), "sync"]
-    outcomes = set()
-    for delay in (0.3, 0.5, 0.7, 0.9, 1.2):
-        (tmp_path / "s.db").unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{tmp_path / 's.db'}{suffix}").unlink(missing_ok=True)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if not (tmp_path / "s.db").exists():
-            outcomes.add("no database")
-            continue
-        db = sqlite3.connect(tmp_path / "s.db")
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "versions" not in tables:  # killed before the schema's own transaction committed
-            assert tables <= {"sqlite_sequence"}
-            outcomes.add("before")
-            db.close()
-            continue
-        versions = db.execute("SELECT count(*) FROM versions").fetchone()[0]
-        dags = db.execute("SELECT count(*) FROM dags").fetchone()[0]
-        files = db.execute("SELECT count(*) FROM files").fetchone()[0]
-        synced = db.execute("SELECT count(*) FROM sources WHERE served_commit IS NOT NULL")
-        assert (versions, dags, files) in ((0, 0, 0), (n, n, n))
-        assert synced.fetchone()[0] == (1 if versions else 0)
-        outcomes.add("after" if versions else "before")
-        db.close()
-    assert outcomes  # every kill left a consistent state
+    done = subprocess.run(cmd, capture_output=True, env=killed_at(point), timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    db = sqlite3.connect(tmp_path / "s.db")
+    versions = db.execute("SELECT count(*) FROM versions").fetchone()[0]
+    dags = db.execute("SELECT count(*) FROM dags").fetchone()[0]
+    files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+    synced = db.execute("SELECT count(*) FROM sources WHERE served_commit IS NOT NULL")
+    synced = synced.fetchone()[0]
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    assert (versions, dags, files) == ((0, 0, 0) if expected == "before" else (n, n, n))
+    assert synced == (1 if expected == "after" else 0)
+    # and the next sync completes the work
+    done = subprocess.run(cmd, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT count(*), max(version) FROM versions").fetchone() == (n, 1)
+    db.close()
 
 
 def test_two_syncs_at_once_record_each_version_once(tmp_path: Path, repo: GitRepo) -> None:
@@ -64,3 +66,46 @@ def test_two_syncs_at_once_record_each_version_once(tmp_path: Path, repo: GitRep
     assert db.execute("SELECT count(*), max(version) FROM versions").fetchone() == (n, 1)
     assert db.execute("SELECT count(*) FROM syncs WHERE error IS NULL").fetchone() == (1,)
     db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_workers_of_a_killed_sync_die_with_it(tmp_path: Path, repo: GitRepo) -> None:
+    n = 450  # over PARALLEL_MIN: the files are read in worker processes
+    repo.commit("many", {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}") for i in range(n)})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n')
+    gate = Gate(tmp_path / "gate", "in-check")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=gate.env,
+    )
+    gate.wait_reached(proc)  # a worker is reading files
+    workers = _children(proc.pid)
+    assert workers
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while alive := {pid for pid in workers if _alive(pid)}:
+        assert time.monotonic() < deadline, f"workers {sorted(alive)} outlived their parent"
+        time.sleep(0.02)
