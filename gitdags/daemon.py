@@ -231,8 +231,9 @@ class Daemon:
         sdnotify.notify("STATUS=synced " + ", ".join(parts))
 
     def hung(self) -> list[str]:
-        """Sources whose sync has run past its deadline (with a minute's grace)."""
-        limit = self.settings.sync_timeout + 60
+        """Sources whose sync has run well past its deadline (by the deadline again, at most
+        a minute): the deadline bounds every git call, so this is a sync stuck elsewhere."""
+        limit = self.settings.sync_timeout + min(60.0, self.settings.sync_timeout)
         now = time.monotonic()
         return [
             name

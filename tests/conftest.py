@@ -120,7 +120,9 @@ class Gate:
         self.path = path
         self.env = {**os.environ, "GITDAGS_TEST_FAULTS": f"{point}=wait:{path}"}
 
-    def wait_reached(self, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+    def wait_reached(
+        self, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60
+    ) -> None:
         import time
 
         reached = Path(f"{self.path}.reached")

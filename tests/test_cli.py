@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,33 @@ def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert refused.returncode == 1 and "not a gitdags demo folder" in refused.stderr
+
+
+def test_usage_mistakes_of_operator_commands_exit_2(tmp_path: Path, repo: GitRepo, runner) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    code, _, err = run(runner, config, "rollback")
+    assert code == 2 and "Name either a DAG or --source NAME" in err
+    code, _, err = run(runner, config, "rollback", "a", "--to", " ")
+    assert code == 2 and "--to is empty" in err
+    code, _, err = run(runner, config, "diff", "a", "three")
+    assert code == 2 and "not a version number" in err
+
+
+def test_cli_logs_redact_credentials(tmp_path: Path, runner) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "s.db"}"\n'
+        '[[sources]]\nname = "web"\nurl = "http://ann:s3cret@127.0.0.1:9/dags.git"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "-v", "sync"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    # the log line went through gitdags' own handler (which redacts), not logging's default
+    assert re.search(r"^\d{4}-\d\d-\d\dT\S+Z WARNING +sync of source web failed", done.stderr, re.M)
+    assert "s3cret" not in done.stderr + done.stdout

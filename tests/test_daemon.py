@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gitdags.daemon import backoff
-from tests.conftest import GitRepo, dag_yaml, git
+from tests.conftest import Gate, GitRepo, dag_yaml, git
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,13 +55,20 @@ def until(check: Callable[[], object], timeout: float = 20.0) -> object:
 
 
 class DaemonProcess:
-    def __init__(self, tmp_path: Path, sources: str, daemon: str = "", env: dict | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        sources: str,
+        daemon: str = "",
+        env: dict | None = None,
+        flags: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.db = tmp_path / "state" / "gitdags.db"
         self.config = tmp_path / "config.toml"
         self.write(sources, daemon)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gitdags", "--config", str(self.config), "daemon"],
+            [sys.executable, "-m", "gitdags", "--config", str(self.config), *flags, "daemon"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
@@ -117,8 +124,10 @@ class DaemonProcess:
 def start(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def make(sources: str, daemon: str = "", env: dict | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, sources, daemon, env)
+    def make(
+        sources: str, daemon: str = "", env: dict | None = None, flags: tuple[str, ...] = ()
+    ) -> DaemonProcess:
+        d = DaemonProcess(tmp_path, sources, daemon, env, flags)
         started.append(d)
         return d
 
@@ -317,3 +326,54 @@ def test_daemon_publishes_the_deploy_folder_on_push(tmp_path: Path, repo: GitRep
     git(repo.path, "push", "--quiet", str(bare), "main")
     until(lambda: published() == {"a", "b"}, timeout=10)
     assert d.stop()[0] == 0
+
+
+def test_verbose_reaches_the_daemon(tmp_path: Path, repo: GitRepo, start) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    d = start(source_toml("main", str(repo.path), "1h"), flags=("-v",))
+    until(lambda: d.http("GET", "/healthz")[0] == 200)
+    code, err = d.stop()
+    assert code == 0 and " DEBUG " in err
+
+
+def test_the_watchdog_is_not_fed_while_a_sync_hangs(tmp_path: Path, repo: GitRepo, start) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.1)
+    gate = Gate(tmp_path / "gate", "after-plan")
+    try:
+        d = start(
+            source_toml("main", str(repo.path), "1h"),
+            'sync_timeout = "1s"',
+            env={
+                "NOTIFY_SOCKET": str(path),
+                "WATCHDOG_USEC": "200000",
+                "GITDAGS_TEST_FAULTS": gate.env["GITDAGS_TEST_FAULTS"],
+            },
+        )
+        gate.wait_reached(d.proc)  # the first sync stops there: it hangs
+        reached = time.monotonic()
+        pings: list[float] = []
+        while time.monotonic() - reached < 3.5:  # the sync is hung from 2 s (timeout + 1 s)
+            try:
+                if sock.recv(4096) == b"WATCHDOG=1":
+                    pings.append(time.monotonic() - reached)
+            except TimeoutError:
+                pass
+        assert pings and not [t for t in pings if t > 2.5], pings
+        gate.open()
+        deadline = time.monotonic() + 15
+        while True:  # the sync goes on (past its deadline: it fails), and the pings come back
+            assert time.monotonic() < deadline
+            try:
+                if sock.recv(4096) == b"WATCHDOG=1":
+                    break
+            except TimeoutError:
+                pass
+        code, err = d.stop()
+        assert code == 0 and "sync hangs past [daemon] sync_timeout" in err
+        assert "passed its deadline" in err
+    finally:
+        sock.close()

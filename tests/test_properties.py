@@ -73,3 +73,76 @@ def test_any_structure(data: dict, as_json: bool) -> None:
     if f.spec is not None:
         json.dumps(f.spec)  # a normalized spec is always JSON
     check_across([f, f], EmptyCatalog())
+
+
+TOKENS = st.sampled_from(
+    [
+        "010",
+        "0755",
+        "0",
+        "00",
+        "08",
+        "0x1F",
+        "0o17",
+        "1_000",
+        "+12",
+        "-0",
+        "12",
+        "1e3",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "yes",
+        "No",
+        "on",
+        "~",
+        "null",
+        "2024-01-01",
+        "12:30",
+        "0b101",
+        "'010'",
+        "3.0",
+        "1:20",
+        "٣",
+        "²",
+        "1__0",
+        "x",
+        '"a',
+        'b"',
+        "[]",
+        "{}",
+    ]
+)
+
+
+def _same(a: object, b: object) -> bool:
+    return repr(a) == repr(b)  # NaN != NaN, but their reprs match
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TOKENS, min_size=1, max_size=6), dags)
+def test_the_lean_yaml_builder_equals_safe_load(tokens: list[str], data: dict) -> None:
+    from gitdags.formats import yaml_format
+
+    texts = [
+        "value: " + tokens[0] + "\nitems: [" + ", ".join(tokens) + "]\n",
+        yaml.safe_dump(data),
+        "\n".join(f"k{i}: {t}" for i, t in enumerate(tokens)) + "\n",
+    ]
+    for text in texts:
+        try:
+            expected = yaml.safe_load(text)
+        except yaml.YAMLError:
+            assert yaml_format.parse("a.yaml", text).issues
+            continue
+        parsed = yaml_format.parse("a.yaml", text)
+        assert not parsed.issues and _same(parsed.data, expected), text
+
+
+def test_octal_and_leading_zero_integers_read_as_yaml_says() -> None:
+    from gitdags.formats import yaml_format
+
+    assert yaml_format.parse("a.yaml", "retries: 010\nmode: 0755\n").data == {
+        "retries": 8,
+        "mode": 493,
+    }

@@ -49,8 +49,14 @@ def _build(node: Node, memo: dict[int, Any]) -> Any:
         tag = node.tag
         if tag == _STR:
             return node.value
-        if tag == _INT and node.value.isdigit():
-            return int(node.value)
+        value = node.value
+        if (
+            tag == _INT
+            and value.isascii()
+            and value.isdigit()
+            and (value[0] != "0" or value == "0")
+        ):
+            return int(value)  # plain decimal; 010 is octal in YAML 1.1, left to PyYAML
         if tag == _NULL:
             return None
         construct = _SAFE.yaml_constructors.get(tag)
