@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,26 @@ def world(tmp_path: Path, repo: GitRepo) -> tuple[SyncEngine, GitRepo]:
     engine.close()
 
 
+async def settle(pilot) -> None:
+    """Wait until the app's workers are done and the messages they posted are handled."""
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            return
+    raise AssertionError("the console's workers never settled")
+
+
+async def eventually(pilot, check, timeout: float = 10.0) -> None:
+    """Wait for a state the app reaches through a timer (filter debounce, live refresh)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "the console never reached the expected state"
+        await settle(pilot)
+        await settle(pilot)
+
+
 def table_keys(app: GitdagsApp) -> list[str]:
     screen = app.screen
     assert isinstance(screen, MainScreen)
@@ -46,18 +67,17 @@ async def test_filter_open_graph_diff_and_rollback(world) -> None:
     engine, _repo = world
     app = GitdagsApp(engine, poll_interval=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert table_keys(app) == ["etl", "report", "sales_sync"]
         await pilot.press("slash", "s", "a", "l", "e", "s")
-        await pilot.pause(0.2)
-        assert table_keys(app) == ["sales_sync"]  # by id and by owner
+        await eventually(pilot, lambda: table_keys(app) == ["sales_sync"])  # by id and owner
         await pilot.press("escape")
         await pilot.press("slash", *"monthly", "enter")
         assert table_keys(app) == ["report"]  # by tag
         await pilot.press("escape", "2")
         assert table_keys(app) == ["etl"]  # quick filter: invalid
         await pilot.press("0", "enter")
-        await pilot.pause(0.3)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, DagScreen) and screen.dag_id == "etl"
         await pilot.press("2")
@@ -67,21 +87,21 @@ async def test_filter_open_graph_diff_and_rollback(world) -> None:
         assert "GD204" in str(screen.query_one("#issues").render())
 
         await pilot.press("4", "down", "down")  # history: v3, v2, v1 -> v1
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert screen.cursor_version == 1
         await pilot.press("d")
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert screen.query_one("#tabs").active == "tab-diff"
         shown = screen.diff_shown
         assert (shown.from_version, shown.to_version) == (2, 1)  # served against the selected
         assert "-- id: transform" in shown.text
 
         await pilot.press("4", "r")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert isinstance(app.screen, ConfirmAction)
         assert "etl will serve v1" in str(app.screen.query_one("#dialog-what").render())
         await pilot.press(*"bad transform", "enter")
-        await pilot.pause(0.5)
+        await settle(pilot)
     dag = engine.dag("etl")
     assert (dag.served_version, dag.pinned, dag.status) == (1, True, "pinned")
     (entry,) = engine.audit("etl")
@@ -92,18 +112,18 @@ async def test_refused_action_shows_one_sentence(world) -> None:
     engine, _repo = world
     app = GitdagsApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         app.push_screen(DagScreen("etl"))
-        await pilot.pause(0.3)
+        await settle(pilot)
         await pilot.press("4", "r")  # v3 is selected: it is invalid
         await pilot.press("enter")
-        await pilot.pause(0.5)
+        await settle(pilot)
         assert isinstance(app.screen, ErrorModal)
         assert "invalid (GD204)" in app.screen.message
         await pilot.press("escape")
         await pilot.press("4", "z")
         await pilot.press("escape")  # cancel the pause
-        await pilot.pause(0.2)
+        await settle(pilot)
     assert engine.dag("etl").served_version == 2 and not engine.dag("etl").paused
 
 
@@ -111,13 +131,13 @@ async def test_live_refresh_keeps_the_selection(world, tmp_path: Path) -> None:
     engine, repo = world
     app = GitdagsApp(engine, poll_interval=0.1)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         await pilot.press("down")  # report
         other = build_engine(engine.settings)  # "the daemon", another connection
         repo.commit("new dag", {"aaa.yaml": dag_yaml("aaa")})
         other.sync()
         other.close()
-        await pilot.pause(0.6)
+        await eventually(pilot, lambda: "aaa" in table_keys(app))
         screen = app.screen
         assert isinstance(screen, MainScreen)
         assert table_keys(app) == ["aaa", "etl", "report", "sales_sync"]
@@ -128,9 +148,9 @@ async def test_logs_help_and_sync_now(world) -> None:
     engine, repo = world
     app = GitdagsApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         await pilot.press("L")
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert isinstance(app.screen, SyncLogScreen)
         assert app.screen.query_one("#log").row_count == 3
         await pilot.press("escape", "question_mark")
@@ -139,9 +159,9 @@ async def test_logs_help_and_sync_now(world) -> None:
         repo.commit("more", {"zzz.yaml": dag_yaml("zzz")})
         await pilot.press("S")
         await pilot.press(*"deploy now", "enter")
-        await pilot.pause(0.6)
+        await settle(pilot)
         await pilot.press("A")
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert isinstance(app.screen, AuditScreen)
         assert app.screen.query_one("#log").row_count == 1
     assert engine.dag("zzz").status == "active"
@@ -159,11 +179,11 @@ def test_snapshot_main_screen(world, snap_compare) -> None:
     _fixed(engine)
     app = GitdagsApp(engine)
 
-    async def settle(pilot) -> None:
+    async def loaded(pilot) -> None:
         app.sub_title = "gitdags.db"
-        await pilot.pause(0.5)
+        await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 24), run_before=settle)
+    assert snap_compare(app, terminal_size=(100, 24), run_before=loaded)
 
 
 def test_snapshot_dag_screen_graph(world, snap_compare) -> None:
@@ -173,10 +193,10 @@ def test_snapshot_dag_screen_graph(world, snap_compare) -> None:
 
     async def open_graph(pilot) -> None:
         app.sub_title = "gitdags.db"
-        await pilot.pause(0.3)
+        await settle(pilot)
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await settle(pilot)
         await pilot.press("2")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=open_graph)

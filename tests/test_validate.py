@@ -18,13 +18,22 @@ BAD = Path(__file__).parent / "data" / "bad"
 BAD_FILES = sorted(p for p in BAD.iterdir())
 
 
+WARNINGS = {"GD007", "GD103"}
+NAMESPACES = {"sales": "sales_"}  # GD304: the files checked belong to another source
+
+
 @pytest.mark.parametrize("path", BAD_FILES, ids=lambda p: p.name)
 def test_every_bad_file_produces_the_code_it_names(path: Path) -> None:
     code = path.name.split("-")[0]
     assert code in CODES
-    _files, issues = check_paths([str(p) for p in BAD_FILES])
-    codes = {i.code for i in issues if i.file == path.as_posix() and i.severity == "error"}
+    _files, issues = check_paths([str(p) for p in BAD_FILES], namespaces=NAMESPACES)
+    severity = "warning" if code in WARNINGS else "error"
+    codes = {i.code for i in issues if i.file == path.as_posix() and i.severity == severity}
     assert code in codes, f"{path.name} gave {codes}"
+
+
+def test_every_code_has_a_bad_file() -> None:
+    assert {p.name.split("-")[0] for p in BAD_FILES} == set(CODES)
 
 
 def test_sample_repo_is_valid() -> None:
