@@ -116,3 +116,41 @@ def list_json(database: Path, state: Path, reps: int) -> dict[str, Any]:
         samples.append((time.perf_counter() - start) * 1000)
         assert done.returncode == 0, done.stderr
     return {"min_ms": round(min(samples), 1), "median_ms": round(statistics.median(samples), 1)}
+
+
+def cli_startup(engine_settings: Any, work: Path, bare: Path, n: int, reps: int) -> dict[str, Any]:
+    """Commands as a user runs them, a fresh process each: `gitdags --help` (the interpreter
+    and the CLI's own start-up), `gitdags list --json`, and `gitdags sync` of a commit changing
+    10 files, at N DAGs. The targets are set beyond the time of `--help`."""
+    from repo import commit_change
+
+    config = work.parent / "cli.toml"
+    source = engine_settings.sources[0]
+    config.write_text(
+        f'[state]\ndatabase = "{engine_settings.database}"\n[daemon]\nlisten = ""\n'
+        f'[[sources]]\nname = "{source.name}"\nurl = "{source.url}"\n'
+    )
+    base = [sys.executable, "-m", "gitdags", "--config", str(config)]
+
+    def run(*args: str) -> float:
+        start = time.perf_counter()
+        done = subprocess.run([*base, *args], capture_output=True)
+        elapsed = (time.perf_counter() - start) * 1000
+        assert done.returncode == 0, done.stderr
+        return elapsed
+
+    helps = [run("--help") for _ in range(reps)]
+    lists = [run("list", "--json") for _ in range(reps)]
+    syncs = []
+    for round_ in range(reps):
+        commit_change(work, bare, n, 500 + round_)
+        syncs.append(run("sync"))
+    help_ms = statistics.median(helps)
+    return {
+        "dags": n,
+        "help_median_ms": round(help_ms, 1),
+        "list_json_median_ms": round(statistics.median(lists), 1),
+        "sync_incremental_median_ms": round(statistics.median(syncs), 1),
+        "list_json_beyond_help_ms": round(statistics.median(lists) - help_ms, 1),
+        "sync_beyond_help_ms": round(statistics.median(syncs) - help_ms, 1),
+    }

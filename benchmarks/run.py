@@ -54,6 +54,8 @@ TARGETS = {
     "commit_to_served_median_ms": 300,
     "rollback_median_ms": 50,
     "daemon_rss_mb": 150,
+    "cli_list_json_ms": 300,
+    "cli_sync_beyond_help_ms": 250,
 }
 
 
@@ -170,7 +172,7 @@ def parse_validate(engine: SyncEngine, work: Path, count: int) -> tuple[dict[str
     """gitdags' own per-DAG cost (parse and validate one file), by format, measured in a
     fresh process as Airflow's is, on the files of the DAGs given to Airflow."""
     served = engine.served()[:count]
-    paths = [str(work / d["path"]) for d in served]
+    paths = [str(work / d.path) for d in served]
     done = subprocess.run(
         [sys.executable, "-c", PARSE_TIMER],
         input=json.dumps(paths),
@@ -226,6 +228,10 @@ def main() -> None:
     )
     report["daemon_memory"] = daemon_bench.memory(big.settings.database, big_bare, state)
     report["daemon_memory"]["dags"] = sizes[-1]
+    print("== the CLI as a user runs it (a fresh process each) ==", flush=True)
+    report["cli"] = daemon_bench.cli_startup(
+        big.settings, _big_work, big_bare, sizes[-1], 5 if not args.quick else 3
+    )
 
     print("== the console ==", flush=True)
     rows = len(big.list_dags())
@@ -261,6 +267,8 @@ def key_ratios(report: dict[str, Any], sizes: list[int]) -> dict[str, float]:
         "commit_to_served_median_ms": report["commit_to_served"]["median_ms"],
         "rollback_median_ms": report["rollback"]["median_ms"],
         "daemon_rss_mb": report["daemon_memory"]["rss_mb"],
+        "cli_list_json_ms": report["cli"]["list_json_median_ms"],
+        "cli_sync_beyond_help_ms": report["cli"]["sync_beyond_help_ms"],
     }
     if len(sizes) > 1:
         small = report["sizes"][sizes[0]]["incremental_10_files"]["median_ms"]
@@ -313,6 +321,13 @@ def print_table(report: dict[str, Any], sizes: list[int], ratios: dict[str, floa
     print(
         f"{'gitdags list --json, ' + format(sizes[-1], ',') + ' DAGs':<46}"
         f"{report['list_json']['min_ms']} / {report['list_json']['median_ms']} ms"
+    )
+    cli = report["cli"]
+    print(
+        f"{'CLI, fresh process, ' + format(cli['dags'], ',') + ' DAGs (median)':<46}"
+        f"--help {cli['help_median_ms']} ms, list --json {cli['list_json_median_ms']} ms, "
+        f"incremental sync {cli['sync_incremental_median_ms']} ms "
+        f"(+{cli['sync_beyond_help_ms']} ms beyond --help)"
     )
     mem = report["daemon_memory"]
     print(

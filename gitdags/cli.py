@@ -81,10 +81,9 @@ def engine(*, readonly: bool = False) -> Iterator[SyncEngine]:
 
 
 def out_json(value: Any) -> None:
-    """Pretty JSON; a long array is written one item per line, with the fast C encoder."""
+    """Pretty JSON; a long array in one call of the fast C encoder (indentation is not)."""
     if isinstance(value, list) and len(value) > 50:
-        items = ",\n".join(json.dumps(item, default=str) for item in value)
-        typer.echo(f"[\n{items}\n]")
+        typer.echo(json.dumps(value, default=str))
     else:
         typer.echo(json.dumps(value, indent=2, default=str))
 

@@ -213,7 +213,7 @@ class SyncEngine:
     def list_dags(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
         if status and status not in STATUSES:
             raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-        return [d.state() for d in self.store.dags(source=source, status=status)]
+        return self.store.dag_states(source=source, status=status)
 
     def dag(self, dag_id: str) -> DagState:
         return require_dag(self.store, dag_id).state()

@@ -60,6 +60,12 @@ def sync_result(result: SyncResult) -> str:
         moved = f" (from {change.old_path})" if change.old_path else ""
         lines.append(f"  {change.change:<9} {change.dag_id}{version}  {change.path}{moved}")
     lines += [f"  {issue}" for issue in result.issues if issue.severity == "error"]
+    skipped = sorted({i.file for i in result.issues if i.code == "GD007"})
+    if skipped:
+        names = ", ".join(skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        lines.append(f"  {len(skipped)} files are not DAG definitions (GD007), no DAG: {names}")
     return "\n".join(lines)
 
 

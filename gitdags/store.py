@@ -34,6 +34,7 @@ from gitdags.model import (
     DagChange,
     DagFile,
     DagRow,
+    DagState,
     HookState,
     Issue,
     ServedDag,
@@ -131,6 +132,7 @@ INSERT INTO files_v3 (source, path, blob, kind, issues)
    SELECT source, path, blob, 'v1', COALESCE(issues, '[]') FROM files;
 DROP TABLE files;
 ALTER TABLE files_v3 RENAME TO files;
+CREATE INDEX "idx_files_recheck" ON "files" ("source") WHERE recheck = 1;
 ALTER TABLE sources ADD COLUMN "last_attempt_at" TEXT;
 """
 
@@ -170,27 +172,93 @@ _SERVED = (
 CROSS_CODES = ("GD301", "GD302", "GD303")  # issues that another file can cause, or mend
 
 
-def _dag_row(r: sqlite3.Row) -> DagRow:
+_DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
+
+
+def _ids(value: str | None) -> tuple[str, ...]:
+    return () if not value or value == "[]" else tuple(json.loads(value))
+
+
+def _dag_row(r: Sequence[Any]) -> DagRow:
+    """A row of `SELECT {_DAG_SELECT}` (the columns of _DAG_COLUMNS, in order)."""
+    (
+        dag_id,
+        source,
+        path,
+        _status,
+        served_version,
+        newest_version,
+        newest_valid,
+        enabled,
+        paused,
+        pinned,
+        pin_until_change,
+        deleted,
+        owner,
+        tags,
+        schedule,
+        depends_on_dags,
+        served_commit,
+        created_at,
+        updated_at,
+    ) = r[: len(_DAG_COLUMNS)]
     return DagRow(
-        dag_id=r["dag_id"],
-        source=r["source"],
-        path=r["path"],
-        served_version=r["served_version"],
-        newest_version=r["newest_version"],
-        newest_valid=bool(r["newest_valid"]),
-        enabled=r["enabled"] is None or bool(r["enabled"]),
-        paused=bool(r["paused"]),
-        pinned=bool(r["pinned"]),
-        pin_until_change=bool(r["pin_until_change"]),
-        deleted=bool(r["deleted"]),
-        owner=r["owner"],
-        tags=tuple(loads(r["tags"]) or ()),
-        schedule=r["schedule"],
-        depends_on_dags=tuple(loads(r["depends_on_dags"]) or ()),
-        served_commit=r["served_commit"],
-        created_at=r["created_at"] or "",
-        updated_at=r["updated_at"] or "",
+        dag_id=dag_id,
+        source=source,
+        path=path,
+        served_version=served_version,
+        newest_version=newest_version,
+        newest_valid=bool(newest_valid),
+        enabled=enabled is None or bool(enabled),
+        paused=bool(paused),
+        pinned=bool(pinned),
+        pin_until_change=bool(pin_until_change),
+        deleted=bool(deleted),
+        owner=owner,
+        tags=_ids(tags),
+        schedule=schedule,
+        depends_on_dags=_ids(depends_on_dags),
+        served_commit=served_commit,
+        created_at=created_at or "",
+        updated_at=updated_at or "",
     )
+
+
+def _dag_state(r: Sequence[Any]) -> DagState:
+    """A row of `_DAG_STATE_SQL`: the read model of listings, without a DagRow in between."""
+    dag_id, source, path, status, paused, pinned, until, served, newest, commit, owner = r[:11]
+    return DagState(
+        dag_id=dag_id,
+        source=source,
+        path=path,
+        status=status,
+        paused=bool(paused),
+        pinned=bool(pinned),
+        pin_until_change=bool(until),
+        served_version=served,
+        newest_version=newest,
+        served_commit=commit,
+        owner=owner,
+        tags=_ids(r[11]),
+        schedule=r[12],
+        updated_at=r[13] or "",
+    )
+
+
+_DAG_STATE_SQL = (
+    "SELECT dag_id, source, path, status, paused, pinned, pin_until_change, served_version, "
+    "newest_version, served_commit, owner, tags, schedule, updated_at FROM dags"
+)
+
+
+def _where(**equal: str | bool | None) -> tuple[str, list[Any]]:
+    """` WHERE a = ? AND b = ?` for the arguments given (None: any)."""
+    where, params = [], []
+    for column, value in equal.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(int(value) if isinstance(value, bool) else value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _dag_values(d: DagRow) -> tuple[Any, ...]:
@@ -327,6 +395,12 @@ class HistoryStore:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
+
+    def _tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for the hot paths that read thousands of rows."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, params).fetchone()
@@ -467,7 +541,8 @@ class HistoryStore:
         rows = self._all_in(
             "SELECT DISTINCT f.path, f.blob FROM dags d, json_each(d.depends_on_dags) j "
             "JOIN files f ON f.source = d.source AND f.path = d.path "
-            "WHERE d.source = ? AND d.deleted = 0 AND j.value IN ({marks})",
+            "WHERE d.source = ? AND d.deleted = 0 AND d.depends_on_dags != '[]' "
+            "AND j.value IN ({marks})",
             ids,
             source,
         )
@@ -502,7 +577,7 @@ class HistoryStore:
                 f"((source, path) IN (SELECT source, path FROM file_dags WHERE claimed = 0 "
                 f"AND dag_id IN ({marks})) OR (source, path) IN (SELECT d.source, d.path FROM "
                 f"dags d, json_each(d.depends_on_dags) j WHERE d.deleted = 0 AND "
-                f"j.value IN ({marks})))",
+                f"d.depends_on_dags != '[]' AND j.value IN ({marks})))",
                 [besides, *chunk, *chunk],
             )
             marked += cur.rowcount
@@ -519,29 +594,36 @@ class HistoryStore:
 
     # -- DAGs ------------------------------------------------------------------------------------
     def dag(self, dag_id: str) -> DagRow | None:
-        row = self._one("SELECT * FROM dags WHERE dag_id = ?", (dag_id,))
-        return _dag_row(row) if row else None
+        row = self._tuples(f"SELECT {_DAG_SELECT} FROM dags d WHERE dag_id = ?", (dag_id,))
+        return _dag_row(row[0]) if row else None
 
     def dags(
         self, *, source: str | None = None, status: str | None = None, pinned: bool | None = None
     ) -> list[DagRow]:
-        where, params = [], []
-        for column, value in (("source", source), ("status", status), ("pinned", pinned)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(int(value) if isinstance(value, bool) else value)
-        sql = "SELECT * FROM dags" + (" WHERE " + " AND ".join(where) if where else "")
-        return [_dag_row(r) for r in self._all(sql + " ORDER BY dag_id", params)]
+        where, params = _where(source=source, status=status, pinned=pinned)
+        rows = self._tuples(f"SELECT {_DAG_SELECT} FROM dags d{where} ORDER BY dag_id", params)
+        return [_dag_row(r) for r in rows]
+
+    def dag_states(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
+        """The DAGs as listings show them."""
+        where, params = _where(source=source, status=status)
+        rows = self._tuples(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
+        return [_dag_state(r) for r in rows]
 
     def dags_with_newest(self, dag_ids: Iterable[str]) -> dict[str, tuple[DagRow, str, bool]]:
         """These DAGs' rows with the content hash and validity of their newest version."""
-        rows = self._all_in(
-            "SELECT d.*, v.content_hash AS newest_hash, v.valid AS newest_ok FROM dags d "
-            "LEFT JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.newest_version "
-            "WHERE d.dag_id IN ({marks})",
-            dag_ids,
-        )
-        return {r["dag_id"]: (_dag_row(r), r["newest_hash"], bool(r["newest_ok"])) for r in rows}
+        ordered = list(dag_ids)
+        found: dict[str, tuple[DagRow, str, bool]] = {}
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            for r in self._tuples(
+                f"SELECT {_DAG_SELECT}, v.content_hash, v.valid FROM dags d LEFT JOIN versions v "
+                "ON v.dag_id = d.dag_id AND v.version = d.newest_version "
+                f"WHERE d.dag_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[r[0]] = (_dag_row(r), r[-2], bool(r[-1]))
+        return found
 
     def held_dags(self, source: str, paths: Iterable[str]) -> dict[str, list[str]]:
         """path -> the live DAGs of this source that the file at path holds."""
