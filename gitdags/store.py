@@ -764,11 +764,8 @@ class HistoryStore:
         )
 
     def syncs(self, *, source: str | None = None, limit: int = 50) -> list[SyncResult]:
-        sql, params = "SELECT * FROM syncs", []
-        if source:
-            sql += " WHERE source = ?"
-            params.append(source)
-        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        where, params = _where(source=source or None)
+        rows = self._all(f"SELECT * FROM syncs{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [
             SyncResult(
                 source=r["source"],
@@ -808,11 +805,8 @@ class HistoryStore:
         return int(cur.lastrowid or 0)
 
     def audit(self, dag_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
-        sql, params = "SELECT * FROM audit", []
-        if dag_id:
-            sql += " WHERE dag_id = ?"
-            params.append(dag_id)
-        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        where, params = _where(dag_id=dag_id or None)
+        rows = self._all(f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [
             AuditEntry(
                 id=r["id"],
