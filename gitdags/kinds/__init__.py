@@ -5,8 +5,10 @@ imports (for dependency tracking) and issues about the file as a whole. `read` d
 kind shares (size limit, symlinks, binary and non-UTF-8 files), picks the kind by extension
 and shape, and never raises for bad input:
 
-    v1     gitdags' own format: a YAML, JSON or TOML mapping with `dag_id`, `tasks` or `nodes`
-    none   anything else: a file that cannot be read, or that is not a DAG definition
+    v1       gitdags' own format: a YAML, JSON or TOML mapping with `dag_id`, `tasks` or `nodes`
+    airflow  an Airflow Python DAG file (zero or more DAGs), read from its syntax tree
+    module   a Python helper module: versioned and served with the tree, never a DAG
+    none     anything else: a file that cannot be read, or that is not a DAG definition
 
 A file that is not a DAG definition (a config YAML beside the DAGs) gets one warning (GD007)
 and yields no DAG; it never becomes a DAG named after its file.
@@ -14,24 +16,42 @@ and yields no DAG; it never becomes a DAG named after its file.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitdags import formats
 from gitdags.model import DagFile, FileDefinitions, Issue
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 from gitdags.validate import content_hash
 
+if TYPE_CHECKING:
+    from gitdags.airflowignore import AirflowIgnore
+
 V1_KEYS = ("dag_id", "tasks", "nodes")
 
 
 @dataclass(frozen=True)
 class ReadContext:
-    """What the kinds need to know of the settings."""
+    """What the kinds need to know of the settings and of the source."""
 
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     max_file_size: int = MAX_FILE_SIZE
+    root: str = ""  # the source's subdir with a trailing "/": Airflow's DAGs folder
+    forbidden_imports: tuple[str, ...] = ()
+    airflowignore: tuple[tuple[str, str], ...] = ()  # (folder under root, text) of each file
+
+    @functools.cached_property
+    def ignore(self) -> AirflowIgnore | None:
+        from gitdags.airflowignore import AirflowIgnore
+
+        found = AirflowIgnore(dict(self.airflowignore)) if self.airflowignore else None
+        return found if found else None
+
+    def airflow_ignores(self, path: str) -> bool:
+        rel = path[len(self.root) :] if self.root and path.startswith(self.root) else path
+        return self.ignore is not None and self.ignore.ignored(rel)
 
 
 DEFAULT = ReadContext()
@@ -65,6 +85,11 @@ def read(
     except UnicodeDecodeError:
         issue = file_issue(path, "GD002", "The file is not UTF-8 text; save it as UTF-8.")
         return FileDefinitions(path, "none", digest, issues=(issue,))
+    if path.endswith(".py"):
+        from gitdags.kinds import airflow_py
+
+        dag_file = airflow_py.is_dag_file(raw) and not ctx.airflow_ignores(path)
+        return airflow_py.definitions(path, text, digest, ctx, dag_file=dag_file)
     parsed = formats.parse(path, text)
     if parsed.issues:
         return FileDefinitions(path, "none", digest, issues=tuple(parsed.issues), content=text)

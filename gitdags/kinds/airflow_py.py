@@ -1,0 +1,540 @@
+"""Airflow Python DAG files, read from the syntax tree: no repository code runs.
+
+As in Airflow's safe mode, a `.py` file whose bytes do not contain both `airflow` and `dag`
+(in any case) is a helper module: versioned and served with the tree, never a DAG itself.
+For a DAG file this finds: the DAG ids of `DAG("id")`, `DAG(dag_id="id")`, `with DAG(...)` and
+`@dag` (the function's name or its `dag_id=`), also inside loops over a literal list or tuple
+and through module-level string constants and f-strings; the tasks whose `task_id` is a
+literal, with their operator and the `>>`/`<<` dependencies between them; the modules the
+file imports; and the calls at module level that Airflow's best practices warn about.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from gitdags.model import DagFile, FileDefinitions, Issue
+
+if TYPE_CHECKING:
+    from gitdags.kinds import ReadContext
+
+# Calls at module level that run at every parse of the file (Airflow's "top-level code").
+TOP_LEVEL_CALLS = {
+    "Variable.get": "reads an Airflow Variable (a database query)",
+    "Variable.set": "writes an Airflow Variable",
+    "BaseHook.get_connection": "reads a connection",
+    "Connection.get_connection_from_secrets": "reads a connection",
+    "requests.get": "makes a network request",
+    "requests.post": "makes a network request",
+    "requests.request": "makes a network request",
+    "httpx.get": "makes a network request",
+    "httpx.post": "makes a network request",
+    "urllib.request.urlopen": "makes a network request",
+    "urlopen": "makes a network request",
+    "socket.create_connection": "opens a network connection",
+    "boto3.client": "creates a cloud client",
+    "boto3.resource": "creates a cloud client",
+    "psycopg2.connect": "connects to a database",
+    "pymysql.connect": "connects to a database",
+    "sqlite3.connect": "connects to a database",
+    "snowflake.connector.connect": "connects to a database",
+    "create_engine": "creates a database engine",
+    "sqlalchemy.create_engine": "creates a database engine",
+    "time.sleep": "sleeps",
+    "subprocess.run": "runs a command",
+    "subprocess.check_output": "runs a command",
+    "os.system": "runs a command",
+}
+MAX_LOOP_IDS = 1000  # ids a loop may spell out before the static reading gives up
+
+
+def is_dag_file(content: bytes) -> bool:
+    """Airflow's safe-mode heuristic: a DAG file mentions `airflow` and `dag` (or `asset`)."""
+    lowered = content.lower()
+    return b"airflow" in lowered and (b"dag" in lowered or b"asset" in lowered)
+
+
+def module_of(path: str, root: str) -> str:
+    """The module name Airflow imports `path` as: its path under the DAGs folder (`root`)."""
+    rel = PurePosixPath(path[len(root) :] if root and path.startswith(root) else path)
+    parts = list(rel.with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def definitions(
+    path: str, text: str, digest: str, ctx: ReadContext, *, dag_file: bool
+) -> FileDefinitions:
+    module = module_of(path, ctx.root)
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) else None
+        issue = Issue("GD401", "error", path, "", line, f"Syntax error: {exc.msg}.")
+        kind = "airflow" if dag_file else "module"
+        return FileDefinitions(path, kind, digest, issues=(issue,), content=text)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        issue = Issue("GD401", "error", path, "", None, f"The file cannot be parsed: {exc}.")
+        return FileDefinitions(path, "module", digest, issues=(issue,), content=text)
+    imports = tuple(sorted(_imports(tree, module, path.endswith("__init__.py"))))
+    issues = _forbidden(path, tree, module, ctx.forbidden_imports)
+    if not dag_file:
+        return FileDefinitions(
+            path, "module", digest, imports=imports, issues=tuple(issues), content=text
+        )
+    reader = _Reader(path, tree)
+    found = reader.dags()
+    issues += reader.warnings
+    issues += _top_level_calls(path, tree)
+    if not found and not reader.unresolved:
+        issues.append(
+            Issue(
+                "GD404",
+                "warning",
+                path,
+                "",
+                None,
+                "The file looks like an Airflow DAG file (it mentions airflow and dag) but "
+                "defines no DAG that can be seen without running it.",
+            )
+        )
+    dags = tuple(
+        DagFile(path, dag.dag_id, dag.spec(), (), digest, text)
+        for dag in sorted(found.values(), key=lambda d: d.line)
+    )
+    return FileDefinitions(
+        path, "airflow", digest, dags=dags, imports=imports, issues=tuple(issues), content=text
+    )
+
+
+# -- imports -----------------------------------------------------------------------------------
+def _imports(tree: ast.Module, module: str, package: bool) -> set[str]:
+    """Absolute module names the file imports (relative imports resolved)."""
+    here = module.split(".") if module else []
+    base = here if package else here[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                up = base[: len(base) - (node.level - 1)] if node.level - 1 <= len(base) else []
+                prefix = ".".join([*up, *([node.module] if node.module else [])])
+            else:
+                prefix = node.module or ""
+            if not prefix:
+                continue
+            found.add(prefix)
+            found.update(f"{prefix}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def _forbidden(path: str, tree: ast.Module, module: str, forbidden: tuple[str, ...]) -> list[Issue]:
+    if not forbidden:
+        return []
+    issues = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        for name in names:
+            rule = next((f for f in forbidden if name == f or name.startswith(f + ".")), None)
+            if rule is not None:
+                issues.append(
+                    Issue(
+                        "GD405",
+                        "error",
+                        path,
+                        "",
+                        node.lineno,
+                        f"Import of {name!r} is forbidden in this source (forbidden_imports "
+                        f"has {rule!r}); move the code it needs into the DAGs' own modules.",
+                    )
+                )
+    return issues
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    if isinstance(node, ast.Call):
+        return _dotted(node.func)
+    return ""
+
+
+def _module_level(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every node that runs when the module is imported: not inside a function or a class
+    body's methods (a `with DAG(...)` block, loops and ifs do run)."""
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(node.decorator_list if not isinstance(node, ast.Lambda) else ())
+            continue
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _top_level_calls(path: str, tree: ast.Module) -> list[Issue]:
+    issues = []
+    for node in _module_level(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func)
+        what = TOP_LEVEL_CALLS.get(name) or TOP_LEVEL_CALLS.get(".".join(name.split(".")[-2:]))
+        if what:
+            issues.append(
+                Issue(
+                    "GD406",
+                    "warning",
+                    path,
+                    "",
+                    node.lineno,
+                    f"{name}() at module level {what} every time Airflow parses the file; "
+                    "move it into a task or use a template.",
+                )
+            )
+    return issues
+
+
+# -- DAGs --------------------------------------------------------------------------------------
+@dataclass
+class _Dag:
+    dag_id: str
+    line: int
+    args: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        default_args = self.args.get("default_args")
+        owner = default_args.get("owner") if isinstance(default_args, dict) else None
+        schedule = self.args.get("schedule", self.args.get("schedule_interval"))
+        tags = self.args.get("tags")
+        return {
+            "dag_id": self.dag_id,
+            "format": "airflow",
+            "description": self.args.get("description") or "",
+            "schedule": schedule if isinstance(schedule, str) or schedule is None else "(code)",
+            "start_date": None,
+            "owner": owner if isinstance(owner, str) else None,
+            "tags": sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else [],
+            "depends_on_dags": [],
+            "tasks": [
+                {**task, "depends_on": sorted(task["depends_on"])} for task in self.tasks.values()
+            ],
+        }
+
+
+class _Reader:
+    """Finds the DAGs of one module by walking its syntax tree with a tiny evaluator of
+    constants: module-level string assignments and the variables of literal loops."""
+
+    def __init__(self, path: str, tree: ast.Module) -> None:
+        self.path = path
+        self.tree = tree
+        self.found: dict[str, _Dag] = {}
+        self.warnings: list[Issue] = []
+        self.unresolved = False
+        self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
+        self.called = {
+            _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
+        }
+
+    def dags(self) -> dict[str, _Dag]:
+        self._block(self.tree.body, self.constants, None, {})
+        return self.found
+
+    # -- statements ----------------------------------------------------------------------------
+    def _block(
+        self, body: list[ast.stmt], env: dict[str, Any], dag: _Dag | None, names: dict[str, str]
+    ) -> None:
+        for stmt in body:
+            self._stmt(stmt, env, dag, names)
+
+    def _stmt(self, stmt: ast.stmt, env: dict[str, Any], dag: _Dag | None, names: dict) -> None:
+        if isinstance(stmt, ast.Assign | ast.AnnAssign):
+            value = stmt.value
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if value is None:
+                return
+            made = self._expr(value, env, dag, names)
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    if isinstance(made, _Dag):
+                        names[target.id] = f"dag:{made.dag_id}"
+                    elif isinstance(made, str) and made.startswith("task:"):
+                        names[target.id] = made
+                    else:
+                        literal = _literal(value, env)
+                        if literal is not _UNKNOWN:
+                            env[target.id] = literal
+        elif isinstance(stmt, ast.Expr):
+            self._expr(stmt.value, env, dag, names)
+        elif isinstance(stmt, ast.With | ast.AsyncWith):
+            inner = dag
+            for item in stmt.items:
+                made = self._expr(item.context_expr, env, dag, names)
+                if isinstance(made, _Dag):
+                    inner = made
+                    if isinstance(item.optional_vars, ast.Name):
+                        names[item.optional_vars.id] = f"dag:{made.dag_id}"
+            self._block(stmt.body, env, inner, names)
+        elif isinstance(stmt, ast.For):
+            self._loop(stmt, env, dag, names)
+        elif isinstance(stmt, ast.If | ast.Try):
+            for part in _branches(stmt):
+                self._block(part, env, dag, names)
+        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            self._function(stmt, env)
+
+    def _loop(self, stmt: ast.For, env: dict[str, Any], dag: _Dag | None, names: dict) -> None:
+        values = _literal(stmt.iter, env)
+        if not isinstance(values, list | tuple) or len(values) > MAX_LOOP_IDS:
+            before = len(self.found)
+            self._block(stmt.body, env, dag, names)  # ids that do not depend on the loop
+            if self._creates_dag(stmt.body) and len(self.found) == before:
+                self.unresolved = True
+                self._unresolved(stmt.lineno, "a loop over values known only when it runs")
+            return
+        for value in values:
+            scope = dict(env)
+            if not _bind(stmt.target, value, scope):
+                self.unresolved = True
+                return
+            self._block(stmt.body, scope, dag, dict(names))
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, env: dict) -> None:
+        for decorator in node.decorator_list:
+            name = _dotted(decorator)
+            if name.split(".")[-1] in ("asset", "multi") and "asset" in name.split("."):
+                # @asset: a DAG named after the asset (its `name=`, else the function)
+                call = decorator if isinstance(decorator, ast.Call) else None
+                args = self._kwargs(call, env) if call is not None else {}
+                asset_name = args.get("name")
+                self._new_dag(
+                    asset_name if isinstance(asset_name, str) else node.name, node.lineno, args
+                )
+                continue
+            if name.split(".")[-1] != "dag":
+                continue
+            call = decorator if isinstance(decorator, ast.Call) else None
+            dag_id: Any = node.name
+            args: dict[str, Any] = {}
+            if call is not None:
+                args = self._kwargs(call, env)
+                if call.args:
+                    dag_id = _literal(call.args[0], env)
+                elif "dag_id" in args:
+                    dag_id = args["dag_id"]
+            if node.name not in self.called:
+                self.warnings.append(
+                    Issue(
+                        "GD404",
+                        "warning",
+                        self.path,
+                        "",
+                        node.lineno,
+                        f"@dag function {node.name}() is never called, so it defines no DAG; "
+                        f"call it at module level ({node.name}()).",
+                    )
+                )
+                return
+            made = self._new_dag(dag_id, node.lineno, args)
+            if made is not None:
+                self._block(node.body, dict(env), made, {})
+
+    # -- expressions ---------------------------------------------------------------------------
+    def _expr(self, node: ast.expr, env: dict[str, Any], dag: _Dag | None, names: dict) -> Any:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+            left = self._expr(node.left, env, dag, names)
+            right = self._expr(node.right, env, dag, names)
+            ups, downs = (left, right) if isinstance(node.op, ast.RShift) else (right, left)
+            self._depend(dag, ups, downs)
+            return right if isinstance(node.op, ast.RShift) else left
+        if isinstance(node, ast.List | ast.Tuple):
+            return [self._expr(e, env, dag, names) for e in node.elts]
+        if isinstance(node, ast.Name):
+            return names.get(node.id)
+        if not isinstance(node, ast.Call):
+            return None
+        name = _dotted(node.func).split(".")[-1]
+        if name == "DAG":
+            args = self._kwargs(node, env)
+            dag_id = _literal(node.args[0], env) if node.args else args.get("dag_id", _UNKNOWN)
+            return self._new_dag(dag_id, node.lineno, args)
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            if isinstance(arg, ast.expr):
+                self._expr(arg, env, dag, names)
+        task_id = next((k.value for k in node.keywords if k.arg == "task_id"), None)
+        if task_id is not None and dag is not None:
+            ident = _literal(task_id, env)
+            if isinstance(ident, str):
+                dag.tasks.setdefault(ident, {"id": ident, "type": name, "depends_on": set()})
+                return f"task:{ident}"
+        return None
+
+    def _depend(self, dag: _Dag | None, ups: Any, downs: Any) -> None:
+        if dag is None:
+            return
+        up_ids = [u[5:] for u in _flat(ups) if isinstance(u, str) and u.startswith("task:")]
+        for down in _flat(downs):
+            if isinstance(down, str) and down.startswith("task:") and down[5:] in dag.tasks:
+                dag.tasks[down[5:]]["depends_on"].update(u for u in up_ids if u in dag.tasks)
+
+    def _kwargs(self, call: ast.Call, env: dict[str, Any]) -> dict[str, Any]:
+        return {k.arg: _literal(k.value, env) for k in call.keywords if k.arg is not None}
+
+    def _new_dag(self, dag_id: Any, line: int, args: dict[str, Any]) -> _Dag | None:
+        if not isinstance(dag_id, str):
+            self.unresolved = True
+            self._unresolved(line, "an expression known only when the file runs")
+            return None
+        made = self.found.get(dag_id)
+        if made is None:
+            made = self.found[dag_id] = _Dag(dag_id, line, args)
+        return made
+
+    def _unresolved(self, line: int, why: str) -> None:
+        self.warnings.append(
+            Issue(
+                "GD404",
+                "warning",
+                self.path,
+                "",
+                line,
+                f"A DAG id here comes from {why}; the static reading cannot name it "
+                '(python = "airflow" parses the file with Airflow).',
+            )
+        )
+
+    def _creates_dag(self, body: list[ast.stmt]) -> bool:
+        return any(
+            isinstance(n, ast.Call) and _dotted(n.func).split(".")[-1] == "DAG"
+            for stmt in body
+            for n in ast.walk(stmt)
+        )
+
+
+_UNKNOWN = object()
+_PATHS = ("Path", "PurePath", "PurePosixPath")
+_STR_METHODS = ("replace", "removesuffix", "removeprefix", "lower", "upper", "strip", "format")
+
+
+def _branches(stmt: ast.If | ast.Try) -> list[list[ast.stmt]]:
+    if isinstance(stmt, ast.If):
+        return [stmt.body, stmt.orelse]
+    return [stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody]
+
+
+def _flat(value: Any) -> Iterator[Any]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _flat(item)
+    else:
+        yield value
+
+
+def _bind(target: ast.expr, value: Any, scope: dict[str, Any]) -> bool:
+    if isinstance(target, ast.Name):
+        scope[target.id] = value
+        return True
+    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, list | tuple):
+        if len(target.elts) != len(value):
+            return False
+        return all(_bind(t, v, scope) for t, v in zip(target.elts, value, strict=True))
+    return False
+
+
+def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
+    """The value of a constant expression: literals, known names, f-strings, `+`, `%` and
+    `.format()` of strings; `_UNKNOWN` for anything else."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env.get(node.id, _UNKNOWN)
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        items = [_literal(e, env) for e in node.elts]
+        return _UNKNOWN if any(i is _UNKNOWN for i in items) else items
+    if isinstance(node, ast.Dict):
+        keys = [_literal(k, env) if k is not None else _UNKNOWN for k in node.keys]
+        values = [_literal(v, env) for v in node.values]
+        return {k: v for k, v in zip(keys, values, strict=True) if isinstance(k, str | int | float)}
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+            elif isinstance(value, ast.FormattedValue):
+                inner = _literal(value.value, env)
+                if inner is _UNKNOWN or value.format_spec is not None:
+                    return _UNKNOWN
+                parts.append(str(inner))
+        return "".join(parts)
+    if isinstance(node, ast.BinOp):
+        left, right = _literal(node.left, env), _literal(node.right, env)
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        if isinstance(node.op, ast.Mod) and isinstance(left, str):
+            try:
+                return left % (tuple(right) if isinstance(right, list) else right)
+            except (TypeError, ValueError):
+                return _UNKNOWN
+        return _UNKNOWN
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and not node.keywords
+    ):
+        template = _literal(node.func.value, env)
+        args = [_literal(a, env) for a in node.args]
+        if isinstance(template, str) and all(a is not _UNKNOWN for a in args):
+            try:
+                return template.format(*args)
+            except (IndexError, KeyError, ValueError):
+                return _UNKNOWN
+    if isinstance(node, ast.Attribute) and node.attr in ("stem", "name", "parent"):
+        inner = node.value  # Path(__file__).stem and the like
+        if isinstance(inner, ast.Call) and _dotted(inner.func).split(".")[-1] in _PATHS:
+            base = _literal(inner.args[0], env) if inner.args else _UNKNOWN
+            if isinstance(base, str):
+                return str(getattr(PurePosixPath(base), node.attr))
+        return _UNKNOWN
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        method, target = node.func.attr, _literal(node.func.value, env)
+        args = [_literal(a, env) for a in node.args]
+        if (
+            isinstance(target, str)
+            and method in _STR_METHODS
+            and all(isinstance(a, str) for a in args)
+            and not node.keywords
+        ):
+            return getattr(target, method)(*args)
+    if isinstance(node, ast.Call) and _dotted(node.func) in ("os.path.basename", "basename"):
+        base = _literal(node.args[0], env) if node.args else _UNKNOWN
+        return PurePosixPath(base).name if isinstance(base, str) else _UNKNOWN
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call):
+        if _dotted(node.value.func) in ("os.path.splitext", "splitext") and node.value.args:
+            base = _literal(node.value.args[0], env)
+            index = _literal(node.slice, env)
+            if isinstance(base, str) and index in (0, -2):
+                return base.rsplit(".", 1)[0] if "." in PurePosixPath(base).name else base
+    if isinstance(node, ast.Call) and _dotted(node.func) in ("range",) and node.args:
+        bounds = [_literal(a, env) for a in node.args]
+        if all(isinstance(b, int) for b in bounds) and len(bounds) <= 3:
+            values = range(*bounds)
+            if len(values) <= MAX_LOOP_IDS:
+                return list(values)
+    return _UNKNOWN
