@@ -51,8 +51,9 @@ def _check_chunk(args: tuple[list[Item], ReadContext]) -> list[FileDefinitions]:
     out = []
     for entry, content in items:
         found = kinds.read(entry.path, content, symlink=entry.mode == SYMLINK, ctx=ctx)
-        if found.dags:
-            found = dataclasses.replace(found, dags=tuple(_light(d) for d in found.dags))
+        if found.dags:  # the DAGs carry the text: it crosses the process boundary once
+            dags = tuple(_light(d) for d in found.dags)
+            found = dataclasses.replace(found, dags=dags, content="")
         out.append(found)
     return out
 

@@ -305,7 +305,13 @@ class DagChange:
     old_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "dag_id": self.dag_id,
+            "change": self.change,
+            "version": self.version,
+            "path": self.path,
+            "old_path": self.old_path,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,9 @@ INSERT INTO files_v3 (source, path, blob, kind, issues)
 DROP TABLE files;
 ALTER TABLE files_v3 RENAME TO files;
 CREATE INDEX "idx_files_recheck" ON "files" ("source") WHERE recheck = 1;
+CREATE INDEX "idx_dags_live" ON "dags" ("source") WHERE deleted = 0;
+CREATE INDEX "idx_dags_with_deps" ON "dags" ("source") WHERE depends_on_dags != '[]';
+CREATE INDEX "idx_dags_newest_invalid" ON "dags" ("source") WHERE newest_valid = 0;
 ALTER TABLE sources ADD COLUMN "last_attempt_at" TEXT;
 """
 
@@ -527,8 +530,8 @@ class HistoryStore:
         """path -> blob of this source's files refused a DAG id of `dag_ids` (a duplicate)."""
         rows = self._all_in(
             "SELECT f.path, f.blob FROM file_dags d JOIN files f "
-            "ON f.source = d.source AND f.path = d.path "
-            "WHERE d.source = ? AND d.claimed = 0 AND d.dag_id IN ({marks})",
+            "ON f.source = d.source AND f.path = d.path "  # +: look up by dag_id, not source
+            "WHERE +d.source = ? AND d.claimed = 0 AND d.dag_id IN ({marks})",
             sorted(set(dag_ids)),
             source,
         )
@@ -538,26 +541,33 @@ class HistoryStore:
         """path -> blob of this source's files whose DAGs name one of `dag_ids` in
         depends_on_dags, or whose newest version is invalid for a cross-file reason only."""
         ids = sorted(set(dag_ids))
-        rows = self._all_in(
-            "SELECT DISTINCT f.path, f.blob FROM dags d, json_each(d.depends_on_dags) j "
-            "JOIN files f ON f.source = d.source AND f.path = d.path "
-            "WHERE d.source = ? AND d.deleted = 0 AND d.depends_on_dags != '[]' "
-            "AND j.value IN ({marks})",
-            ids,
-            source,
-        )
-        found = {r["path"]: r["blob"] for r in rows}
+        paths = {
+            r["path"]
+            for r in self._all_in(
+                "SELECT path FROM dags d WHERE source = ? AND deleted = 0 "
+                "AND depends_on_dags != '[]' AND EXISTS (SELECT 1 FROM "
+                "json_each(d.depends_on_dags) j WHERE j.value IN ({marks}))",
+                ids,
+                source,
+            )
+        }
         for r in self._all(
-            "SELECT f.path, f.blob, v.issues FROM dags d JOIN versions v "
+            "SELECT d.path, v.issues FROM dags d JOIN versions v "
             "ON v.dag_id = d.dag_id AND v.version = d.newest_version "
-            "JOIN files f ON f.source = d.source AND f.path = d.path "
             "WHERE d.source = ? AND d.deleted = 0 AND d.newest_valid = 0",
             (source,),
         ):
             errors = {i.code for i in _issues(r["issues"]) if i.severity == "error"}
             if errors and errors <= set(CROSS_CODES):
-                found[r["path"]] = r["blob"]
-        return found
+                paths.add(r["path"])
+        if not paths:
+            return {}
+        rows = self._all_in(
+            "SELECT path, blob FROM files WHERE source = ? AND path IN ({marks})",
+            sorted(paths),
+            source,
+        )
+        return {r["path"]: r["blob"] for r in rows}
 
     def rechecks(self, source: str) -> dict[str, str]:
         """path -> blob of the files another source's sync asked this one to check again."""
@@ -568,20 +578,22 @@ class HistoryStore:
         """Ask the other sources to check again their files that wait for (a duplicate) or
         depend on these DAG ids, at their next sync. Returns how many files were marked."""
         ids = sorted(set(dag_ids))
-        marked = 0
+        pairs: set[tuple[str, str]] = set()
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            cur = self.conn.execute(
-                "UPDATE files SET recheck = 1 WHERE source != ? AND recheck = 0 AND "
-                f"((source, path) IN (SELECT source, path FROM file_dags WHERE claimed = 0 "
-                f"AND dag_id IN ({marks})) OR (source, path) IN (SELECT d.source, d.path FROM "
-                f"dags d, json_each(d.depends_on_dags) j WHERE d.deleted = 0 AND "
-                f"d.depends_on_dags != '[]' AND j.value IN ({marks})))",
-                [besides, *chunk, *chunk],
-            )
-            marked += cur.rowcount
-        return marked
+            for r in self._all(
+                f"SELECT source, path FROM file_dags WHERE claimed = 0 AND dag_id IN ({marks}) "
+                "AND +source != ? UNION SELECT source, path FROM dags d WHERE source != ? "
+                "AND deleted = 0 AND depends_on_dags != '[]' AND EXISTS (SELECT 1 FROM "
+                f"json_each(d.depends_on_dags) j WHERE j.value IN ({marks}))",
+                [*chunk, besides, besides, *chunk],
+            ):
+                pairs.add((r["source"], r["path"]))
+        self.conn.executemany(
+            "UPDATE files SET recheck = 1 WHERE source = ? AND path = ?", sorted(pairs)
+        )
+        return len(pairs)
 
     def file_error_counts(self) -> dict[str, int]:
         """Per source, the files with a file-level error (not readable, not DAG definitions)."""

@@ -250,11 +250,11 @@ class SourceSync:
             if found.broken or (found.dags and not named):
                 holders = held.get(path) or held.get(renamed_from.get(path) or "", [])
                 file_issues = found.all_issues()
+                text = found.content or next((d.content for d in found.dags), "")
                 if not holders:
                     counts.invalid += 1
                 candidates += [
-                    DagFile(path, d, None, file_issues, found.content_hash, found.content)
-                    for d in holders
+                    DagFile(path, d, None, file_issues, found.content_hash, text) for d in holders
                 ]
                 continue
             candidates += named

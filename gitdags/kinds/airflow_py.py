@@ -525,12 +525,16 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
     if isinstance(node, ast.Call) and _dotted(node.func) in ("os.path.basename", "basename"):
         base = _literal(node.args[0], env) if node.args else _UNKNOWN
         return PurePosixPath(base).name if isinstance(base, str) else _UNKNOWN
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call):
-        if _dotted(node.value.func) in ("os.path.splitext", "splitext") and node.value.args:
-            base = _literal(node.value.args[0], env)
-            index = _literal(node.slice, env)
-            if isinstance(base, str) and index in (0, -2):
-                return base.rsplit(".", 1)[0] if "." in PurePosixPath(base).name else base
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Call)
+        and _dotted(node.value.func) in ("os.path.splitext", "splitext")
+        and node.value.args
+    ):
+        base = _literal(node.value.args[0], env)
+        index = _literal(node.slice, env)
+        if isinstance(base, str) and index in (0, -2):
+            return base.rsplit(".", 1)[0] if "." in PurePosixPath(base).name else base
     if isinstance(node, ast.Call) and _dotted(node.func) in ("range",) and node.args:
         bounds = [_literal(a, env) for a in node.args]
         if all(isinstance(b, int) for b in bounds) and len(bounds) <= 3:
