@@ -12,7 +12,7 @@ import logging
 import os
 
 from gitdags import faults, kinds
-from gitdags.config import Settings
+from gitdags.config import Settings, SourceConfig
 from gitdags.kinds import ReadContext
 from gitdags.model import DagFile, FileDefinitions
 from gitdags.source import SYMLINK, Entry
@@ -65,9 +65,19 @@ def _light(f: DagFile) -> DagFile:
     return dataclasses.replace(f, spec=head, spec_json=dumps(f.spec))
 
 
-def check_all(items: list[Item], settings: Settings) -> dict[str, FileDefinitions]:
-    """Read and validate files, on every core when there are many (a first sync)."""
+def context(settings: Settings, config: SourceConfig | None = None) -> ReadContext:
+    """What the definition kinds need to know to read the files of a source."""
     ctx = ReadContext(task_types=dict(settings.task_types), max_file_size=settings.max_file_size)
+    if config is None:
+        return ctx
+    root = config.subdir.strip("/")
+    return dataclasses.replace(
+        ctx, root=f"{root}/" if root else "", forbidden_imports=config.forbidden_imports
+    )
+
+
+def check_all(items: list[Item], ctx: ReadContext) -> dict[str, FileDefinitions]:
+    """Read and validate files, on every core when there are many (a first sync)."""
     cores = os.cpu_count() or 1
     if len(items) < PARALLEL_MIN or cores < 2:
         checked = _check_chunk((items, ctx))
@@ -80,15 +90,15 @@ def check_all(items: list[Item], settings: Settings) -> dict[str, FileDefinition
         # fork is cheapest (no re-import), but unsafe with threads (the daemon, the console):
         # there the workers come from a forkserver
         if threading.active_count() == 1:
-            context = multiprocessing.get_context("fork")
+            mp_context = multiprocessing.get_context("fork")
         else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checking"])
+            mp_context = multiprocessing.get_context("forkserver")
+            mp_context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checking"])
         size = -(-len(items) // (cores * 4))
         chunks = [(items[i : i + size], ctx) for i in range(0, len(items), size)]
         try:
             with ProcessPoolExecutor(
-                max_workers=cores, mp_context=context, initializer=_pdeathsig
+                max_workers=cores, mp_context=mp_context, initializer=_pdeathsig
             ) as pool:
                 checked = [f for part in pool.map(_check_chunk, chunks) for f in part]
         except (BrokenProcessPool, OSError) as exc:  # no processes here: one core will do

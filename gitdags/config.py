@@ -21,6 +21,7 @@ from gitdags.spec import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
 
 MAX_DURATION = 30 * 86400  # longer waits overflow timers and mean a typo
 DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
+PY_INCLUDE = "**/*.py"
 
 CONFIG_TEMPLATE = """\
 # gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
@@ -40,9 +41,12 @@ name = "{name}"
 url = "{url}"
 branch = "main"
 subdir = ""                     # "" = whole repository
-include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]
+include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]   # add "**/*.py" for Airflow files
 exclude = []
-namespace = ""
+namespace = ""                  # DAG id prefix this source owns, e.g. "sales_"
+dag_id_pattern = ""             # a regex every DAG id must match ("" = any)
+python = "static"               # Airflow .py files: "static" or "airflow" (needs airflow_python)
+forbidden_imports = []          # modules DAG files must not import, e.g. ["mycompany.jobs"]
 """
 
 
@@ -56,6 +60,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "log_format": "str",
         "max_backoff": "duration",
         "sync_timeout": "duration",
+        "parsing_processes": "int",
     },
     "publish": {"deploy_dir": "path", "keep": "int", "airflow_template": "path"},
     "validation": {"max_file_size": "size"},
@@ -69,6 +74,13 @@ SOURCE_KEYS: dict[str, str] = {
     "exclude": "list",
     "interval": "duration",
     "namespace": "str",
+    "dag_id_pattern": "str",
+    "python": "str",
+    "airflow_python": "str",
+    "parse_timeout": "duration",
+    "memory_limit": "size",
+    "forbidden_imports": "list",
+    "deploy_subdir": "str",
 }
 HOOK_KEYS: dict[str, str] = {
     "name": "str",
@@ -91,6 +103,13 @@ class SourceConfig:
     exclude: tuple[str, ...] = ()
     interval: float | None = None
     namespace: str = ""
+    dag_id_pattern: str = ""  # a regex every DAG id of the source must match ("" = any)
+    python: str = "static"  # Airflow .py files: "static" (syntax tree) or "airflow" (parsed)
+    airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
+    parse_timeout: float = 30.0
+    memory_limit: int = 2 << 30
+    forbidden_imports: tuple[str, ...] = ()
+    deploy_subdir: str = ""  # folder of the source's files inside the deploy folder
 
     @property
     def is_local(self) -> bool:
@@ -102,9 +121,11 @@ class SourceConfig:
 
     def fingerprint(self) -> str:
         """What decides which files count: a change means a full comparison on the next sync."""
-        return "|".join(
-            [self.url, self.branch, self.subdir, ",".join(self.include), ",".join(self.exclude)]
-        )
+        parts = [self.url, self.branch, self.subdir, ",".join(self.include), ",".join(self.exclude)]
+        checks = [self.namespace, self.dag_id_pattern, ",".join(self.forbidden_imports)]
+        if any(checks) or self.python != "static":  # (fingerprints before these keys stay)
+            parts += [*checks, self.python, self.airflow_python]
+        return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,7 @@ class Settings:
     log_format: str = "text"
     max_backoff: float = 300.0
     sync_timeout: float = 300.0  # the deadline of one sync, fetch included
+    parsing_processes: int = 2  # Airflow parse children at once, for python = "airflow"
     deploy_dir: Path | None = None
     keep: int = 5
     airflow_template: Path | None = None
@@ -355,6 +377,26 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
     if is_local_url(url):
         values["url"] = str((base / Path(url).expanduser()).resolve())
     values["subdir"] = values.get("subdir", "").strip("/")
+    values["deploy_subdir"] = values.get("deploy_subdir", "").strip("/")
+    if ".." in values["deploy_subdir"].split("/"):
+        raise ConfigError(f"[[sources]] {name}: deploy_subdir must stay inside the deploy folder.")
+    python = values.get("python", "static")
+    if python not in ("static", "airflow"):
+        raise ConfigError(f'[[sources]] {name}: python = {python!r}; use "static" or "airflow".')
+    if python == "airflow" and not values.get("airflow_python"):
+        raise ConfigError(
+            f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '
+            "of the environment the schedulers run (e.g. /opt/airflow/venv/bin/python)."
+        )
+    if values.get("airflow_python") and "/" in values["airflow_python"]:
+        values["airflow_python"] = str(base / Path(values["airflow_python"]).expanduser())
+    pattern = values.get("dag_id_pattern", "")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"[[sources]] {name}: dag_id_pattern {pattern!r} is not a regular expression ({exc})."
+        ) from None
     return SourceConfig(**values)
 
 

@@ -3,6 +3,7 @@ targets and cycles between DAGs. Pure: what it knows of other DAGs comes from a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -34,6 +35,8 @@ def check_across(
     *,
     source: str = "",
     namespaces: Mapping[str, str] | None = None,
+    own_namespace: str = "",
+    pattern: str = "",
 ) -> dict[tuple[str, str], list[Issue]]:
     """Checks that need more than one file. Returns new issues by (path, dag_id).
 
@@ -49,9 +52,25 @@ def check_across(
         found.setdefault((f.path, f.dag_id), []).append(issue)
 
     groups: dict[str, list[DagFile]] = {}
+    matcher = re.compile(pattern) if pattern else None
     for f in sorted(files, key=lambda f: f.path):
         if not f.dag_id:
             continue
+        if matcher is not None and not matcher.fullmatch(f.dag_id):
+            add(
+                f,
+                "GD306",
+                f"DAG id {f.dag_id!r} does not match the source's dag_id_pattern "
+                f"{pattern!r}; rename the DAG.",
+            )
+        kind = (f.spec or {}).get("format")
+        if own_namespace and kind == "airflow" and not f.dag_id.startswith(own_namespace):
+            add(
+                f,
+                "GD305",
+                f"DAG id {f.dag_id!r} is outside the source's namespace {own_namespace!r}; "
+                "rename the DAG to start with it.",
+            )
         owner_ns = next(
             (
                 name
@@ -149,3 +168,32 @@ def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:
                 f"DAGs depend on each other in a cycle: {names}.",
                 "depends_on_dags",
             )
+
+
+def whole_files(
+    dags: list[DagFile], kinds: Mapping[str, str]
+) -> tuple[list[DagFile], list[DagFile]]:
+    """An Airflow Python file is served as a whole: when one of its DAGs is invalid, the
+    file's other DAGs keep their last good version too (GD409). `kinds`: path -> definition
+    kind. Returns all the DAGs, and those held back."""
+    bad: dict[str, list[str]] = {}
+    for f in dags:
+        if not f.valid:
+            bad.setdefault(f.path, []).append(f.dag_id)
+    out, held = [], []
+    for f in dags:
+        if kinds.get(f.path) == "airflow" and f.valid and f.path in bad:
+            names = ", ".join(sorted(bad[f.path]))
+            issue = Issue(
+                "GD409",
+                "error",
+                f.path,
+                "",
+                None,
+                f"Another DAG of this file is invalid ({names}); the file is served as a whole, "
+                "so its last good version stays served.",
+            )
+            f = f.with_issues([issue])
+            held.append(f)
+        out.append(f)
+    return out, held

@@ -43,6 +43,14 @@ CODES: dict[str, str] = {
     "GD302": "unknown-dag-dependency",
     "GD303": "dag-cycle",
     "GD304": "namespace-violation",
+    "GD305": "outside-namespace",
+    "GD306": "dag-id-pattern",
+    # Airflow Python files
+    "GD401": "syntax-error",
+    "GD404": "no-dag-found",
+    "GD405": "forbidden-import",
+    "GD406": "top-level-call",
+    "GD409": "file-held-back",
 }
 
 

@@ -27,6 +27,7 @@ from gitdags.model import Commit
 log = logging.getLogger(__name__)
 
 SYMLINK = "120000"
+AIRFLOWIGNORE = ".airflowignore"
 GITLINK = "160000"
 FETCH_TIMEOUT = 300
 
@@ -75,11 +76,15 @@ class PathFilter:
         self.prefix = subdir.strip("/") + "/" if subdir.strip("/") else ""
         self.include = [glob_regex(p) for p in include]
         self.exclude = [glob_regex(p) for p in exclude]
+        # a source that counts Python files also reads .airflowignore, as Airflow does
+        self.python = any(r.fullmatch(p) for r in self.include for p in ("a.py", "x/a.py"))
 
     def __call__(self, path: str) -> bool:
         if not path.startswith(self.prefix):
             return False
         rel = path[len(self.prefix) :]
+        if self.python and (rel == AIRFLOWIGNORE or rel.endswith("/" + AIRFLOWIGNORE)):
+            return True
         return any(r.fullmatch(rel) for r in self.include) and not any(
             r.fullmatch(rel) for r in self.exclude
         )

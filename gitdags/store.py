@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,9 @@ CREATE TABLE "hooks" (
 
 # 3: one file, many DAGs. `file_dags` lists the DAG ids each file defines (claimed = the file
 # owns the id; 0 = refused, e.g. a duplicate); `files` loses its one `dag_id`, gains the
-# definition kind and a flag asking the next sync to check the file again. Every file that held
-# a DAG keeps it, so every history is kept.
+# definition kind, the modules it imports, the blob served for it (Python files are served as
+# files) and a flag asking the next sync to check it again; a version records its file's blob.
+# Every file that held a DAG keeps it, so every history is kept.
 _V3 = """
 CREATE TABLE "file_dags" (
    "source" TEXT NOT NULL, "path" TEXT NOT NULL, "dag_id" TEXT NOT NULL,
@@ -126,6 +128,7 @@ INSERT INTO file_dags (source, path, dag_id, claimed)
 CREATE TABLE "files_v3" (
    "source" TEXT, "path" TEXT, "blob" TEXT NOT NULL, "kind" TEXT NOT NULL DEFAULT 'v1',
    "issues" TEXT NOT NULL DEFAULT '[]', "recheck" INTEGER NOT NULL DEFAULT 0,
+   "imports" TEXT NOT NULL DEFAULT '[]', "served_blob" TEXT,
    PRIMARY KEY ("source", "path")
 );
 INSERT INTO files_v3 (source, path, blob, kind, issues)
@@ -137,6 +140,7 @@ CREATE INDEX "idx_dags_live" ON "dags" ("source") WHERE deleted = 0;
 CREATE INDEX "idx_dags_with_deps" ON "dags" ("source") WHERE depends_on_dags != '[]';
 CREATE INDEX "idx_dags_newest_invalid" ON "dags" ("source") WHERE newest_valid = 0;
 ALTER TABLE sources ADD COLUMN "last_attempt_at" TEXT;
+ALTER TABLE versions ADD COLUMN "blob" TEXT;
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
@@ -484,20 +488,40 @@ class HistoryStore:
         rows = self._all("SELECT path, blob FROM files WHERE source = ?", (source,))
         return {r["path"]: r["blob"] for r in rows}
 
+    def python_files(self, source: str) -> dict[str, str]:
+        """path -> blob of the source's Python files and .airflowignore files."""
+        rows = self._all(
+            "SELECT path, blob FROM files WHERE source = ? AND kind IN ('airflow', 'module', "
+            "'ignore')",
+            (source,),
+        )
+        return {r["path"]: r["blob"] for r in rows}
+
     def save_files(
-        self,
-        source: str,
-        files: list[tuple[str, str, str, tuple[Issue, ...]]],
-        defines: list[tuple[str, str, bool]],
+        self, source: str, files: list[FileRow], defines: list[tuple[str, str, bool]]
     ) -> None:
-        """(path, blob, kind, file issues) per file; (path, dag_id, claimed) per DAG found."""
-        paths = [(source, f[0]) for f in files]
+        """One row per file read; (path, dag_id, claimed) per DAG each defines. A file's
+        served blob moves only when `served` is set (its new blob is good)."""
+        paths = [(source, f.path) for f in files]
         self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files (source, path, blob, kind, issues, recheck) "
-            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (source, path) DO UPDATE SET "
-            "blob = excluded.blob, kind = excluded.kind, issues = excluded.issues, recheck = 0",
-            [(source, p, b, k, dumps([i.to_dict() for i in issues])) for p, b, k, issues in files],
+            "INSERT INTO files (source, path, blob, kind, issues, imports, served_blob, recheck) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (source, path) DO UPDATE SET "
+            "blob = excluded.blob, kind = excluded.kind, issues = excluded.issues, "
+            "imports = excluded.imports, recheck = 0, "
+            "served_blob = COALESCE(excluded.served_blob, served_blob)",
+            [
+                (
+                    source,
+                    f.path,
+                    f.blob,
+                    f.kind,
+                    dumps([i.to_dict() for i in f.issues]),
+                    dumps(list(f.imports)),
+                    f.blob if f.good else None,
+                )
+                for f in files
+            ],
         )
         self.conn.executemany(
             "INSERT INTO file_dags (source, path, dag_id, claimed) VALUES (?, ?, ?, ?)",
@@ -705,13 +729,17 @@ class HistoryStore:
         return _version(row, dag) if row else None
 
     def insert_versions(
-        self, source: str, items: list[tuple[str, int, Commit, DagFile]], recorded_at: str
+        self,
+        source: str,
+        items: list[tuple[str, int, Commit, DagFile, str | None]],
+        recorded_at: str,
     ) -> None:
-        """One new version per (dag_id, number, commit that made it, the DAG as found)."""
+        """One new version per (dag_id, number, commit that made it, the DAG as found, its
+        file's blob)."""
         self.conn.executemany(
             "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
-            "message, path, content_hash, valid, issues, spec, content, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     dag_id,
@@ -728,8 +756,9 @@ class HistoryStore:
                     f.spec_json or (dumps(f.spec) if f.spec is not None else None),
                     f.content,
                     recorded_at,
+                    blob,
                 )
-                for dag_id, number, commit, f in items
+                for dag_id, number, commit, f, blob in items
             ],
         )
 
@@ -864,6 +893,18 @@ class HistoryStore:
                 "failures = failures + 1",
                 (name, error, at),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """A file as a sync records it."""
+
+    path: str
+    blob: str
+    kind: str
+    issues: tuple[Issue, ...] = ()
+    imports: tuple[str, ...] = ()
+    good: bool = False  # its blob may be served (a Python file that parsed, with good DAGs)
 
 
 def _wal(conn: sqlite3.Connection) -> None:

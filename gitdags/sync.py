@@ -15,14 +15,16 @@ sync of their source.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gitdags.checking import check_all
+from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
-from gitdags.crosscheck import check_across
+from gitdags.crosscheck import check_across, whole_files
+from gitdags.kinds import ReadContext
 from gitdags.model import (
     Commit,
     DagChange,
@@ -32,8 +34,8 @@ from gitdags.model import (
     Issue,
     SyncResult,
 )
-from gitdags.source import Change, Entry, GitSource
-from gitdags.store import HistoryStore, now
+from gitdags.source import AIRFLOWIGNORE, Change, Entry, GitSource
+from gitdags.store import FileRow, HistoryStore, now
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +138,15 @@ class SourceSync:
                     old[:12] if old else "",
                     head[:12],
                 )
-            changes = self._compare_with_store(head)
+            # new settings (what counts, what is checked): every file is checked again
+            changes = self._compare_with_store(head, every=bool(old) and not same_config)
         touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
         freed = self.store.defined_ids(self.name, touched)
         again = _unchanged(asked, touched)
         again += _unchanged(self.store.waiting_files(self.name, freed), touched)
+        self.ctx = self._context(head, changes)
+        if any(_is_ignore(path) for path in touched):  # what Airflow ignores changed
+            again += _unchanged(self.store.python_files(self.name), touched)
         changes += again
         started = time.perf_counter()
         plan.checked = self._read(plan, head, changes)
@@ -168,7 +174,32 @@ class SourceSync:
     def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
-        return check_all([(e, contents.get(e.path)) for e in entries], self.settings)
+        return check_all([(e, contents.get(e.path)) for e in entries], self.ctx)
+
+    def _context(self, head: str, changes: list[Change]) -> ReadContext:
+        """The reading context of the source, with the .airflowignore files at `head`."""
+        ctx = context(self.settings, self.config)
+        if not self.git.accepts.python:
+            return ctx
+        ignores = {p: b for p, b in self.store.python_files(self.name).items() if _is_ignore(p)}
+        for c in changes:
+            if c.old_path:
+                ignores.pop(c.old_path, None)
+            if _is_ignore(c.path):
+                if c.entry is None:
+                    ignores.pop(c.path, None)
+                else:
+                    ignores[c.path] = c.entry.blob
+        if not ignores:
+            return ctx
+        entries = [Entry(path, blob, "100644") for path, blob in sorted(ignores.items())]
+        _commit, contents = self.git.read(head, entries)
+        texts = []
+        for path, content in sorted(contents.items()):
+            rel = path[len(ctx.root) :] if path.startswith(ctx.root) else path
+            if isinstance(content, bytes):
+                texts.append((rel.rpartition("/")[0], content.decode("utf-8", "replace")))
+        return dataclasses.replace(ctx, airflowignore=tuple(texts))
 
     def _attribution(self, plan: Plan) -> dict[str, Commit]:
         """The commit that last changed each file, when the sync spans more than one commit,
@@ -189,14 +220,15 @@ class SourceSync:
             (src.served_commit, src.fingerprint) == plan.base if src else plan.base == (None, None)
         )
 
-    def _compare_with_store(self, head: str) -> list[Change]:
-        """Every difference between the tree at `head` and the files the database holds."""
+    def _compare_with_store(self, head: str, *, every: bool = False) -> list[Change]:
+        """Every difference between the tree at `head` and the files the database holds
+        (with `every`, unchanged files too)."""
         tree = self.git.tree(head)
         held = self.store.file_blobs(self.name)
         changes = [
             Change("A" if path not in held else "M", path, entry)
             for path, entry in tree.items()
-            if held.get(path) != entry.blob
+            if every or held.get(path) != entry.blob
         ]
         changes += [Change("D", path, None) for path in held if path not in tree]
         return changes
@@ -263,18 +295,28 @@ class SourceSync:
 
         catalog = StoreCatalog(self.store, self.name, released)
         extra = check_across(
-            candidates, catalog, source=self.name, namespaces=self.settings.namespaces
+            candidates,
+            catalog,
+            source=self.name,
+            namespaces=self.settings.namespaces,
+            own_namespace=self.config.namespace,
+            pattern=self.config.dag_id_pattern,
         )
-        claimed: dict[str, DagFile] = {}
-        by_path: dict[str, list[tuple[DagFile, bool]]] = {}
+        found_dags = []
         for f in candidates:
             more = extra.get((f.path, f.dag_id))
-            refused = False
             if more:
                 f = f.with_issues(more)
                 if f.path not in plan.again:
                     issues += more
-                refused = any(i.code in ("GD301", "GD304") for i in more)
+            found_dags.append(f)
+        found_dags, held_back = whole_files(found_dags, {p: f.kind for p, f in checked.items()})
+        issues += [f.issues[-1] for f in held_back if f.path not in plan.again]
+        claimed: dict[str, DagFile] = {}
+        by_path: dict[str, list[tuple[DagFile, bool]]] = {}
+        for f in found_dags:
+            more = extra.get((f.path, f.dag_id), [])
+            refused = any(i.code in ("GD301", "GD304") for i in more)
             if refused:
                 counts.invalid += 1
             else:
@@ -282,17 +324,28 @@ class SourceSync:
             by_path.setdefault(f.path, []).append((f, not refused))
 
         files, defines = [], []
-        blobs = {c.path: c.entry.blob for c in plan.changes if c.entry is not None}
+        self.blobs = {c.path: c.entry.blob for c in plan.changes if c.entry is not None}
         for path, found in checked.items():
-            refused_issues = tuple(i for f, ok in by_path.get(path, ()) if not ok for i in f.issues)
-            files.append((path, blobs[path], found.kind, found.issues + refused_issues))
-            defines += [(path, f.dag_id, ok) for f, ok in by_path.get(path, ())]
+            dags = by_path.get(path, [])
+            refused_issues = tuple(i for f, ok in dags if not ok for i in f.issues)
+            good = found.kind in PYTHON_KINDS and not found.broken and all(f.valid for f, _ in dags)
+            files.append(
+                FileRow(
+                    path,
+                    self.blobs[path],
+                    found.kind,
+                    found.issues + refused_issues,
+                    found.imports,
+                    good,
+                )
+            )
+            defines += [(path, f.dag_id, ok) for f, ok in dags]
         self.store.save_files(self.name, files, defines)
         self.store.delete_files(self.name, gone - set(checked))
 
         known = self.store.dags_with_newest(list(claimed))
         self.now = now()
-        self.new_versions: list[tuple[str, int, Commit, DagFile]] = []
+        self.new_versions: list[tuple[str, int, Commit, DagFile, str | None]] = []
         self.saved: list[DagRow] = []
         for dag_id, f in claimed.items():
             change = self._record(plan, dag_id, f, known.get(dag_id))
@@ -329,7 +382,7 @@ class SourceSync:
 
         number = (dag.newest_version or 0) + 1 if dag else 1
         commit = plan.commit_of(f.path)
-        self.new_versions.append((dag_id, number, commit, f))
+        self.new_versions.append((dag_id, number, commit, f, self.blobs.get(f.path)))
         if dag is None:
             # a pinned source serves nothing new
             dag = DagRow(dag_id, self.name, f.path, pinned=self.source_pinned)
@@ -375,6 +428,13 @@ class SourceSync:
             reason="until-change: a newer commit changed the DAG",
             detail={"served_version": version},
         )
+
+
+PYTHON_KINDS = ("airflow", "module")
+
+
+def _is_ignore(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] == AIRFLOWIGNORE
 
 
 def _unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:

@@ -18,15 +18,20 @@ BAD = Path(__file__).parent / "data" / "bad"
 BAD_FILES = sorted(p for p in BAD.iterdir())
 
 
-WARNINGS = {"GD007", "GD103"}
-NAMESPACES = {"sales": "sales_"}  # GD304: the files checked belong to another source
+WARNINGS = {"GD007", "GD103", "GD404", "GD406"}
+CHECKS = {  # the files are checked as one source with these settings
+    "namespaces": {"sales": "sales_"},  # GD304: another source owns sales_
+    "own_namespace": "team_",  # GD305 (Airflow files)
+    "pattern": "(?!legacy_).*",  # GD306
+    "forbidden_imports": ("mycompany.jobs",),  # GD405
+}
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=lambda p: p.name)
 def test_every_bad_file_produces_the_code_it_names(path: Path) -> None:
     code = path.name.split("-")[0]
     assert code in CODES
-    _files, issues = check_paths([str(p) for p in BAD_FILES], namespaces=NAMESPACES)
+    _files, issues = check_paths([str(p) for p in BAD_FILES], **CHECKS)
     severity = "warning" if code in WARNINGS else "error"
     codes = {i.code for i in issues if i.file == path.as_posix() and i.severity == severity}
     assert code in codes, f"{path.name} gave {codes}"

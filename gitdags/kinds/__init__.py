@@ -85,6 +85,8 @@ def read(
     except UnicodeDecodeError:
         issue = file_issue(path, "GD002", "The file is not UTF-8 text; save it as UTF-8.")
         return FileDefinitions(path, "none", digest, issues=(issue,))
+    if path.rsplit("/", 1)[-1] == ".airflowignore":
+        return FileDefinitions(path, "ignore", digest, content=text)
     if path.endswith(".py"):
         from gitdags.kinds import airflow_py
 

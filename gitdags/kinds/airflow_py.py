@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from gitdags.model import DagFile, FileDefinitions, Issue
+from gitdags.spec import ID_MAX, ID_RE
 
 if TYPE_CHECKING:
     from gitdags.kinds import ReadContext
@@ -104,12 +105,22 @@ def definitions(
             )
         )
     dags = tuple(
-        DagFile(path, dag.dag_id, dag.spec(), (), digest, text)
+        DagFile(path, dag.dag_id, dag.spec(), _id_issues(path, dag), digest, text)
         for dag in sorted(found.values(), key=lambda d: d.line)
     )
     return FileDefinitions(
         path, "airflow", digest, dags=dags, imports=imports, issues=tuple(issues), content=text
     )
+
+
+def _id_issues(path: str, dag: _Dag) -> tuple[Issue, ...]:
+    if len(dag.dag_id) <= ID_MAX and ID_RE.fullmatch(dag.dag_id):
+        return ()
+    message = (
+        f"{dag.dag_id[:80]!r} is not a valid DAG id: use letters, digits, '_', '.', '-', "
+        f"starting with a letter or digit, at most {ID_MAX} characters."
+    )
+    return (Issue("GD104", "error", path, "dag_id", dag.line, message),)
 
 
 # -- imports -----------------------------------------------------------------------------------

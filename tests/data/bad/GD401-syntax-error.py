@@ -1,0 +1,4 @@
+from airflow.sdk import DAG
+
+with DAG(dag_id="broken", schedule=None)
+    pass
