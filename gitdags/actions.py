@@ -159,13 +159,15 @@ class OperatorActions:
             was_deleted = dag.deleted
             dag.serve_version(target)
             dag.pinned, dag.pin_until_change, dag.deleted = True, until_change, False
-            self.store.save_dags([dag])
+            mates = self._hold_file(dag, target, until_change)
+            self.store.save_dags([dag, *mates])
             detail = {
                 "from_version": before,
                 "to_version": target.version,
                 "commit": target.commit,
                 "until_change": until_change,
                 "restored": was_deleted,
+                "file_dags": [m.dag_id for m in mates],
             }
             audit_id = self._audit(
                 action, actor, dag_id=dag_id, source=dag.source, reason=reason, detail=detail
@@ -178,12 +180,31 @@ class OperatorActions:
         )
         verb = "restored and pinned" if was_deleted else "pinned"
         change = DagChange(dag_id, "restored" if was_deleted else action, target.version, dag.path)
+        changes = (change, *(DagChange(m.dag_id, action, m.served_version, m.path) for m in mates))
         serves = f"v{target.version} ({target.commit[:10]})"
+        also = (
+            f" Its file {dag.path} is served as a whole, so "
+            f"{', '.join(m.dag_id for m in mates)} {'is' if len(mates) == 1 else 'are'} "
+            "held with it."
+            if mates
+            else ""
+        )
         result = ActionResult(
-            action, f"{dag_id} now serves {serves}, {verb}{lets_go}.", (change,), audit_id
+            action, f"{dag_id} now serves {serves}, {verb}{lets_go}.{also}", changes, audit_id
         )
         self.notify(dag.source, target.commit, result.changes)
         return result
+
+    def _hold_file(self, dag: DagRow, target: Version, until_change: bool) -> list[DagRow]:
+        """An Airflow Python file is served as a whole: the other DAGs of the file serve what
+        the same blob of the file defined (nothing, if it did not define them), pinned too."""
+        if (target.spec or {}).get("format") != "airflow" or not target.blob:
+            return []
+        mates = self.store.file_mates(dag)
+        for mate in mates:
+            mate.serve_version(self.store.version_with_blob(mate, target.blob))
+            mate.pinned, mate.pin_until_change = True, until_change
+        return mates
 
     def pin(
         self,

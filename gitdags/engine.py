@@ -292,8 +292,15 @@ class Publisher:
         from gitdags.publish import DeployFolder
 
         self.store = store
+        self.settings = settings
         self.folder = (
-            DeployFolder(settings.deploy_dir, settings.keep, settings.airflow_template)
+            DeployFolder(
+                settings.deploy_dir,
+                settings.keep,
+                settings.airflow_template,
+                layout=self.deploy_path,
+                blobs=self.read_blobs,
+            )
             if settings.deploy_dir
             else None
         )
@@ -308,6 +315,20 @@ class Publisher:
     def close(self) -> None:
         if self.hooks is not None:
             self.hooks.close()
+
+    def deploy_path(self, source: str, path: str) -> str:
+        """A Python file's path in the deploy folder: its path under the source's subdir, at
+        the top of `current/` (where Airflow's DAGs folder resolves `import common.x`) or
+        under the source's deploy_subdir."""
+        config = next((s for s in self.settings.sources if s.name == source), None)
+        subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
+        rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
+        return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+
+    def read_blobs(self, source: str, blobs: list[str]) -> dict[str, bytes]:
+        config = self.settings.source(source)
+        mirror = self.settings.mirrors_dir / f"{source}.git"
+        return GitSource(config, mirror, self.settings.max_file_size).blobs(blobs)
 
 
 def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:

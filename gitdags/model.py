@@ -272,6 +272,7 @@ class Version:
     spec: dict[str, Any] | None
     content: str
     recorded_at: str
+    blob: str | None = None  # the git blob of its file
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {

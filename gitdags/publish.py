@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import string
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,36 @@ class Generation:
     linked: int
 
 
-def fingerprint(served: list[ServedDag]) -> str:
+def fingerprint(served: list[ServedDag], files: Sequence[tuple[str, str, str]] = ()) -> str:
     digest = hashlib.sha256()
     for dag in served:
         digest.update(f"{dag.dag_id}\0{dag.version}\0{dag.commit}\n".encode())
+    for source, path, blob in files:
+        digest.update(f"{source}\0{path}\0{blob}\n".encode())
     return digest.hexdigest()
 
 
+# (source, path in the repository) -> path in the deploy folder
+Layout = Callable[[str, str], str]
+# (source, blob ids) -> their content
+BlobReader = Callable[[str, list[str]], dict[str, bytes]]
+
+
 class DeployFolder:
-    def __init__(self, root: Path, keep: int = 5, template: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        keep: int = 5,
+        template: Path | None = None,
+        *,
+        layout: Layout | None = None,
+        blobs: BlobReader | None = None,
+    ) -> None:
         self.root = root
         self.keep = max(keep, 1)
         self.template = self._load_template(template)
+        self.layout = layout or (lambda _source, path: path)
+        self.blobs = blobs
 
     @staticmethod
     def _load_template(template: Path | None) -> string.Template | None:
@@ -99,8 +118,9 @@ class DeployFolder:
             return self._publish(store, force)
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
-        served = store.served()
-        print_ = fingerprint(served)
+        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        files = store.served_files() if self.blobs is not None else []
+        print_ = fingerprint(served, files)
         previous = self.current()
         old = self._manifest(previous)
         if not force and old.get("fingerprint") == print_:
@@ -123,16 +143,16 @@ class DeployFolder:
         entries = []
         for dag in served:
             base = safe_name(dag.dag_id)
-            files = [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
+            dag_files = [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
             prior = before.get(dag.dag_id)
             reuse = (
                 previous is not None
                 and not force
                 and prior is not None
                 and prior.get("version") == dag.version
-                and prior.get("files") == files
+                and prior.get("files") == dag_files
             )
-            for file in files:
+            for file in dag_files:
                 target = staging / file
                 if target.resolve().parent != staging.resolve():
                     raise GitdagsError(f"DAG id {dag.dag_id!r} cannot be written safely.")
@@ -147,7 +167,9 @@ class DeployFolder:
                     assert self.template is not None
                     target.write_text(self._render(dag, f"{base}.json"))
                     written += 1
-            entries.append({"dag_id": dag.dag_id, "version": dag.version, "files": files})
+            entries.append({"dag_id": dag.dag_id, "version": dag.version, "files": dag_files})
+        tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force)
+        written, linked = written + tree_written, linked + tree_linked
         manifest = {
             "sequence": sequence,
             "name": name,
@@ -155,6 +177,7 @@ class DeployFolder:
             "fingerprint": print_,
             "commits": commits,
             "dags": entries,
+            "tree": tree,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         final = gens / name
@@ -168,6 +191,47 @@ class DeployFolder:
             extra={"generation": name, "dags": len(served), "written": written, "linked": linked},
         )
         return Generation(name, final, len(served), written, linked)
+
+    def _tree(
+        self,
+        staging: Path,
+        previous: Path | None,
+        old: dict[str, Any],
+        files: list[tuple[str, str, str]],
+        force: bool,
+    ) -> tuple[list[dict[str, str]], int, int]:
+        """The served Python files (DAG files and helper modules) at their paths: unchanged
+        blobs hard-linked from the previous generation, the others read from the mirrors."""
+        before = {f["path"]: f["blob"] for f in old.get("tree", [])}
+        placed: dict[str, str] = {}
+        todo: dict[str, list[tuple[str, str]]] = {}
+        entries = []
+        written = linked = 0
+        for source, path, blob in files:
+            dest = self.layout(source, path)
+            if dest in placed:
+                raise GitdagsError(
+                    f"Sources {placed[dest]!r} and {source!r} both serve {dest}; give one of "
+                    "them a deploy_subdir."
+                )
+            placed[dest] = source
+            target = staging / dest
+            if not target.resolve().is_relative_to(staging.resolve()) or dest.startswith("/"):
+                raise GitdagsError(f"{dest!r} of source {source!r} cannot be written safely.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            entries.append({"path": dest, "source": source, "blob": blob})
+            if previous is not None and not force and before.get(dest) == blob:
+                os.link(previous / dest, target)
+                linked += 1
+            else:
+                todo.setdefault(source, []).append((dest, blob))
+        for source, wanted in todo.items():
+            assert self.blobs is not None
+            contents = self.blobs(source, [blob for _dest, blob in wanted])
+            for dest, blob in wanted:
+                (staging / dest).write_bytes(contents[blob])
+                written += 1
+        return entries, written, linked
 
     def _render(self, dag: ServedDag, json_file: str) -> str:
         assert self.template is not None

@@ -381,6 +381,11 @@ class GitSource:
                 result[e.path] = objects[e.blob]
         return parse_commit(commit, objects[commit]), result
 
+    def blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """The content of these blobs (from any commit the mirror holds)."""
+        wanted = list(dict.fromkeys(shas))
+        return self._batch(wanted) if wanted else {}
+
     def commits(self, shas: Iterable[str]) -> dict[str, Commit]:
         wanted = list(dict.fromkeys(shas))
         if not wanted:

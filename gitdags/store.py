@@ -314,6 +314,7 @@ def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
         spec=loads(r["spec"]),
         content=r["content"] or "",
         recorded_at=r["recorded_at"] or "",
+        blob=r["blob"],
     )
 
 
@@ -728,6 +729,24 @@ class HistoryStore:
         )
         return _version(row, dag) if row else None
 
+    def version_with_blob(self, dag: DagRow, blob: str) -> Version | None:
+        """The newest valid version of a DAG made from this blob of its file."""
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND blob = ? AND valid = 1 "
+            "ORDER BY version DESC LIMIT 1",
+            (dag.dag_id, blob),
+        )
+        return _version(row, dag) if row else None
+
+    def file_mates(self, dag: DagRow) -> list[DagRow]:
+        """The other live DAGs that the file of this DAG defines."""
+        rows = self._tuples(
+            f"SELECT {_DAG_SELECT} FROM dags d WHERE source = ? AND path = ? AND dag_id != ? "
+            "AND deleted = 0 ORDER BY dag_id",
+            (dag.source, dag.path, dag.dag_id),
+        )
+        return [_dag_row(r) for r in rows]
+
     def insert_versions(
         self,
         source: str,
@@ -779,6 +798,22 @@ class HistoryStore:
             )
             for r in self._all(sql + " ORDER BY d.dag_id", params)
         ]
+
+    def served_files(self) -> list[tuple[str, str, str]]:
+        """(source, path, blob) of each Python file served as a file: the blob of the served
+        version of the DAGs of each DAG file (a pin or rollback holds the whole file), and
+        each helper module's last good blob."""
+        rows = self._tuples(
+            "SELECT d.source, v.path, min(v.blob) FROM dags d JOIN versions v "
+            "ON v.dag_id = d.dag_id AND v.version = d.served_version "
+            "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1 AND v.blob IS NOT NULL "
+            "AND v.path LIKE '%.py' GROUP BY d.source, v.path"
+        )
+        rows += self._tuples(
+            "SELECT source, path, served_blob FROM files "
+            "WHERE kind = 'module' AND served_blob IS NOT NULL"
+        )
+        return sorted(rows)
 
     # -- syncs -----------------------------------------------------------------------------------
     def insert_sync(self, result: SyncResult) -> None:

@@ -1,0 +1,176 @@
+"""Airflow Python DAG files in a source: DAG ids from the syntax tree, helper modules, the last
+good tree served in the deploy folder, a file served (and rolled back) as a whole."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gitdags.config import SourceConfig
+from gitdags.engine import SyncEngine
+from tests.conftest import GitRepo
+from tests.test_sync import statuses
+
+HELPER = 'def owner() -> str:\n    return "data-platform"\n'
+LOOP = """\
+from datetime import datetime
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+
+from common.helpers import owner
+
+for region in ["eu", "us"]:
+    with DAG(
+        dag_id=f"sales_{region}",
+        schedule="@daily",
+        start_date=datetime(2024, 1, 1),
+        default_args={"owner": owner()},
+        tags=["sales"],
+    ):
+        extract = BashOperator(task_id="extract", bash_command="echo extract")
+        load = BashOperator(task_id="load", bash_command="echo load")
+        extract >> load
+"""
+TASKFLOW = """\
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None)
+def cleanup():
+    @task
+    def vacuum():
+        return "ok"
+
+    vacuum()
+
+
+cleanup()
+"""
+
+
+def py_source(repo: GitRepo, **kw: object) -> SourceConfig:
+    include = ("**/*.py", "**/*.yaml")
+    return SourceConfig(name="main", url=str(repo.path), subdir="dags", include=include, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def world(repo: GitRepo, make_engine, tmp_path: Path) -> tuple[SyncEngine, GitRepo, Path]:
+    repo.commit(
+        "airflow dags",
+        {
+            "dags/common/__init__.py": "",
+            "dags/common/helpers.py": HELPER,
+            "dags/sales.py": LOOP,
+            "dags/cleanup.py": TASKFLOW,
+            "dags/scratch/notes.py": "# an airflow dag idea, not a DAG\nfrom airflow.sdk import DAG\n",
+            "dags/.airflowignore": "scratch/\n",
+        },
+    )
+    deploy = tmp_path / "deploy"
+    engine = make_engine(py_source(repo), deploy_dir=deploy)
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    return engine, repo, deploy
+
+
+def current(deploy: Path) -> dict[str, str]:
+    root = deploy / "current"
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def test_dags_of_python_files_and_the_served_tree(world) -> None:
+    engine, _repo, deploy = world
+    assert statuses(engine) == {"sales_eu": "active", "sales_us": "active", "cleanup": "active"}
+    eu = engine.show("sales_eu")
+    assert eu.state.path == "dags/sales.py" and eu.state.owner is None  # owner() runs in Airflow
+    assert [t["id"] for t in eu.spec["tasks"]] == ["extract", "load"]  # type: ignore[index]
+    assert eu.spec["tasks"][1]["depends_on"] == ["extract"]  # type: ignore[index]
+    served = current(deploy)
+    # the .py files at their paths under the subdir; ignored and helper files served too
+    assert set(served) == {
+        "common/__init__.py",
+        "common/helpers.py",
+        "sales.py",
+        "cleanup.py",
+        "scratch/notes.py",
+    }
+    assert served["sales.py"] == LOOP
+
+
+def test_a_broken_file_is_held_back_and_a_removed_dag_retired(world) -> None:
+    engine, repo, deploy = world
+    broken = LOOP.replace("extract >> load", "extract >> load)")
+    repo.commit("oops", {"dags/sales.py": broken})
+    (result,) = engine.sync()
+    assert sorted((c.dag_id, c.change) for c in result.changes) == [
+        ("sales_eu", "invalid"),
+        ("sales_us", "invalid"),
+    ]
+    assert [i.code for i in engine.history("sales_eu")[0].issues] == ["GD401"]
+    assert current(deploy)["sales.py"] == LOOP  # the last good file stays served
+    one_region = LOOP.replace('["eu", "us"]', '["eu"]')
+    repo.commit("only eu", {"dags/sales.py": one_region})
+    (result,) = engine.sync()
+    assert sorted((c.dag_id, c.change) for c in result.changes) == [
+        ("sales_eu", "changed"),
+        ("sales_us", "deleted"),
+    ]
+    assert current(deploy)["sales.py"] == one_region
+
+
+def test_a_broken_helper_keeps_its_last_good_blob(world) -> None:
+    engine, repo, deploy = world
+    repo.commit("broken helper", {"dags/common/helpers.py": "def owner(:\n"})
+    (result,) = engine.sync()
+    assert [(i.file, i.code) for i in result.issues] == [("dags/common/helpers.py", "GD401")]
+    assert current(deploy)["common/helpers.py"] == HELPER
+    assert engine.list_dags(status="invalid") == []  # a helper is never a DAG
+
+
+def test_rollback_of_a_python_dag_acts_on_its_file(world) -> None:
+    engine, repo, deploy = world
+    repo.commit("v2", {"dags/sales.py": LOOP.replace("echo load", "echo load v2")})
+    engine.sync()
+    result = engine.rollback("sales_eu", reason="v2 loads twice")
+    assert "held with it" in result.message and "sales_us" in result.message
+    assert {(c.dag_id, c.version) for c in result.changes} == {("sales_eu", 1), ("sales_us", 1)}
+    assert engine.dag("sales_us").status == "pinned"
+    assert current(deploy)["sales.py"] == LOOP
+
+
+def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: Path) -> None:
+    from tests.test_airflow import airflow_python
+
+    engine, repo, deploy = world
+    repo.commit("oops", {"dags/sales.py": "from airflow.sdk import DAG\nDAG(dag_id='x'\n"})
+    engine.sync()
+    script = (
+        "import json, os, sys\n"
+        "sys.path.insert(0, sys.argv[1])  # as Airflow's dag processor does for a bundle\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "bag = DagBag(dag_folder=sys.argv[1])\n"
+        "print(json.dumps({'dags': sorted(bag.dags), 'errors': dict(bag.import_errors)}))\n"
+    )
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    done = subprocess.run(
+        [str(airflow_python()), "-c", script, str(deploy / "current")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "AIRFLOW_HOME": str(home),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"dags": ["cleanup", "sales_eu", "sales_us"], "errors": {}}
