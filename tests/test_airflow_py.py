@@ -66,7 +66,7 @@ def world(repo: GitRepo, make_engine, tmp_path: Path) -> tuple[SyncEngine, GitRe
             "dags/common/helpers.py": HELPER,
             "dags/sales.py": LOOP,
             "dags/cleanup.py": TASKFLOW,
-            "dags/scratch/notes.py": "# an airflow dag idea, not a DAG\nfrom airflow.sdk import DAG\n",
+            "dags/scratch/notes.py": "# an airflow dag idea\nfrom airflow.sdk import DAG\n",
             "dags/.airflowignore": "scratch/\n",
         },
     )
