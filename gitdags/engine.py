@@ -37,6 +37,7 @@ from gitdags.store import HistoryStore, now
 from gitdags.sync import SourceSync
 
 if TYPE_CHECKING:
+    from gitdags.parsing import ParseWorker
     from gitdags.publish import Generation
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class SyncEngine:
         self.store = store or HistoryStore(settings.database, readonly=readonly)
         self.listeners: list[Listener] = []
         self.publisher: Publisher | None = None
+        self.parse_workers: dict[str, ParseWorker] = {}  # by airflow_python
         self.actions = OperatorActions(
             settings, self.store, lambda name: self.git(settings.source(name)), self._notify
         )
@@ -74,7 +76,20 @@ class SyncEngine:
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
+        for worker in self.parse_workers.values():
+            worker.close()
         self.store.close()
+
+    def parse_worker(self, config: SourceConfig) -> ParseWorker:
+        """The long-lived Airflow parse worker of `config.airflow_python` (started on use)."""
+        from gitdags.parsing import ParseWorker
+
+        worker = self.parse_workers.get(config.airflow_python)
+        if worker is None:
+            scratch = self.settings.mirrors_dir / "parse"
+            worker = ParseWorker(config.airflow_python, scratch, self.settings.parsing_processes)
+            self.parse_workers[config.airflow_python] = worker
+        return worker
 
     def publish(self, *, force: bool = True) -> Generation | None:
         """Write the deploy folder now; the new generation, or None when nothing changed."""
@@ -114,7 +129,9 @@ class SyncEngine:
         try:
             head = git.fetch()
             faults.point("after-fetch")
-            sync = SourceSync(self.settings, self.store, config, git)
+            sync = SourceSync(
+                self.settings, self.store, config, git, lambda: self.parse_worker(config)
+            )
             plan = sync.plan(head)  # reads and validates without holding the write lock
             faults.point("after-plan")
             git.remaining(1)  # past the deadline: fail now, before writing anything

@@ -498,6 +498,14 @@ class HistoryStore:
         )
         return {r["path"]: r["blob"] for r in rows}
 
+    def python_imports(self, source: str) -> dict[str, tuple[str, ...]]:
+        """path -> the modules each Python file of the source imports."""
+        rows = self._all(
+            "SELECT path, imports FROM files WHERE source = ? AND kind IN ('airflow', 'module')",
+            (source,),
+        )
+        return {r["path"]: tuple(loads(r["imports"]) or ()) for r in rows}
+
     def save_files(
         self, source: str, files: list[FileRow], defines: list[tuple[str, str, bool]]
     ) -> None:

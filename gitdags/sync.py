@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
@@ -36,6 +37,9 @@ from gitdags.model import (
 )
 from gitdags.source import AIRFLOWIGNORE, Change, Entry, GitSource
 from gitdags.store import FileRow, HistoryStore, now
+
+if TYPE_CHECKING:
+    from gitdags.parsing import ParseWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +107,19 @@ class SourceSync:
     """Brings one source's rows in the store up to `head`."""
 
     def __init__(
-        self, settings: Settings, store: HistoryStore, config: SourceConfig, git: GitSource
+        self,
+        settings: Settings,
+        store: HistoryStore,
+        config: SourceConfig,
+        git: GitSource,
+        worker: Callable[[], ParseWorker] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.config = config
         self.git = git
         self.name = config.name
+        self.worker = worker  # the Airflow parse worker, for python = "airflow"
 
     # -- planning: reads only --------------------------------------------------------------------
     def plan(self, head: str) -> Plan:
@@ -160,6 +170,8 @@ class SourceSync:
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
+        if self.config.python == "airflow" and self.worker is not None:
+            self._parse_with_airflow(plan, head)
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",
@@ -200,6 +212,78 @@ class SourceSync:
             if isinstance(content, bytes):
                 texts.append((rel.rpartition("/")[0], content.decode("utf-8", "replace")))
         return dataclasses.replace(ctx, airflowignore=tuple(texts))
+
+    def _parse_with_airflow(self, plan: Plan, head: str) -> None:
+        """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
+        that imports (even transitively) a Python module it changed; a module change that
+        breaks a DAG file importing it is held back."""
+        from gitdags import parsing
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.ctx.root
+        checked = plan.checked
+        graph = self.store.python_imports(self.name)
+        graph.update({p: f.imports for p, f in checked.items() if f.kind in PYTHON_KINDS})
+        moved = {c.path for c in plan.changes if c.path.endswith(".py")}
+        moved |= {c.old_path for c in plan.changes if c.old_path and c.old_path.endswith(".py")}
+        users = _importers(graph, {module_of(p, root) for p in moved}, root)
+        later = {p: b for p, b in self.store.python_files(self.name).items() if p in users}
+        again = _unchanged(later, set(checked))
+        if again:
+            plan.checked.update(self._read(plan, head, again))
+            plan.changes += again
+            plan.again |= {c.path for c in again}
+        dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
+        if not dag_files:
+            return
+        worker = self.worker()  # type: ignore[misc]
+        own = {module_of(p, root).split(".")[0] for p in graph} | {""}
+        tops = {i.split(".")[0] for p in dag_files for i in checked[p].imports} - own
+        missing = worker.missing(sorted(tops))
+        parse = []
+        for path in dag_files:
+            lacking = sorted({i.split(".")[0] for i in checked[path].imports} & missing)
+            if lacking:
+                issue = Issue(
+                    "GD407",
+                    "error",
+                    path,
+                    "",
+                    None,
+                    f"The file imports {', '.join(lacking)}, which is neither a module of the "
+                    f"repository nor installed where Airflow runs ({self.config.airflow_python}); "
+                    "install it there or fix the import.",
+                )
+                found = checked[path]
+                checked[path] = dataclasses.replace(found, dags=(), issues=(*found.issues, issue))
+            else:
+                parse.append(path)
+        tree = self.git.checkout_tree(head, self.settings.mirrors_dir / f"{self.name}.tree")
+        results = worker.parse(
+            tree / root,
+            [p[len(root) :] for p in parse],
+            timeout=self.config.parse_timeout,
+            memory=self.config.memory_limit,
+        )
+        for path in parse:
+            result = results.get(path[len(root) :]) or {"error": "crashed", "message": "No answer."}
+            checked[path] = parsing.apply(checked[path], result)
+        for path, found in list(checked.items()):  # a module that breaks its importers
+            if found.kind != "module" or found.broken or path not in moved:
+                continue
+            users = _importers(graph, {module_of(path, root)}, root)
+            broken = sorted(u for u in users if u in checked and checked[u].broken)
+            if broken:
+                issue = Issue(
+                    "GD402",
+                    "error",
+                    path,
+                    "",
+                    None,
+                    f"This version breaks {', '.join(broken[:5])}, which import it; its last "
+                    "good version stays served.",
+                )
+                checked[path] = dataclasses.replace(found, issues=(*found.issues, issue))
 
     def _attribution(self, plan: Plan) -> dict[str, Commit]:
         """The commit that last changed each file, when the sync spans more than one commit,
@@ -435,6 +519,27 @@ PYTHON_KINDS = ("airflow", "module")
 
 def _is_ignore(path: str) -> bool:
     return path.rsplit("/", 1)[-1] == AIRFLOWIGNORE
+
+
+def _importers(graph: dict[str, tuple[str, ...]], modules: set[str], root: str) -> set[str]:
+    """The Python files that import one of `modules`, directly or through other modules."""
+    from gitdags.kinds.airflow_py import module_of
+
+    found: set[str] = set()
+    todo = {m for m in modules if m}
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        seen.add(module)
+        for path, imports in graph.items():
+            if path in found:
+                continue
+            if any(i == module or i.startswith(module + ".") for i in imports):
+                found.add(path)
+                user = module_of(path, root)
+                if user not in seen:
+                    todo.add(user)
+    return found
 
 
 def _unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:

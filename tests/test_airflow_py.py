@@ -174,3 +174,95 @@ def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: 
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"dags": ["cleanup", "sales_eu", "sales_us"], "errors": {}}
+
+
+# -- the dynamic tier: real Airflow, sandboxed -------------------------------------------------
+HOSTILE = {
+    "loop.py": "from airflow.sdk import DAG\nwhile True:\n    pass\n",
+    "alloc.py": "from airflow.sdk import DAG\nx = bytearray(6 * 1024**3)\n",
+    "exit.py": "import sys\nfrom airflow.sdk import DAG\nsys.exit(3)\n",
+    "hard_exit.py": "import os\nfrom airflow.sdk import DAG\nos._exit(9)\n",
+    "segfault.py": "import ctypes\nfrom airflow.sdk import DAG\nctypes.string_at(0)\n",
+    "chatty.py": (
+        "from airflow.sdk import DAG\nprint('x' * 100_000_000)\n"
+        "with DAG(dag_id='chatty'):\n    pass\n"
+    ),
+    "secrets.py": (
+        "import os\nfrom airflow.sdk import DAG\n"
+        "leaked = sorted(k for k in os.environ if k.startswith(('GITDAGS_', 'AWS_')))\n"
+        "with DAG(dag_id='env_' + ('_'.join(leaked) or 'clean')):\n    pass\n"
+    ),
+    "outside.py": (
+        "import pathlib\nfrom airflow.sdk import DAG\n"
+        "pathlib.Path('OUTSIDE').write_text('x')\ndag = DAG(dag_id='wrote_outside')\n"
+    ),
+    "network.py": (
+        "import socket, os\nfrom airflow.sdk import DAG\n"
+        "socket.create_connection(('127.0.0.1', int(os.environ.get('PORT', '9'))), timeout=2)\n"
+        "dag = DAG(dag_id='reached_network')\n"
+    ),
+    "forkbomb.py": (
+        "import os\nfrom airflow.sdk import DAG\nfor _ in range(10_000):\n    os.fork()\n"
+    ),
+}
+
+
+def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
+    repo: GitRepo, make_engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from tests.test_airflow import airflow_python
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    monkeypatch.setenv("GITDAGS_SECRET_TOKEN", "s3cret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    files = {f"dags/bad/{name}": text for name, text in HOSTILE.items()}
+    repo.commit(
+        "good and hostile files",
+        {
+            "dags/common/__init__.py": "",
+            "dags/common/helpers.py": HELPER,
+            "dags/sales.py": LOOP,
+            "dags/cleanup.py": TASKFLOW,
+            **files,
+        },
+    )
+    deploy = tmp_path / "deploy"
+    config = py_source(
+        repo, python="airflow", airflow_python=str(airflow_python()), parse_timeout=5.0
+    )
+    engine = make_engine(config, deploy_dir=deploy, parsing_processes=2)
+    try:
+        (result,) = engine.sync()
+        assert result.error is None, result.error
+        assert statuses(engine) == {
+            "sales_eu": "active",
+            "sales_us": "active",
+            "cleanup": "active",
+            "env_clean": "active",  # no GITDAGS_* or AWS_* variable reached the file
+        }
+        cleanup = engine.show("cleanup").spec
+        assert cleanup is not None and cleanup["parsed_by"] == "airflow"
+        assert cleanup["tasks"][0]["id"] == "vacuum"  # a taskflow task: only Airflow sees it
+        issues = {i.file.rsplit("/", 1)[-1]: i for i in result.issues if i.severity == "error"}
+        assert issues["loop.py"].code == "GD403"
+        for name in ("alloc.py", "exit.py", "hard_exit.py", "segfault.py", "outside.py"):
+            assert issues[name].code == "GD402", (name, issues.get(name))
+        assert issues["network.py"].code == "GD402"  # no network in the sandbox
+        assert issues["forkbomb.py"].code in ("GD402", "GD403")
+        assert issues["chatty.py"].code in ("GD402", "GD403")  # Airflow logs what it prints
+        assert not (repo.path / "dags" / "bad" / "OUTSIDE").exists()
+        # a helper change that breaks its importers is held back; the DAGs show the error
+        repo.commit("helper breaks", {"dags/common/helpers.py": "def owner():\n    return 1/0\n"})
+        (result,) = engine.sync()
+        assert {c.dag_id: c.change for c in result.changes} == {
+            "sales_eu": "invalid",
+            "sales_us": "invalid",
+        }
+        assert current(deploy)["common/helpers.py"] == HELPER
+        assert "ZeroDivisionError" in engine.history("sales_eu")[0].issues[0].message
+    finally:
+        listener.close()

@@ -253,17 +253,25 @@ class _Reader:
     def __init__(self, path: str, tree: ast.Module) -> None:
         self.path = path
         self.tree = tree
-        self.found: dict[str, _Dag] = {}
+        self.found: dict[str, _Dag] = {}  # every DAG made, by id
+        self.registered: dict[str, _Dag] = {}
+        self.globals: dict[str, _Dag] = {}  # module-level names that hold a DAG
         self.warnings: list[Issue] = []
         self.unresolved = False
         self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
+        self.depth = 0  # inside a function body: names there are not module globals
         self.called = {
             _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
         }
 
     def dags(self) -> dict[str, _Dag]:
+        """The DAGs Airflow registers: those of `with DAG(...)`, of called `@dag` functions
+        and `@asset`s, and those a module-level name holds at the end (a bare `DAG(...)`
+        call, or one rebound in a loop, is not kept)."""
         self._block(self.tree.body, self.constants, None, {})
-        return self.found
+        for dag in self.globals.values():
+            self.registered.setdefault(dag.dag_id, dag)
+        return self.registered
 
     # -- statements ----------------------------------------------------------------------------
     def _block(
@@ -280,23 +288,44 @@ class _Reader:
                 return
             made = self._expr(value, env, dag, names)
             for target in targets:
-                if isinstance(target, ast.Name):
+                if isinstance(made, _Dag) and isinstance(target, ast.Subscript):
+                    self._register(made)  # globals()[name] = DAG(...)
+                if not isinstance(target, ast.Name):
+                    continue
+                if self.depth == 0:  # what the module-level name holds at the end
                     if isinstance(made, _Dag):
-                        names[target.id] = f"dag:{made.dag_id}"
-                    elif isinstance(made, str) and made.startswith("task:"):
-                        names[target.id] = made
+                        self.globals[target.id] = made
                     else:
-                        literal = _literal(value, env)
-                        if literal is not _UNKNOWN:
-                            env[target.id] = literal
+                        self.globals.pop(target.id, None)
+                if isinstance(made, _Dag):
+                    names[target.id] = f"dag:{made.dag_id}"
+                elif isinstance(made, str) and made.startswith("task:"):
+                    names[target.id] = made
+                else:
+                    literal = _literal(value, env)
+                    if literal is not _UNKNOWN:
+                        env[target.id] = literal
         elif isinstance(stmt, ast.Expr):
-            self._expr(stmt.value, env, dag, names)
+            made = self._expr(stmt.value, env, dag, names)
+            if isinstance(made, _Dag) and made.dag_id not in self.registered:
+                self.warnings.append(
+                    Issue(
+                        "GD404",
+                        "warning",
+                        self.path,
+                        "",
+                        stmt.lineno,
+                        f"DAG {made.dag_id!r} is made here but neither used in `with` nor kept "
+                        "in a module-level name, so Airflow does not load it.",
+                    )
+                )
         elif isinstance(stmt, ast.With | ast.AsyncWith):
             inner = dag
             for item in stmt.items:
                 made = self._expr(item.context_expr, env, dag, names)
                 if isinstance(made, _Dag):
                     inner = made
+                    self._register(made)
                     if isinstance(item.optional_vars, ast.Name):
                         names[item.optional_vars.id] = f"dag:{made.dag_id}"
             self._block(stmt.body, env, inner, names)
@@ -332,9 +361,11 @@ class _Reader:
                 call = decorator if isinstance(decorator, ast.Call) else None
                 args = self._kwargs(call, env) if call is not None else {}
                 asset_name = args.get("name")
-                self._new_dag(
+                made = self._new_dag(
                     asset_name if isinstance(asset_name, str) else node.name, node.lineno, args
                 )
+                if made is not None:
+                    self._register(made)
                 continue
             if name.split(".")[-1] != "dag":
                 continue
@@ -362,7 +393,10 @@ class _Reader:
                 return
             made = self._new_dag(dag_id, node.lineno, args)
             if made is not None:
+                self._register(made)
+                self.depth += 1
                 self._block(node.body, dict(env), made, {})
+                self.depth -= 1
 
     # -- expressions ---------------------------------------------------------------------------
     def _expr(self, node: ast.expr, env: dict[str, Any], dag: _Dag | None, names: dict) -> Any:
@@ -387,6 +421,9 @@ class _Reader:
             if isinstance(arg, ast.expr):
                 self._expr(arg, env, dag, names)
         task_id = next((k.value for k in node.keywords if k.arg == "task_id"), None)
+        owner = next((k.value for k in node.keywords if k.arg == "dag"), None)
+        if isinstance(owner, ast.Name) and str(names.get(owner.id, "")).startswith("dag:"):
+            dag = self.found.get(str(names[owner.id])[4:], dag)
         if task_id is not None and dag is not None:
             ident = _literal(task_id, env)
             if isinstance(ident, str):
@@ -404,6 +441,9 @@ class _Reader:
 
     def _kwargs(self, call: ast.Call, env: dict[str, Any]) -> dict[str, Any]:
         return {k.arg: _literal(k.value, env) for k in call.keywords if k.arg is not None}
+
+    def _register(self, dag: _Dag) -> None:
+        self.registered.setdefault(dag.dag_id, dag)
 
     def _new_dag(self, dag_id: Any, line: int, args: dict[str, Any]) -> _Dag | None:
         if not isinstance(dag_id, str):

@@ -1,0 +1,209 @@
+"""The dynamic tier (`python = "airflow"`): real Airflow parses the Airflow files a commit
+changed, in the sandboxed worker of `parse_worker.py`, run by the source's `airflow_python`.
+
+gitdags never imports repository code: the worker is another process, started with an
+environment that holds none of gitdags' variables or credentials, and it forks one sandboxed
+child per file. A worker that dies is started again at the next parse; a file that kills its
+child is an error of that file only.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from gitdags.errors import SourceError
+from gitdags.model import DagFile, FileDefinitions, Issue
+
+log = logging.getLogger(__name__)
+WORKER = Path(__file__).with_name("parse_worker.py")
+START_TIMEOUT = 180.0
+
+
+class ParseWorker:
+    """One long-lived `parse_worker.py` process."""
+
+    def __init__(self, python: str, scratch: Path, parallel: int = 2) -> None:
+        self.python = python
+        self.scratch = scratch
+        self.parallel = parallel
+        self.proc: subprocess.Popen[str] | None = None
+        self.airflow_version = ""
+        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self.lock = threading.Lock()
+        self.next_id = 0
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.scratch, 0o755)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.scratch),
+            "GITDAGS_PARSE_SCRATCH": str(self.scratch),
+        }
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-I", str(WORKER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=self.scratch,
+            )
+        except OSError as exc:
+            raise SourceError(
+                f"Cannot run airflow_python {self.python} ({exc.strerror}); point it at the "
+                "python of the environment the schedulers run."
+            ) from exc
+        assert proc.stdout is not None and proc.stderr is not None
+        threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
+        ready = self._line(proc, START_TIMEOUT)
+        if not ready or not ready.get("ready"):
+            proc.kill()
+            proc.wait()
+            tail = " ".join(list(self.stderr)[-3:]).strip() or "no output"
+            raise SourceError(
+                f"The Airflow parse worker did not start with {self.python}: {tail[-300:]}; "
+                "check that Apache Airflow is installed there."
+            )
+        self.airflow_version = ready.get("airflow", "")
+        self.proc = proc
+        return proc
+
+    def _drain(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self.stderr.append(line.rstrip())
+
+    def _line(self, proc: subprocess.Popen[str], timeout: float) -> dict[str, Any] | None:
+        """The next protocol line, or None when the worker died or took longer."""
+        assert proc.stdout is not None
+        found: list[str] = []
+        reader = threading.Thread(target=lambda: found.append(proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.daemon = True
+        reader.start()
+        reader.join(timeout)
+        if not found or not found[0]:
+            return None
+        return json.loads(found[0])
+
+    def _ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        with self.lock:
+            proc = self._start()
+            self.next_id += 1
+            request["id"] = self.next_id
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+            answer = self._line(proc, timeout)
+            if answer is None or answer.get("id") != request["id"]:
+                proc.kill()
+                proc.wait()
+                self.proc = None
+                tail = " ".join(list(self.stderr)[-2:]).strip()
+                raise SourceError(
+                    f"The Airflow parse worker stopped answering ({tail[-200:] or 'no output'}); "
+                    "it is started again at the next sync."
+                )
+            return answer
+
+    def parse(
+        self, root: Path, files: list[str], *, timeout: float, memory: int
+    ) -> dict[str, dict[str, Any]]:
+        if not files:
+            return {}
+        request = {
+            "op": "parse",
+            "root": str(root),
+            "files": files,
+            "timeout": timeout,
+            "memory": memory,
+            "parallel": self.parallel,
+        }
+        waves = -(-len(files) // max(self.parallel, 1))
+        answer = self._ask(request, timeout * waves + 60)
+        return answer["results"]
+
+    def missing(self, names: list[str]) -> set[str]:
+        if not names:
+            return set()
+        return set(self._ask({"op": "modules", "names": names}, 60)["missing"])
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
+    """The file as Airflow parsed it: its DAGs, or its import error (GD402), timeout (GD403)
+    or crash (GD402), in place of what the static reading guessed."""
+    path = found.path
+    static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407"))
+    error = result.get("error")
+    if error:
+        code = "GD403" if error == "timeout" else "GD402"
+        message = result.get("message") or "The file failed to import."
+        if error == "import":
+            message = f"The file fails to import in Airflow: {message}"
+        trace = result.get("traceback")
+        if trace:
+            message += "\n" + trace.rstrip()
+        issue = Issue(code, "error", path, "", None, message)
+        return FileDefinitions(
+            path, found.kind, found.content_hash, (), found.imports, (*static, issue), found.content
+        )
+    text = found.content or next((d.content for d in found.dags), "")
+    dags = tuple(
+        DagFile(path, d["dag_id"], _spec(d), (), found.content_hash, text)
+        for d in result.get("dags", ())
+    )
+    issues = list(static)
+    if not dags:
+        issues.append(
+            Issue(
+                "GD404",
+                "warning",
+                path,
+                "",
+                None,
+                "Airflow parsed the file and found no DAG in it.",
+            )
+        )
+    return FileDefinitions(
+        path, found.kind, found.content_hash, dags, found.imports, tuple(issues), found.content
+    )
+
+
+def _spec(dag: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dag_id": dag["dag_id"],
+        "format": "airflow",
+        "parsed_by": "airflow",
+        "description": dag.get("description") or "",
+        "schedule": dag.get("schedule"),
+        "start_date": dag.get("start_date"),
+        "owner": dag.get("owner"),
+        "tags": dag.get("tags") or [],
+        "depends_on_dags": [],
+        "tasks": dag.get("tasks") or [],
+    }
