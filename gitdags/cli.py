@@ -130,12 +130,22 @@ class Format(StrEnum):
 def validate(
     paths: list[str] = typer.Argument(..., help="DAG files or folders."),
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text, json or github."),
+    airflow_python: str | None = typer.Option(
+        None, "--airflow-python", help="Also parse Airflow .py files with this interpreter."
+    ),
+    parse_timeout: float = typer.Option(30.0, "--parse-timeout", help="Seconds per file."),
 ) -> None:
     """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
     from gitdags.offline import check_paths
 
     cfg = settings()
-    files, issues = check_paths(paths, task_types=cfg.task_types, max_file_size=cfg.max_file_size)
+    files, issues = check_paths(
+        paths,
+        task_types=cfg.task_types,
+        max_file_size=cfg.max_file_size,
+        airflow_python=airflow_python or "",
+        parse_timeout=parse_timeout,
+    )
     errors = sum(1 for i in issues if i.severity == "error")
     if fmt is Format.json:
         out_json([i.to_dict() for i in issues])

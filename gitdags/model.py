@@ -47,9 +47,12 @@ CODES: dict[str, str] = {
     "GD306": "dag-id-pattern",
     # Airflow Python files
     "GD401": "syntax-error",
+    "GD402": "import-error",
+    "GD403": "parse-timeout",
     "GD404": "no-dag-found",
     "GD405": "forbidden-import",
     "GD406": "top-level-call",
+    "GD407": "missing-module",
     "GD409": "file-held-back",
 }
 

@@ -18,12 +18,17 @@ from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
 def collect(paths: Iterable[str]) -> list[Path]:
     """Files named, plus the DAG files under each folder named (hidden folders skipped)."""
+    return [file for file, _root in collect_with_roots(paths)]
+
+
+def collect_with_roots(paths: Iterable[str]) -> list[tuple[Path, Path]]:
+    """Each file with its DAGs folder: the folder named, or the folder of a file named."""
     accepts = PathFilter("", (*DEFAULT_INCLUDE, PY_INCLUDE), ())
-    found: list[Path] = []
+    found: list[tuple[Path, Path]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_symlink() or path.is_file():
-            found.append(path)
+            found.append((path, path.parent))
         elif path.is_dir():
             for folder, dirs, files in os.walk(path):
                 # a symlink to a folder is a file to git (and GD003 to a sync), not a folder
@@ -32,7 +37,7 @@ def collect(paths: Iterable[str]) -> list[Path]:
                 for name in sorted([*files, *links]):
                     full = Path(folder, name)
                     if accepts(full.relative_to(path).as_posix()):
-                        found.append(full)
+                        found.append((full, path))
         else:
             raise GitdagsError(f"{raw} does not exist; name DAG files or folders to validate.")
     return found
@@ -47,6 +52,8 @@ def check_paths(
     own_namespace: str = "",
     pattern: str = "",
     forbidden_imports: tuple[str, ...] = (),
+    airflow_python: str = "",
+    parse_timeout: float = 30.0,
 ) -> tuple[list[FileDefinitions], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues.
     `namespaces` maps source names to the id prefix each owns: the files checked here belong
@@ -56,7 +63,8 @@ def check_paths(
         task_types=task_types, max_file_size=max_file_size, forbidden_imports=forbidden_imports
     )
     checked: list[FileDefinitions] = []
-    for path in collect(paths):
+    files = collect_with_roots(paths)
+    for path, _root in files:
         name = path.as_posix()
         if path.is_symlink():
             checked.append(kinds.read(name, None, symlink=True, ctx=ctx))
@@ -64,6 +72,8 @@ def check_paths(
         size = path.stat().st_size
         content: bytes | int = size if size > max_file_size else path.read_bytes()
         checked.append(kinds.read(name, content, ctx=ctx))
+    if airflow_python:
+        checked = _parse_with_airflow(checked, files, airflow_python, parse_timeout)
     dags = [d for f in checked for d in f.dags]
     extra = check_across(
         dags, EmptyCatalog(), namespaces=namespaces, own_namespace=own_namespace, pattern=pattern
@@ -75,3 +85,48 @@ def check_paths(
     issues += [f.issues[-1] for f in held_back]
     issues.sort(key=lambda i: (i.file, i.line or 0, i.code))
     return checked, issues
+
+
+def _parse_with_airflow(
+    checked: list[FileDefinitions],
+    files: list[tuple[Path, Path]],
+    python: str,
+    timeout: float,
+) -> list[FileDefinitions]:
+    """The dynamic tier offline: Airflow, in the sandboxed worker, parses the Airflow files,
+    each from the folder it was found under (its DAGs folder)."""
+    import tempfile
+
+    from gitdags.kinds.airflow_py import module_of
+    from gitdags.parsing import ParseWorker, parse_files
+
+    found = {f.path: f for f in checked}
+    by_root: dict[Path, list[str]] = {}
+    for path, root in files:
+        f = found.get(path.as_posix())
+        if f is not None and f.kind == "airflow" and not f.broken:
+            by_root.setdefault(root, []).append(f.path)
+    with tempfile.TemporaryDirectory(prefix="gitdags-parse-") as scratch:
+        worker = ParseWorker(python, Path(scratch))
+        try:
+            for root, paths in by_root.items():
+                prefix = "" if root == Path(".") else root.as_posix().rstrip("/") + "/"
+                own = {
+                    module_of(p.as_posix(), prefix).split(".")[0]
+                    for p, r in files
+                    if r == root and p.suffix == ".py"
+                }
+                own |= {p.name for p in root.iterdir() if p.is_dir() or p.suffix == ".py"}
+                parse_files(
+                    worker,
+                    root.resolve(),
+                    found,
+                    paths,
+                    prefix=prefix,
+                    own={o.removesuffix(".py") for o in own},
+                    timeout=timeout,
+                    memory=2 << 30,
+                )
+        finally:
+            worker.close()
+    return [found[f.path] for f in checked]

@@ -30,7 +30,7 @@ class ParseWorker:
     """One long-lived `parse_worker.py` process."""
 
     def __init__(self, python: str, scratch: Path, parallel: int = 2) -> None:
-        self.python = python
+        self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
         self.proc: subprocess.Popen[str] | None = None
@@ -154,6 +154,55 @@ class ParseWorker:
         self.proc = None
 
 
+def parse_files(
+    worker: ParseWorker,
+    root: Path,
+    found: dict[str, FileDefinitions],
+    paths: list[str],
+    *,
+    prefix: str,
+    own: set[str],
+    timeout: float,
+    memory: int,
+) -> None:
+    """Airflow parses `paths` (keys of `found`, each `prefix` + its path under `root`); their
+    definitions in `found` become what Airflow found. A file importing a package that is in
+    neither the repository (`own`: its top-level module names) nor the Airflow environment
+    gets GD407 and is not parsed."""
+    from gitdags.kinds.airflow_py import module_level_imports
+
+    needs = {p: module_level_imports(_text(found[p])) - own - {""} for p in paths}
+    missing = worker.missing(sorted(set().union(*needs.values())))
+    parse = []
+    for path in paths:
+        lacking = sorted(needs[path] & missing)
+        if not lacking:
+            parse.append(path)
+            continue
+        issue = Issue(
+            "GD407",
+            "error",
+            path,
+            "",
+            None,
+            f"The file imports {', '.join(lacking)}, which is neither a module of the "
+            f"repository nor installed where Airflow runs ({worker.python}); install it there "
+            "or fix the import.",
+        )
+        f = found[path]
+        found[path] = FileDefinitions(
+            path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), _text(f)
+        )
+    results = worker.parse(root, [p[len(prefix) :] for p in parse], timeout=timeout, memory=memory)
+    for path in parse:
+        result = results.get(path[len(prefix) :]) or {"error": "crashed", "message": "No answer."}
+        found[path] = apply(found[path], result)
+
+
+def _text(f: FileDefinitions) -> str:
+    return f.content or next((d.content for d in f.dags), "")
+
+
 def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     """The file as Airflow parsed it: its DAGs, or its import error (GD402), timeout (GD403)
     or crash (GD402), in place of what the static reading guessed."""
@@ -170,9 +219,9 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
             message += "\n" + trace.rstrip()
         issue = Issue(code, "error", path, "", None, message)
         return FileDefinitions(
-            path, found.kind, found.content_hash, (), found.imports, (*static, issue), found.content
+            path, found.kind, found.content_hash, (), found.imports, (*static, issue), _text(found)
         )
-    text = found.content or next((d.content for d in found.dags), "")
+    text = _text(found)
     dags = tuple(
         DagFile(path, d["dag_id"], _spec(d), (), found.content_hash, text)
         for d in result.get("dags", ())
@@ -190,7 +239,7 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
             )
         )
     return FileDefinitions(
-        path, found.kind, found.content_hash, dags, found.imports, tuple(issues), found.content
+        path, found.kind, found.content_hash, dags, found.imports, tuple(issues), text
     )
 
 

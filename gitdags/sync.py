@@ -236,38 +236,17 @@ class SourceSync:
         dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
         if not dag_files:
             return
-        worker = self.worker()  # type: ignore[misc]
-        own = {module_of(p, root).split(".")[0] for p in graph} | {""}
-        tops = {i.split(".")[0] for p in dag_files for i in checked[p].imports} - own
-        missing = worker.missing(sorted(tops))
-        parse = []
-        for path in dag_files:
-            lacking = sorted({i.split(".")[0] for i in checked[path].imports} & missing)
-            if lacking:
-                issue = Issue(
-                    "GD407",
-                    "error",
-                    path,
-                    "",
-                    None,
-                    f"The file imports {', '.join(lacking)}, which is neither a module of the "
-                    f"repository nor installed where Airflow runs ({self.config.airflow_python}); "
-                    "install it there or fix the import.",
-                )
-                found = checked[path]
-                checked[path] = dataclasses.replace(found, dags=(), issues=(*found.issues, issue))
-            else:
-                parse.append(path)
         tree = self.git.checkout_tree(head, self.settings.mirrors_dir / f"{self.name}.tree")
-        results = worker.parse(
+        parsing.parse_files(
+            self.worker(),  # type: ignore[misc]
             tree / root,
-            [p[len(root) :] for p in parse],
+            checked,
+            dag_files,
+            prefix=root,
+            own={module_of(p, root).split(".")[0] for p in graph},
             timeout=self.config.parse_timeout,
             memory=self.config.memory_limit,
         )
-        for path in parse:
-            result = results.get(path[len(root) :]) or {"error": "crashed", "message": "No answer."}
-            checked[path] = parsing.apply(checked[path], result)
         for path, found in list(checked.items()):  # a module that breaks its importers
             if found.kind != "module" or found.broken or path not in moved:
                 continue

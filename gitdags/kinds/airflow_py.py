@@ -145,6 +145,21 @@ def _imports(tree: ast.Module, module: str, package: bool) -> set[str]:
     return found
 
 
+def module_level_imports(text: str) -> set[str]:
+    """The top-level packages a file imports when it is imported (not inside functions)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    found: set[str] = set()
+    for node in _module_level(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
 def _forbidden(path: str, tree: ast.Module, module: str, forbidden: tuple[str, ...]) -> list[Issue]:
     if not forbidden:
         return []
