@@ -20,7 +20,12 @@ class AirflowIgnore:
     def __init__(self, files: Mapping[str, str]) -> None:
         """`files`: the text of each .airflowignore, by its folder relative to the DAGs
         folder ("" for the top)."""
-        from pathspec.patterns import GitWildMatchPattern
+        try:  # pathspec >= 1.0; GitWildMatchPattern (what Airflow uses) is deprecated there
+            from pathspec.patterns.gitignore.spec import (
+                GitIgnoreSpecPattern as GitWildMatchPattern,
+            )
+        except ImportError:
+            from pathspec.patterns import GitWildMatchPattern  # type: ignore[no-redef]
 
         self.rules: dict[str, list[tuple[object, bool, bool]]] = {}
         for folder, text in files.items():

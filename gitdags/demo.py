@@ -1,7 +1,8 @@
 """`gitdags demo`: a git repository with a short, realistic history, synced after each commit.
 
 The history: the initial import, an edit, a commit that breaks a DAG (a task cycle), the fix,
-a deletion and a rename. Everything lives in one folder (default `demo/`), which the default
+a deletion, a rename, a commit that breaks an Airflow Python DAG file and one that breaks the
+helper module the Airflow files import: both are held back, their last good files served. Everything lives in one folder (default `demo/`), which the default
 config.toml points at, so `gitdags list`, `history` and `tui` work right after the demo.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gitdags
-from gitdags.config import Settings, SourceConfig
+from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE, Settings, SourceConfig
 from gitdags.engine import build_engine
 from gitdags.errors import GitdagsError
 from gitdags.model import SyncResult
@@ -47,12 +48,14 @@ def sample_repo() -> Path:
     )
 
 
+INCLUDE = (*DEFAULT_INCLUDE, PY_INCLUDE)
+
+
 def demo_settings(folder: Path) -> Settings:
-    return Settings(
-        database=folder / "gitdags.db",
-        listen="",
-        sources=(SourceConfig(name=SOURCE, url=str(folder / "sample_repo"), subdir="dags"),),
+    source = SourceConfig(
+        name=SOURCE, url=str(folder / "sample_repo"), subdir="dags", include=INCLUDE
     )
+    return Settings(database=folder / "gitdags.db", listen="", sources=(source,))
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -105,6 +108,17 @@ def _history(repo: Path) -> Iterator[tuple[str, str, Callable[[], None]]]:
         lambda: (dags / "monitoring" / "streaming_health_monitor.yaml").rename(
             dags / "platform" / "streaming_health_monitor.yaml"
         ),
+    )
+    backup = dags / "airflow" / "nightly_backup.py"
+    yield (
+        "nightly_backup: ship to the new bucket",
+        "chidi",
+        lambda: _edit(backup, 'bash_command="echo ship")', 'bash_command="echo ship s3://cold"'),
+    )
+    yield (
+        "common.defaults: retry three times",
+        "bo",
+        lambda: _edit(dags / "common" / "defaults.py", "retries: int = 2)", "retries: int = 3"),
     )
 
 

@@ -251,6 +251,14 @@ def demo_report(folder: Any, database: Any, steps: list[Any], dags: list[DagStat
                 )
             version = f" v{change.version}" if change.version else ""
             lines.append(f"  {i}. {change.change} {change.dag_id}{version}{detail}")
+        named = {c.path for c in step.result.changes}
+        for issue in errors:  # a file that defines no DAG of its own: a helper module
+            if issue.file not in named:
+                lines.append(
+                    f"  {i}. held back {issue.file}  {issue.code}: {issue.message} "
+                    "Still serving its last good version."
+                )
+                named.add(issue.file)
     by_status: dict[str, int] = {}
     for d in dags:
         by_status[d.status] = by_status.get(d.status, 0) + 1
