@@ -2,8 +2,9 @@
 
 The history: the initial import, an edit, a commit that breaks a DAG (a task cycle), the fix,
 a deletion, a rename, a commit that breaks an Airflow Python DAG file and one that breaks the
-helper module the Airflow files import: both are held back, their last good files served. Everything lives in one folder (default `demo/`), which the default
-config.toml points at, so `gitdags list`, `history` and `tui` work right after the demo.
+helper module the Airflow files import: both are held back, their last good files served.
+Everything lives in one folder (default `demo/`), which the default config.toml points at, so
+`gitdags list`, `history` and `tui` work right after the demo.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from datetime import datetime
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
-
 from common.defaults import default_args
 
 with DAG(

@@ -5,7 +5,6 @@ from datetime import datetime
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
-
 from common.defaults import default_args
 
 PARTNERS = ["acme", "globex", "initech"]

@@ -1,4 +1,4 @@
-"""Shared settings of the platform's Airflow DAGs (a helper module: never a DAG itself)."""
+"""Shared settings of the platform's pipelines: a helper module, imported by the DAG files."""
 
 from datetime import timedelta
 
