@@ -10,7 +10,8 @@ and forks one child per file. Each child, before it imports the file:
     host's filesystem view, as the uid `nobody` where it can switch, which cannot write outside
     world-writable folders);
   - drops to the uid `nobody` when it runs as root;
-  - sets RLIMIT_AS (the memory limit), RLIMIT_CPU, RLIMIT_NPROC and RLIMIT_FSIZE;
+  - sets RLIMIT_AS (the memory limit), RLIMIT_CPU, RLIMIT_NPROC and RLIMIT_FSIZE, and joins
+    a pids cgroup of its own (64 processes) where the kernel offers one;
   - gets an environment of its own: PATH, LANG, HOME and AIRFLOW_HOME in a scratch folder;
   - sends stdout and stderr to /dev/null, and its result over a pipe.
 The parent kills a child that passes the parse timeout, and reports one that dies.
@@ -149,6 +150,7 @@ def finish(pid: int, buffer: bytearray) -> dict:
     _pid, status = os.waitpid(pid, 0)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)  # what the child left running
+    release_processes(pid)
     if buffer:
         try:
             return json.loads(bytes(buffer))
@@ -169,16 +171,61 @@ def finish(pid: int, buffer: bytearray) -> dict:
     return {"error": "crashed", "message": f"Parsing the file {how}."}
 
 
+PIDS_MAX = 64
+CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # cgroup v1, then v2
+
+
+def limit_processes(pid: int) -> None:
+    """A pids cgroup of its own (at most PIDS_MAX processes), where the kernel offers one:
+    RLIMIT_NPROC does not hold for root, and a fork bomb must not starve the other parses."""
+    for base in CGROUPS:
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        group = base / f"gitdags-parse-{pid}"
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "pids.max").write_text(f"{PIDS_MAX}\n")
+            (group / "cgroup.procs").write_text(f"{pid}\n")
+            return
+        except OSError:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def release_processes(pid: int) -> None:
+    """Kill whatever is left in the child's cgroup, then remove the cgroup."""
+    for base in CGROUPS:
+        group = base / f"gitdags-parse-{pid}"
+        if not group.exists():
+            continue
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                left = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+            except OSError:
+                break
+            if not left:
+                break
+            for stray in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(stray, signal.SIGKILL)
+            time.sleep(0.01)
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
 def kill(pid: int) -> None:
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             target()
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+    release_processes(pid)
 
 
 def child(dagbag: type, request: dict, rel: str, scratch: Path) -> dict:
     os.setpgid(0, 0)  # its own process group: whatever it forks is killed with it
+    limit_processes(os.getpid())
     root = Path(request["root"])
     _NEEDED.append(str(root))
     home = scratch / f"child-{os.getpid()}"

@@ -10,6 +10,7 @@ child is an error of that file only.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import logging
 import os
@@ -223,8 +224,9 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
         )
     text = _text(found)
     dags = tuple(
-        DagFile(path, d["dag_id"], _spec(d), (), found.content_hash, text)
+        DagFile(path, d["dag_id"], spec, (), _identity(found.content_hash, spec), text)
         for d in result.get("dags", ())
+        for spec in (_spec(d),)
     )
     issues = list(static)
     if not dags:
@@ -241,6 +243,14 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     return FileDefinitions(
         path, found.kind, found.content_hash, dags, found.imports, tuple(issues), text
     )
+
+
+def _identity(file_hash: str, spec: dict[str, Any]) -> str:
+    """A parsed DAG's content hash covers what Airflow made of it, not only its file: a helper
+    change that changes the DAG makes a new version of it."""
+    digest = hashlib.sha256(file_hash.encode())
+    digest.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def _spec(dag: dict[str, Any]) -> dict[str, Any]:
