@@ -53,6 +53,7 @@ CODES: dict[str, str] = {
     "GD405": "forbidden-import",
     "GD406": "top-level-call",
     "GD407": "missing-module",
+    "GD408": "airflow3-removed",
     "GD409": "file-held-back",
 }
 
@@ -139,6 +140,20 @@ class FileDefinitions:
 
     def all_issues(self) -> tuple[Issue, ...]:
         return self.issues + tuple(i for d in self.dags for i in d.issues)
+
+    @property
+    def text(self) -> str:
+        """The file's text (kept on its DAGs when there are some)."""
+        return self.content or next((d.content for d in self.dags), "")
+
+    def with_issues(self, extra: list[Issue]) -> FileDefinitions:
+        """Issues about what the file defines: on each of its DAGs (a Python file is served
+        as a whole), or on the file when it defines none."""
+        if not extra:
+            return self
+        if self.dags:
+            return dataclasses.replace(self, dags=tuple(d.with_issues(extra) for d in self.dags))
+        return dataclasses.replace(self, issues=self.issues + tuple(extra))
 
 
 @dataclass(slots=True)

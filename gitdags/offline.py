@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gitdags import kinds
+from gitdags import airflow3, kinds
 from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
 from gitdags.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.errors import GitdagsError
@@ -72,6 +72,9 @@ def check_paths(
         size = path.stat().st_size
         content: bytes | int = size if size > max_file_size else path.read_bytes()
         checked.append(kinds.read(name, content, ctx=ctx))
+    by_path = {f.path: f for f in checked}
+    airflow3.apply(by_path)
+    checked = [by_path[f.path] for f in checked]
     if airflow_python:
         checked = _parse_with_airflow(checked, files, airflow_python, parse_timeout)
     dags = [d for f in checked for d in f.dags]

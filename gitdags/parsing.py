@@ -172,7 +172,7 @@ def parse_files(
     gets GD407 and is not parsed."""
     from gitdags.kinds.airflow_py import module_level_imports
 
-    needs = {p: module_level_imports(_text(found[p])) - own - {""} for p in paths}
+    needs = {p: module_level_imports(found[p].text) - own - {""} for p in paths}
     missing = worker.missing(sorted(set().union(*needs.values())))
     parse = []
     for path in paths:
@@ -192,7 +192,7 @@ def parse_files(
         )
         f = found[path]
         found[path] = FileDefinitions(
-            path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), _text(f)
+            path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), f.text
         )
     results = worker.parse(root, [p[len(prefix) :] for p in parse], timeout=timeout, memory=memory)
     for path in parse:
@@ -200,15 +200,11 @@ def parse_files(
         found[path] = apply(found[path], result)
 
 
-def _text(f: FileDefinitions) -> str:
-    return f.content or next((d.content for d in f.dags), "")
-
-
 def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     """The file as Airflow parsed it: its DAGs, or its import error (GD402), timeout (GD403)
     or crash (GD402), in place of what the static reading guessed."""
     path = found.path
-    static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407"))
+    static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407", "GD408"))
     error = result.get("error")
     if error:
         code = "GD403" if error == "timeout" else "GD402"
@@ -220,9 +216,9 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
             message += "\n" + trace.rstrip()
         issue = Issue(code, "error", path, "", None, message)
         return FileDefinitions(
-            path, found.kind, found.content_hash, (), found.imports, (*static, issue), _text(found)
+            path, found.kind, found.content_hash, (), found.imports, (*static, issue), found.text
         )
-    text = _text(found)
+    text = found.text
     dags = tuple(
         DagFile(path, d["dag_id"], spec, (), _identity(found.content_hash, spec), text)
         for d in result.get("dags", ())

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gitdags import airflow3
 from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
@@ -170,6 +171,8 @@ class SourceSync:
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
+        if self.git.accepts.python:
+            airflow3.apply(plan.checked)
         if self.config.python == "airflow" and self.worker is not None:
             self._parse_with_airflow(plan, head)
         plan.commits = self._attribution(plan)
@@ -345,7 +348,7 @@ class SourceSync:
             if found.broken or (found.dags and not named):
                 holders = held.get(path) or held.get(renamed_from.get(path) or "", [])
                 file_issues = found.all_issues()
-                text = found.content or next((d.content for d in found.dags), "")
+                text = found.text
                 if not holders:
                     counts.invalid += 1
                 candidates += [
