@@ -165,9 +165,9 @@ class SyncEngine:
         """The reconcile record (and the sync log) after a sync that worked. A poll that found
         nothing new writes nothing, unless it ends a run of failures."""
         before = self.store.source_record(config.name)
-        if result.nothing_new and before is not None and not before.last_error:
+        if result.nothing_new and before is not None and not before.last_error and not result.note:
             return
-        if not result.nothing_new or result.forced:
+        if not result.nothing_new or result.forced or result.note:
             self.store.insert_sync(result)
         self.store.record_synced(
             config.name, config.safe_url, config.branch, config.fingerprint(), head

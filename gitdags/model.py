@@ -361,6 +361,7 @@ class SyncResult:
     changes: tuple[DagChange, ...] = ()
     issues: tuple[Issue, ...] = field(default=())
     blobs_read: int = 0
+    note: str = ""  # why it checked more than the diff (the Airflow environment changed)
 
     @property
     def nothing_new(self) -> bool:
@@ -383,6 +384,7 @@ class SyncResult:
             "dry_run": self.dry_run,
             "changes": [c.to_dict() for c in self.changes],
             "issues": [i.to_dict() for i in self.issues],
+            "note": self.note,
         }
 
 

@@ -10,6 +10,7 @@ child is an error of that file only.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import logging
@@ -153,6 +154,31 @@ class ParseWorker:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+@functools.lru_cache(maxsize=16)
+def _package_dirs(python: str) -> tuple[str, ...]:
+    code = "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"
+    try:
+        done = subprocess.run(
+            [python, "-I", "-c", code], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(sorted(set(done.stdout.split()))) if done.returncode == 0 else ()
+
+
+def environment_fingerprint(python: str) -> str:
+    """What is installed where Airflow runs: the names (with versions) of the distributions in
+    `python`'s site-packages. A change means every Airflow file is parsed again."""
+    digest = hashlib.sha256(python.encode())
+    for folder in _package_dirs(os.path.abspath(python) if "/" in python else python):
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            continue
+        digest.update("\n".join(names).encode())
+    return digest.hexdigest()
 
 
 def parse_files(

@@ -176,7 +176,7 @@ def sync_row(r: SyncResult) -> tuple[Any, ...]:
         r.invalid,
         r.unchanged,
         f"{r.duration_ms:.0f}",
-        ("force-push " if r.forced else "") + (r.error or ""),
+        ("force-push " if r.forced else "") + (r.note + " " if r.note else "") + (r.error or ""),
     )
 
 

@@ -141,6 +141,7 @@ CREATE INDEX "idx_dags_with_deps" ON "dags" ("source") WHERE depends_on_dags != 
 CREATE INDEX "idx_dags_newest_invalid" ON "dags" ("source") WHERE newest_valid = 0;
 ALTER TABLE sources ADD COLUMN "last_attempt_at" TEXT;
 ALTER TABLE versions ADD COLUMN "blob" TEXT;
+ALTER TABLE syncs ADD COLUMN "note" TEXT;
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
@@ -427,6 +428,17 @@ class HistoryStore:
         """Grows with every committed change; readers poll it to refresh cheaply."""
         row = self._one("SELECT value FROM meta WHERE key = 'generation'")
         return int(row[0]) if row else 0
+
+    def meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def bump(self) -> None:
         self.conn.execute(
@@ -827,8 +839,8 @@ class HistoryStore:
     def insert_sync(self, result: SyncResult) -> None:
         self.conn.execute(
             "INSERT INTO syncs (source, started_at, from_commit, to_commit, added, changed, "
-            "deleted, invalid, unchanged, duration_ms, forced, error, changes, issues) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "deleted, invalid, unchanged, duration_ms, forced, error, changes, issues, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 result.source,
                 result.started_at,
@@ -844,6 +856,7 @@ class HistoryStore:
                 result.error,
                 dumps([c.to_dict() for c in result.changes]),
                 dumps([i.to_dict() for i in result.issues]),
+                result.note or None,
             ),
         )
 
@@ -866,6 +879,7 @@ class HistoryStore:
                 started_at=r["started_at"],
                 changes=tuple(DagChange(**c) for c in loads(r["changes"]) or []),
                 issues=_issues(r["issues"]),
+                note=r["note"] or "",
             )
             for r in rows
         ]

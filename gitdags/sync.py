@@ -59,6 +59,8 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     checked: dict[str, FileDefinitions] = field(default_factory=dict)
     again: set[str] = field(default_factory=set)  # unchanged files checked again
+    environment: tuple[str, str] | None = None  # (meta key, fingerprint) of the Airflow env
+    note: str = ""
 
     def commit_of(self, path: str) -> Commit:
         assert self.commit is not None
@@ -132,6 +134,9 @@ class SourceSync:
         same_config = fingerprint == self.config.fingerprint()
         plan = Plan(base=(old, fingerprint), old=old, head=head)
         asked = self.store.rechecks(self.name)
+        environment = self._environment(plan)
+        if environment:  # what Airflow runs with changed: every Airflow file is parsed again
+            asked = {**self.store.python_files(self.name), **asked}
         if old == head and same_config and not asked:
             plan.nothing_new = True
             return plan
@@ -215,6 +220,23 @@ class SourceSync:
             if isinstance(content, bytes):
                 texts.append((rel.rpartition("/")[0], content.decode("utf-8", "replace")))
         return dataclasses.replace(ctx, airflowignore=tuple(texts))
+
+    def _environment(self, plan: Plan) -> bool:
+        """True when the Airflow environment changed since the last sync (python = airflow)."""
+        if self.config.python != "airflow" or not self.config.airflow_python:
+            return False
+        from gitdags.parsing import environment_fingerprint
+
+        key = f"airflow-environment:{self.name}"
+        now = environment_fingerprint(self.config.airflow_python)
+        before = self.store.meta(key)
+        if before != now:
+            plan.environment = (key, now)  # recorded with the sync
+        if before is None or before == now:
+            return False
+        plan.note = "the Airflow environment changed: every Airflow file parsed again"
+        log.info("source %s: %s", self.name, plan.note)
+        return True
 
     def _parse_with_airflow(self, plan: Plan, head: str) -> None:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
@@ -302,6 +324,8 @@ class SourceSync:
     # -- recording -------------------------------------------------------------------------------
     def record(self, plan: Plan, started_at: str) -> SyncResult:
         """Write what `plan` found; runs inside the caller's transaction."""
+        if plan.environment is not None:
+            self.store.set_meta(*plan.environment)
         if plan.nothing_new:
             return SyncResult(self.name, plan.old, plan.head, started_at=started_at)
         src = self.store.source_record(self.name)
@@ -325,6 +349,7 @@ class SourceSync:
             changes=tuple(counts.changes),
             issues=tuple(issues),
             blobs_read=self.git.blobs_read,
+            note=plan.note,
         )
 
     def _apply(self, plan: Plan) -> tuple[_Counts, list[Issue]]:

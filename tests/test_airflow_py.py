@@ -276,5 +276,23 @@ def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
         }
         assert engine.dag("sales_eu").owner == "analytics"
         assert current(deploy)["common/helpers.py"] == fixed
+        # a package installed where Airflow runs: every Airflow file is parsed again, once
+        purelib = subprocess.run(
+            [
+                str(airflow_python()),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        marker = Path(purelib) / "gitdags_test_marker-1.0.dist-info"
+        marker.mkdir()
+        try:
+            (result,) = engine.sync()
+        finally:
+            marker.rmdir()
+        assert result.note.startswith("the Airflow environment changed")
+        assert engine.syncs(limit=1)[0].note == result.note
     finally:
         listener.close()
