@@ -408,9 +408,12 @@ class OperatorActions:
         from gitdags import specdiff  # YAML rendering: loaded by the commands that diff
 
         a, b = require_version(self.store, dag, v1), require_version(self.store, dag, v2)
-        text = specdiff.unified(
-            specdiff.as_text(a.spec, a.content),
-            specdiff.as_text(b.spec, b.content),
+        python = any((v.spec or {}).get("format") == "airflow" for v in (a, b)) or (
+            dag.path.endswith(".py")
+        )
+        text = specdiff.unified(  # an Airflow Python file: its source is what people changed
+            specdiff.as_text(None if python else a.spec, a.content),
+            specdiff.as_text(None if python else b.spec, b.content),
             f"{dag_id} v{v1} ({a.commit[:10]})",
             f"{dag_id} v{v2} ({b.commit[:10]})",
         )

@@ -144,6 +144,8 @@ def test_rollback_of_a_python_dag_acts_on_its_file(world) -> None:
     assert {(c.dag_id, c.version) for c in result.changes} == {("sales_eu", 1), ("sales_us", 1)}
     assert engine.dag("sales_us").status == "pinned"
     assert current(deploy)["sales.py"] == LOOP
+    diff = engine.diff("sales_eu", 1, 2).text  # a Python file's diff is its source's
+    assert '-        load = BashOperator(task_id="load", bash_command="echo load")' in diff
 
 
 def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: Path) -> None:

@@ -246,12 +246,13 @@ class _Dag:
         owner = default_args.get("owner") if isinstance(default_args, dict) else None
         schedule = self.args.get("schedule", self.args.get("schedule_interval"))
         tags = self.args.get("tags")
+        start = self.args.get("start_date")
         return {
             "dag_id": self.dag_id,
             "format": "airflow",
             "description": self.args.get("description") or "",
             "schedule": schedule if isinstance(schedule, str) or schedule is None else "(code)",
-            "start_date": None,
+            "start_date": start if isinstance(start, str) else None,
             "owner": owner if isinstance(owner, str) else None,
             "tags": sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else [],
             "depends_on_dags": [],
@@ -601,6 +602,10 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
         index = _literal(node.slice, env)
         if isinstance(base, str) and index in (0, -2):
             return base.rsplit(".", 1)[0] if "." in PurePosixPath(base).name else base
+    if isinstance(node, ast.Call) and _dotted(node.func).split(".")[-1] == "datetime":
+        parts = [_literal(a, env) for a in node.args[:3]]  # datetime(2024, 1, 1)
+        if len(parts) == 3 and all(isinstance(p, int) for p in parts):
+            return f"{parts[0]:04}-{parts[1]:02}-{parts[2]:02}"
     if isinstance(node, ast.Call) and _dotted(node.func) in ("range",) and node.args:
         bounds = [_literal(a, env) for a in node.args]
         if all(isinstance(b, int) for b in bounds) and len(bounds) <= 3:
