@@ -154,8 +154,9 @@ class SourceSync:
                     old[:12] if old else "",
                     head[:12],
                 )
-            # new settings (what counts, what is checked): every file is checked again
-            changes = self._compare_with_store(head, every=bool(old) and not same_config)
+            # new checks (namespace, dag_id_pattern, imports, tier): every file is checked again
+            every = bool(old) and _checks(fingerprint) != _checks(self.config.fingerprint())
+            changes = self._compare_with_store(head, every=every)
         touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
         freed = self.store.defined_ids(self.name, touched)
         again = _unchanged(asked, touched)
@@ -522,6 +523,12 @@ class SourceSync:
 
 
 PYTHON_KINDS = ("airflow", "module")
+
+
+def _checks(fingerprint: str | None) -> list[str]:
+    """The part of a source's fingerprint that says how files are checked (after which
+    files count: url, branch, subdir, include, exclude)."""
+    return (fingerprint or "").split("|")[5:]
 
 
 def _is_ignore(path: str) -> bool:

@@ -175,3 +175,15 @@ def test_migration_3_keeps_every_history(tmp_path: Path, repo: GitRepo, make_eng
     (result,) = engine.sync()
     assert [(c.dag_id, c.change) for c in result.changes] == [("a", "deleted")]
     assert len(engine.history("a")) == 1
+
+
+def test_new_checks_check_every_file_again(repo: GitRepo, make_engine) -> None:
+    repo.commit("two", {"legacy_a.yaml": dag_yaml("legacy_a"), "b.yaml": dag_yaml("b")})
+    make_engine(source(repo)).sync()
+    engine = make_engine(source(repo, dag_id_pattern="(?!legacy_).*"))
+    (result,) = engine.sync()  # no new commit: the new pattern alone re-checks the files
+    assert [(c.dag_id, c.change) for c in result.changes] == [("legacy_a", "invalid")]
+    assert [i.code for i in engine.history("legacy_a")[0].issues] == ["GD306"]
+    same = make_engine(source(f"file://{repo.path}", dag_id_pattern="(?!legacy_).*"))
+    (result,) = same.sync()  # another URL of the same repository: nothing to check again
+    assert result.changes == () and result.blobs_read == 0

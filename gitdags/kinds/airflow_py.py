@@ -324,16 +324,10 @@ class _Reader:
         elif isinstance(stmt, ast.Expr):
             made = self._expr(stmt.value, env, dag, names)
             if isinstance(made, _Dag) and made.dag_id not in self.registered:
-                self.warnings.append(
-                    Issue(
-                        "GD404",
-                        "warning",
-                        self.path,
-                        "",
-                        stmt.lineno,
-                        f"DAG {made.dag_id!r} is made here but neither used in `with` nor kept "
-                        "in a module-level name, so Airflow does not load it.",
-                    )
+                self._warn(
+                    stmt.lineno,
+                    f"DAG {made.dag_id!r} is made here but neither used in `with` nor kept "
+                    "in a module-level name, so Airflow does not load it.",
                 )
         elif isinstance(stmt, ast.With | ast.AsyncWith):
             inner = dag
@@ -395,16 +389,10 @@ class _Reader:
                 elif "dag_id" in args:
                     dag_id = args["dag_id"]
             if node.name not in self.called:
-                self.warnings.append(
-                    Issue(
-                        "GD404",
-                        "warning",
-                        self.path,
-                        "",
-                        node.lineno,
-                        f"@dag function {node.name}() is never called, so it defines no DAG; "
-                        f"call it at module level ({node.name}()).",
-                    )
+                self._warn(
+                    node.lineno,
+                    f"@dag function {node.name}() is never called, so it defines no DAG; "
+                    f"call it at module level ({node.name}()).",
                 )
                 return
             made = self._new_dag(dag_id, node.lineno, args)
@@ -472,17 +460,14 @@ class _Reader:
         return made
 
     def _unresolved(self, line: int, why: str) -> None:
-        self.warnings.append(
-            Issue(
-                "GD404",
-                "warning",
-                self.path,
-                "",
-                line,
-                f"A DAG id here comes from {why}; the static reading cannot name it "
-                '(python = "airflow" parses the file with Airflow).',
-            )
+        self._warn(
+            line,
+            f"A DAG id here comes from {why}; the static reading cannot name it "
+            '(python = "airflow" parses the file with Airflow).',
         )
+
+    def _warn(self, line: int, message: str) -> None:
+        self.warnings.append(Issue("GD404", "warning", self.path, "", line, message))
 
     def _creates_dag(self, body: list[ast.stmt]) -> bool:
         return any(
