@@ -195,12 +195,16 @@ class OperatorActions:
         self.notify(dag.source, target.commit, result.changes)
         return result
 
+    def _file_mates(self, dag: DagRow) -> list[DagRow]:
+        """The other DAGs of an Airflow Python file (served, paused, rolled back with it)."""
+        return self.store.file_mates(dag) if dag.path.endswith(".py") else []
+
     def _hold_file(self, dag: DagRow, target: Version, until_change: bool) -> list[DagRow]:
         """An Airflow Python file is served as a whole: the other DAGs of the file serve what
         the same blob of the file defined (nothing, if it did not define them), pinned too."""
         if (target.spec or {}).get("format") != "airflow" or not target.blob:
             return []
-        mates = self.store.file_mates(dag)
+        mates = self._file_mates(dag)
         for mate in mates:
             mate.serve_version(self.store.version_with_blob(mate, target.blob))
             mate.pinned, mate.pin_until_change = True, until_change
@@ -278,21 +282,35 @@ class OperatorActions:
                 state = "paused" if paused else "not paused"
                 return ActionResult(action, f"{dag_id} is already {state}; nothing to do.")
             dag.paused = paused
-            self.store.save_dags([dag])
+            mates = [m for m in self._file_mates(dag) if m.paused != paused]
+            for mate in mates:
+                mate.paused = paused
+            self.store.save_dags([dag, *mates])
             audit_id = self._audit(
                 action,
                 actor,
                 dag_id=dag_id,
                 source=dag.source,
                 reason=reason,
-                detail={"served_version": dag.served_version},
+                detail={
+                    "served_version": dag.served_version,
+                    "file_dags": [m.dag_id for m in mates],
+                },
             )
             self.store.bump()
-        change = DagChange(dag_id, action, dag.served_version, dag.path)
+        changes = tuple(
+            DagChange(d.dag_id, action, d.served_version, d.path) for d in (dag, *mates)
+        )
         verb = (
             "paused: registered and versioned, not served" if paused else "resumed and served again"
         )
-        result = ActionResult(action, f"{dag_id} is {verb}.", (change,), audit_id)
+        also = (
+            f" Its file {dag.path} is served as a whole, so "
+            f"{', '.join(m.dag_id for m in mates)} {'is' if len(mates) == 1 else 'are'} too."
+            if mates
+            else ""
+        )
+        result = ActionResult(action, f"{dag_id} is {verb}.{also}", changes, audit_id)
         self.notify(dag.source, dag.served_commit, result.changes)
         return result
 

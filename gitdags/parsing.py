@@ -221,8 +221,12 @@ def parse_files(
             path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), f.text
         )
     results = worker.parse(root, [p[len(prefix) :] for p in parse], timeout=timeout, memory=memory)
+    here = str(root).rstrip("/") + "/"
     for path in parse:
         result = results.get(path[len(prefix) :]) or {"error": "crashed", "message": "No answer."}
+        for key in ("message", "traceback"):  # paths relative to the repository, as in git
+            if isinstance(result.get(key), str):
+                result[key] = result[key].replace(here, prefix)
         found[path] = apply(found[path], result)
 
 

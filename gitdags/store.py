@@ -424,6 +424,16 @@ class HistoryStore:
         )
         return {r["path"]: r["blob"] for r in rows}
 
+    def served_blobs(self, source: str, paths: Iterable[str]) -> dict[str, str]:
+        """path -> the blob served for each of these files (those that have one)."""
+        rows = self._all_in(
+            "SELECT path, served_blob FROM files WHERE source = ? AND served_blob IS NOT NULL "
+            "AND path IN ({marks})",
+            sorted(set(paths)),
+            source,
+        )
+        return {r["path"]: r["served_blob"] for r in rows}
+
     def python_imports(self, source: str) -> dict[str, tuple[str, ...]]:
         """path -> the modules each Python file of the source imports."""
         rows = self._all(

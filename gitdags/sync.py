@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdags import airflow3
@@ -273,6 +274,7 @@ class SourceSync:
             timeout=self.config.parse_timeout,
             memory=self.config.memory_limit,
         )
+        held: list[str] = []
         for path, found in list(checked.items()):  # a module that breaks its importers
             if found.kind != "module" or found.broken or path not in moved:
                 continue
@@ -289,6 +291,51 @@ class SourceSync:
                     "good version stays served.",
                 )
                 checked[path] = dataclasses.replace(found, issues=(*found.issues, issue))
+                held.append(path)
+        # what will be served: the DAG files this commit changed, with the modules held back
+        changed = [p for p in dag_files if p not in plan.again]
+        users = _importers(graph, {module_of(p, root) for p in held}, root)
+        again_in = [p for p in changed if p in users and not checked[p].broken]
+        if held and again_in:
+            self._parse_composed(tree, held, again_in, checked, graph)
+
+    def _parse_composed(
+        self,
+        tree: Path,
+        held: list[str],
+        paths: list[str],
+        checked: dict[str, FileDefinitions],
+        graph: dict[str, tuple[str, ...]],
+    ) -> None:
+        """Parse `paths` again in the tree as it will be served: the held-back modules at
+        their last good blob (or absent), then put the tree back as it is at the commit."""
+        from gitdags import parsing
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.ctx.root
+        served = self.store.served_blobs(self.name, held)
+        good = self.git.blobs(served.values())
+        try:
+            for path in held:
+                target = tree / path
+                if path in served:
+                    target.write_bytes(good[served[path]])
+                else:
+                    target.unlink(missing_ok=True)
+            parsing.parse_files(
+                self.worker(),  # type: ignore[misc]
+                tree / root,
+                checked,
+                paths,
+                prefix=root,
+                own={module_of(p, root).split(".")[0] for p in graph},
+                timeout=self.config.parse_timeout,
+                memory=self.config.memory_limit,
+            )
+        finally:
+            current = {p: checked[p].text for p in held}
+            for path, text in current.items():
+                (tree / path).write_text(text, encoding="utf-8")
 
     def _attribution(self, plan: Plan) -> dict[str, Commit]:
         """The commit that last changed each file, when the sync spans more than one commit,

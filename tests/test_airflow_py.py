@@ -82,7 +82,7 @@ def current(deploy: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): p.read_text()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name != "manifest.json" and "__pycache__" not in p.parts
     }
 
 
@@ -135,6 +135,16 @@ def test_a_broken_helper_keeps_its_last_good_blob(world) -> None:
     assert engine.list_dags(status="invalid") == []  # a helper is never a DAG
 
 
+def test_pause_of_a_python_dag_acts_on_its_file(world) -> None:
+    engine, _repo, deploy = world
+    result = engine.pause("sales_us", reason="partner outage")
+    assert "sales_eu" in result.message
+    assert engine.dag("sales_eu").paused and engine.dag("sales_us").paused
+    assert "sales.py" not in current(deploy)
+    engine.resume("sales_eu")
+    assert not engine.dag("sales_us").paused and "sales.py" in current(deploy)
+
+
 def test_rollback_of_a_python_dag_acts_on_its_file(world) -> None:
     engine, repo, deploy = world
     repo.commit("v2", {"dags/sales.py": LOOP.replace("echo load", "echo load v2")})
@@ -148,12 +158,10 @@ def test_rollback_of_a_python_dag_acts_on_its_file(world) -> None:
     assert '-        load = BashOperator(task_id="load", bash_command="echo load")' in diff
 
 
-def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: Path) -> None:
+def airflow_loads(deploy: Path, tmp_path: Path) -> dict[str, object]:
+    """What Airflow 3's DagBag finds in the deploy folder: its DAG ids and import errors."""
     from tests.test_airflow import airflow_python
 
-    engine, repo, deploy = world
-    repo.commit("oops", {"dags/sales.py": "from airflow.sdk import DAG\nDAG(dag_id='x'\n"})
-    engine.sync()
     script = (
         "import json, os, sys\n"
         "sys.path.insert(0, sys.argv[1])  # as Airflow's dag processor does for a bundle\n"
@@ -162,7 +170,7 @@ def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: 
         "print(json.dumps({'dags': sorted(bag.dags), 'errors': dict(bag.import_errors)}))\n"
     )
     home = tmp_path / "airflow-home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     done = subprocess.run(
         [str(airflow_python()), "-c", script, str(deploy / "current")],
         capture_output=True,
@@ -174,7 +182,14 @@ def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: 
         },
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_reads_the_deploy_folder_without_import_errors(world, tmp_path: Path) -> None:
+    engine, repo, deploy = world
+    repo.commit("oops", {"dags/sales.py": "from airflow.sdk import DAG\nDAG(dag_id='x'\n"})
+    engine.sync()
+    found = airflow_loads(deploy, tmp_path)
     assert found == {"dags": ["cleanup", "sales_eu", "sales_us"], "errors": {}}
 
 
@@ -259,6 +274,8 @@ def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
         assert issues["forkbomb.py"].code in ("GD402", "GD403")
         assert chatty == "active" or issues["chatty.py"].code in ("GD402", "GD403")
         assert not (repo.path / "dags" / "bad" / "OUTSIDE").exists()
+        loaded = airflow_loads(deploy, tmp_path)  # Airflow never sees what gitdags refused
+        assert loaded["errors"] == {} and {"sales_eu", "cleanup"} <= set(loaded["dags"])  # type: ignore[arg-type]
         # a helper change that breaks its importers is held back; the DAGs show the error
         repo.commit("helper breaks", {"dags/common/helpers.py": "def owner():\n    return 1/0\n"})
         (result,) = engine.sync()
@@ -268,6 +285,8 @@ def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
         }
         assert current(deploy)["common/helpers.py"] == HELPER
         assert "ZeroDivisionError" in engine.history("sales_eu")[0].issues[0].message
+        assert "dags/common/helpers.py" in engine.history("sales_eu")[0].issues[0].message
+        assert airflow_loads(deploy, tmp_path)["errors"] == {}
         # the fix changes what Airflow makes of the importers: new versions of their DAGs
         fixed = 'def owner() -> str:\n    return "analytics"\n'
         repo.commit("helper fixed", {"dags/common/helpers.py": fixed})
@@ -296,5 +315,22 @@ def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
             marker.rmdir()
         assert result.note.startswith("the Airflow environment changed")
         assert engine.syncs(limit=1)[0].note == result.note
+        # one commit changes a helper (held back: it breaks cleanup) and a DAG file that needs
+        # the new helper: that file is checked with the helper that stays served, and fails
+        cleanup2 = TASKFLOW + "from common.helpers import owner\n\nOWNER = owner()\n"
+        repo.commit("cleanup names its owner", {"dags/cleanup.py": cleanup2})
+        engine.sync()
+        helper3 = fixed + 'def team() -> str:\n    return "sales"\n'
+        helper3 = helper3.replace('return "analytics"', 'raise RuntimeError("owner moved")')
+        sales3 = LOOP.replace("import owner", "import team").replace("owner()", "team()")
+        repo.commit("teams", {"dags/common/helpers.py": helper3, "dags/sales.py": sales3})
+        (result,) = engine.sync()
+        changes = {c.dag_id: c.change for c in result.changes}
+        assert changes == {"cleanup": "invalid", "sales_eu": "invalid", "sales_us": "invalid"}
+        assert "team" in engine.history("sales_eu")[0].issues[0].message  # not in the old one
+        assert current(deploy)["common/helpers.py"] == fixed
+        assert current(deploy)["cleanup.py"] == cleanup2
+        assert "import team" not in current(deploy)["sales.py"]
+        assert airflow_loads(deploy, tmp_path)["errors"] == {}
     finally:
         listener.close()
