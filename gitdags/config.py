@@ -122,7 +122,13 @@ class SourceConfig:
     def fingerprint(self) -> str:
         """What decides which files count (a change: a comparison with the database on the next
         sync), then how they are checked (a change: every file checked again)."""
-        parts = [self.url, self.branch, self.subdir, ",".join(self.include), ",".join(self.exclude)]
+        parts = [
+            self.safe_url,
+            self.branch,
+            self.subdir,
+            ",".join(self.include),
+            ",".join(self.exclude),
+        ]
         checks = [self.namespace, self.dag_id_pattern, ",".join(self.forbidden_imports)]
         if any(checks) or self.python != "static":  # (fingerprints before these keys stay)
             parts += [*checks, self.python, self.airflow_python]

@@ -70,7 +70,10 @@ def main() -> None:
             answer = {"id": request["id"], "missing": missing(request["names"])}
         else:
             results = parse_all(DagBag, request, scratch)
-            answer = {"id": request["id"], "results": results}
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, any child
+            answer = {"id": request["id"], "results": results, "children_peak_kb": peak}
         protocol.write(json.dumps(answer) + "\n")
 
 

@@ -40,6 +40,7 @@ class ParseWorker:
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.lock = threading.Lock()
         self.next_id = 0
+        self.children_peak_kb = 0  # the largest resident size of a parse child so far
 
     def _start(self) -> subprocess.Popen[str]:
         if self.proc is not None and self.proc.poll() is None:
@@ -137,6 +138,7 @@ class ParseWorker:
         }
         waves = -(-len(files) // max(self.parallel, 1))
         answer = self._ask(request, timeout * waves + 60)
+        self.children_peak_kb = max(self.children_peak_kb, int(answer.get("children_peak_kb", 0)))
         return answer["results"]
 
     def missing(self, names: list[str]) -> set[str]:

@@ -85,3 +85,11 @@ def test_redact_url() -> None:
     assert redact_url("https://bot:tok@github.com/o/r.git") == "https://bot:***@github.com/o/r.git"
     assert redact_url("https://tok@github.com/o/r.git") == "https://***@github.com/o/r.git"
     assert redact_url("git://host/r.git") == "git://host/r.git"
+
+
+def test_a_source_fingerprint_holds_no_credentials() -> None:
+    from gitdags.config import SourceConfig
+
+    config = SourceConfig(name="web", url="https://ann:s3cret@git.example.com/dags.git")
+    assert "s3cret" not in config.fingerprint()
+    assert config.fingerprint().startswith("https://ann:***@git.example.com/dags.git|")
