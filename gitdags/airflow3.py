@@ -2,11 +2,13 @@
 all the Python files of a sync rather than written again here.
 
 AIR301 (removed) and AIR302 (moved into a provider) break a file under Airflow 3: an error
-(GD408). AIR311 and AIR312 (deprecated, still working) are warnings.
+(GD408) for the static tier; where Airflow parses the files itself, it is the judge, and they
+are warnings. AIR311 and AIR312 (deprecated, still working) are warnings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -29,47 +31,81 @@ def _ruff() -> str | None:
     return str(beside) if beside.exists() else shutil.which("ruff")
 
 
-def check(files: Mapping[str, str]) -> dict[str, list[Issue]]:
-    """path -> the Airflow 3 issues of each file's text."""
-    ruff = _ruff()
-    if not files or ruff is None:
-        return {}
-    with tempfile.TemporaryDirectory(prefix="gitdags-air-") as scratch:
-        root = Path(scratch)
-        names: dict[str, str] = {}
+class Check:
+    """One ruff run over the texts of some files, started now and read by `issues()` (so that
+    it runs while Airflow parses the same files)."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self.names: dict[str, str] = {}
+        self.proc: subprocess.Popen[str] | None = None
+        self.scratch: tempfile.TemporaryDirectory[str] | None = None
+        ruff = _ruff()
+        if not files or ruff is None:
+            return
+        self.scratch = tempfile.TemporaryDirectory(prefix="gitdags-air-")
+        root = Path(self.scratch.name)
         for i, (path, text) in enumerate(sorted(files.items())):
             name = f"f{i:06}.py"
             (root / name).write_text(text, encoding="utf-8")
-            names[name] = path
+            self.names[name] = path
         try:
-            done = subprocess.run(
+            self.proc = subprocess.Popen(
                 [ruff, *RUFF_ARGS],
                 cwd=root,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
                 text=True,
-                timeout=120,
             )
-            found = json.loads(done.stdout or "[]")
-        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        except OSError as exc:
             log.warning("cannot check Airflow 3 APIs with ruff: %s", exc)
-            return {}
-    out: dict[str, list[Issue]] = {}
-    for item in found:
-        path = names.get(Path(item.get("filename", "")).name)
-        code = item.get("code") or ""
-        if path is None or not code.startswith("AIR3"):
-            continue
-        severity = "error" if code in ERRORS else "warning"
-        message = (item.get("message") or "").rstrip(".;") + f" ({code})."
-        line = (item.get("location") or {}).get("row")
-        out.setdefault(path, []).append(Issue("GD408", severity, path, "", line, message))  # type: ignore[arg-type]
-    return out
+
+    def issues(self) -> dict[str, list[Issue]]:
+        """path -> the Airflow 3 issues of each file."""
+        found: list[dict[str, object]] = []
+        try:
+            if self.proc is not None:
+                out, _err = self.proc.communicate(timeout=120)
+                found = json.loads(out or "[]")
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            log.warning("cannot check Airflow 3 APIs with ruff: %s", exc)
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if self.scratch is not None:
+                self.scratch.cleanup()
+        out_issues: dict[str, list[Issue]] = {}
+        for item in found:
+            path = self.names.get(Path(str(item.get("filename", ""))).name)
+            code = str(item.get("code") or "")
+            if path is None or not code.startswith("AIR3"):
+                continue
+            severity = "error" if code in ERRORS else "warning"
+            message = str(item.get("message") or "").rstrip(".;") + f" ({code})."
+            location = item.get("location")
+            line = location.get("row") if isinstance(location, dict) else None
+            out_issues.setdefault(path, []).append(
+                Issue("GD408", severity, path, "", line, message)  # type: ignore[arg-type]
+            )
+        return out_issues
+
+
+def start(found: Mapping[str, FileDefinitions]) -> Check:
+    """Start checking the Airflow files of `found`."""
+    return Check(
+        {p: f.text for p, f in found.items() if f.kind in ("airflow", "module") and f.text}
+    )
+
+
+def finish(check: Check, found: dict[str, FileDefinitions], *, parsed: bool = False) -> None:
+    """Each file of `found` gets its Airflow 3 issues (in place). When Airflow itself parsed
+    the files (`parsed`), it is the judge of what breaks them: the issues are warnings."""
+    for path, issues in check.issues().items():
+        if path in found:
+            if parsed:
+                issues = [dataclasses.replace(i, severity="warning") for i in issues]
+            found[path] = found[path].with_issues(issues)
 
 
 def apply(found: dict[str, FileDefinitions]) -> None:
-    """Check the Airflow files of `found` (in place): each gets its Airflow 3 issues."""
-    texts = {
-        path: f.text for path, f in found.items() if f.kind in ("airflow", "module") and f.text
-    }
-    for path, issues in check(texts).items():
-        found[path] = found[path].with_issues(issues)
+    finish(start(found), found)

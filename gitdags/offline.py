@@ -73,10 +73,13 @@ def check_paths(
         content: bytes | int = size if size > max_file_size else path.read_bytes()
         checked.append(kinds.read(name, content, ctx=ctx))
     by_path = {f.path: f for f in checked}
-    airflow3.apply(by_path)
-    checked = [by_path[f.path] for f in checked]
+    check = airflow3.start(by_path)
     if airflow_python:
-        checked = _parse_with_airflow(checked, files, airflow_python, parse_timeout)
+        by_path = {
+            f.path: f for f in _parse_with_airflow(checked, files, airflow_python, parse_timeout)
+        }
+    airflow3.finish(check, by_path, parsed=bool(airflow_python))
+    checked = [by_path[f.path] for f in checked]
     dags = [d for f in checked for d in f.dags]
     extra = check_across(
         dags, EmptyCatalog(), namespaces=namespaces, own_namespace=own_namespace, pattern=pattern

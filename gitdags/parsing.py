@@ -236,7 +236,7 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     """The file as Airflow parsed it: its DAGs, or its import error (GD402), timeout (GD403)
     or crash (GD402), in place of what the static reading guessed."""
     path = found.path
-    static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407", "GD408"))
+    static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407"))
     error = result.get("error")
     if error:
         code = "GD403" if error == "timeout" else "GD402"

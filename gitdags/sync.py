@@ -178,10 +178,12 @@ class SourceSync:
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
-        if self.git.accepts.python:
-            airflow3.apply(plan.checked)
-        if self.config.python == "airflow" and self.worker is not None:
-            self._parse_with_airflow(plan, head)
+        if self.git.accepts.python:  # ruff's Airflow 3 rules run while Airflow parses
+            check = airflow3.start(plan.checked)
+            parsed = self.config.python == "airflow" and self.worker is not None
+            if parsed:
+                self._parse_with_airflow(plan, head)
+            airflow3.finish(check, plan.checked, parsed=parsed)
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",
