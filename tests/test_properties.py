@@ -146,3 +146,53 @@ def test_octal_and_leading_zero_integers_read_as_yaml_says() -> None:
         "retries": 8,
         "mode": 493,
     }
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        "from airflow.sdk import DAG, dag, task\n",
+        "import os\n",
+        "from . import x\n",
+        "from .. import y\n",
+        "X = 'a'\n",
+        "X = X + 'b'\n",
+        "for i in [1, 2]:\n    pass\n",
+        "for i in range(3):\n    DAG(f'd_{i}')\n",
+        "for a, b in [('x', 1), ('y', 2)]:\n    with DAG(dag_id=a):\n        pass\n",
+        "with DAG('w') as d:\n    t = T(task_id='t')\n    u = T(task_id='u')\n    t >> u\n",
+        "with DAG(dag_id=X, schedule=None):\n    pass\n",
+        "@dag\ndef f():\n    pass\nf()\n",
+        "@dag(dag_id=X)\ndef g():\n    pass\n",
+        "@asset(schedule=None)\ndef h():\n    pass\n",
+        "globals()['k'] = DAG('k')\n",
+        "d = DAG(Path(__file__).stem)\n",
+        "d = DAG(os.path.basename(__file__).replace('.py', ''))\n",
+        "DAG(123)\n",
+        "DAG(dag_id=None)\n",
+        "with DAG('%s_x' % X):\n    pass\n",
+        "with DAG('{}_y'.format(X)):\n    pass\n",
+        "class C:\n    dag = DAG('in_class')\n",
+        "if True:\n    with DAG('in_if'):\n        pass\nelse:\n    pass\n",
+        "try:\n    import z\nexcept ImportError:\n    z = None\n",
+        "Variable.get('v')\n",
+        "x = [DAG('in_list')]\n",
+        "(a, b) = (1, 2)\n",
+        "lambda: DAG('in_lambda')\n",
+        "def q(): return DAG('in_func')\n",
+        "    bad indentation\n",
+        "with DAG(\n",
+        "t1 >> [t2, t3] << t4\n",
+        "async def r():\n    pass\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FRAGMENTS, max_size=8))
+def test_any_python_file_reads_without_an_exception(parts: list[str]) -> None:
+    from gitdags import kinds
+
+    found = kinds.read("dags/x.py", "".join(parts).encode())
+    assert found.kind in ("airflow", "module")
+    for d in found.dags:
+        json.dumps(d.spec)  # the static spec is always JSON
