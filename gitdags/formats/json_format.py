@@ -16,6 +16,9 @@ def parse(path: str, text: str) -> Parsed:
         return Parsed(None, [parse_error(path, exc.lineno, exc.msg)])
     except RecursionError:
         return Parsed(None, [parse_error(path, None, "nested too deeply")])
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        first = str(exc).split(";")[0].split(":")[0] or "a value out of range"
+        return Parsed(None, [parse_error(path, None, first)])
     return Parsed(data, [], functools.partial(_line_of, text, data))
 
 

@@ -25,64 +25,120 @@ _MERGE = "tag:yaml.org,2002:merge"
 _SAFE = SafeConstructor()
 
 
+# The tags of JSON-compatible data (and dates): !!binary, !!set, !!omap, !!pairs and the like
+# hold values a DAG spec cannot carry.
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:" + t
+    for t in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "merge")
+}
+MAX_VALUES = 1_000_000  # values a file may expand to through its aliases (an alias bomb: far more)
+
+
+class _Builder:
+    """Turns composed nodes into values; aliases are the same object, as safe_load gives,
+    with their expanded size counted and recursion refused."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}
+        self.active: set[int] = set()
+        self.total = 0
+
+
 def parse(path: str, text: str) -> Parsed:
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = None if node is None else _build(node, {})
+        data = None if node is None else _build(node, _Builder())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         detail = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return Parsed(None, [parse_error(path, line, detail or "invalid YAML")])
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
         return Parsed(None, [parse_error(path, None, first)])
     return Parsed(data, [], functools.partial(_line_of, node))
 
 
-def _build(node: Node, memo: dict[int, Any]) -> Any:
+def _build(node: Node, b: _Builder) -> Any:
     key = id(node)
-    if key in memo:  # an alias: the same object, as safe_load gives (and no blow-up)
-        return memo[key]
+    if key in b.active:
+        raise ConstructorError(
+            None, None, "an alias refers to a value that contains it", node.start_mark
+        )
+    if key in b.memo:  # an alias: the same object, as safe_load gives; its size counts again
+        b.total += b.sizes.get(key, 1)
+        if b.total > MAX_VALUES:
+            raise ConstructorError(
+                None,
+                None,
+                f"its aliases expand to more than {MAX_VALUES:,} values",
+                node.start_mark,
+            )
+        return b.memo[key]
+    if node.tag not in _PLAIN_TAGS:
+        raise ConstructorError(
+            None,
+            None,
+            f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not plain data (use "
+            "strings, numbers, lists and mappings)",
+            node.start_mark,
+        )
+    before = b.total
+    b.total += 1
+    if b.total > MAX_VALUES:
+        raise ConstructorError(
+            None, None, f"it holds more than {MAX_VALUES:,} values", node.start_mark
+        )
     kind = node.__class__
     if kind is ScalarNode:
         tag = node.tag
-        if tag == _STR:
-            return node.value
         value = node.value
-        if (
+        if tag == _STR:
+            result: Any = value
+        elif (
             tag == _INT
             and value.isascii()
             and value.isdigit()
             and (value[0] != "0" or value == "0")
         ):
-            return int(value)  # plain decimal; 010 is octal in YAML 1.1, left to PyYAML
-        if tag == _NULL:
-            return None
-        construct = _SAFE.yaml_constructors.get(tag)
-        if construct is None:
-            raise ConstructorError(None, None, f"unsafe or unknown tag {tag}", node.start_mark)
-        return construct(_SAFE, node)
-    if kind is SequenceNode:
-        items: list[Any] = []
-        memo[key] = items
-        items.extend(_build(child, memo) for child in node.value)
-        return items
-    if kind is MappingNode:
-        if any(k.tag == _MERGE for k, _v in node.value):
-            return _SafeLoad(node).get()
-        mapping: dict[Any, Any] = {}
-        memo[key] = mapping
-        for key_node, value_node in node.value:
-            name = _build(key_node, memo)
-            try:
-                mapping[name] = _build(value_node, memo)
-            except TypeError:
-                raise ConstructorError(
-                    None, None, "found an unhashable key", key_node.start_mark
-                ) from None
-        return mapping
-    raise ConstructorError(None, None, f"unexpected node {kind.__name__}", node.start_mark)
+            result = int(value)  # plain decimal; 010 is octal in YAML 1.1, left to PyYAML
+        elif tag == _NULL:
+            result = None
+        else:
+            result = _SAFE.yaml_constructors[tag](_SAFE, node)  # float, bool, timestamp
+        b.memo[key] = result
+        b.sizes[key] = 1
+        return result
+    b.active.add(key)
+    try:
+        if kind is SequenceNode:
+            items: list[Any] = []
+            b.memo[key] = items
+            items.extend(_build(child, b) for child in node.value)
+            result = items
+        elif kind is MappingNode:
+            if any(k.tag == _MERGE for k, _v in node.value):
+                result = _SafeLoad(node).get()
+                b.memo[key] = result
+            else:
+                mapping: dict[Any, Any] = {}
+                b.memo[key] = mapping
+                for key_node, value_node in node.value:
+                    name = _build(key_node, b)
+                    try:
+                        mapping[name] = _build(value_node, b)
+                    except TypeError:
+                        raise ConstructorError(
+                            None, None, "found an unhashable key", key_node.start_mark
+                        ) from None
+                result = mapping
+        else:
+            raise ConstructorError(None, None, f"unexpected node {kind.__name__}", node.start_mark)
+    finally:
+        b.active.discard(key)
+    b.sizes[key] = b.total - before
+    return result
 
 
 class _SafeLoad(SafeConstructor):

@@ -96,12 +96,43 @@ def read(
     if parsed.issues:
         return FileDefinitions(path, "none", digest, issues=tuple(parsed.issues), content=text)
     data = parsed.data
+    odd = _non_finite(data)
+    if odd:  # JSON has no Infinity or NaN: a spec holding one could not be served as JSON
+        where = formats.path_text(odd[0])
+        issue = Issue(
+            "GD108",
+            "error",
+            path,
+            where,
+            parsed.line_of(odd[0]),
+            f"{where or 'A value'} is not a finite number"
+            + (f" (nor are {len(odd) - 1} more values)" if len(odd) > 1 else "")
+            + "; DAG files hold JSON numbers, without Infinity or NaN.",
+        )
+        return FileDefinitions(path, "none", digest, issues=(issue,), content=text)
     if isinstance(data, dict) and any(key in data for key in V1_KEYS):
         from gitdags.kinds import v1
 
         dag = v1.definition(path, data, parsed.line_of, ctx, digest, text)
         return FileDefinitions(path, "v1", digest, dags=(dag,), content=text)
     return FileDefinitions(path, "none", digest, issues=(_not_a_dag(path, data),), content=text)
+
+
+def _non_finite(data: Any) -> list[tuple[str | int, ...]]:
+    """The field paths of the floats that are infinite or NaN."""
+    found: list[tuple[str | int, ...]] = []
+    todo: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    seen: set[int] = set()
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                found.append(where)
+        elif isinstance(value, dict | list) and id(value) not in seen:
+            seen.add(id(value))  # YAML aliases share objects: each is walked once
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            todo.extend(((*where, k if isinstance(k, int) else str(k)), v) for k, v in items)
+    return sorted(found, key=str)
 
 
 def _not_a_dag(path: str, data: Any) -> Issue:

@@ -1,0 +1,79 @@
+"""Hostile files: each is a coded error of its own file, through `validate` and through a real
+sync where the other files still land (issue: one file must never stop a source)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gitdags.offline import check_paths
+from tests.conftest import GitRepo, dag_yaml
+from tests.test_sync import source, statuses
+
+TASKS = "tasks: [{id: a, type: empty}]\n"
+
+
+def alias_bomb() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "dag_id: bomb\n" + TASKS + "params:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+HOSTILE = {
+    "recursive.yaml": ("dag_id: rec\nparams: &a {x: *a}\n" + TASKS, "GD004"),
+    "recursive_list.yaml": ("dag_id: rec2\nconfig: &c {k: [*c]}\n" + TASKS, "GD004"),
+    "binary.yaml": ("dag_id: bin\nparams: {b: !!binary aGVsbG8=}\n" + TASKS, "GD004"),
+    "set.yaml": ("dag_id: st\nparams: {s: !!set {a, b}}\n" + TASKS, "GD004"),
+    "huge_int.json": (
+        '{"dag_id": "big", "params": {"n": ' + "9" * 5000 + "}, "
+        '"tasks": [{"id": "a", "type": "empty"}]}',
+        "GD004",
+    ),
+    "bomb.yaml": (alias_bomb(), "GD004"),
+    "deep.yaml": ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "GD004"),
+    "deep.json": ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "GD004"),
+    "inf.yaml": ("dag_id: inf\nparams: {x: .inf}\n" + TASKS, "GD108"),
+    "nan.json": ('{"dag_id": "nan", "params": {"x": NaN}, "tasks": []}', "GD108"),
+    "inf.toml": ('dag_id = "tinf"\nx = inf\n[[tasks]]\nid = "a"\ntype = "empty"\n', "GD108"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_validate_gives_each_hostile_file_its_code(tmp_path: Path, name: str) -> None:
+    text, code = HOSTILE[name]
+    path = tmp_path / name
+    path.write_text(text)
+    _files, issues = check_paths([str(path)])
+    assert [i.code for i in issues if i.severity == "error"] == [code], issues
+
+
+def test_hostile_files_never_stop_a_source(repo: GitRepo, make_engine) -> None:
+    files = {f"dags/{name}": text for name, (text, _code) in HOSTILE.items()}
+    repo.commit("hostile and good", {**files, "dags/good.yaml": dag_yaml("good")})
+    engine = make_engine(source(repo))
+    (result,) = engine.sync()
+    assert result.error is None
+    assert statuses(engine) == {"good": "active"}
+    codes = {i.file.rsplit("/", 1)[-1]: i.code for i in result.issues if i.severity == "error"}
+    assert codes == {name: code for name, (_text, code) in HOSTILE.items()}
+    json.loads(json.dumps([d.to_dict() for d in engine.served()], allow_nan=False))
+    repo.commit("more", {"dags/later.yaml": dag_yaml("later")})  # later commits still land
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("later", "added")]
+
+
+def test_a_dag_that_becomes_non_finite_keeps_its_last_good_version(
+    repo: GitRepo, make_engine
+) -> None:
+    repo.commit("good", {"a.yaml": dag_yaml("a")})
+    engine = make_engine(source(repo))
+    engine.sync()
+    repo.commit("inf", {"a.yaml": dag_yaml("a") + "params: {x: .inf}\n"})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("a", "invalid")]
+    assert engine.dag("a").served_version == 1
+    exported = json.dumps([d.to_dict() for d in engine.served()], allow_nan=False)
+    assert "Infinity" not in exported
