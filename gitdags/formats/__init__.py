@@ -26,6 +26,7 @@ class Parsed:
     data: Any
     issues: list[Issue] = field(default_factory=list)
     line_of: LineFinder = lambda _path: None
+    non_finite: bool = False  # the data may hold Infinity or NaN (the reader saw one)
 
 
 def format_of(path: str) -> str | None:

@@ -22,7 +22,7 @@ def parse(path: str, text: str) -> Parsed:
         found = _AT_LINE.search(message)
         detail = _AT_LINE.sub("", message).strip() or "invalid TOML"
         return Parsed(None, [parse_error(path, int(found.group(1)) if found else None, detail)])
-    return Parsed(data, [], functools.partial(_line_of, text, data))
+    return Parsed(data, [], functools.partial(_line_of, text, data), "inf" in text or "nan" in text)
 
 
 def _line_of(text: str, data: object, path: FieldPath) -> int | None:

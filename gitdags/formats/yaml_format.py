@@ -9,6 +9,7 @@ through PyYAML's SafeConstructor, so the result is always what `yaml.safe_load` 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import yaml
@@ -43,12 +44,14 @@ class _Builder:
         self.sizes: dict[int, int] = {}
         self.active: set[int] = set()
         self.total = 0
+        self.non_finite = False
 
 
 def parse(path: str, text: str) -> Parsed:
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = None if node is None else _build(node, _Builder())
+        builder = _Builder()
+        data = None if node is None else _build(node, builder)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -57,7 +60,7 @@ def parse(path: str, text: str) -> Parsed:
     except (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
         return Parsed(None, [parse_error(path, None, first)])
-    return Parsed(data, [], functools.partial(_line_of, node))
+    return Parsed(data, [], functools.partial(_line_of, node), builder.non_finite)
 
 
 def _build(node: Node, b: _Builder) -> Any:
@@ -107,9 +110,9 @@ def _build(node: Node, b: _Builder) -> Any:
             result = None
         else:
             result = _SAFE.yaml_constructors[tag](_SAFE, node)  # float, bool, timestamp
-        b.memo[key] = result
-        b.sizes[key] = 1
-        return result
+            if isinstance(result, float) and not math.isfinite(result):
+                b.non_finite = True
+        return result  # an alias to a scalar builds it again: one value
     b.active.add(key)
     try:
         if kind is SequenceNode:

@@ -96,7 +96,7 @@ def read(
     if parsed.issues:
         return FileDefinitions(path, "none", digest, issues=tuple(parsed.issues), content=text)
     data = parsed.data
-    odd = _non_finite(data)
+    odd = _non_finite(data) if parsed.non_finite else []
     if odd:  # JSON has no Infinity or NaN: a spec holding one could not be served as JSON
         where = formats.path_text(odd[0])
         issue = Issue(
