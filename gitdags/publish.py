@@ -40,9 +40,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def safe_name(dag_id: str) -> str:
-    """A file name that stays in its folder whatever the DAG id."""
+    """A file name that stays in its folder whatever the DAG id, and differs for different
+    ids: one that had to be changed (unsafe characters, or too long) ends in a hash of the id."""
     name = _UNSAFE.sub("_", dag_id).lstrip(".") or "_"
-    return name[:200]
+    if name == dag_id and len(name) <= 200:
+        return name
+    return f"{name[:180]}-{hashlib.sha256(dag_id.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -269,3 +269,13 @@ def test_publish_command(tmp_path: Path, repo: GitRepo) -> None:
     done = subprocess.run([*run, "publish"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("Published 1 DAGs to ")
     assert listing(tmp_path / "deploy") == {"a": 1}
+
+
+def test_long_or_unsafe_dag_ids_get_file_names_of_their_own() -> None:
+    from gitdags.publish import safe_name
+
+    long_a, long_b = "a" * 240 + "x", "a" * 240 + "y"
+    assert safe_name(long_a) != safe_name(long_b)
+    assert len(safe_name(long_a)) < 255
+    assert safe_name("a/b") != safe_name("a_b") and "/" not in safe_name("a/b")
+    assert safe_name("daily_sales_etl") == "daily_sales_etl"
