@@ -159,6 +159,13 @@ class SyncEngine:
         faults.point("after-commit")
         if not dry_run and result.changes:
             self._notify(config.name, result.to_commit, result.changes)
+        elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
+            folder = self.publisher.folder
+            if folder.behind(self.store):  # a sync or action killed before it published
+                try:
+                    folder.publish(self.store)
+                except Exception:  # the folder's failure never fails a sync
+                    log.exception("cannot bring the deploy folder %s up to date", folder.root)
         return result
 
     def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> None:

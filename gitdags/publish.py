@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 GENERATIONS = ".generations"
 CURRENT = "current"
+SEEN = ".database-generation"  # the database's change counter the folder was brought up to
 BUILTIN_TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -118,7 +119,18 @@ class DeployFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as lock:  # one publisher at a time (daemon, CLI)
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._publish(store, force)
+            generation = store.generation()
+            published = self._publish(store, force)
+            _write_atomic(self.root / SEEN, f"{generation}\n")
+            return published
+
+    def behind(self, store: HistoryStore) -> bool:
+        """Whether the database changed since the folder was last brought up to date (a
+        process killed between its commit and its publish leaves it so)."""
+        try:
+            return int((self.root / SEEN).read_text()) != store.generation()
+        except (OSError, ValueError):
+            return True
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
         served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
@@ -266,3 +278,9 @@ class DeployFolder:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in (self.root / GENERATIONS).glob(".tmp-*"):  # left by a crash
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temp.write_text(text)
+    os.replace(temp, path)

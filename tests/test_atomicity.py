@@ -109,3 +109,24 @@ def test_workers_of_a_killed_sync_die_with_it(tmp_path: Path, repo: GitRepo) -> 
     while alive := {pid for pid in workers if _alive(pid)}:
         assert time.monotonic() < deadline, f"workers {sorted(alive)} outlived their parent"
         time.sleep(0.02)
+
+
+def test_a_sync_killed_before_it_published_is_published_by_the_next(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "s.db"\n[publish]\ndeploy_dir = "deploy"\n'
+        f'[[sources]]\nname = "m"\nurl = "{repo.path}"\n'
+    )
+    cmd = [sys.executable, "-m", "gitdags", "--config", str(config), "sync"]
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+    repo.commit("two", {"b.yaml": dag_yaml("b")})
+    done = subprocess.run(cmd, capture_output=True, env=killed_at("after-commit"), timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    current = tmp_path / "deploy" / "current"
+    assert not (current / "b.json").exists()  # committed, not published
+    done = subprocess.run(cmd, capture_output=True, timeout=120)  # nothing new to sync
+    assert done.returncode == 0, done.stderr
+    assert (current / "b.json").exists()
