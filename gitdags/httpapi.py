@@ -88,7 +88,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found; webhooks go to POST /hooks/<source>"})
             return
         source = self.path[len("/hooks/") :].split("?")[0].strip("/")
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        if not raw.isdigit():  # "abc", "-1": never read a body of unknown size
+            self._send(400, {"error": "Content-Length must be a whole number of bytes"})
+            return
+        length = int(raw)
         if length > MAX_BODY:
             self._send(413, {"error": "body too large"})
             return

@@ -377,3 +377,21 @@ def test_the_watchdog_is_not_fed_while_a_sync_hangs(tmp_path: Path, repo: GitRep
         assert "passed its deadline" in err
     finally:
         sock.close()
+
+
+def test_webhooks_with_a_bad_content_length_are_refused(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    d = start(source_toml("main", str(repo.path), "1h"))
+    until(lambda: d.http("GET", "/healthz")[0] == 200)
+    for length in ("abc", "-1", "1e9"):
+        with socket.create_connection(("127.0.0.1", d.port), timeout=5) as conn:
+            conn.sendall(
+                f"POST /hooks/main HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+            )
+            answer = conn.recv(4096).decode()
+        assert answer.startswith("HTTP/1.0 400") or answer.startswith("HTTP/1.1 400"), answer
+    assert d.http("GET", "/healthz")[0] == 200  # still serving
+    code, err = d.stop()
+    assert code == 0 and "Traceback" not in err
