@@ -471,3 +471,12 @@ def redact_url_text(text: str, url: str) -> str:
     """Replace the URL (with its credentials) and any user:password@ in free text."""
     text = text.replace(url, redact_url(url))
     return re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", text)
+
+
+def unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:
+    """Files that did not change, to be checked again."""
+    return [
+        Change("M", path, Entry(path, blob, "100644"))
+        for path, blob in sorted(blobs.items())
+        if path not in skip
+    ]

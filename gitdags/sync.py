@@ -20,14 +20,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdags import airflow3
+from gitdags.airflow_tier import AirflowTier
 from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
-from gitdags.kinds import ReadContext
+from gitdags.kinds import PYTHON_KINDS, ReadContext
 from gitdags.model import (
     Commit,
     DagChange,
@@ -37,7 +37,7 @@ from gitdags.model import (
     Issue,
     SyncResult,
 )
-from gitdags.source import AIRFLOWIGNORE, Change, Entry, GitSource
+from gitdags.source import AIRFLOWIGNORE, Change, Entry, GitSource, unchanged
 from gitdags.store import FileRow, HistoryStore, now
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class SourceSync:
         same_config = fingerprint == self.config.fingerprint()
         plan = Plan(base=(old, fingerprint), old=old, head=head)
         asked = self.store.rechecks(self.name)
-        environment = self._environment(plan)
+        environment = AirflowTier(self).environment(plan)
         if environment:  # what Airflow runs with changed: every Airflow file is parsed again
             asked = {**self.store.python_files(self.name), **asked}
         if old == head and same_config and not asked:
@@ -160,18 +160,18 @@ class SourceSync:
             changes = self._compare_with_store(head, every=every)
         touched = {c.path for c in changes} | {c.old_path for c in changes if c.old_path}
         freed = self.store.defined_ids(self.name, touched)
-        again = _unchanged(asked, touched)
-        again += _unchanged(self.store.waiting_files(self.name, freed), touched)
+        again = unchanged(asked, touched)
+        again += unchanged(self.store.waiting_files(self.name, freed), touched)
         self.ctx = self._context(head, changes)
         if any(_is_ignore(path) for path in touched):  # what Airflow ignores changed
-            again += _unchanged(self.store.python_files(self.name), touched)
+            again += unchanged(self.store.python_files(self.name), touched)
         changes += again
         started = time.perf_counter()
         plan.checked = self._read(plan, head, changes)
         if changes:  # the source's DAGs that wait for, or depend on, what this sync changes
             defined = {d.dag_id for f in plan.checked.values() for d in f.dags if d.valid}
             seen = touched | {c.path for c in changes}
-            dependents = _unchanged(self.store.dependent_files(self.name, freed - defined), seen)
+            dependents = unchanged(self.store.dependent_files(self.name, freed - defined), seen)
             if dependents:
                 plan.checked.update(self._read(plan, head, dependents))
                 changes += dependents
@@ -182,7 +182,7 @@ class SourceSync:
             check = airflow3.start(plan.checked)
             parsed = self.config.python == "airflow" and self.worker is not None
             if parsed:
-                self._parse_with_airflow(plan, head)
+                AirflowTier(self).parse(plan, head)
             airflow3.finish(check, plan.checked, parsed=parsed)
         plan.commits = self._attribution(plan)
         log.debug(
@@ -224,120 +224,6 @@ class SourceSync:
             if isinstance(content, bytes):
                 texts.append((rel.rpartition("/")[0], content.decode("utf-8", "replace")))
         return dataclasses.replace(ctx, airflowignore=tuple(texts))
-
-    def _environment(self, plan: Plan) -> bool:
-        """True when the Airflow environment changed since the last sync (python = airflow)."""
-        if self.config.python != "airflow" or not self.config.airflow_python:
-            return False
-        from gitdags.parsing import environment_fingerprint
-
-        key = f"airflow-environment:{self.name}"
-        now = environment_fingerprint(self.config.airflow_python)
-        before = self.store.meta(key)
-        if before != now:
-            plan.environment = (key, now)  # recorded with the sync
-        if before is None or before == now:
-            return False
-        plan.note = "the Airflow environment changed: every Airflow file parsed again"
-        log.info("source %s: %s", self.name, plan.note)
-        return True
-
-    def _parse_with_airflow(self, plan: Plan, head: str) -> None:
-        """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
-        that imports (even transitively) a Python module it changed; a module change that
-        breaks a DAG file importing it is held back."""
-        from gitdags import parsing
-        from gitdags.kinds.airflow_py import module_of
-
-        root = self.ctx.root
-        checked = plan.checked
-        graph = self.store.python_imports(self.name)
-        graph.update({p: f.imports for p, f in checked.items() if f.kind in PYTHON_KINDS})
-        moved = {c.path for c in plan.changes if c.path.endswith(".py")}
-        moved |= {c.old_path for c in plan.changes if c.old_path and c.old_path.endswith(".py")}
-        users = _importers(graph, {module_of(p, root) for p in moved}, root)
-        later = {p: b for p, b in self.store.python_files(self.name).items() if p in users}
-        again = _unchanged(later, set(checked))
-        if again:
-            plan.checked.update(self._read(plan, head, again))
-            plan.changes += again
-            plan.again |= {c.path for c in again}
-        dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
-        if not dag_files:
-            return
-        tree = self.git.checkout_tree(head, self.settings.mirrors_dir / f"{self.name}.tree")
-        parsing.parse_files(
-            self.worker(),  # type: ignore[misc]
-            tree / root,
-            checked,
-            dag_files,
-            prefix=root,
-            own={module_of(p, root).split(".")[0] for p in graph},
-            timeout=self.config.parse_timeout,
-            memory=self.config.memory_limit,
-        )
-        held: list[str] = []
-        for path, found in list(checked.items()):  # a module that breaks its importers
-            if found.kind != "module" or found.broken or path not in moved:
-                continue
-            users = _importers(graph, {module_of(path, root)}, root)
-            broken = sorted(u for u in users if u in checked and checked[u].broken)
-            if broken:
-                issue = Issue(
-                    "GD402",
-                    "error",
-                    path,
-                    "",
-                    None,
-                    f"This version breaks {', '.join(broken[:5])}, which import it; its last "
-                    "good version stays served.",
-                )
-                checked[path] = dataclasses.replace(found, issues=(*found.issues, issue))
-                held.append(path)
-        # what will be served: the DAG files this commit changed, with the modules held back
-        changed = [p for p in dag_files if p not in plan.again]
-        users = _importers(graph, {module_of(p, root) for p in held}, root)
-        again_in = [p for p in changed if p in users and not checked[p].broken]
-        if held and again_in:
-            self._parse_composed(tree, held, again_in, checked, graph)
-
-    def _parse_composed(
-        self,
-        tree: Path,
-        held: list[str],
-        paths: list[str],
-        checked: dict[str, FileDefinitions],
-        graph: dict[str, tuple[str, ...]],
-    ) -> None:
-        """Parse `paths` again in the tree as it will be served: the held-back modules at
-        their last good blob (or absent), then put the tree back as it is at the commit."""
-        from gitdags import parsing
-        from gitdags.kinds.airflow_py import module_of
-
-        root = self.ctx.root
-        served = self.store.served_blobs(self.name, held)
-        good = self.git.blobs(served.values())
-        try:
-            for path in held:
-                target = tree / path
-                if path in served:
-                    target.write_bytes(good[served[path]])
-                else:
-                    target.unlink(missing_ok=True)
-            parsing.parse_files(
-                self.worker(),  # type: ignore[misc]
-                tree / root,
-                checked,
-                paths,
-                prefix=root,
-                own={module_of(p, root).split(".")[0] for p in graph},
-                timeout=self.config.parse_timeout,
-                memory=self.config.memory_limit,
-            )
-        finally:
-            current = {p: checked[p].text for p in held}
-            for path, text in current.items():
-                (tree / path).write_text(text, encoding="utf-8")
 
     def _attribution(self, plan: Plan) -> dict[str, Commit]:
         """The commit that last changed each file, when the sync spans more than one commit,
@@ -571,9 +457,6 @@ class SourceSync:
         )
 
 
-PYTHON_KINDS = ("airflow", "module")
-
-
 def _checks(fingerprint: str | None) -> list[str]:
     """The part of a source's fingerprint that says how files are checked (after which
     files count: url, branch, subdir, include, exclude)."""
@@ -582,33 +465,3 @@ def _checks(fingerprint: str | None) -> list[str]:
 
 def _is_ignore(path: str) -> bool:
     return path.rsplit("/", 1)[-1] == AIRFLOWIGNORE
-
-
-def _importers(graph: dict[str, tuple[str, ...]], modules: set[str], root: str) -> set[str]:
-    """The Python files that import one of `modules`, directly or through other modules."""
-    from gitdags.kinds.airflow_py import module_of
-
-    found: set[str] = set()
-    todo = {m for m in modules if m}
-    seen: set[str] = set()
-    while todo:
-        module = todo.pop()
-        seen.add(module)
-        for path, imports in graph.items():
-            if path in found:
-                continue
-            if any(i == module or i.startswith(module + ".") for i in imports):
-                found.add(path)
-                user = module_of(path, root)
-                if user not in seen:
-                    todo.add(user)
-    return found
-
-
-def _unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:
-    """Files that did not change, to be checked again."""
-    return [
-        Change("M", path, Entry(path, blob, "100644"))
-        for path, blob in sorted(blobs.items())
-        if path not in skip
-    ]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gitdags.airflowignore import AirflowIgnore
 
 V1_KEYS = ("dag_id", "tasks", "nodes")
+PYTHON_KINDS = ("airflow", "module")  # Python files: served as files, with the tree
 
 
 @dataclass(frozen=True)

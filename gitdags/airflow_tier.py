@@ -1,0 +1,164 @@
+"""The Airflow tier of a sync (`python = "airflow"`): which files Airflow parses again (the
+changed ones and every file that imports a changed module, transitively; all of them when the
+Airflow environment changed), the parse in the sandboxed worker, and the modules held back
+because a file importing them fails. Split from `sync` for size; it works on its plan."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitdags.kinds import PYTHON_KINDS
+from gitdags.model import FileDefinitions, Issue
+from gitdags.source import unchanged
+
+if TYPE_CHECKING:
+    from gitdags.sync import Plan, SourceSync
+
+log = logging.getLogger(__name__)
+
+
+class AirflowTier:
+    def __init__(self, sync: SourceSync) -> None:
+        self.sync = sync
+
+    def environment(self, plan: Plan) -> bool:
+        """True when the Airflow environment changed since the last sync (python = airflow)."""
+        if self.sync.config.python != "airflow" or not self.sync.config.airflow_python:
+            return False
+        from gitdags.parsing import environment_fingerprint
+
+        key = f"airflow-environment:{self.sync.name}"
+        now = environment_fingerprint(self.sync.config.airflow_python)
+        before = self.sync.store.meta(key)
+        if before != now:
+            plan.environment = (key, now)  # recorded with the sync
+        if before is None or before == now:
+            return False
+        plan.note = "the Airflow environment changed: every Airflow file parsed again"
+        log.info("source %s: %s", self.sync.name, plan.note)
+        return True
+
+    def parse(self, plan: Plan, head: str) -> None:
+        """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
+        that imports (even transitively) a Python module it changed; a module change that
+        breaks a DAG file importing it is held back."""
+        from gitdags import parsing
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.sync.ctx.root
+        checked = plan.checked
+        graph = self.sync.store.python_imports(self.sync.name)
+        graph.update({p: f.imports for p, f in checked.items() if f.kind in PYTHON_KINDS})
+        moved = {c.path for c in plan.changes if c.path.endswith(".py")}
+        moved |= {c.old_path for c in plan.changes if c.old_path and c.old_path.endswith(".py")}
+        users = importers(graph, {module_of(p, root) for p in moved}, root)
+        later = {
+            p: b for p, b in self.sync.store.python_files(self.sync.name).items() if p in users
+        }
+        again = unchanged(later, set(checked))
+        if again:
+            plan.checked.update(self.sync._read(plan, head, again))
+            plan.changes += again
+            plan.again |= {c.path for c in again}
+        dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
+        if not dag_files:
+            return
+        tree = self.sync.git.checkout_tree(
+            head, self.sync.settings.mirrors_dir / f"{self.sync.name}.tree"
+        )
+        parsing.parse_files(
+            self.sync.worker(),  # type: ignore[misc]
+            tree / root,
+            checked,
+            dag_files,
+            prefix=root,
+            own={module_of(p, root).split(".")[0] for p in graph},
+            timeout=self.sync.config.parse_timeout,
+            memory=self.sync.config.memory_limit,
+        )
+        held: list[str] = []
+        for path, found in list(checked.items()):  # a module that breaks its importers
+            if found.kind != "module" or found.broken or path not in moved:
+                continue
+            users = importers(graph, {module_of(path, root)}, root)
+            broken = sorted(u for u in users if u in checked and checked[u].broken)
+            if broken:
+                issue = Issue(
+                    "GD402",
+                    "error",
+                    path,
+                    "",
+                    None,
+                    f"This version breaks {', '.join(broken[:5])}, which import it; its last "
+                    "good version stays served.",
+                )
+                checked[path] = dataclasses.replace(found, issues=(*found.issues, issue))
+                held.append(path)
+        # what will be served: the DAG files this commit changed, with the modules held back
+        changed = [p for p in dag_files if p not in plan.again]
+        users = importers(graph, {module_of(p, root) for p in held}, root)
+        again_in = [p for p in changed if p in users and not checked[p].broken]
+        if held and again_in:
+            self.parse_composed(tree, held, again_in, checked, graph)
+
+    def parse_composed(
+        self,
+        tree: Path,
+        held: list[str],
+        paths: list[str],
+        checked: dict[str, FileDefinitions],
+        graph: dict[str, tuple[str, ...]],
+    ) -> None:
+        """Parse `paths` again in the tree as it will be served: the held-back modules at
+        their last good blob (or absent), then put the tree back as it is at the commit."""
+        from gitdags import parsing
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.sync.ctx.root
+        served = self.sync.store.served_blobs(self.sync.name, held)
+        good = self.sync.git.blobs(served.values())
+        try:
+            for path in held:
+                target = tree / path
+                if path in served:
+                    target.write_bytes(good[served[path]])
+                else:
+                    target.unlink(missing_ok=True)
+            parsing.parse_files(
+                self.sync.worker(),  # type: ignore[misc]
+                tree / root,
+                checked,
+                paths,
+                prefix=root,
+                own={module_of(p, root).split(".")[0] for p in graph},
+                timeout=self.sync.config.parse_timeout,
+                memory=self.sync.config.memory_limit,
+            )
+        finally:
+            current = {p: checked[p].text for p in held}
+            for path, text in current.items():
+                (tree / path).write_text(text, encoding="utf-8")
+
+
+def importers(graph: dict[str, tuple[str, ...]], modules: set[str], root: str) -> set[str]:
+    """The Python files that import one of `modules`, directly or through other modules."""
+    from gitdags.kinds.airflow_py import module_of
+
+    found: set[str] = set()
+    todo = {m for m in modules if m}
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        seen.add(module)
+        for path, imports in graph.items():
+            if path in found:
+                continue
+            if any(i == module or i.startswith(module + ".") for i in imports):
+                found.add(path)
+                user = module_of(path, root)
+                if user not in seen:
+                    todo.add(user)
+    return found
