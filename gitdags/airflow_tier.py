@@ -45,7 +45,6 @@ class AirflowTier:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
         that imports (even transitively) a Python module it changed; a module change that
         breaks a DAG file importing it is held back."""
-        from gitdags import parsing
         from gitdags.kinds.airflow_py import module_of
 
         root = self.sync.ctx.root
@@ -69,16 +68,7 @@ class AirflowTier:
         tree = self.sync.git.checkout_tree(
             head, self.sync.settings.mirrors_dir / f"{self.sync.name}.tree"
         )
-        parsing.parse_files(
-            self.sync.worker(),  # type: ignore[misc]
-            tree / root,
-            checked,
-            dag_files,
-            prefix=root,
-            own={module_of(p, root).split(".")[0] for p in graph},
-            timeout=self.sync.config.parse_timeout,
-            memory=self.sync.config.memory_limit,
-        )
+        self._parse(tree, checked, dag_files, graph)
         held: list[str] = []
         for path, found in list(checked.items()):  # a module that breaks its importers
             if found.kind != "module" or found.broken or path not in moved:
@@ -104,6 +94,28 @@ class AirflowTier:
         if held and again_in:
             self.parse_composed(tree, held, again_in, checked, graph)
 
+    def _parse(
+        self,
+        tree: Path,
+        checked: dict[str, FileDefinitions],
+        paths: list[str],
+        graph: dict[str, tuple[str, ...]],
+    ) -> None:
+        from gitdags import parsing
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.sync.ctx.root
+        parsing.parse_files(
+            self.sync.worker(),  # type: ignore[misc]
+            tree / root,
+            checked,
+            paths,
+            prefix=root,
+            own={module_of(p, root).split(".")[0] for p in graph},
+            timeout=self.sync.config.parse_timeout,
+            memory=self.sync.config.memory_limit,
+        )
+
     def parse_composed(
         self,
         tree: Path,
@@ -114,10 +126,6 @@ class AirflowTier:
     ) -> None:
         """Parse `paths` again in the tree as it will be served: the held-back modules at
         their last good blob (or absent), then put the tree back as it is at the commit."""
-        from gitdags import parsing
-        from gitdags.kinds.airflow_py import module_of
-
-        root = self.sync.ctx.root
         served = self.sync.store.served_blobs(self.sync.name, held)
         good = self.sync.git.blobs(served.values())
         try:
@@ -127,16 +135,7 @@ class AirflowTier:
                     target.write_bytes(good[served[path]])
                 else:
                     target.unlink(missing_ok=True)
-            parsing.parse_files(
-                self.sync.worker(),  # type: ignore[misc]
-                tree / root,
-                checked,
-                paths,
-                prefix=root,
-                own={module_of(p, root).split(".")[0] for p in graph},
-                timeout=self.sync.config.parse_timeout,
-                memory=self.sync.config.memory_limit,
-            )
+            self._parse(tree, checked, paths, graph)
         finally:
             current = {p: checked[p].text for p in held}
             for path, text in current.items():
