@@ -34,6 +34,7 @@ HOSTILE = {
     ),
     "bomb.yaml": (alias_bomb(), "GD004"),
     "deep.yaml": ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "GD004"),
+    "deep_block.yaml": ("- " * 50_000 + "x\n", "GD004"),
     "deep.json": ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "GD004"),
     "inf.yaml": ("dag_id: inf\nparams: {x: .inf}\n" + TASKS, "GD108"),
     "nan.json": ('{"dag_id": "nan", "params": {"x": NaN}, "tasks": []}', "GD108"),
