@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,12 +89,27 @@ def out_json(value: Any) -> None:
         typer.echo(json.dumps(value, indent=2, default=str))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gitdags import __version__
+
+        typer.echo(f"gitdags {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     config: str | None = typer.Option(
         None, "--config", "-c", help="config.toml to use (default: $GITDAGS_CONFIG, ./config.toml)."
     ),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=lambda value: _print_version(value),
+        help="Print the version of gitdags and exit.",
+    ),
 ) -> None:
     state.config = config
     state.verbose = verbose
@@ -175,6 +191,8 @@ def list_(
         out_json([d.to_dict() for d in dags])
     elif dags:
         typer.echo(render.dags(dags))
+    elif source or status:
+        typer.echo("No DAGs match; `gitdags list` shows them all.")
     else:
         typer.echo("No DAGs yet; run `gitdags sync`.")
 
@@ -214,6 +232,8 @@ def status(as_json: bool = JsonOpt) -> None:
         out_json([s.to_dict() for s in sources])
     else:
         typer.echo(render.status(sources))
+    if any(s.last_error for s in sources):  # like `systemctl status`: scripts can check it
+        raise typer.Exit(1)
 
 
 @command()
@@ -343,6 +363,11 @@ def resume(
         print_action(eng.resume(dag_id, reason=reason, actor=actor), as_json)
 
 
+app.command("unpause", help="Serve a paused DAG again (the same as resume, as in Airflow).")(
+    app.registered_commands[-1].callback  # type: ignore[arg-type]
+)
+
+
 @command()
 def diff(
     dag_id: str = typer.Argument(..., metavar="DAG"),
@@ -360,7 +385,9 @@ def diff(
     if not found.text:
         typer.echo(f"{dag_id}: v{found.from_version} and v{found.to_version} are identical.")
         return
-    use_color = sys.stdout.isatty() if color is None else color
+    if color is None:  # a terminal, unless NO_COLOR is set (no-color.org)
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    use_color = color
     text = render.colored_diff(found.text) if use_color else found.text.rstrip("\n")
     typer.echo(text, color=use_color)
 

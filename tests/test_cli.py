@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -212,3 +213,46 @@ def test_cli_logs_redact_credentials(tmp_path: Path, runner) -> None:
     # the log line went through gitdags' own handler (which redacts), not logging's default
     assert re.search(r"^\d{4}-\d\d-\d\dT\S+Z WARNING +sync of source web failed", done.stderr, re.M)
     assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_version_unpause_no_match_and_a_failing_status(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    from gitdags import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"gitdags {__version__}"
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    assert run(runner, config, "pause", "a")[0] == 0
+    code, out, _ = run(runner, config, "unpause", "a")
+    assert code == 0 and "resumed" in out
+    code, out, _ = run(runner, config, "list", "--status", "paused")
+    assert code == 0 and out.strip() == "No DAGs match; `gitdags list` shows them all."
+    assert run(runner, config, "status")[0] == 0
+    (repo.path / ".git").rename(tmp_path / "gone.git")  # the source breaks
+    assert run(runner, config, "sync")[0] == 1
+    code, out, _ = run(runner, config, "status")
+    assert code == 1 and "last error" in out
+
+
+def test_diff_honours_no_color(tmp_path: Path, repo: GitRepo, runner) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    repo.commit("two", {"a.yaml": dag_yaml("a", "x", "y", "z")})
+    assert run(runner, config, "sync")[0] == 0
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run(
+        [
+            "script",
+            "-qec",
+            f"{sys.executable} -m gitdags --config {config} diff a 1 2",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert "+- id: z" in done.stdout and "\x1b[3" not in done.stdout
