@@ -161,6 +161,8 @@ FRAGMENTS = st.sampled_from(
         "for a, b in [('x', 1), ('y', 2)]:\n    with DAG(dag_id=a):\n        pass\n",
         "with DAG('w') as d:\n    t = T(task_id='t')\n    u = T(task_id='u')\n    t >> u\n",
         "with DAG(dag_id=X, schedule=None):\n    pass\n",
+        "with DAG(dag_id='e', description=doc, tags=[t], default_args=args, start_date=s):\n"
+        "    pass\n",
         "@dag\ndef f():\n    pass\nf()\n",
         "@dag(dag_id=X)\ndef g():\n    pass\n",
         "@asset(schedule=None)\ndef h():\n    pass\n",

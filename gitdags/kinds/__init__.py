@@ -17,6 +17,8 @@ and yields no DAG; it never becomes a DAG named after its file.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from gitdags.validate import content_hash
 if TYPE_CHECKING:
     from gitdags.airflowignore import AirflowIgnore
 
+log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
 PYTHON_KINDS = ("airflow", "module")  # Python files: served as files, with the tree
 
@@ -66,7 +69,24 @@ def read(
     path: str, content: bytes | int | None, *, symlink: bool = False, ctx: ReadContext = DEFAULT
 ) -> FileDefinitions:
     """The definitions in one file. `content` is its bytes, or its size when it is over the
-    limit and was not read."""
+    limit and was not read. A bug in a kind is an error of that file, never of its source."""
+    try:
+        found = _read(path, content, symlink=symlink, ctx=ctx)
+        if found.dags:
+            json.dumps([d.spec for d in found.dags], allow_nan=False)  # what will be stored
+        return found
+    except Exception as exc:
+        log.exception("reading %s failed", path)
+        message = (
+            f"The file cannot be read: internal error ({type(exc).__name__}: {exc}); "
+            "please report it."
+        )
+        return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD004", message),))
+
+
+def _read(
+    path: str, content: bytes | int | None, *, symlink: bool, ctx: ReadContext
+) -> FileDefinitions:
     if symlink:
         message = "The file is a symlink, which is never followed; commit the file itself."
         return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD003", message),))

@@ -247,10 +247,11 @@ class _Dag:
         schedule = self.args.get("schedule", self.args.get("schedule_interval"))
         tags = self.args.get("tags")
         start = self.args.get("start_date")
+        description = self.args.get("description")
         return {
             "dag_id": self.dag_id,
             "format": "airflow",
-            "description": self.args.get("description") or "",
+            "description": description if isinstance(description, str) else "",
             "schedule": schedule if isinstance(schedule, str) or schedule is None else "(code)",
             "start_date": start if isinstance(start, str) else None,
             "owner": owner if isinstance(owner, str) else None,
