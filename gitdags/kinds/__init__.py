@@ -72,8 +72,8 @@ def read(
     limit and was not read. A bug in a kind is an error of that file, never of its source."""
     try:
         found = _read(path, content, symlink=symlink, ctx=ctx)
-        if found.dags:
-            json.dumps([d.spec for d in found.dags], allow_nan=False)  # what will be stored
+        if found.kind == "airflow" and found.dags:  # specs made by reading code: stored as JSON
+            json.dumps([d.spec for d in found.dags], allow_nan=False)
         return found
     except Exception as exc:
         log.exception("reading %s failed", path)
