@@ -350,7 +350,10 @@ class Publisher:
         return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
 
     def read_blobs(self, source: str, blobs: list[str]) -> dict[str, bytes]:
-        config = self.settings.source(source)
+        """Blobs from the source's mirror (which stays when the source leaves the config)."""
+        config = next(
+            (s for s in self.settings.sources if s.name == source), SourceConfig(source, "")
+        )
         mirror = self.settings.mirrors_dir / f"{source}.git"
         return GitSource(config, mirror, self.settings.max_file_size).blobs(blobs)
 
