@@ -340,7 +340,7 @@ def test_the_dynamic_tier_parses_with_airflow_and_contains_hostile_files(
 def test_a_source_removed_from_the_config_does_not_stop_publishing(
     world, make_engine, tmp_path: Path
 ) -> None:
-    engine, repo, deploy = world
+    _engine, _repo, deploy = world
     other = GitRepo(tmp_path / "other")
     other.commit("one", {"x.yaml": "dag_id: x\ntasks: [{id: a, type: empty}]\n"})
     later = make_engine(SourceConfig(name="other", url=str(other.path)), deploy_dir=deploy)
