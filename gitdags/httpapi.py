@@ -72,10 +72,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         daemon = self.server.daemon
-        if self.path == "/healthz":
+        path = self.path.split("?", 1)[0]  # a query string changes nothing (probes add them)
+        if path == "/healthz":
             ready, detail = health(daemon)
             self._send(200 if ready else 503, detail)
-        elif self.path == "/metrics":
+        elif path == "/metrics":
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
             self._send(200, generate_latest(daemon.metrics.registry).decode(), CONTENT_TYPE_LATEST)

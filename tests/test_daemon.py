@@ -393,5 +393,7 @@ def test_webhooks_with_a_bad_content_length_are_refused(
             answer = conn.recv(4096).decode()
         assert answer.startswith("HTTP/1.0 400") or answer.startswith("HTTP/1.1 400"), answer
     assert d.http("GET", "/healthz")[0] == 200  # still serving
+    assert d.http("GET", "/healthz?verbose=1")[0] == 200  # a probe's query string is no 404
+    assert d.http("GET", "/metrics?x")[0] == 200
     code, err = d.stop()
     assert code == 0 and "Traceback" not in err
