@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,15 @@ class Gate:
 
     def open(self) -> None:
         self.path.touch()
+
+    def start_sync(self, config: Path) -> subprocess.Popen[bytes]:
+        """`gitdags sync` in a process of its own, armed with this gate."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
 
 
 def killed_at(point: str) -> dict[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -46,6 +44,16 @@ def history(repo: GitRepo, make_engine) -> tuple[SyncEngine, GitRepo, list[str]]
         (1, True),
     ]
     return engine, repo, commits
+
+
+def sync_config(tmp_path: Path, engine: SyncEngine, repo: GitRepo) -> Path:
+    """A config.toml for gitdags in another process, on the same database and repository."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{engine.settings.database}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    return config
 
 
 def served(engine: SyncEngine) -> dict[str, int]:
@@ -185,11 +193,7 @@ def test_diff_text_and_structure(history) -> None:
 
 def test_cli_diff_rollback_audit(tmp_path: Path, history) -> None:
     engine, repo, _ = history
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[state]\ndatabase = "{engine.settings.database}"\n'
-        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
-    )
+    config = sync_config(tmp_path, engine, repo)
     runner = CliRunner()
 
     def run(*args: str):
@@ -214,18 +218,9 @@ def test_an_action_racing_a_sync_is_serialized(tmp_path: Path, history) -> None:
     engine, repo, _ = history
     files = {f"bulk/{i:04}.yaml": dag_yaml(f"bulk{i:04}") for i in range(50)}
     repo.commit("many", {**files, "etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[state]\ndatabase = "{engine.settings.database}"\n'
-        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
-    )
+    config = sync_config(tmp_path, engine, repo)
     gate = Gate(tmp_path / "gate", "after-plan")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=gate.env,
-    )
+    proc = gate.start_sync(config)
     gate.wait_reached(proc)  # the sync has planned; it has not written anything yet
     engine.pause("etl", reason="during a sync")
     gate.open()
@@ -239,18 +234,9 @@ def test_an_action_racing_a_sync_is_serialized(tmp_path: Path, history) -> None:
 def test_an_action_waits_for_a_sync_holding_the_write_lock(tmp_path: Path, history) -> None:
     engine, repo, _ = history
     repo.commit("etl v5", {"etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[state]\ndatabase = "{engine.settings.database}"\n'
-        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
-    )
+    config = sync_config(tmp_path, engine, repo)
     gate = Gate(tmp_path / "gate", "in-record")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=gate.env,
-    )
+    proc = gate.start_sync(config)
     gate.wait_reached(proc)  # inside the sync's transaction: it holds the write lock
     done: list[str] = []
     pausing = threading.Thread(target=lambda: done.append(engine.pause("etl").action))

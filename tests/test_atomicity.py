@@ -94,12 +94,7 @@ def test_workers_of_a_killed_sync_die_with_it(tmp_path: Path, repo: GitRepo) -> 
     config = tmp_path / "config.toml"
     config.write_text(f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n')
     gate = Gate(tmp_path / "gate", "in-check")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=gate.env,
-    )
+    proc = gate.start_sync(config)
     gate.wait_reached(proc)  # a worker is reading files
     workers = _children(proc.pid)
     assert workers
