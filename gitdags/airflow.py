@@ -306,8 +306,8 @@ def load_dags(
         served = registry.served()
     built: dict[str, Any] = {}
     for record in served:
-        if (record.get("spec") or {}).get("format") == "airflow":
-            continue  # an Airflow Python file: served as itself in the deploy folder
+        if (record.get("spec") or {}).get("format") in ("airflow", "dag-factory"):
+            continue  # served as files in the deploy folder: the Python file, the loader
         try:
             built[record["dag_id"]] = build_dag(record)
         except Exception as exc:

@@ -91,20 +91,36 @@ class Check:
 
 
 def start(found: Mapping[str, FileDefinitions]) -> Check:
-    """Start checking the Airflow files of `found`."""
-    return Check(
-        {p: f.text for p, f in found.items() if f.kind in ("airflow", "module") and f.text}
-    )
+    """Start checking the Airflow files of `found`, and the Python objects that declarative
+    files name (each as `import module; module.Name` on the line that names it)."""
+    texts = {p: f.text for p, f in found.items() if f.kind in ("airflow", "module") and f.text}
+    for path, f in found.items():
+        if f.probes and not f.broken:
+            lines = [""] * max(line for line, _name, _dag in f.probes)
+            for line, name, _dag in f.probes:
+                lines[line - 1] = f"import {name.rpartition('.')[0]}; {name}"
+            texts[path] = "\n".join(lines) + "\n"
+    return Check(texts)
 
 
 def finish(check: Check, found: dict[str, FileDefinitions], *, parsed: bool = False) -> None:
     """Each file of `found` gets its Airflow 3 issues (in place). When Airflow itself parsed
     the files (`parsed`), it is the judge of what breaks them: the issues are warnings."""
     for path, issues in check.issues().items():
-        if path in found:
-            if parsed:
-                issues = [dataclasses.replace(i, severity="warning") for i in issues]
-            found[path] = found[path].with_issues(issues)
+        if path not in found:
+            continue
+        if parsed:
+            issues = [dataclasses.replace(i, severity="warning") for i in issues]
+        f = found[path]
+        if f.probes:  # each on the DAG that names the object (all of them for a default)
+            owner = {line: dag_id for line, _name, dag_id in f.probes}
+            dags = tuple(
+                d.with_issues([i for i in issues if owner.get(i.line or 0) in ("", d.dag_id)])
+                for d in f.dags
+            )
+            found[path] = dataclasses.replace(f, dags=dags)
+        else:
+            found[path] = f.with_issues(issues)
 
 
 def apply(found: dict[str, FileDefinitions]) -> None:

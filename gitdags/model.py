@@ -132,6 +132,8 @@ class FileDefinitions:
     imports: tuple[str, ...] = ()
     issues: tuple[Issue, ...] = ()
     content: str = ""
+    # (line, dotted path, dag id or "") of each Python object a declarative file names
+    probes: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def broken(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
 from gitdags.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.errors import GitdagsError
 from gitdags.kinds import ReadContext
+from gitdags.kinds.dagfactory import is_defaults
 from gitdags.model import FileDefinitions, Issue
 from gitdags.source import PathFilter
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
@@ -64,6 +66,14 @@ def check_paths(
     )
     checked: list[FileDefinitions] = []
     files = collect_with_roots(paths)
+    defaults = tuple(
+        (p.as_posix(), p.read_text(encoding="utf-8", errors="replace"))
+        for p, _root in files
+        if is_defaults(p.name) and p.is_file() and not p.is_symlink()
+        and p.stat().st_size <= max_file_size
+    )
+    if defaults:
+        ctx = dataclasses.replace(ctx, defaults=defaults)
     for path, _root in files:
         name = path.as_posix()
         if path.is_symlink():

@@ -157,8 +157,7 @@ class DeployFolder:
         written = linked = 0
         entries = []
         for dag in served:
-            base = safe_name(dag.dag_id)
-            dag_files = [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
+            dag_files = self._files_of(dag)
             prior = before.get(dag.dag_id)
             reuse = (
                 previous is not None
@@ -169,18 +168,15 @@ class DeployFolder:
             )
             for file in dag_files:
                 target = staging / file
-                if target.resolve().parent != staging.resolve():
+                if not target.resolve().is_relative_to(staging.resolve()):
                     raise GitdagsError(f"DAG id {dag.dag_id!r} cannot be written safely.")
+                target.parent.mkdir(parents=True, exist_ok=True)
                 if reuse:
                     assert previous is not None
                     os.link(previous / file, target)
                     linked += 1
-                elif file.endswith(".json"):
-                    target.write_text(json.dumps(dag.to_dict(), indent=2) + "\n")
-                    written += 1
                 else:
-                    assert self.template is not None
-                    target.write_text(self._render(dag, f"{base}.json"))
+                    target.write_text(self._content(dag, file, dag_files))
                     written += 1
             entries.append({"dag_id": dag.dag_id, "version": dag.version, "files": dag_files})
         tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force)
@@ -248,6 +244,30 @@ class DeployFolder:
                 written += 1
         return entries, written, linked
 
+    def _files_of(self, dag: ServedDag) -> list[str]:
+        """The files that serve one DAG: its JSON spec (and the Airflow file of the template);
+        for a dag-factory DAG, its loader and its block, beside where its YAML file lies."""
+        if (dag.spec or {}).get("format") == "dag-factory":
+            from gitdags.kinds.dagfactory import loader_stem
+
+            folder = self.layout(dag.source, dag.path).rpartition("/")[0]
+            base = f"{folder}/{loader_stem(dag.path, dag.dag_id)}".lstrip("/")
+            return [f"{base}.py", f"{base}.dagfactory"]
+        base = safe_name(dag.dag_id)
+        return [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
+
+    def _content(self, dag: ServedDag, file: str, dag_files: list[str]) -> str:
+        if file.endswith(".json"):
+            return json.dumps(dag.to_dict(), indent=2) + "\n"
+        if file.endswith(".dagfactory"):
+            return dagfactory_block(dag)
+        if file.endswith(".py") and dag_files[-1].endswith(".dagfactory"):
+            root = self.layout(dag.source, "").strip("/") or "."
+            folder = file.rpartition("/")[0] or "."
+            data_file = dag_files[-1].rpartition("/")[2]
+            return dagfactory_loader(dag, data_file, os.path.relpath(root, folder))
+        return self._render(dag, dag_files[0])
+
     def _render(self, dag: ServedDag, json_file: str) -> str:
         assert self.template is not None
         return self.template.safe_substitute(
@@ -278,6 +298,35 @@ class DeployFolder:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in (self.root / GENERATIONS).glob(".tmp-*"):  # left by a crash
             shutil.rmtree(stale, ignore_errors=True)
+
+
+DAGFACTORY_LOADER = Path(__file__).with_name("dagfactory_loader.py.tmpl")
+
+
+def dagfactory_block(dag: ServedDag) -> str:
+    """The document dag-factory builds one served DAG from: its block, the `default` block and
+    the defaults that reached it, as YAML."""
+    import yaml
+
+    config = (dag.spec or {})["dag_factory"]["config"]
+    head = (
+        f"# DAG {dag.dag_id} v{dag.version} from {dag.source}:{dag.path} at {dag.commit}, "
+        "with its defaults; read by the loader beside it.\n"
+    )
+    return head + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
+
+
+def dagfactory_loader(dag: ServedDag, data_file: str, up: str) -> str:
+    template = string.Template(DAGFACTORY_LOADER.read_text(encoding="utf-8"))
+    return template.safe_substitute(
+        dag_id=dag.dag_id,
+        version=dag.version,
+        source=dag.source,
+        path=dag.path,
+        commit=dag.commit,
+        data_file=data_file,
+        up=up,
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

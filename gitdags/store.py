@@ -415,6 +415,23 @@ class HistoryStore:
         rows = self._all("SELECT path, blob FROM files WHERE source = ?", (source,))
         return {r["path"]: r["blob"] for r in rows}
 
+    def defaults_files(self, source: str) -> dict[str, str]:
+        """path -> blob of the source's dag-factory defaults files (read or not)."""
+        rows = self._all(
+            "SELECT path, blob FROM files WHERE source = ? AND (path LIKE '%defaults.yml' "
+            "OR path LIKE '%defaults.yaml')",
+            (source,),
+        )
+        names = ("defaults.yml", "defaults.yaml")
+        return {r["path"]: r["blob"] for r in rows if r["path"].rsplit("/", 1)[-1] in names}
+
+    def files_of_kind(self, source: str, kind: str) -> dict[str, str]:
+        """path -> blob of the source's files of one definition kind."""
+        rows = self._all(
+            "SELECT path, blob FROM files WHERE source = ? AND kind = ?", (source, kind)
+        )
+        return {r["path"]: r["blob"] for r in rows}
+
     def python_files(self, source: str) -> dict[str, str]:
         """path -> blob of the source's Python files and .airflowignore files."""
         rows = self._all(

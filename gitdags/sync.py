@@ -28,6 +28,7 @@ from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
 from gitdags.kinds import PYTHON_KINDS, ReadContext
+from gitdags.kinds.dagfactory import is_defaults
 from gitdags.model import (
     Commit,
     DagChange,
@@ -165,6 +166,12 @@ class SourceSync:
         self.ctx = self._context(head, changes)
         if any(_is_ignore(path) for path in touched):  # what Airflow ignores changed
             again += unchanged(self.store.python_files(self.name), touched)
+        reached = self._reached_by_defaults(touched)
+        if reached:  # a default changed: the DAGs it reaches get new versions
+            again += reached
+            note = f"dag-factory defaults changed: {len(reached)} file(s) below them read again"
+            plan.note = f"{plan.note}; {note}" if plan.note else note
+            log.info("source %s: %s", self.name, note)
         changes += again
         started = time.perf_counter()
         plan.checked = self._read(plan, head, changes)
@@ -178,12 +185,12 @@ class SourceSync:
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
-        if self.git.accepts.python:  # ruff's Airflow 3 rules run while Airflow parses
-            check = airflow3.start(plan.checked)
-            parsed = self.config.python == "airflow" and self.worker is not None
-            if parsed:
-                AirflowTier(self).parse(plan, head)
-            airflow3.finish(check, plan.checked, parsed=parsed)
+        check = airflow3.start(plan.checked)  # ruff's Airflow 3 rules, while Airflow parses
+        parsed = self.git.accepts.python and self.config.python == "airflow"
+        parsed = parsed and self.worker is not None
+        if parsed:
+            AirflowTier(self).parse(plan, head)
+        airflow3.finish(check, plan.checked, parsed=parsed)
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",
@@ -201,29 +208,48 @@ class SourceSync:
         return check_all([(e, contents.get(e.path)) for e in entries], self.ctx)
 
     def _context(self, head: str, changes: list[Change]) -> ReadContext:
-        """The reading context of the source, with the .airflowignore files at `head`."""
+        """The reading context of the source, with the files at `head` that change how other
+        files read: .airflowignore files and dag-factory defaults files."""
         ctx = context(self.settings, self.config)
-        if not self.git.accepts.python:
-            return ctx
-        ignores = {p: b for p, b in self.store.python_files(self.name).items() if _is_ignore(p)}
+        wanted = self.store.defaults_files(self.name)
+        if self.git.accepts.python:
+            wanted |= {p: b for p, b in self.store.python_files(self.name).items() if _is_ignore(p)}
         for c in changes:
             if c.old_path:
-                ignores.pop(c.old_path, None)
-            if _is_ignore(c.path):
+                wanted.pop(c.old_path, None)
+            if _is_ignore(c.path) or is_defaults(c.path):
                 if c.entry is None:
-                    ignores.pop(c.path, None)
+                    wanted.pop(c.path, None)
                 else:
-                    ignores[c.path] = c.entry.blob
-        if not ignores:
+                    wanted[c.path] = c.entry.blob
+        if not wanted:
             return ctx
-        entries = [Entry(path, blob, "100644") for path, blob in sorted(ignores.items())]
+        entries = [Entry(path, blob, "100644") for path, blob in sorted(wanted.items())]
         _commit, contents = self.git.read(head, entries)
-        texts = []
+        ignores, defaults = [], []
         for path, content in sorted(contents.items()):
-            rel = path[len(ctx.root) :] if path.startswith(ctx.root) else path
-            if isinstance(content, bytes):
-                texts.append((rel.rpartition("/")[0], content.decode("utf-8", "replace")))
-        return dataclasses.replace(ctx, airflowignore=tuple(texts))
+            if not isinstance(content, bytes):
+                continue
+            text = content.decode("utf-8", "replace")
+            if is_defaults(path):
+                defaults.append((path, text))
+            elif self.git.accepts.python:
+                rel = path[len(ctx.root) :] if path.startswith(ctx.root) else path
+                ignores.append((rel.rpartition("/")[0], text))
+        return dataclasses.replace(ctx, airflowignore=tuple(ignores), defaults=tuple(defaults))
+
+    def _reached_by_defaults(self, touched: set[str]) -> list[Change]:
+        """The unchanged dag-factory files below a defaults file this sync changed."""
+        folders = {p.rpartition("/")[0] for p in touched if is_defaults(p)}
+        if not folders:
+            return []
+        files = self.store.files_of_kind(self.name, "dag-factory")
+        reached = {
+            p: b
+            for p, b in files.items()
+            if any(not f or p.startswith(f + "/") for f in folders)
+        }
+        return unchanged(reached, touched)
 
     def _attribution(self, plan: Plan) -> dict[str, Commit]:
         """The commit that last changed each file, when the sync spans more than one commit,

@@ -381,7 +381,7 @@ class _Checker:
                     kept.append(up)
             task["depends_on"] = kept
         edges = [(up, t["id"]) for t in tasks for up in t["depends_on"]]
-        if _acyclic(ids, edges):
+        if acyclic(ids, edges):
             return
         import networkx as nx  # only to name the cycles: imported when there is one
 
@@ -393,7 +393,7 @@ class _Checker:
             self.add("GD204", (key,), f"Tasks form a cycle: {cycle}.")
 
 
-def _acyclic(nodes: set[str], edges: list[tuple[str, str]]) -> bool:
+def acyclic(nodes: set[str], edges: list[tuple[str, str]]) -> bool:
     """Kahn's algorithm: the common case (no cycle) without building a networkx graph."""
     indegree = dict.fromkeys(nodes, 0)
     children: dict[str, list[str]] = {}

@@ -166,7 +166,7 @@ def _line_of(root: Node | None, path: FieldPath) -> int | None:
             match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
             if not match:
                 return line
-            key, node = match[0]
+            key, node = match[-1]  # merge keys (`<<`) put the merged pairs first
             line = key.start_mark.line + 1
         elif isinstance(node, SequenceNode) and isinstance(part, int):
             if part >= len(node.value):

@@ -6,6 +6,8 @@ kind shares (size limit, symlinks, binary and non-UTF-8 files), picks the kind b
 and shape, and never raises for bad input:
 
     v1       gitdags' own format: a YAML, JSON or TOML mapping with `dag_id`, `tasks` or `nodes`
+    dag-factory  a YAML mapping of DAG ids to dag-factory DAG blocks (zero or more DAGs)
+    defaults a dag-factory defaults.yml / defaults.yaml: part of the DAGs below its folder
     airflow  an Airflow Python DAG file (zero or more DAGs), read from its syntax tree
     module   a Python helper module: versioned and served with the tree, never a DAG
     none     anything else: a file that cannot be read, or that is not a DAG definition
@@ -30,6 +32,7 @@ from gitdags.validate import content_hash
 
 if TYPE_CHECKING:
     from gitdags.airflowignore import AirflowIgnore
+    from gitdags.kinds.dagfactory import Defaults
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
@@ -45,6 +48,7 @@ class ReadContext:
     root: str = ""  # the source's subdir with a trailing "/": Airflow's DAGs folder
     forbidden_imports: tuple[str, ...] = ()
     airflowignore: tuple[tuple[str, str], ...] = ()  # (folder under root, text) of each file
+    defaults: tuple[tuple[str, str], ...] = ()  # (path, text) of each dag-factory defaults file
 
     @functools.cached_property
     def ignore(self) -> AirflowIgnore | None:
@@ -52,6 +56,12 @@ class ReadContext:
 
         found = AirflowIgnore(dict(self.airflowignore)) if self.airflowignore else None
         return found if found else None
+
+    @functools.cached_property
+    def defaults_by_folder(self) -> dict[str, Defaults]:
+        from gitdags.kinds.dagfactory import read_defaults
+
+        return read_defaults(self.defaults)
 
     def airflow_ignores(self, path: str) -> bool:
         rel = path[len(self.root) :] if self.root and path.startswith(self.root) else path
@@ -72,7 +82,7 @@ def read(
     limit and was not read. A bug in a kind is an error of that file, never of its source."""
     try:
         found = _read(path, content, symlink=symlink, ctx=ctx)
-        if found.kind == "airflow" and found.dags:  # specs made by reading code: stored as JSON
+        if found.kind in ("airflow", "dag-factory") and found.dags:  # stored as JSON
             json.dumps([d.spec for d in found.dags], allow_nan=False)
         return found
     except Exception as exc:
@@ -136,6 +146,15 @@ def _read(
 
         dag = v1.definition(path, data, parsed.line_of, ctx, digest, text)
         return FileDefinitions(path, "v1", digest, dags=(dag,), content=text)
+    from gitdags.kinds import dagfactory
+
+    if dagfactory.is_defaults(path) and formats.format_of(path) == "yaml":
+        if data is not None and not isinstance(data, dict):
+            issue = file_issue(path, "GD005", "A dag-factory defaults file must be a mapping.")
+            return FileDefinitions(path, "defaults", digest, issues=(issue,), content=text)
+        return FileDefinitions(path, "defaults", digest, content=text)
+    if dagfactory.looks_like(path, data):
+        return dagfactory.definitions(path, data, parsed.line_of, ctx, digest, text)
     return FileDefinitions(path, "none", digest, issues=(_not_a_dag(path, data),), content=text)
 
 

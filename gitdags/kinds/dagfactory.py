@@ -1,0 +1,708 @@
+"""dag-factory YAML files (PRODUCT.md section 11): each top-level key but `default` and
+`task_groups` is a DAG, built by dag-factory from its block, the file's `default:` block and
+the `defaults.yml`/`defaults.yaml` files up the folders to the DAGs folder.
+
+Reading is safe (the YAML reader builds plain data only: `$VARS` stay text, `__type__` objects
+are never built here) and every issue carries a line. Each DAG's content is the document
+dag-factory would build it from, composed here exactly as dag-factory merges it:
+
+    block > defaults.yml keys (nearest folder first; `tags` joined) > the file's `default:`
+    default_args: the block's > the `default:` block's > defaults.yml's (nearest first)
+
+so a change to a default makes a new version of every DAG it reaches. The composed document
+(`{"default": ..., DAG_ID: ...}`) is what the deploy folder hands to dag-factory for that DAG
+alone (see `publish`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from gitdags import formats, validate
+from gitdags.model import DagFile, FileDefinitions, Issue
+
+if TYPE_CHECKING:
+    from gitdags.kinds import ReadContext
+
+SYSTEM_KEYS = ("default", "task_groups")  # top-level keys that are not DAGs (dag-factory's)
+DEFAULTS_FILES = ("defaults.yml", "defaults.yaml")  # in this order of preference
+# keys that make a top-level mapping a dag-factory DAG
+SHAPE_KEYS = frozenset(
+    {"tasks", "task_groups", "default_args", "schedule", "schedule_interval", "start_date"}
+)
+# DAG-level keys dag-factory reads (others are ignored, silently, by dag-factory)
+DAG_KEYS = frozenset(
+    {
+        "access_control",
+        "catchup",
+        "concurrency",
+        "dag_display_name",
+        "dagrun_timeout",
+        "default_args",
+        "default_view",
+        "description",
+        "doc_md",
+        "doc_md_file_path",
+        "doc_md_python_arguments",
+        "doc_md_python_callable_file",
+        "doc_md_python_callable_name",
+        "end_date",
+        "is_paused_upon_creation",
+        "max_active_runs",
+        "max_active_tasks",
+        "on_failure_callback",
+        "on_failure_callback_file",
+        "on_failure_callback_name",
+        "on_success_callback",
+        "on_success_callback_file",
+        "on_success_callback_name",
+        "orientation",
+        "params",
+        "render_template_as_native_obj",
+        "schedule",
+        "schedule_interval",
+        "sla_miss_callback",
+        "start_date",
+        "tags",
+        "task_groups",
+        "tasks",
+        "template_searchpath",
+        "timetable",
+        "timezone",
+        "user_defined_macros",
+    }
+)
+# DAG keys Airflow 3 removed or ignores: (severity, what to do)
+AIRFLOW3_DAG_KEYS = {
+    "schedule_interval": ("error", "Airflow 3 removed `schedule_interval`; use `schedule`"),
+    "timetable": ("error", "Airflow 3 removed `timetable`; give the timetable as `schedule`"),
+    "concurrency": ("warning", "`concurrency` is deprecated; use `max_active_tasks`"),
+    "sla_miss_callback": ("warning", "Airflow 3.1 removed SLAs; `sla_miss_callback` is ignored"),
+    "default_view": ("warning", "Airflow 3 ignores `default_view`"),
+    "orientation": ("warning", "Airflow 3 ignores `orientation`"),
+}
+# task (and default_args) keys Airflow 3 operators no longer take
+AIRFLOW3_TASK_KEYS = {
+    "sla": "Airflow 3 removed SLAs (`sla`); use deadline alerts",
+    "task_concurrency": "Airflow 3 removed `task_concurrency`; use `max_active_tis_per_dag`",
+    "provide_context": "Airflow 3 removed `provide_context`; the context is always passed",
+}
+PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly")
+PRESETS += ("@yearly", "@annually")
+TASK_ID = re.compile(r"[\w.-]+")  # Airflow's task and group ids (KEY_REGEX)
+RELATIVE_TIME = re.compile(
+    r"(\d+\s+hours?)?\s*(\d+\s+minutes?)?\s*(\d+\s+seconds?)?\s*(\d+\s+days?)?", re.IGNORECASE
+)
+CALLBACKS = ("on_execute_callback", "on_success_callback", "on_failure_callback")
+CALLBACKS += ("on_retry_callback", "on_skipped_callback", "sla_miss_callback")
+SCHEDULE_KEYS = frozenset({"datasets", "file", "conditions", "timetable", "__type__", "__args__"})
+
+Where = tuple[str | int, ...]
+
+
+def is_defaults(path: str) -> bool:
+    return path.rsplit("/", 1)[-1] in DEFAULTS_FILES
+
+
+def looks_like(path: str, data: Any) -> bool:
+    """A YAML mapping of DAG ids to DAG blocks (format v1 files were recognised before)."""
+    if formats.format_of(path) != "yaml" or not isinstance(data, dict):
+        return False
+    blocks = [v for k, v in data.items() if k not in SYSTEM_KEYS]
+    if any(isinstance(v, dict) and not SHAPE_KEYS.isdisjoint(v) for v in blocks):
+        return True
+    default = data.get("default")
+    return isinstance(default, dict) and bool(blocks) and all(isinstance(v, dict) for v in blocks)
+
+
+# -- the defaults chain --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Defaults:
+    """One defaults.yml: its data, or the issue that keeps it from being read."""
+
+    path: str
+    data: dict[str, Any]
+    problem: Issue | None = None
+
+
+def read_defaults(files: tuple[tuple[str, str], ...]) -> dict[str, Defaults]:
+    """folder -> the defaults file that counts there (defaults.yml before defaults.yaml)."""
+    found: dict[str, Defaults] = {}
+    for path, text in sorted(files, key=lambda f: DEFAULTS_FILES.index(_name(f[0]))):
+        folder = path.rpartition("/")[0]
+        if folder in found:
+            continue
+        parsed = formats.parse(path, text)
+        problem = parsed.issues[0] if parsed.issues else None
+        data = parsed.data if problem is None else {}
+        if problem is None and data is None:
+            data = {}
+        if problem is None and not isinstance(data, dict):
+            problem = Issue(
+                "GD102",
+                "error",
+                path,
+                "",
+                1,
+                f"The defaults file holds a {type(data).__name__}; it must be a mapping.",
+            )
+            data = {}
+        found[folder] = Defaults(path, data, problem)
+    return found
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def chain(path: str, ctx: ReadContext) -> list[Defaults]:
+    """The defaults files that reach `path`, from the DAGs folder down to its own folder."""
+    found = ctx.defaults_by_folder
+    if not found:
+        return []
+    root = ctx.root.rstrip("/")
+    folder = path.rpartition("/")[0]
+    reached = []
+    while True:
+        if folder in found:
+            reached.append(found[folder])
+        if folder == root or not folder:
+            break
+        folder = folder.rpartition("/")[0]
+        if root and not (folder == root or folder.startswith(root + "/")):
+            break
+    return reached[::-1]
+
+
+def compose(
+    block: dict[str, Any], default: dict[str, Any], reached: list[Defaults]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the `default` block, the DAG block) as dag-factory builds the DAG from them."""
+    chain_args: dict[str, Any] = {}
+    chain_dag: dict[str, Any] = {}
+    for defaults in reached:  # the nearest last: it wins
+        args = defaults.data.get("default_args")
+        if isinstance(args, dict):
+            chain_args.update(args)
+        for key, value in defaults.data.items():
+            if key == "default_args":
+                continue
+            if key == "tags" and isinstance(value, list):
+                value = sorted({*chain_dag.get("tags", []), *value}, key=str)
+            chain_dag[key] = value
+    effective = copy.deepcopy(default)
+    own = default.get("default_args")
+    args = {**chain_args, **(own if isinstance(own, dict) else {})}
+    if args:
+        effective["default_args"] = args
+    return effective, {**chain_dag, **block}
+
+
+def merged(block: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """dag-factory's `merge_configs`: the block, with what it lacks filled from `default`."""
+    out = dict(block)
+    for key, value in default.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = merged(out[key], value)
+    return out
+
+
+# -- one file ------------------------------------------------------------------------------------
+def definitions(
+    path: str,
+    data: dict[str, Any],
+    line_of: formats.LineFinder,
+    ctx: ReadContext,
+    digest: str,
+    text: str,
+) -> FileDefinitions:
+    default = data.get("default", {})
+    if default is None:
+        default = {}
+    if not isinstance(default, dict):
+        issue = Issue(
+            "GD102",
+            "error",
+            path,
+            "default",
+            line_of(("default",)),
+            f"`default` is a {type(default).__name__}; it must be a mapping of DAG arguments.",
+        )
+        return FileDefinitions(path, "dag-factory", digest, issues=(issue,), content=text)
+    reached = chain(path, ctx)
+    problems = tuple(d.problem for d in reached if d.problem is not None)
+    dags = []
+    probes: list[tuple[int, str, str]] = []
+    for key, block in data.items():
+        if key in SYSTEM_KEYS:
+            continue
+        reader = _DagReader(path, str(key), line_of, problems)
+        dags.append(reader.read(block, default, reached, text))
+        probes += [(line, name, reader.dag_id) for line, name in reader.probes]
+    probes += [(line, name, "") for line, name in _probes(default, ("default",), line_of)]
+    return FileDefinitions(
+        path,
+        "dag-factory",
+        digest,
+        dags=tuple(dags),
+        imports=tuple(d.path for d in reached),
+        content=text,
+        probes=tuple(sorted(set(probes))),
+    )
+
+
+@dataclass
+class _Task:
+    name: str
+    conf: dict[str, Any]
+    where: Where
+    group: str | None = None
+
+
+@dataclass
+class _DagReader:
+    """Checks one DAG block and makes its spec."""
+
+    path: str
+    dag_id: str
+    line_of: formats.LineFinder
+    problems: tuple[Issue, ...]
+    issues: list[Issue] = field(default_factory=list)
+    probes: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, code: str, where: Where, message: str, severity: str = "error") -> None:
+        line = self.line_of((self.dag_id, *where)) or self.line_of(("default", *where))
+        location = formats.path_text((self.dag_id, *where))
+        self.issues.append(Issue(code, severity, self.path, location, line, message))  # type: ignore[arg-type]
+
+    def read(
+        self, block: Any, default: dict[str, Any], reached: list[Defaults], text: str
+    ) -> DagFile:
+        if not validate.is_id(self.dag_id):
+            self.add(
+                "GD104",
+                (),
+                f"{self.dag_id!r} is not a valid DAG id (letters, digits, `_`, `.`, `-`, at "
+                f"most {validate.ID_MAX} characters); rename the key.",
+            )
+            return self.dag("", None, text)
+        if not isinstance(block, dict):
+            self.add(
+                "GD102",
+                (),
+                f"DAG {self.dag_id!r} is a {type(block).__name__}; a dag-factory DAG is a "
+                "mapping of DAG arguments with `tasks`.",
+            )
+            return self.dag(self.dag_id, None, text)
+        effective_default, effective = compose(block, default, reached)
+        params = merged(effective, effective_default)
+        self.check_keys(params)
+        self.check_schedule(params)
+        self.check_dates(params)
+        tasks = self.check_tasks(params)
+        self.probes += _probes(block, (self.dag_id,), self.line_of)
+        config = validate.plain({"default": effective_default, self.dag_id: effective})
+        self.issues += self.problems
+        spec = {
+            "dag_id": self.dag_id,
+            "format": "dag-factory",
+            "description": _text(params.get("description")),
+            "schedule": _schedule_text(params.get("schedule")),
+            "start_date": _date_text(params.get("start_date") or _arg(params, "start_date")),
+            "owner": _owner(params.get("default_args")),
+            "tags": sorted(str(t) for t in params.get("tags") or [] if isinstance(t, str)),
+            "depends_on_dags": [],
+            "tasks": tasks,
+            "dag_factory": {
+                "file": self.path,
+                "defaults": [d.path for d in reached],
+                "config": config,
+            },
+        }
+        return self.dag(self.dag_id, spec, text)
+
+    def dag(self, dag_id: str, spec: dict[str, Any] | None, text: str) -> DagFile:
+        content = json.dumps(
+            (spec or {}).get("dag_factory", {}).get("config"), sort_keys=True, default=str
+        )
+        digest = hashlib.sha256(f"dag-factory\0{self.dag_id}\0{content}".encode()).hexdigest()
+        return DagFile(self.path, dag_id, spec, tuple(self.issues), digest, text)
+
+    # -- checks ----------------------------------------------------------------------------------
+    def check_keys(self, params: dict[str, Any]) -> None:
+        for key in params:
+            if key in AIRFLOW3_DAG_KEYS:
+                severity, what = AIRFLOW3_DAG_KEYS[key]
+                self.add("GD408", (key,), f"{what}.", severity)
+            elif key not in DAG_KEYS and not key.endswith("_file") and not key.endswith("_name"):
+                near = _closest(key, DAG_KEYS)
+                self.add(
+                    "GD103",
+                    (key,),
+                    f"dag-factory ignores the DAG key {key!r}"
+                    + (f"; did you mean {near!r}?" if near else "; remove it."),
+                    "warning",
+                )
+        args = params.get("default_args")
+        if args is not None and not isinstance(args, dict):
+            self.add("GD102", ("default_args",), "`default_args` must be a mapping.")
+        elif isinstance(args, dict):
+            for key in args:
+                if key in AIRFLOW3_TASK_KEYS:
+                    self.add("GD408", ("default_args", key), f"{AIRFLOW3_TASK_KEYS[key]}.")
+
+    def check_schedule(self, params: dict[str, Any]) -> None:
+        if "schedule" not in params:
+            return
+        value = params["schedule"]
+        problem = None
+        if isinstance(value, str):
+            problem = schedule_problem(value)
+        elif isinstance(value, list):
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                problem = "a list schedule holds asset URIs (strings)"
+        elif isinstance(value, dict):
+            odd = sorted(str(k) for k in value if k not in SCHEDULE_KEYS)
+            if "__type__" not in value and "datasets" not in value:
+                problem = "a mapping schedule has `datasets` (assets) or a `__type__`"
+            elif odd and "__type__" not in value:
+                problem = f"unknown schedule keys {', '.join(odd)}"
+        elif value is not None:
+            problem = f"a schedule cannot be a {type(value).__name__}"
+        if problem:
+            self.add(
+                "GD105",
+                ("schedule",),
+                f"Schedule {value!r} is not valid: {problem}; use a 5-field cron, a preset "
+                "(@daily), null, asset URIs or a timetable with `__type__`.",
+            )
+
+    def check_dates(self, params: dict[str, Any]) -> None:
+        places: list[tuple[Where, Any]] = [(("start_date",), params.get("start_date"))]
+        places.append((("end_date",), params.get("end_date")))
+        args = params.get("default_args")
+        if isinstance(args, dict):
+            places += [(("default_args", k), args.get(k)) for k in ("start_date", "end_date")]
+        for where, value in places:
+            if value is None or isinstance(value, dt.date):
+                continue
+            if not isinstance(value, str) or not _date_like(value):
+                self.add(
+                    "GD107",
+                    where,
+                    f"{where[-1]} {value!r} is neither a date (2024-01-31, 2024-01-31T06:00) "
+                    "nor a relative time (`3 days`).",
+                )
+
+    def check_tasks(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        groups = self.groups(params.get("task_groups"))
+        tasks = self.tasks(params.get("tasks"))
+        names = {t.name for t in tasks}
+        for task in tasks:
+            conf = task.conf
+            if "operator" not in conf and "decorator" not in conf:
+                self.add(
+                    "GD101",
+                    task.where,
+                    f"Task {task.name!r} has neither `operator` nor `decorator`; name the "
+                    "operator class (airflow.providers.standard.operators.bash.BashOperator).",
+                )
+            for key in ("operator", "decorator"):
+                value = conf.get(key)
+                if key in conf and (not isinstance(value, str) or "." not in value):
+                    self.add(
+                        "GD102",
+                        (*task.where, key),
+                        f"`{key}` of task {task.name!r} must be a dotted import path "
+                        "(package.module.Name).",
+                    )
+            for key in conf:
+                if key in AIRFLOW3_TASK_KEYS:
+                    self.add("GD408", (*task.where, key), f"{AIRFLOW3_TASK_KEYS[key]}.")
+            group = conf.get("task_group_name")
+            if group is not None:
+                if group in groups:
+                    task.group = group
+                else:
+                    self.add(
+                        "GD202",
+                        (*task.where, "task_group_name"),
+                        f"Task {task.name!r} is in task group {group!r}, which does not exist.",
+                    )
+        for name, (conf, where) in groups.items():
+            parent = conf.get("parent_group_name")
+            if parent is not None and parent not in groups:
+                self.add(
+                    "GD202",
+                    (*where, "parent_group_name"),
+                    f"Task group {name!r} is in task group {parent!r}, which does not exist.",
+                )
+        self.group_cycles(groups)
+        upstream: dict[str, list[str]] = {}
+        items = [(t.name, t.conf, t.where) for t in tasks]
+        items += [(n, c, w) for n, (c, w) in groups.items()]
+        for name, conf, where in items:
+            deps = conf.get("dependencies")
+            if deps is None:
+                continue
+            if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+                self.add("GD102", (*where, "dependencies"), "`dependencies` is a list of names.")
+                continue
+            kept = []
+            for dep in deps:
+                if dep == name:
+                    self.add("GD203", (*where, "dependencies"), f"{name!r} depends on itself.")
+                elif dep not in names and dep not in groups:
+                    self.add(
+                        "GD202",
+                        (*where, "dependencies"),
+                        f"{name!r} depends on {dep!r}, which is neither a task nor a task "
+                        "group of this DAG.",
+                    )
+                else:
+                    kept.append(dep)
+            upstream[name] = kept
+        return self.graph(tasks, groups, upstream)
+
+    def tasks(self, raw: Any) -> list[_Task]:
+        if raw is None or raw == [] or raw == {}:
+            self.add("GD207", ("tasks",), f"DAG {self.dag_id!r} has no tasks.", "warning")
+            return []
+        found: list[_Task] = []
+        if isinstance(raw, dict):
+            entries: Iterator[tuple[Any, Any, Where]] = (
+                (name, conf, ("tasks", str(name))) for name, conf in raw.items()
+            )
+        elif isinstance(raw, list):
+            entries = (
+                (conf.get("task_id") if isinstance(conf, dict) else None, conf, ("tasks", i))
+                for i, conf in enumerate(raw)
+            )
+        else:
+            self.add("GD102", ("tasks",), "`tasks` is a mapping of task ids, or a list of tasks.")
+            return []
+        seen: set[str] = set()
+        for name, conf, where in entries:
+            if not isinstance(conf, dict):
+                self.add("GD102", where, "A task is a mapping with `operator` or `decorator`.")
+                continue
+            if name is None:
+                self.add("GD101", where, "A task in a list of tasks needs a `task_id`.")
+                continue
+            name = str(name)
+            if not TASK_ID.fullmatch(name) or len(name) > validate.ID_MAX:
+                self.add(
+                    "GD104",
+                    where,
+                    f"Task id {name!r} is not valid (letters, digits, `_`, `.`, `-`).",
+                )
+                continue
+            if name in seen:
+                self.add("GD201", where, f"Task id {name!r} is defined twice.")
+                continue
+            seen.add(name)
+            found.append(_Task(name, conf, where))
+        return found
+
+    def groups(self, raw: Any) -> dict[str, tuple[dict[str, Any], Where]]:
+        if raw is None:
+            return {}
+        if isinstance(raw, dict):
+            entries = [(str(n), c, ("task_groups", str(n))) for n, c in raw.items()]
+        elif isinstance(raw, list):
+            entries = [
+                (str(c.get("group_name")) if isinstance(c, dict) else "", c, ("task_groups", i))
+                for i, c in enumerate(raw)
+            ]
+        else:
+            self.add("GD102", ("task_groups",), "`task_groups` is a mapping, or a list.")
+            return {}
+        found: dict[str, tuple[dict[str, Any], Where]] = {}
+        for name, conf, where in entries:
+            if not isinstance(conf, dict) or name in ("", "None"):
+                self.add("GD102", where, "A task group is a mapping (with `group_name` in a list).")
+            elif name in found:
+                self.add("GD201", where, f"Task group {name!r} is defined twice.")
+            else:
+                found[name] = (conf, where)
+        return found
+
+    def group_cycles(self, groups: dict[str, tuple[dict[str, Any], Where]]) -> None:
+        for name, (_conf, where) in groups.items():
+            seen = [name]
+            parent = groups[name][0].get("parent_group_name")
+            while parent in groups and parent not in seen:
+                seen.append(parent)
+                parent = groups[parent][0].get("parent_group_name")
+            if parent in seen:
+                loop = " -> ".join([*seen[seen.index(parent) :], parent])
+                self.add("GD204", (*where, "parent_group_name"), f"Groups nest in a cycle: {loop}.")
+                return
+
+    def graph(
+        self,
+        tasks: list[_Task],
+        groups: dict[str, tuple[dict[str, Any], Where]],
+        upstream: dict[str, list[str]],
+    ) -> list[dict[str, Any]]:
+        """The tasks as Airflow makes them: ids prefixed with their groups, a dependency on a
+        group meaning on its last tasks, a group's dependency holding for its first tasks."""
+
+        def group_id(name: str, depth: int = 0) -> str:
+            conf = groups[name][0]
+            parent = conf.get("parent_group_name")
+            own = name
+            if parent in groups and depth < len(groups):
+                prefix = group_id(parent, depth + 1)
+                own = f"{prefix}.{name}" if prefix else name
+            return own if conf.get("prefix_group_id", True) is not False else ""
+
+        def task_id(task: _Task) -> str:
+            prefix = group_id(task.group) if task.group else ""
+            return f"{prefix}.{task.name}" if prefix else task.name
+
+        ids = {t.name: task_id(t) for t in tasks}
+        members: dict[str, set[str]] = {g: set() for g in groups}
+        for task in tasks:
+            group, depth = task.group, 0
+            while group in groups and depth <= len(groups):
+                members[group].add(task.name)
+                group, depth = groups[group][0].get("parent_group_name"), depth + 1
+
+        def ends(name: str, last: bool) -> list[str]:
+            if name not in groups:
+                return [name]
+            inside = members[name]
+            if last:  # tasks of the group no other task of the group depends on
+                used = {d for t in inside for d in upstream.get(t, []) if d in inside}
+                return sorted(inside - used)
+            return sorted(t for t in inside if not set(upstream.get(t, [])) & inside)
+
+        ups: dict[str, set[str]] = {t.name: set() for t in tasks}
+        for name, deps in upstream.items():
+            for down in ends(name, last=False):
+                for dep in deps:
+                    ups[down].update(u for u in ends(dep, last=True) if u != down)
+        order = [t.name for t in tasks]
+        edges = [(u, d) for d, us in ups.items() for u in us]
+        if not validate.acyclic(set(order), edges):
+            import networkx as nx
+
+            graph = nx.DiGraph(edges)
+            for component in nx.strongly_connected_components(graph):
+                if len(component) > 1:
+                    cycle = validate.spell_cycle(graph.subgraph(component), order)
+                    self.add("GD204", ("tasks",), f"Tasks form a cycle: {cycle}.")
+        return [
+            {
+                "id": ids[t.name],
+                "type": _short(t.conf.get("operator") or t.conf.get("decorator")),
+                "depends_on": sorted(ids[u] for u in ups[t.name]),
+            }
+            for t in tasks
+        ]
+
+
+# -- small helpers -------------------------------------------------------------------------------
+def schedule_problem(value: str) -> str | None:
+    text = value.strip()
+    if text.lower() == "none":
+        return None
+    if text.startswith("@"):
+        return None if text in PRESETS else f"the preset must be one of {' '.join(PRESETS)}"
+    return validate.check_schedule(text)
+
+
+def _date_like(value: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return True
+    except ValueError:
+        pass
+    match = RELATIVE_TIME.fullmatch(value.strip())
+    return match is not None and any(match.groups())
+
+
+def _probes(node: Any, where: Where, line_of: formats.LineFinder) -> list[tuple[int, str]]:
+    """(line, dotted path) of each Python object a block names: operators, decorators,
+    `__type__` classes, callbacks given as strings."""
+    found: list[tuple[int, str]] = []
+    todo: list[tuple[Where, Any]] = [(where, node)]
+    while todo:
+        at, value = todo.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                key = str(key)
+                if isinstance(item, str) and (
+                    key in ("operator", "decorator", "__type__", "python_callable", "callback")
+                    or key in CALLBACKS
+                ):
+                    line = line_of((*at, key))
+                    if line is not None and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+", item):
+                        found.append((line, item))
+                elif isinstance(item, dict | list):
+                    todo.append(((*at, key), item))
+        elif isinstance(value, list):
+            todo += [((*at, i), item) for i, item in enumerate(value)]
+    return found
+
+
+def _short(value: Any) -> str:
+    return value.rsplit(".", 1)[-1] if isinstance(value, str) else "?"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _arg(params: dict[str, Any], key: str) -> Any:
+    args = params.get("default_args")
+    return args.get(key) if isinstance(args, dict) else None
+
+
+def _owner(args: Any) -> str | None:
+    owner = args.get("owner") if isinstance(args, dict) else None
+    return owner if isinstance(owner, str) else None
+
+
+def _date_text(value: Any) -> str | None:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value if isinstance(value, str) else None
+
+
+def _schedule_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
+    if isinstance(value, list):
+        return "assets: " + ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        if "__type__" in value:
+            return str(value["__type__"]).rsplit(".", 1)[-1]
+        if "datasets" in value:
+            return "assets"
+    return "(dag-factory)"
+
+
+def _closest(key: str, known: frozenset[str]) -> str | None:
+    import difflib
+
+    near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+    return near[0] if near else None
+
+
+def loader_stem(path: str, dag_id: str) -> str:
+    """The name of a served DAG's loader and data files, beside where its YAML file lies."""
+    from gitdags.publish import safe_name
+
+    return f"{PurePosixPath(path).stem}__{safe_name(dag_id)}"
