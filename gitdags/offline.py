@@ -69,7 +69,9 @@ def check_paths(
     defaults = tuple(
         (p.as_posix(), p.read_text(encoding="utf-8", errors="replace"))
         for p, _root in files
-        if is_defaults(p.name) and p.is_file() and not p.is_symlink()
+        if is_defaults(p.name)
+        and p.is_file()
+        and not p.is_symlink()
         and p.stat().st_size <= max_file_size
     )
     if defaults:

@@ -245,9 +245,7 @@ class SourceSync:
             return []
         files = self.store.files_of_kind(self.name, "dag-factory")
         reached = {
-            p: b
-            for p, b in files.items()
-            if any(not f or p.startswith(f + "/") for f in folders)
+            p: b for p, b in files.items() if any(not f or p.startswith(f + "/") for f in folders)
         }
         return unchanged(reached, touched)
 

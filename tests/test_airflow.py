@@ -24,6 +24,7 @@ PACKAGES = [
     "apache-airflow-providers-http",
     "apache-airflow-providers-cncf-kubernetes",
     "apache-airflow-providers-amazon",
+    "dag-factory>=1.0,<2",  # the dag-factory kind: served DAGs are built by it
 ]
 
 
@@ -31,10 +32,11 @@ def airflow_python() -> Path:
     venv = Path(os.environ.get("GITDAGS_AIRFLOW_VENV", ROOT / ".venv-airflow"))
     python = venv / "bin" / "python"
     ready = venv / ".gitdags-ready"
-    if ready.exists() and python.exists():
+    wanted = " ".join(PACKAGES) + "\n"  # a venv made for other packages gets them added
+    if python.exists() and ready.exists() and ready.read_text() == wanted:
         return python
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
+    steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
+    steps += [
         [str(python), "-m", "pip", "install", "-q", *PACKAGES],
         [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)],
     ]
@@ -42,7 +44,7 @@ def airflow_python() -> Path:
         done = subprocess.run(step, capture_output=True, text=True, timeout=1200)
         if done.returncode != 0:
             pytest.fail(f"cannot install Apache Airflow into {venv}: {done.stderr[-2000:]}")
-    ready.write_text("ok\n")
+    ready.write_text(wanted)
     return python
 
 
