@@ -6,6 +6,7 @@ because a file importing them fails. Split from `sync` for size; it works on its
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +94,79 @@ class AirflowTier:
         again_in = [p for p in changed if p in users and not checked[p].broken]
         if held and again_in:
             self.parse_composed(tree, held, again_in, checked, graph)
+
+    def build_dagfactory(self, plan: Plan, head: str) -> None:
+        """dag-factory, in the sandboxed worker, builds each DAG this sync read from its block
+        alone (through the loader the deploy folder would serve), with the real operator
+        classes: a DAG it cannot build gets the error (GD402), on that DAG only. The DAG's
+        `$VARS` are not set in the sandbox: an error there is a warning."""
+        import os
+
+        from gitdags.kinds.dagfactory import loader_stem
+        from gitdags.model import ServedDag
+        from gitdags.publish import dagfactory_block, dagfactory_loader
+
+        root = self.sync.ctx.root
+        todo = [
+            (path, dag)
+            for path, found in plan.checked.items()
+            if found.kind == "dag-factory" and not found.broken
+            for dag in found.dags
+            if dag.valid
+        ]
+        if not todo:
+            return
+        tree = self.sync.git.checkout_tree(
+            head, self.sync.settings.mirrors_dir / f"{self.sync.name}.tree"
+        )
+        base = tree / root
+        loaders: dict[str, tuple[str, str]] = {}  # loader -> (path, dag_id)
+        try:
+            for path, dag in todo:
+                rel = path[len(root) :] if path.startswith(root) else path
+                folder = rel.rpartition("/")[0]
+                stem = f".gitdags-build-{loader_stem(path, dag.dag_id)}"
+                loader = f"{folder}/{stem}.py".lstrip("/")
+                served = ServedDag(dag.dag_id, self.sync.name, path, "active", 0, head, dag.spec)
+                up = os.path.relpath(".", folder or ".")
+                (base / f"{loader[:-3]}.dagfactory").write_text(dagfactory_block(served))
+                (base / loader).write_text(dagfactory_loader(served, f"{stem}.dagfactory", up))
+                loaders[loader] = (path, dag.dag_id)
+            results = self.sync.worker().parse(  # type: ignore[misc]
+                base,
+                sorted(loaders),
+                timeout=self.sync.config.parse_timeout,
+                memory=self.sync.config.memory_limit,
+            )
+        finally:
+            for loader in loaders:
+                (base / loader).unlink(missing_ok=True)
+                (base / f"{loader[:-3]}.dagfactory").unlink(missing_ok=True)
+        failed: dict[str, dict[str, Issue]] = {}
+        for loader, (path, dag_id) in loaders.items():
+            result = results.get(loader) or {"error": "crashed", "message": "No answer."}
+            built = [d.get("dag_id") for d in result.get("dags", ())]
+            if not result.get("error") and dag_id in built:
+                continue
+            message = str(result.get("message") or "dag-factory built no DAG.")
+            message = message.replace(str(base).rstrip("/") + "/", root)
+            dag = next(d for d in plan.checked[path].dags if d.dag_id == dag_id)
+            variables = "$" in json.dumps((dag.spec or {}).get("dag_factory", {}))
+            failed.setdefault(path, {})[dag_id] = Issue(
+                "GD403" if result.get("error") == "timeout" else "GD402",
+                "warning" if variables else "error",
+                path,
+                dag_id,
+                None,
+                f"dag-factory cannot build DAG {dag_id!r} where Airflow runs: {message}"
+                + (" (its $VARIABLES are not set here)" if variables else ""),
+            )
+        for path, issues in failed.items():
+            found = plan.checked[path]
+            dags = tuple(
+                d.with_issues([issues[d.dag_id]]) if d.dag_id in issues else d for d in found.dags
+            )
+            plan.checked[path] = dataclasses.replace(found, dags=dags)
 
     def _parse(
         self,

@@ -58,7 +58,7 @@ def main() -> None:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-    for module in ("airflow.sdk", "airflow.providers.standard.operators.bash"):
+    for module in ("airflow.sdk", "airflow.providers.standard.operators.bash", "dagfactory"):
         with contextlib.suppress(Exception):  # what most DAG files import: loaded once
             importlib.import_module(module)
     _NEEDED.extend([os.path.dirname(os.__file__), os.path.dirname(airflow.__file__)])
@@ -319,6 +319,7 @@ def sandbox(home: Path, memory: int, timeout: float) -> None:
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         TMPDIR=str(home),
+        DO_NOT_TRACK="1",  # dag-factory's telemetry
     )
     cpu = max(1, int(timeout) + 1)
     for limit, value in (

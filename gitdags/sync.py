@@ -190,6 +190,8 @@ class SourceSync:
         parsed = parsed and self.worker is not None
         if parsed:
             AirflowTier(self).parse(plan, head)
+        if self.config.python == "airflow" and self.worker is not None:
+            AirflowTier(self).build_dagfactory(plan, head)
         airflow3.finish(check, plan.checked, parsed=parsed)
         plan.commits = self._attribution(plan)
         log.debug(

@@ -341,3 +341,38 @@ def test_airflow_and_dag_factory_load_each_served_dag(world, tmp_path: Path) -> 
     assert "echo transform v2" in text
     text = (deploy / "current" / "team" / "pipelines__inventory_hourly.dagfactory").read_text()
     assert "[count]" in text or "- count" in text
+
+
+def test_with_airflow_dag_factory_builds_each_dag_in_the_sandbox(
+    repo: GitRepo, make_engine, tmp_path: Path
+) -> None:
+    from tests.test_airflow import airflow_python
+
+    text = (
+        PIPELINES
+        + block("typo", "tasks:", "  a:", f"    operator: {BASH}", "    bash_commandd: ls")
+        + block("gone", "tasks:", "  a:", "    operator: airflow.operators.bash_operator.Bash")
+        + block("unset", "tasks:", "  a:", f"    operator: {BASH}", "    bash_command: $X")
+        + "    x: 1\n"
+    )
+    repo.commit("dag-factory", {"dags/defaults.yml": DEFAULTS, "dags/team/pipelines.yml": text})
+    engine = make_engine(
+        df_source(repo, python="airflow", airflow_python=str(airflow_python()), parse_timeout=20.0)
+    )
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    assert statuses(engine) == {
+        "sales_daily": "active",
+        "inventory_hourly": "active",
+        "typo": "invalid",
+        "gone": "invalid",
+        "unset": "active",  # an error where $X is not set: a warning
+    }
+    built = {i.location: i for i in result.issues if i.code == "GD402"}
+    assert set(built) == {"typo", "gone", "unset"}
+    assert "missing keyword argument 'bash_command'" in built["typo"].message
+    assert "airflow.operators.bash_operator" in built["gone"].message
+    assert built["unset"].severity == "warning"
+    tree = engine.settings.mirrors_dir / "main.tree" / "dags" / "team"
+    assert (tree / "pipelines.yml").exists()
+    assert list(tree.glob(".gitdags-build-*")) == []  # the loaders built from are gone
