@@ -353,7 +353,7 @@ def test_with_airflow_dag_factory_builds_each_dag_in_the_sandbox(
         + block("typo", "tasks:", "  a:", f"    operator: {BASH}", "    bash_commandd: ls")
         + block("gone", "tasks:", "  a:", "    operator: airflow.operators.bash_operator.Bash")
         + block("unset", "tasks:", "  a:", f"    operator: {BASH}", "    bash_command: $X")
-        + "    x: 1\n"
+        + "      x: 1\n"
     )
     repo.commit("dag-factory", {"dags/defaults.yml": DEFAULTS, "dags/team/pipelines.yml": text})
     engine = make_engine(
