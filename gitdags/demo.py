@@ -1,8 +1,9 @@
 """`gitdags demo`: a git repository with a short, realistic history, synced after each commit.
 
 The history: the initial import, an edit, a commit that breaks a DAG (a task cycle), the fix,
-a deletion, a rename, a commit that breaks an Airflow Python DAG file and one that breaks the
-helper module the Airflow files import: both are held back, their last good files served.
+a deletion, a rename, a commit that breaks an Airflow Python DAG file, one that breaks one of
+the two DAGs of a dag-factory file (the other moves on) and one that breaks the helper module
+the Airflow files import: each is held back, its last good version served.
 Everything lives in one folder (default `demo/`), which the default config.toml points at, so
 `gitdags list`, `history` and `tui` work right after the demo.
 """
@@ -115,6 +116,15 @@ def _history(repo: Path) -> Iterator[tuple[str, str, Callable[[], None]]]:
         "nightly_backup: ship to the new bucket",
         "chidi",
         lambda: _edit(backup, 'bash_command="echo ship")', 'bash_command="echo ship s3://cold"'),
+    )
+    campaigns = dags / "marketing" / "campaigns.yml"
+    yield (
+        "marketing: newsletter on Mondays, attribution waits for a new model",
+        "ana",
+        lambda: (
+            _edit(campaigns, 'schedule: "@weekly"', 'schedule: "0 6 * * 1"'),
+            _edit(campaigns, "dependencies: [models]", "dependencies: [models, data_driven]"),
+        ),
     )
     yield (
         "common.defaults: retry three times",

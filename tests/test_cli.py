@@ -165,7 +165,9 @@ def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert "invalid event_ingestion v2" in done.stdout
     assert "deleted legacy_finance_report" in done.stdout
     assert "renamed streaming_health_monitor" in done.stdout
-    assert "Now: 15 DAGs (13 active, 1 deleted, 1 invalid)." in done.stdout
+    assert "invalid campaign_attribution v2  GD202" in done.stdout  # one of a dag-factory file
+    assert "changed newsletter_send v2" in done.stdout  # its neighbour moves on
+    assert "Now: 17 DAGs (14 active, 1 deleted, 2 invalid)." in done.stdout
     assert "held back dags/common/defaults.py  GD401" in done.stdout
     again = subprocess.run(
         [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "demo")],

@@ -341,7 +341,7 @@ def test_network_remote_served_by_git_daemon(
     git(base, "clone", "--bare", "--quiet", str(repo.path), "dags.git")
     engine = make_engine(source(f"git://127.0.0.1:{port}/dags.git", subdir="dags"))
     (result,) = engine.sync()
-    assert result.error is None and result.added == 10
+    assert result.error is None and result.added == 12  # 10 format v1, 2 dag-factory
     repo.commit("edit", {"dags/sales/daily_sales_etl.yaml": dag_yaml("daily_sales_etl")})
     git(repo.path, "push", "--quiet", str(base / "dags.git"), "main")
     (result,) = engine.sync()
