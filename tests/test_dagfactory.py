@@ -65,6 +65,7 @@ inventory_hourly:
 """
 DEFAULTS = "default_args:\n  owner: platform\n  retries: 2\ntags: [managed]\n"
 CALLABLE = 'def hello():\n    return "hello"\n'
+LOADER = "from dagfactory import load_yaml_dags\n\nload_yaml_dags(globals_dict=globals())\n"
 
 
 def df_source(repo: GitRepo, **kw: object) -> SourceConfig:
@@ -81,6 +82,7 @@ def world(repo: GitRepo, make_engine, tmp_path: Path) -> tuple[SyncEngine, GitRe
             "dags/team/pipelines.yml": PIPELINES,
             "dags/team/callables/hello.py": CALLABLE,
             "dags/team/settings.yml": "retention_days: 30\n",  # not a DAG file
+            "dags/load_yaml.py": LOADER,  # the team's own loader: the generated ones replace it
         },
     )
     deploy = tmp_path / "deploy"
@@ -336,6 +338,7 @@ def test_airflow_and_dag_factory_load_each_served_dag(world, tmp_path: Path) -> 
     for dag_id, spec in served.items():
         assert dags[dag_id] == {t["id"]: t["depends_on"] for t in spec["tasks"]}, dag_id
     assert found["callables"] == {"greeting.hello": "hello"}
+    assert not (deploy / "current" / "load_yaml.py").exists()
     # the broken DAG is served at its last good block, the other one at its new block
     text = (deploy / "current" / "team" / "pipelines__sales_daily.dagfactory").read_text()
     assert "echo transform v2" in text

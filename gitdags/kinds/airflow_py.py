@@ -84,6 +84,10 @@ def definitions(
         return FileDefinitions(path, "module", digest, issues=(issue,), content=text)
     imports = tuple(sorted(_imports(tree, module, path.endswith("__init__.py"))))
     issues = _forbidden(path, tree, module, ctx.forbidden_imports)
+    if any(i == "dagfactory" or i.startswith("dagfactory.") for i in imports):
+        # a dag-factory loader (`load_yaml_dags(globals())`): gitdags serves each dag-factory
+        # DAG through a loader of its own, so this one is versioned, never served nor parsed
+        return FileDefinitions(path, "loader", digest, imports=imports, content=text)
     if not dag_file:
         return FileDefinitions(
             path, "module", digest, imports=imports, issues=tuple(issues), content=text
