@@ -12,6 +12,7 @@ import getpass
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 from gitdags.config import Settings
 from gitdags.errors import ActionError, NotFoundError, UsageError
@@ -429,9 +430,18 @@ class OperatorActions:
         python = any((v.spec or {}).get("format") == "airflow" for v in (a, b)) or (
             dag.path.endswith(".py")
         )
-        text = specdiff.unified(  # an Airflow Python file: its source is what people changed
-            specdiff.as_text(None if python else a.spec, a.content),
-            specdiff.as_text(None if python else b.spec, b.content),
+
+        def shown(v: Version) -> dict[str, Any] | None:
+            """What people changed: an Airflow file's source, a dag-factory DAG's block (with
+            its defaults), a format v1 spec."""
+            if python:
+                return None
+            factory = (v.spec or {}).get("dag_factory")
+            return factory["config"] if isinstance(factory, dict) else v.spec
+
+        text = specdiff.unified(
+            specdiff.as_text(shown(a), a.content),
+            specdiff.as_text(shown(b), b.content),
             f"{dag_id} v{v1} ({a.commit[:10]})",
             f"{dag_id} v{v2} ({b.commit[:10]})",
         )
