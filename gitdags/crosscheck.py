@@ -64,7 +64,11 @@ def check_across(
                 f"{pattern!r}; rename the DAG.",
             )
         kind = (f.spec or {}).get("format")
-        if own_namespace and kind == "airflow" and not f.dag_id.startswith(own_namespace):
+        if (
+            own_namespace
+            and kind in ("airflow", "dag-factory")
+            and not f.dag_id.startswith(own_namespace)
+        ):
             add(
                 f,
                 "GD305",
