@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from repo import WORK, git  # noqa: E402
+from repo import WORK, commit_all, git  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
@@ -80,10 +80,7 @@ def make_repo(files: int) -> tuple[Path, Path]:
         folder = work / "dags" / f"team{i % 10:02}"
         folder.mkdir(exist_ok=True)
         (folder / f"pipelines_{i:04}.yml").write_text(factory_file(i, rnd))
-    git(work.parent, "init", "--quiet", "--initial-branch=main", str(work))
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", "generated")
-    git(work.parent, "clone", "--quiet", "--bare", str(work), str(bare))
+    commit_all(work, bare)
     return work, bare
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from airflow_bench import airflow_python  # noqa: E402
-from repo import WORK, git  # noqa: E402
+from repo import WORK, commit_all, git  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
@@ -96,10 +96,7 @@ def make_repo(n: int) -> tuple[Path, Path]:
         folder = work / "dags" / f"area{i % 20:02}"
         folder.mkdir(exist_ok=True)
         (folder / f"py_{i:05}.py").write_text(dag_file(i, rnd))
-    git(work.parent, "init", "--quiet", "--initial-branch=main", str(work))
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", "generated")
-    git(work.parent, "clone", "--quiet", "--bare", str(work), str(bare))
+    commit_all(work, bare)
     return work, bare
 
 

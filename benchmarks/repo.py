@@ -39,6 +39,14 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def commit_all(work: Path, bare: Path) -> None:
+    """`work` made a git repository with one commit, cloned bare to `bare` (the remote)."""
+    git(work.parent, "init", "--quiet", "--initial-branch=main", str(work))
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", "generated")
+    git(work.parent, "clone", "--quiet", "--bare", str(work), str(bare))
+
+
 def dag_spec(i: int, rnd: random.Random, revision: int = 0) -> dict[str, Any]:
     tasks: list[dict[str, Any]] = []
     for t in range(rnd.randint(5, 20)):
