@@ -158,17 +158,20 @@ def test_rollback_of_a_python_dag_acts_on_its_file(world) -> None:
     assert '-        load = BashOperator(task_id="load", bash_command="echo load")' in diff
 
 
-def airflow_loads(deploy: Path, tmp_path: Path) -> dict[str, object]:
-    """What Airflow 3's DagBag finds in the deploy folder: its DAG ids and import errors."""
+DAGBAG = (
+    "import json, os, sys\n"
+    "sys.path.insert(0, sys.argv[1])  # as Airflow's dag processor does for a bundle\n"
+    "from airflow.dag_processing.dagbag import DagBag\n"
+    "bag = DagBag(dag_folder=sys.argv[1])\n"
+    "print(json.dumps({'dags': sorted(bag.dags), 'errors': dict(bag.import_errors)}))\n"
+)
+
+
+def airflow_loads(deploy: Path, tmp_path: Path, script: str = DAGBAG) -> dict[str, object]:
+    """What `script` (by default: Airflow 3's DagBag, its DAG ids and import errors) prints,
+    run by the Airflow environment on the deploy folder's `current/`."""
     from tests.test_airflow import airflow_python
 
-    script = (
-        "import json, os, sys\n"
-        "sys.path.insert(0, sys.argv[1])  # as Airflow's dag processor does for a bundle\n"
-        "from airflow.dag_processing.dagbag import DagBag\n"
-        "bag = DagBag(dag_folder=sys.argv[1])\n"
-        "print(json.dumps({'dags': sorted(bag.dags), 'errors': dict(bag.import_errors)}))\n"
-    )
     home = tmp_path / "airflow-home"
     home.mkdir(exist_ok=True)
     done = subprocess.run(
@@ -176,10 +179,7 @@ def airflow_loads(deploy: Path, tmp_path: Path) -> dict[str, object]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={
-            "AIRFLOW_HOME": str(home),
-            "PATH": "/usr/bin:/bin",
-        },
+        env={"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin", "DO_NOT_TRACK": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -5,7 +5,6 @@ loader that real Airflow 3 and real dag-factory load."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from gitdags.config import SourceConfig
 from gitdags.engine import SyncEngine
 from gitdags.offline import check_paths
 from tests.conftest import GitRepo
+from tests.test_airflow_py import airflow_loads
 from tests.test_sync import statuses
 
 BASH = "airflow.providers.standard.operators.bash.BashOperator"
@@ -296,22 +296,6 @@ print(json.dumps({
 """
 
 
-def airflow_reads(deploy: Path, tmp_path: Path) -> dict[str, object]:
-    from tests.test_airflow import airflow_python
-
-    home = tmp_path / "airflow-home"
-    home.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [str(airflow_python()), "-c", CHECK, str(deploy / "current")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin", "DO_NOT_TRACK": "1"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_airflow_and_dag_factory_load_each_served_dag(world, tmp_path: Path) -> None:
     engine, repo, deploy = world
     with_callable = PIPELINES + block(
@@ -329,7 +313,7 @@ def test_airflow_and_dag_factory_load_each_served_dag(world, tmp_path: Path) -> 
     repo.commit("break inventory", {"dags/team/pipelines.yml": broken})
     engine.sync()
 
-    found = airflow_reads(deploy, tmp_path)
+    found = airflow_loads(deploy, tmp_path, CHECK)
     assert found["errors"] == {}
     dags = found["dags"]
     assert isinstance(dags, dict)
