@@ -363,3 +363,50 @@ def test_with_airflow_dag_factory_builds_each_dag_in_the_sandbox(
     tree = engine.settings.mirrors_dir / "main.tree" / "dags" / "team"
     assert (tree / "pipelines.yml").exists()
     assert list(tree.glob(".gitdags-build-*")) == []  # the loaders built from are gone
+
+
+def test_outputs_taken_are_dependencies_and_aliases_name_operators(tmp_path: Path) -> None:
+    task = "airflow.sdk.task"
+    text = block(
+        "flow",
+        "tasks:",
+        "  numbers:",
+        f"    decorator: {task}",
+        "    python_callable: lib.numbers",
+        "  double:",
+        f"    decorator: {task}",
+        "    python_callable: lib.double",
+        "    expand: {number: +numbers}",
+        "  total:",
+        f"    decorator: {task}",
+        "    python_callable: lib.total",
+        "    values: +double",
+        "  echo:",
+        "    operator: Bash",  # an alias from defaults.yml
+        "    bash_command: echo",
+        "    expand: {env: total.output}",
+        "  lost:",
+        f"    decorator: {task}",
+        "    python_callable: lib.x",
+        "    value: +nowhere",
+    )
+    aliases = (
+        "operator_aliases:\n  - operator_alias: Bash\n    operator_path: "
+        f"{BASH}\nunknown_tool_setting: 1\n"
+    )
+    for rel, content in {"dags/defaults.yml": aliases, "dags/flow.yml": text}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(content)
+    checked, issues = check_paths([str(tmp_path / "dags")])
+    (flow,) = [d for f in checked for d in f.dags]
+    assert flow.spec is not None
+    assert {t["id"]: t["depends_on"] for t in flow.spec["tasks"]} == {
+        "numbers": [],
+        "double": ["numbers"],
+        "total": ["double"],
+        "echo": ["total"],
+        "lost": [],
+    }
+    assert {t["id"]: t["type"] for t in flow.spec["tasks"]}["echo"] == "BashOperator"
+    # only the file's own keys are judged: a defaults file is shared with other tools
+    assert [(i.code, i.line) for i in issues] == [("GD202", 18)]  # the task `lost`

@@ -306,7 +306,7 @@ class _DagReader:
             return self.dag(self.dag_id, None, text)
         effective_default, effective = compose(block, default, reached)
         params = merged(effective, effective_default)
-        self.check_keys(params)
+        self.check_keys(params, own=merged(block, default))
         self.check_schedule(params)
         self.check_dates(params)
         tasks = self.check_tasks(params)
@@ -339,12 +339,14 @@ class _DagReader:
         return DagFile(self.path, dag_id, spec, tuple(self.issues), digest, text)
 
     # -- checks ----------------------------------------------------------------------------------
-    def check_keys(self, params: dict[str, Any]) -> None:
+    def check_keys(self, params: dict[str, Any], own: dict[str, Any]) -> None:
+        """Keys Airflow 3 removed, and keys dag-factory ignores (those of this file only: a
+        defaults file is shared, and may hold keys of later dag-factory versions)."""
         for key in params:
             if key in AIRFLOW3_DAG_KEYS:
                 severity, what = AIRFLOW3_DAG_KEYS[key]
                 self.add("GD408", (key,), f"{what}.", severity)
-            elif key not in DAG_KEYS and not key.endswith("_file") and not key.endswith("_name"):
+            elif key in own and key not in DAG_KEYS and not key.endswith(("_file", "_name")):
                 near = _closest(key, DAG_KEYS)
                 self.add(
                     "GD103",
@@ -408,8 +410,11 @@ class _DagReader:
         groups = self.groups(params.get("task_groups"))
         tasks = self.tasks(params.get("tasks"))
         names = {t.name for t in tasks}
+        aliases = _aliases(params.get("operator_aliases"))
         for task in tasks:
             conf = task.conf
+            if isinstance(conf.get("operator"), str) and conf["operator"] in aliases:
+                task.conf = conf = {**conf, "operator": aliases[conf["operator"]]}
             if "operator" not in conf and "decorator" not in conf:
                 self.add(
                     "GD101",
@@ -453,11 +458,23 @@ class _DagReader:
         items += [(n, c, w) for n, (c, w) in groups.items()]
         for name, conf, where in items:
             deps = conf.get("dependencies")
-            if deps is None:
+            refs = _references(conf) if name in names else []
+            if deps is None and not refs:
                 continue
+            if deps is None:
+                deps = []
             if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
                 self.add("GD102", (*where, "dependencies"), "`dependencies` is a list of names.")
                 continue
+            for ref in refs:
+                if ref not in names:
+                    self.add(
+                        "GD202",
+                        where,
+                        f"Task {name!r} takes the output of {ref!r}, which is not a task of "
+                        "this DAG.",
+                    )
+            deps = [*deps, *(r for r in refs if r in names and r not in deps)]
             kept = []
             for dep in deps:
                 if dep == name:
@@ -655,6 +672,44 @@ def _probes(node: Any, where: Where, line_of: formats.LineFinder) -> list[tuple[
         elif isinstance(value, list):
             todo += [((*at, i), item) for i, item in enumerate(value)]
     return found
+
+
+XCOM_OF_TASK = re.compile(r"\+(\w+)(\[.*\])?")  # a TaskFlow argument: +task or +task["key"]
+
+
+def _references(conf: dict[str, Any]) -> list[str]:
+    """The tasks whose output a task takes (dag-factory makes them upstream): `+task`
+    arguments of a decorated task, `task.output` / `XcomArg(task)` in `expand`."""
+    found: list[str] = []
+    expand = conf.get("expand")
+    expanded = list(expand.values()) if isinstance(expand, dict) else []
+    if "decorator" in conf:
+        partial = conf.get("partial")
+        values = [*conf.values(), *expanded]
+        values += list(partial.values()) if isinstance(partial, dict) else []
+        for value in values:
+            match = XCOM_OF_TASK.fullmatch(value) if isinstance(value, str) else None
+            if match:
+                found.append(match.group(1))
+    else:
+        for value in expanded:
+            if isinstance(value, str) and ".output" in value:
+                found.append(value.split(".output")[0].strip())
+            elif isinstance(value, str) and "XcomArg" in value:
+                inner = re.findall(r"\(+(.*?)\)", value)
+                found += inner[:1]
+    return list(dict.fromkeys(found))
+
+
+def _aliases(raw: Any) -> dict[str, str]:
+    """`operator_aliases` (a list of {operator_alias, operator_path}) as alias -> path."""
+    if not isinstance(raw, list):
+        return {}
+    return {
+        str(item["operator_alias"]): str(item["operator_path"])
+        for item in raw
+        if isinstance(item, dict) and "operator_alias" in item and "operator_path" in item
+    }
 
 
 def _short(value: Any) -> str:
