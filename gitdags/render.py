@@ -54,7 +54,7 @@ def sync_result(result: SyncResult) -> str:
         f"{' (force-push: compared with the database)' if result.forced else ''}  "
         f"{counts(result)}  ({result.duration_ms:.0f} ms)"
     )
-    lines = [head]
+    lines = [head] + ([f"  ({result.note})"] if result.note else [])
     for change in result.changes:
         version = f" v{change.version}" if change.version else ""
         moved = f" (from {change.old_path})" if change.old_path else ""

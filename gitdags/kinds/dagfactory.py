@@ -64,6 +64,7 @@ DAG_KEYS = frozenset(
         "on_success_callback",
         "on_success_callback_file",
         "on_success_callback_name",
+        "operator_aliases",
         "orientation",
         "params",
         "render_template_as_native_obj",
