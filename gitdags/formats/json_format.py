@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
-from gitdags.formats import FieldPath, Parsed, parse_error
-from gitdags.formats.locate import find_line
+from gitdags.formats import Parsed, parse_error
+from gitdags.formats.locate import Locator
 
 
 def parse(path: str, text: str) -> Parsed:
@@ -20,8 +19,8 @@ def parse(path: str, text: str) -> Parsed:
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         first = str(exc).split(";")[0].split(":")[0] or "a value out of range"
         return Parsed(None, [parse_error(path, None, first)])
-    return Parsed(data, [], functools.partial(_line_of, text, data), bool(constants))
+    return Parsed(data, [], _locator(text, data), bool(constants))
 
 
-def _line_of(text: str, data: object, path: FieldPath) -> int | None:
-    return find_line(text, data, path, key_pattern='"{key}"\\s*:')
+def _locator(text: str, data: object) -> Locator:
+    return Locator(text, data, key_pattern='"{key}"\\s*:')

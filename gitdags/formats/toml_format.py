@@ -3,13 +3,12 @@ on DAG files, which matters when a first sync reads thousands of them."""
 
 from __future__ import annotations
 
-import functools
 import re
 
 import rtoml
 
-from gitdags.formats import FieldPath, Parsed, parse_error
-from gitdags.formats.locate import find_line
+from gitdags.formats import Parsed, parse_error
+from gitdags.formats.locate import Locator
 
 _AT_LINE = re.compile(r"\s*at line (\d+),? column \d+")
 
@@ -22,8 +21,8 @@ def parse(path: str, text: str) -> Parsed:
         found = _AT_LINE.search(message)
         detail = _AT_LINE.sub("", message).strip() or "invalid TOML"
         return Parsed(None, [parse_error(path, int(found.group(1)) if found else None, detail)])
-    return Parsed(data, [], functools.partial(_line_of, text, data), "inf" in text or "nan" in text)
+    return Parsed(data, [], _locator(text, data), "inf" in text or "nan" in text)
 
 
-def _line_of(text: str, data: object, path: FieldPath) -> int | None:
-    return find_line(text, data, path, key_pattern=r'(?:^|[\s{{,.\[])"?{key}"?\s*(?:=|\]|\.)')
+def _locator(text: str, data: object) -> Locator:
+    return Locator(text, data, key_pattern=r'(?:^|[\s{{,.\[])"?{key}"?\s*(?:=|\]|\.)')
