@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
+MAX_CLIENTS = 64  # requests served at once; more wait in the listen backlog
 
 
 def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
@@ -58,6 +59,7 @@ def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "gitdags"
+    timeout = 5.0  # seconds a client may take per read: a trickling client is dropped
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s", format % args)
@@ -111,8 +113,42 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """Bounded: at most MAX_CLIENTS requests at once, each with a read timeout; a burst of
+    pushes waits in a deep listen backlog instead of being reset."""
+
     daemon_threads = True
+    request_queue_size = 256
     daemon: Daemon
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()  # the accept loop waits here; new clients queue in the backlog
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up, resets or times out is one line in the log, not a
+        traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        host = client_address[0] if isinstance(client_address, tuple) else client_address
+        if isinstance(exc, OSError):  # BrokenPipe, ConnectionReset, TimeoutError
+            log.info("http client %s went away: %s", host, type(exc).__name__)
+        else:
+            log.error("http request from %s failed: %s: %s", host, type(exc).__name__, exc)
 
 
 class Listener:

@@ -397,3 +397,37 @@ def test_webhooks_with_a_bad_content_length_are_refused(
     assert d.http("GET", "/metrics?x")[0] == 200
     code, err = d.stop()
     assert code == 0 and "Traceback" not in err
+
+
+def test_slow_clients_are_bounded_and_dropped_and_a_burst_is_queued(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    d = start(source_toml("main", str(repo.path), "1h"))
+    until(lambda: d.http("GET", "/healthz")[0] == 200)
+    tasks = Path(f"/proc/{d.proc.pid}/task")
+    base = len(list(tasks.iterdir()))
+    slow = []
+    for _ in range(100):  # each sends half a request line and then nothing
+        conn = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x")
+        slow.append(conn)
+    try:
+        peak = max(len(list(tasks.iterdir())) for _ in range(50))
+        assert peak <= base + 64  # one thread per request served at once, no more
+        assert slow[0].recv(4096) == b""  # dropped at the read timeout (the server closes it)
+        assert d.http("GET", "/healthz")[0] == 200
+    finally:
+        for conn in slow:
+            conn.close()
+
+    def push(_: int) -> int:
+        return d.http("POST", "/hooks/main")[0]
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(200) as pool:  # a burst of pushes: queued, never reset
+        codes = list(pool.map(push, range(200)))
+    assert codes == [202] * 200
+    code, err = d.stop()
+    assert code == 0 and "Traceback" not in err
