@@ -113,6 +113,7 @@ class GitSource:
         self.config = config
         self.mirror = mirror
         self.max_file_size = max_file_size
+        self.misnamed: set[str] = set()  # paths whose names are not UTF-8 (see `_name`)
         self.deadline = deadline  # time.monotonic() by which the sync must be done
         self.accepts = PathFilter(config.subdir, config.include, config.exclude)
         self.blobs_read = 0
@@ -190,9 +191,12 @@ class GitSource:
     def ensure_mirror(self) -> None:
         if (self.mirror / "HEAD").is_file() and (self.mirror / "objects").is_dir():
             return
-        if self.mirror.exists():
+        if self.mirror.exists() or self.mirror.is_symlink():
             log.warning("mirror %s is damaged; recreating it", self.mirror)
-            shutil.rmtree(self.mirror)
+            if self.mirror.is_dir() and not self.mirror.is_symlink():
+                shutil.rmtree(self.mirror)
+            else:  # a file (or a link) where the mirror should be
+                self.mirror.unlink()
         self.mirror.parent.mkdir(parents=True, exist_ok=True)
         local = self.local_path()
         # A repository on this machine is cloned with hard links (git's local clone): ten
@@ -272,6 +276,15 @@ class GitSource:
         return done.stdout.decode().strip() or None if done.returncode == 0 else None
 
     # -- trees and diffs --------------------------------------------------------------------------
+    def _name(self, path: str) -> str:
+        """A path as git gives it, as text: a name that is not UTF-8 gets `\\x` escapes
+        (it could not be stored) and is remembered in `misnamed`, to be an error of its own."""
+        if path.isascii() or not any("\udc80" <= c <= "\udcff" for c in path):
+            return path
+        shown = escaped_name(path)
+        self.misnamed.add(shown)
+        return shown
+
     def tree(self, commit: str) -> dict[str, Entry]:
         """Every counted file at `commit`, by path."""
         args = ["ls-tree", "-r", "-z", "-l", "--full-tree", commit]
@@ -283,6 +296,7 @@ class GitSource:
             if not record:
                 continue
             meta, path = record.split("\t", 1)
+            path = self._name(path)
             mode, _type, blob, size = meta.split()
             if mode != GITLINK and self.accepts(path):
                 entries[path] = Entry(path, blob, mode, int(size) if size != "-" else -1)
@@ -293,7 +307,8 @@ class GitSource:
         args = ["diff-tree", "-r", "-z", "-M", "--raw", "--no-commit-id", old, new]
         if self.accepts.prefix:
             args += ["--", self.accepts.prefix]
-        fields = self._git(*args).stdout.decode("utf-8", "surrogateescape").split("\0")
+        out = self._git(*args).stdout.decode("utf-8", "surrogateescape")
+        fields = [self._name(f) for f in out.split("\0")]
         changes: list[Change] = []
         i = 0
         while i < len(fields) - 1:
@@ -344,7 +359,7 @@ class GitSource:
                     break
                 *tokens, rest = (rest + chunk).split(b"\0")
                 for token in tokens:
-                    name = token.lstrip(b"\n").decode("utf-8", "surrogateescape")
+                    name = self._name(token.lstrip(b"\n").decode("utf-8", "surrogateescape"))
                     if name.startswith("\x01"):
                         sha = name[1:]
                     elif name in wanted and name not in found:
@@ -471,6 +486,11 @@ def redact_url_text(text: str, url: str) -> str:
     """Replace the URL (with its credentials) and any user:password@ in free text."""
     text = text.replace(url, redact_url(url))
     return re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", text)
+
+
+def escaped_name(path: str) -> str:
+    """A file name read with `surrogateescape`, its bytes that are not UTF-8 as `\\xNN`."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:

@@ -27,7 +27,7 @@ from gitdags.airflow_tier import AirflowTier
 from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
-from gitdags.kinds import PYTHON_KINDS, ReadContext
+from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
 from gitdags.kinds.dagfactory import is_defaults
 from gitdags.model import (
     Commit,
@@ -207,7 +207,10 @@ class SourceSync:
     def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
-        return check_all([(e, contents.get(e.path)) for e in entries], self.ctx)
+        found = check_all([(e, contents.get(e.path)) for e in entries], self.ctx)
+        for path in self.git.misnamed & set(found):
+            found[path] = misnamed(path)
+        return found
 
     def _context(self, head: str, changes: list[Change]) -> ReadContext:
         """The reading context of the source, with the files at `head` that change how other

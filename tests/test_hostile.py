@@ -78,3 +78,37 @@ def test_a_dag_that_becomes_non_finite_keeps_its_last_good_version(
     assert engine.dag("a").served_version == 1
     exported = json.dumps([d.to_dict() for d in engine.served()], allow_nan=False)
     assert "Infinity" not in exported
+
+
+def test_a_file_name_that_is_not_utf8_is_an_error_of_that_file(
+    repo: GitRepo, make_engine, tmp_path: Path
+) -> None:
+    import os
+
+    odd = os.fsdecode(b"caf\xe9.yaml")  # Latin-1 bytes: not UTF-8
+    repo.commit("odd name", {"a.yaml": dag_yaml("a"), odd: dag_yaml("b")})
+    engine = make_engine(source(repo))
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    assert statuses(engine) == {"a": "active"}
+    assert [(i.file, i.code) for i in result.issues] == [("caf\\xe9.yaml", "GD002")]
+    repo.commit("edit", {"a.yaml": dag_yaml("a", "x", "y")})
+    (result,) = engine.sync()
+    assert result.error is None and [c.change for c in result.changes] == ["changed"]
+    _files, issues = check_paths([str(repo.path)])
+    assert [(Path(i.file).name, i.code) for i in issues] == [("caf\\xe9.yaml", "GD002")]
+
+
+def test_a_mirror_replaced_by_a_file_is_made_again(repo: GitRepo, make_engine) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    engine = make_engine(source(repo))
+    engine.sync()
+    mirror = engine.settings.mirrors_dir / "main.git"
+    import shutil
+
+    shutil.rmtree(mirror)
+    mirror.write_text("not a repository\n")
+    repo.commit("two", {"b.yaml": dag_yaml("b")})
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    assert statuses(engine) == {"a": "active", "b": "active"}

@@ -94,9 +94,19 @@ def read(
         return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD004", message),))
 
 
+def misnamed(path: str) -> FileDefinitions:
+    """A file whose name is not UTF-8 (shown with `\\x` escapes): never read."""
+    message = "The file name is not UTF-8 text, so the file is not read; rename it."
+    return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD002", message),))
+
+
 def _read(
     path: str, content: bytes | int | None, *, symlink: bool, ctx: ReadContext
 ) -> FileDefinitions:
+    if not path.isascii() and any("\udc80" <= c <= "\udcff" for c in path):
+        from gitdags.source import escaped_name
+
+        return misnamed(escaped_name(path))
     if symlink:
         message = "The file is a symlink, which is never followed; commit the file itself."
         return FileDefinitions(path, "none", "", issues=(file_issue(path, "GD003", message),))
