@@ -131,8 +131,7 @@ def sync(
     else:
         for result in results:
             typer.echo(render.sync_result(result))
-    failed = [r for r in results if r.error]
-    if failed:
+    if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
 
 

@@ -103,12 +103,31 @@ class SyncEngine:
         mirror = self.settings.mirrors_dir / f"{config.name}.git"
         return GitSource(config, mirror, self.settings.max_file_size, deadline=deadline)
 
-    def _notify(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
+    def _notify(
+        self, source: str, commit: str | None, changes: tuple[DagChange, ...]
+    ) -> str | None:
+        """Tell the listeners (the deploy folder, hooks); what kept the deploy folder from
+        being brought up to date, in one sentence, or None. The sync stands either way."""
+        problem = None
         for listener in self.listeners:
             try:
                 listener(source, commit, changes)
-            except Exception:  # a consumer's failure never fails a sync
-                log.exception("change listener %r failed", listener)
+            except Exception as exc:
+                problem = problem or self._publish_problem(exc)
+                log.error("%s", problem, exc_info=not isinstance(exc, GitdagsError | OSError))
+        return problem
+
+    def _publish_problem(self, exc: Exception) -> str:
+        folder = self.publisher.folder if self.publisher is not None else None
+        where = f"The deploy folder {folder.root}" if folder is not None else "Publishing"
+        if isinstance(exc, OSError) and exc.strerror:
+            what = f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+        else:
+            what = str(exc).rstrip(".") or type(exc).__name__
+        return (
+            f"{where} was not brought up to date ({what}); the DAGs are recorded and the "
+            "next sync tries again."
+        )
 
     # -- syncing -----------------------------------------------------------------------------
     def sync(self, source: str | None = None, *, dry_run: bool = False) -> list[SyncResult]:
@@ -157,16 +176,18 @@ class SyncEngine:
             return self._fail(config, message, head, started, started_at, dry_run)
         assert result is not None
         faults.point("after-commit")
+        problem = None
         if not dry_run and result.changes:
-            self._notify(config.name, result.to_commit, result.changes)
+            problem = self._notify(config.name, result.to_commit, result.changes)
         elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
             folder = self.publisher.folder
             if folder.behind(self.store):  # a sync or action killed before it published
                 try:
                     folder.publish(self.store)
-                except Exception:  # the folder's failure never fails a sync
-                    log.exception("cannot bring the deploy folder %s up to date", folder.root)
-        return result
+                except Exception as exc:
+                    problem = self._publish_problem(exc)
+                    log.error("%s", problem)
+        return dataclasses.replace(result, publish_error=problem) if problem else result
 
     def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> None:
         """The reconcile record (and the sync log) after a sync that worked. A poll that found

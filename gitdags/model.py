@@ -364,6 +364,7 @@ class SyncResult:
     issues: tuple[Issue, ...] = field(default=())
     blobs_read: int = 0
     note: str = ""  # why it checked more than the diff (the Airflow environment changed)
+    publish_error: str | None = None  # recorded, but the deploy folder was not brought up to it
 
     @property
     def nothing_new(self) -> bool:
@@ -387,6 +388,7 @@ class SyncResult:
             "changes": [c.to_dict() for c in self.changes],
             "issues": [i.to_dict() for i in self.issues],
             "note": self.note,
+            "publish_error": self.publish_error,
         }
 
 

@@ -48,7 +48,9 @@ def sync_result(result: SyncResult) -> str:
     if result.error:
         return f"{prefix}{result.source}: FAILED: {result.error}"
     if result.nothing_new:
-        return f"{prefix}{result.source}: up to date at {short(result.to_commit)}, no changes"
+        return f"{prefix}{result.source}: up to date at {short(result.to_commit)}, no changes" + (
+            f"\n  NOT PUBLISHED: {result.publish_error}" if result.publish_error else ""
+        )
     head = (
         f"{prefix}{result.source}: {short(result.from_commit)} -> {short(result.to_commit)}"
         f"{' (force-push: compared with the database)' if result.forced else ''}  "
@@ -66,6 +68,8 @@ def sync_result(result: SyncResult) -> str:
             f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         )
         lines.append(f"  {len(skipped)} files are not DAG definitions (GD007), no DAG: {names}")
+    if result.publish_error:
+        lines.append(f"  NOT PUBLISHED: {result.publish_error}")
     return "\n".join(lines)
 
 

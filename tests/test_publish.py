@@ -279,3 +279,30 @@ def test_long_or_unsafe_dag_ids_get_file_names_of_their_own() -> None:
     assert len(safe_name(long_a)) < 255
     assert safe_name("a/b") != safe_name("a_b") and "/" not in safe_name("a/b")
     assert safe_name("daily_sales_etl") == "daily_sales_etl"
+
+
+def test_a_publish_failure_is_an_error_of_the_sync_and_the_next_sync_retries(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    deploy = tmp_path / "deploy"
+    engine = make_engine(source(repo), deploy_dir=deploy)
+    engine.sync()
+    import shutil
+
+    shutil.rmtree(deploy / ".generations")
+    (deploy / ".generations").write_text("in the way\n")  # the folder cannot be written
+    repo.commit("two", {"b.yaml": dag_yaml("b")})
+    (result,) = engine.sync()
+    assert result.error is None and [c.dag_id for c in result.changes] == ["b"]
+    assert result.publish_error is not None
+    assert result.publish_error.startswith(f"The deploy folder {deploy} was not brought up")
+    assert "the next sync tries again" in result.publish_error
+    from gitdags import render
+
+    assert "NOT PUBLISHED: The deploy folder" in render.sync_result(result)
+    (deploy / ".generations").unlink()
+    (result,) = engine.sync()  # nothing new in git, but the folder is behind the database
+    assert result.publish_error is None
+    served = sorted(p.name for p in (deploy / "current").glob("*.json"))
+    assert served == ["a.json", "b.json", "manifest.json"]
