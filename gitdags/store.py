@@ -16,6 +16,7 @@ in the transaction that records its number.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -305,16 +306,32 @@ class HistoryStore:
                 raise StoreError(f"The database {self.path} is busy or read-only: {exc}.") from exc
             try:
                 yield
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            try:
                 self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise StoreError(f"Cannot write {self.path}: {exc}; check disk space.") from exc
+            except BaseException as exc:
+                self._rollback()
+                if type(exc) in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                    raise self._write_error(exc) from exc  # not a bug's IntegrityError
+                raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction; SQLite may have undone it already (a full disk does),
+        and that must not hide the error that made it."""
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def _write_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "full" in text or "disk I/O" in text:
+            return StoreError(
+                f"Disk full or I/O error on {self.path} ({text}); nothing of this change was "
+                "written: free space on its disk and retry."
+            )
+        if "malformed" in text or "not a database" in text:
+            return StoreError(
+                f"The database {self.path} is damaged ({text}); restore it from a backup."
+            )
+        return StoreError(f"Cannot write {self.path}: {text}.")
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()

@@ -112,3 +112,62 @@ def test_a_mirror_replaced_by_a_file_is_made_again(repo: GitRepo, make_engine) -
     (result,) = engine.sync()
     assert result.error is None, result.error
     assert statuses(engine) == {"a": "active", "b": "active"}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MiB tmpfs (mounting needs root; skipped otherwise), unmounted after the test."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "small"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_sentence_and_loses_nothing(
+    tmp_path: Path, repo: GitRepo, small_disk: Path
+) -> None:
+    from gitdags.engine import build_engine
+    from tests.conftest import settings_for
+
+    database = small_disk / "gitdags.db"
+    mirrors = tmp_path / "mirrors"  # the mirror lives on a roomy disk: the database fills up
+    mirrors.mkdir()
+    Path(f"{database}.mirrors").symlink_to(mirrors)
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    settings = settings_for(tmp_path, source(repo))
+    settings = type(settings)(database=database, sources=settings.sources)
+    engine = build_engine(settings)
+    try:
+        engine.sync()
+        import os
+
+        fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:  # take every free byte
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        many = {f"d{i}.yaml": dag_yaml(f"d{i}", *[f"t{j}" for j in range(9)]) for i in range(60)}
+        repo.commit("many", many)
+        (result,) = engine.sync()
+        assert result.error is not None
+        assert result.error.startswith(f"Disk full or I/O error on {database}")
+        assert "cannot rollback" not in result.error and "Traceback" not in result.error
+        (small_disk / "filler").unlink()
+        assert statuses(engine) == {"a": "active"}  # nothing half-written, nothing lost
+        (result,) = engine.sync()
+        assert result.error is None and result.added == 60
+    finally:
+        engine.close()
