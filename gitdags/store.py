@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -238,6 +239,26 @@ def _source(r: sqlite3.Row) -> SourceRecord:
     return SourceRecord(**{k: r[k] for k in r.keys()})  # noqa: SIM118 - sqlite3.Row
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. In a folder this process cannot write (a read-only mount, a
+    reader without write permission), SQLite cannot make the WAL's shared-memory file: the
+    database is then opened as immutable, which needs none (a writer elsewhere would not be
+    seen until the next command)."""
+    conn = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+        conn.close()
+    return sqlite3.connect(
+        f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
+
+
 class HistoryStore:
     """The state database. One instance per thread of work; writes are serialized."""
 
@@ -252,9 +273,7 @@ class HistoryStore:
                         f"Database {path} does not exist; "
                         "run `gitdags sync` or `gitdags demo` first."
                     )
-                conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-                )
+                conn = _read_only(path)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -269,6 +288,12 @@ class HistoryStore:
             elif self.schema_version() < len(MIGRATIONS):
                 HistoryStore(path).close()  # written by an older gitdags: migrate it once
         except sqlite3.DatabaseError as exc:
+            if not readonly and path.parent.exists() and not os.access(path.parent, os.W_OK):
+                raise StoreError(
+                    f"The database folder {path.parent} is read-only ({exc}); this command "
+                    "writes: run it as the user that owns the database, or make the folder "
+                    "writable."
+                ) from exc
             raise StoreError(f"Cannot open database {path}: {exc}; check the path.") from exc
 
     def close(self) -> None:

@@ -171,3 +171,44 @@ def test_a_full_disk_is_one_sentence_and_loses_nothing(
         assert result.error is None and result.added == 60
     finally:
         engine.close()
+
+
+def test_a_read_only_database_folder_is_read_and_refuses_writes_in_one_sentence(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    import os
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    engine = make_engine(source(repo))
+    engine.sync()
+    engine.close()
+    view = tmp_path / "view"
+    view.mkdir()
+    state = engine.settings.database.parent
+    if subprocess.run(["mount", "--bind", str(state), str(view)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        config = tmp_path / "ro.toml"
+        config.write_text(
+            f'[state]\ndatabase = "{view / engine.settings.database.name}"\n'
+            f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+        )
+        runner = CliRunner()
+        for command in (["list"], ["export"], ["show", "a"], ["history", "a"]):
+            done = runner.invoke(app, ["--config", str(config), *command])
+            assert done.exit_code == 0, (command, done.output)
+            assert "a" in done.output
+        done = runner.invoke(app, ["--config", str(config), "sync"])
+        assert done.exit_code == 1
+        assert f"The database folder {view} is read-only" in done.output
+        assert "Traceback" not in done.output
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
