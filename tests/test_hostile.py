@@ -212,3 +212,17 @@ def test_a_read_only_database_folder_is_read_and_refuses_writes_in_one_sentence(
         assert "Traceback" not in done.output
     finally:
         subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_validate_and_sync_agree_on_a_symlink_to_a_folder(
+    repo: GitRepo, make_engine, tmp_path: Path
+) -> None:
+    (repo.path / "real").mkdir()
+    (repo.path / "real" / "a.yaml").write_text(dag_yaml("a"))
+    (repo.path / "x.yaml").symlink_to("real")
+    repo.commit("link to a folder")
+    (result,) = make_engine(source(repo)).sync()
+    synced = {(i.file, i.code) for i in result.issues}
+    _files, issues = check_paths([str(repo.path)])
+    checked = {(str(Path(i.file).relative_to(repo.path)), i.code) for i in issues}
+    assert synced == checked == {("x.yaml", "GD003")}
