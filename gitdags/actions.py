@@ -334,6 +334,7 @@ class OperatorActions:
         ancestors = set(git.ancestors(commit))
         changes: list[DagChange] = []
         with self.store.transaction():
+            held = self._own_decisions(source)
             for dag in self.store.dags(source=source):
                 versions = [v for v in self.store.versions(dag) if v.source == source]
                 then = next((v for v in versions if v.commit in ancestors), None)
@@ -366,7 +367,11 @@ class OperatorActions:
                 actor,
                 source=source,
                 reason=reason,
-                detail={"commit": commit, "changes": [c.to_dict() for c in changes]},
+                detail={
+                    "commit": commit,
+                    "changes": [c.to_dict() for c in changes],
+                    "held": held,  # each DAG's own rollback or pin, given back by unpin
+                },
             )
             self.store.bump()
         result = ActionResult(
@@ -379,25 +384,71 @@ class OperatorActions:
         self.notify(source, commit, result.changes)
         return result
 
+    def _own_decisions(self, source: str) -> dict[str, dict[str, object]]:
+        """The DAGs of `source` pinned by an operator one by one (a rollback, a pin), as they
+        are: what a source rollback puts aside and its release gives back. Under a source pin
+        already, those the first source rollback put aside."""
+        record = self.store.source_record(source)
+        if record is not None and record.pinned_commit:
+            held = self.store.last_audit_detail("rollback-source", source).get("held")
+            return dict(held) if isinstance(held, dict) else {}
+        return {
+            dag.dag_id: {
+                "served_version": dag.served_version,
+                "pin_until_change": dag.pin_until_change,
+                "deleted": dag.deleted,
+            }
+            for dag in self.store.dags(source=source, pinned=True)
+        }
+
     def unpin_source(
         self, source: str, *, reason: str = "", actor: str | None = None
     ) -> ActionResult:
-        """Release a source rollback: every DAG of the source serves its newest valid version."""
+        """Release a source rollback: each DAG serves its newest valid version, except those an
+        operator had rolled back or pinned on their own before it: they get that back."""
         self.settings.source(source)
         with self.store.transaction():
-            changes = [self._release(dag) for dag in self.store.dags(source=source, pinned=True)]
+            held = self._own_decisions(source)
+            changes, kept = [], []
+            for dag in self.store.dags(source=source, pinned=True):
+                own = held.get(dag.dag_id)
+                if not isinstance(own, dict):
+                    changes.append(self._release(dag))
+                    continue
+                number = own.get("served_version")
+                version = (
+                    require_version(self.store, dag, number) if isinstance(number, int) else None
+                )
+                dag.serve_version(version)
+                dag.pin_until_change = bool(own.get("pin_until_change"))
+                dag.deleted = bool(own.get("deleted"))
+                self.store.save_dags([dag])
+                kept.append(dag.dag_id)
+                changes.append(DagChange(dag.dag_id, "pin kept", dag.served_version, dag.path))
             self.store.set_source_pin(source, None)
             audit_id = self._audit(
                 "unpin-source",
                 actor,
                 source=source,
                 reason=reason,
-                detail={"released": len(changes)},
+                detail={
+                    "released": len(changes) - len(kept),
+                    "kept": kept,
+                    "changes": [c.to_dict() for c in changes],
+                },
             )
             self.store.bump()
+        also = (
+            f"; {len(kept)} keep their own rollback or pin ({', '.join(sorted(kept)[:5])}"
+            + (", ..." if len(kept) > 5 else "")
+            + ")"
+            if kept
+            else ""
+        )
         result = ActionResult(
             "unpin-source",
-            f"Source {source} is unpinned; {len(changes)} DAGs serve their newest valid version.",
+            f"Source {source} is unpinned; {len(changes) - len(kept)} DAGs serve their newest "
+            f"valid version{also}.",
             tuple(changes),
             audit_id,
         )

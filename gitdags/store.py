@@ -885,6 +885,14 @@ class HistoryStore:
         )
         return int(cur.lastrowid or 0)
 
+    def last_audit_detail(self, action: str, source: str) -> dict[str, Any]:
+        """The detail of the newest audit entry of `action` on `source` ({} when none)."""
+        row = self.conn.execute(
+            "SELECT detail FROM audit WHERE action = ? AND source = ? ORDER BY id DESC LIMIT 1",
+            (action, source),
+        ).fetchone()
+        return (loads(row["detail"]) or {}) if row else {}
+
     def audit(self, dag_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
         where, params = _where(dag_id=dag_id or None)
         rows = self._all(f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?", [*params, limit])

@@ -156,6 +156,30 @@ def test_source_rollback_restores_and_withdraws(history) -> None:
     assert engine.dag("old").status == "deleted"
 
 
+def test_releasing_a_source_rollback_gives_each_dag_its_own_rollback_back(history) -> None:
+    engine, _, commits = history
+    engine.rollback("etl", to="1", reason="bad batch")  # its own decision, before
+    engine.rollback("old", to="1", reason="still needed")  # a deleted DAG brought back
+    assert served(engine) == {"etl": 1, "old": 1, "new": 1}
+    engine.rollback_source("main", commits[1])
+    engine.rollback_source("main", commits[0])  # a second one keeps what the first put aside
+    result = engine.unpin_source("main", reason="incident over")
+    assert served(engine) == {"etl": 1, "old": 1, "new": 1}  # not etl v4, not old deleted
+    assert {d.dag_id: d.status for d in engine.list_dags()} == {
+        "etl": "pinned",
+        "old": "pinned",
+        "new": "active",
+    }
+    assert "2 keep their own rollback or pin (etl, old)" in result.message
+    (entry,) = [a for a in engine.audit() if a.action == "unpin-source"]
+    assert entry.detail["kept"] == ["etl", "old"]
+    assert {c["dag_id"]: c["change"] for c in entry.detail["changes"]} == {
+        "etl": "pin kept",
+        "old": "pin kept",
+        "new": "unpin",
+    }
+
+
 def test_pinned_source_records_but_does_not_serve_new_commits(history) -> None:
     engine, repo, commits = history
     engine.rollback_source("main", commits[1])
