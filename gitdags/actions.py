@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -449,6 +450,50 @@ class OperatorActions:
             "unpin-source",
             f"Source {source} is unpinned; {len(changes) - len(kept)} DAGs serve their newest "
             f"valid version{also}.",
+            tuple(changes),
+            audit_id,
+        )
+        self.notify(source, None, result.changes)
+        return result
+
+    def prune_source(
+        self, source: str, *, reason: str = "", actor: str | None = None
+    ) -> ActionResult:
+        """Retire the DAGs of a source that left the config (history kept) and forget its
+        files, reconcile record and mirror. Adding the source again brings its DAGs back."""
+        if any(s.name == source for s in self.settings.sources):
+            raise ActionError(
+                f"Source {source!r} is still in the config; remove its [[sources]] table "
+                "first, then prune it."
+            )
+        with self.store.transaction():
+            dags = [d for d in self.store.dags(source=source) if not d.deleted]
+            if not dags and self.store.source_record(source) is None:
+                raise NotFoundError(f"The database holds no source named {source!r}.")
+            changes = []
+            for dag in dags:
+                dag.deleted, dag.pinned, dag.pin_until_change = True, False, False
+                changes.append(DagChange(dag.dag_id, "deleted", None, dag.path))
+            self.store.save_dags(dags)
+            self.store.forget_source(source)
+            audit_id = self._audit(
+                "prune-source",
+                actor,
+                source=source,
+                reason=reason,
+                detail={"retired": [d.dag_id for d in dags]},
+            )
+            self.store.bump()
+        mirrors = self.settings.mirrors_dir
+        for leftover in (f"{source}.git", f"{source}.tree", f"{source}.tree.index"):
+            path = mirrors / leftover
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        result = ActionResult(
+            "prune-source",
+            f"Source {source} is pruned: {len(dags)} DAGs retired (their history is kept).",
             tuple(changes),
             audit_id,
         )

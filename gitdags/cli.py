@@ -339,6 +339,18 @@ def unpin(
 
 
 @command()
+def prune(
+    source: str = typer.Option(..., "--source", "-s", help="The source that left the config."),
+    reason: str = ReasonOpt,
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Retire the DAGs of a source removed from config.toml (their history is kept)."""
+    with engine() as eng:
+        print_action(eng.prune_source(source, reason=reason, actor=actor), as_json)
+
+
+@command()
 def pause(
     dag_id: str = typer.Argument(..., metavar="DAG"),
     reason: str = ReasonOpt,

@@ -271,11 +271,26 @@ class Daemon:
                 if name not in new:
                     with self.lock:
                         self._attempted.discard(name)
-                    log.info("source removed", extra={"source": name})
+                    self._prune(name)
+                    self.metrics.forget(name)
         for name, config in new.items():
             if name not in self.workers:
                 self._start(config)
                 log.info("source started", extra={"source": name, "url": config.safe_url})
+
+    def _prune(self, name: str) -> None:
+        """A source removed from the config (SIGHUP): its DAGs are retired, history kept, as
+        Flux prunes what a removed Kustomization applied; adding it again brings them back."""
+        engine = build_engine(self.settings)
+        try:
+            result = engine.prune_source(name, reason="removed from the config", actor="gitdags")
+            log.warning(
+                "source removed from the config: %s", result.message, extra={"source": name}
+            )
+        except GitdagsError as exc:
+            log.warning("source removed from the config: %s", exc, extra={"source": name})
+        finally:
+            engine.close()
 
     def reload(self) -> None:
         try:

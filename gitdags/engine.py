@@ -70,6 +70,7 @@ class SyncEngine:
         self.resume = self.actions.resume
         self.rollback_source = self.actions.rollback_source
         self.unpin_source = self.actions.unpin_source
+        self.prune_source = self.actions.prune_source
         self.diff = self.actions.diff
         self.audit = self.actions.audit
 

@@ -85,3 +85,20 @@ class DaemonMetrics:
     def observe(self, source: str, outcome: str, seconds: float) -> None:
         self.syncs.labels(source, outcome).inc()
         self.duration.labels(source).observe(seconds)
+
+    def forget(self, source: str) -> None:
+        """Drop the series of a source that left the config."""
+        outcomes = {
+            sample.labels["outcome"]
+            for family in self.syncs.collect()
+            for sample in family.samples
+            if sample.labels.get("source") == source and "outcome" in sample.labels
+        }
+        for outcome in outcomes:
+            self.syncs.remove(source, outcome)
+        if any(
+            sample.labels.get("source") == source
+            for family in self.duration.collect()
+            for sample in family.samples
+        ):
+            self.duration.remove(source)

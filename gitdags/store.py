@@ -537,6 +537,13 @@ class HistoryStore:
         self.conn.executemany("DELETE FROM files WHERE source = ? AND path = ?", pairs)
         self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", pairs)
 
+    def forget_source(self, source: str) -> None:
+        """A source pruned from the config: its files and reconcile record go; its DAGs'
+        rows and versions, its syncs and the audit stay (history is kept)."""
+        self.conn.execute("DELETE FROM files WHERE source = ?", (source,))
+        self.conn.execute("DELETE FROM file_dags WHERE source = ?", (source,))
+        self.conn.execute("DELETE FROM sources WHERE name = ?", (source,))
+
     def file_defines(self, source: str, path: str, dag_id: str) -> bool:
         """Whether the file (still) defines this DAG."""
         row = self._one(

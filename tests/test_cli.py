@@ -258,3 +258,28 @@ def test_diff_honours_no_color(tmp_path: Path, repo: GitRepo, runner) -> None:
         env=env,
     )
     assert "+- id: z" in done.stdout and "\x1b[3" not in done.stdout
+
+
+def test_prune_retires_the_dags_of_a_source_that_left_the_config(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    database = tmp_path / "state" / "gitdags.db"
+    config.write_text(
+        f'[state]\ndatabase = "{database}"\n[[sources]]\nname = "old"\nurl = "{repo.path}"\n'
+    )
+    assert runner.invoke(app, ["--config", str(config), "sync"]).exit_code == 0
+    done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
+    assert done.exit_code == 1 and "still in the config" in done.stderr
+    config.write_text(f'[state]\ndatabase = "{database}"\n')
+    done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
+    assert done.exit_code == 0, done.output
+    assert "1 DAGs retired" in done.stdout
+    listed = json.loads(runner.invoke(app, ["--config", str(config), "list", "--json"]).stdout)
+    assert [(d["dag_id"], d["status"]) for d in listed] == [("a", "deleted")]
+    status = runner.invoke(app, ["--config", str(config), "status", "--json"])
+    assert json.loads(status.stdout) == []
+    assert not (tmp_path / "state" / "gitdags.db.mirrors" / "old.git").exists()
+    done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
+    assert done.exit_code == 1 and "no source named 'old'" in done.stderr

@@ -264,6 +264,28 @@ def test_sighup_adds_a_source(tmp_path: Path, start) -> None:
     assert code == 0 and "config reloaded" in err
 
 
+def test_sighup_removing_a_source_retires_its_dags(tmp_path: Path, start) -> None:
+    one, two = GitRepo(tmp_path / "one"), GitRepo(tmp_path / "two")
+    one.commit("one", {"a.yaml": dag_yaml("a")})
+    two.commit("two", {"b.yaml": dag_yaml("b")})
+    both = source_toml("one", str(one.path), "1h") + source_toml("two", str(two.path), "1h")
+    d = start(both)
+    until(lambda: d.served("a") == 1 and d.served("b") == 1)
+    d.write(source_toml("one", str(one.path), "1h"))
+    d.proc.send_signal(signal.SIGHUP)
+    until(lambda: d.served("b") is None)
+    assert d.query("SELECT count(*) FROM versions WHERE dag_id = 'b'") == [(1,)]  # history
+    assert d.query("SELECT name FROM sources") == [("one",)]
+    health = json.loads(d.http("GET", "/healthz")[1])
+    assert [s["source"] for s in health["sources"]] == ["one"]
+    assert "two" not in d.http("GET", "/metrics")[1].split("gitdags_dags")[0]
+    d.write(both)  # added again: its DAGs come back
+    d.proc.send_signal(signal.SIGHUP)
+    until(lambda: d.served("b") is not None)
+    code, err = d.stop()
+    assert code == 0 and "1 DAGs retired" in err
+
+
 def test_sd_notify_ready_and_watchdog(tmp_path: Path, repo: GitRepo, start) -> None:
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     path = tmp_path / "notify.sock"
