@@ -220,3 +220,16 @@ def test_lines_of_many_issues_in_json_and_toml_are_found_in_one_pass() -> None:
     )
     parsed = parse("big.toml", toml)
     assert parsed.line_of(("tasks", 2999, "type")) == 1 + 3 * 2999 + 3
+
+
+def test_an_invalid_version_shows_what_was_committed() -> None:
+    """A rejected field used to read `null` in show and diff (`+schedule: null`)."""
+    bad = check_file(
+        "a.yaml",
+        b'dag_id: a\nschedule: "every day"\ndefault_args: {retries: x}\n'
+        b"tasks:\n  - {id: a, type: bash, config: {command: ls}, timeout: 3z}\n",
+    )
+    assert not bad.valid and bad.spec is not None
+    assert bad.spec["schedule"] == "every day"
+    assert bad.spec["default_args"] == {"retries": "x"}
+    assert bad.spec["tasks"][0]["timeout"] == "3z"
