@@ -82,6 +82,25 @@ class OperatorActions:
                 return v
         raise NotFoundError(f"DAG {dag.dag_id!r} did not exist yet at commit {rev[:12]}.")
 
+    def rollback_target(self, dag_id: str, to: str | None, action: str = "rollback") -> Version:
+        """The version a rollback (or pin) would serve, or the one-sentence reason it cannot:
+        the console asks before it opens its confirmation, with the CLI's rules."""
+        return self._checked_target(require_dag(self.store, dag_id), to, action)
+
+    def _checked_target(self, dag: DagRow, to: str | None, action: str) -> Version:
+        if action == "pin" and to is None:
+            if dag.served_version is None or dag.deleted:
+                raise ActionError(f"DAG {dag.dag_id!r} serves no version to pin; use --to.")
+            return require_version(self.store, dag, dag.served_version)
+        target = self._target(dag, to)
+        if action == "rollback" and target.version == dag.served_version and not dag.deleted:
+            raise ActionError(
+                f"DAG {dag.dag_id!r} already serves v{target.version}; roll back to an older "
+                f"valid version (`gitdags history {dag.dag_id}`), or `gitdags pin "
+                f"{dag.dag_id}` to hold it."
+            )
+        return target
+
     def _target(self, dag: DagRow, to: str | None) -> Version:
         """The version a rollback or pin goes to, checked to be valid."""
         if to is None:
@@ -151,12 +170,7 @@ class OperatorActions:
         """Serve an earlier valid version (default: the one before the served one) and pin it."""
         with self.store.transaction():
             dag = require_dag(self.store, dag_id)
-            if action == "pin" and to is None:
-                if dag.served_version is None or dag.deleted:
-                    raise ActionError(f"DAG {dag_id!r} serves no version to pin; use --to.")
-                target = require_version(self.store, dag, dag.served_version)
-            else:
-                target = self._target(dag, to)
+            target = self._checked_target(dag, to, action)
             before = dag.served_version
             was_deleted = dag.deleted
             dag.serve_version(target)

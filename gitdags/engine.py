@@ -64,6 +64,7 @@ class SyncEngine:
         )
         # the operator actions, offered as engine methods
         self.rollback = self.actions.rollback
+        self.rollback_target = self.actions.rollback_target
         self.pin = self.actions.pin
         self.unpin = self.actions.unpin
         self.pause = self.actions.pause

@@ -128,8 +128,8 @@ def test_rollback_to_a_commit(history) -> None:
     engine.rollback("etl", commits[1][:8])
     assert engine.dag("etl").served_version == 2
     engine.unpin("etl")
-    engine.rollback("new", commits[3])
-    assert engine.dag("new").served_version == 1
+    with pytest.raises(ActionError, match="already serves v1"):  # its only version
+        engine.rollback("new", commits[3])
 
 
 def test_rollback_restores_a_deleted_dag(history) -> None:
@@ -273,3 +273,15 @@ def test_an_action_waits_for_a_sync_holding_the_write_lock(tmp_path: Path, histo
     etl = engine.dag("etl")
     assert (etl.status, etl.newest_version, etl.served_version) == ("paused", 5, 5)
     assert [e.action for e in engine.audit("etl")][:1] == ["pause"]
+
+
+def test_a_rollback_to_the_served_version_is_refused(history) -> None:
+    """It used to pin v4 as a 'rollback' from v4 to v4 (the console did so from its table)."""
+    engine, _, _ = history
+    with pytest.raises(ActionError, match="already serves v4"):
+        engine.rollback("etl", to="4")
+    with pytest.raises(ActionError, match="invalid"):
+        engine.rollback_target("etl", "3")
+    assert engine.rollback_target("etl", "2").version == 2
+    assert not engine.dag("etl").pinned
+    assert engine.pin("etl").changes[0].version == 4  # holding it is a pin

@@ -9,7 +9,7 @@ import pytest
 
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.tui.app import GitdagsApp, MainScreen
-from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
+from gitdags.tui.modals import ConfirmAction, HelpScreen
 from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
 from tests.conftest import GitRepo, dag_yaml, settings_for
 from tests.test_sync import source
@@ -115,12 +115,16 @@ async def test_refused_action_shows_one_sentence(world) -> None:
         await settle(pilot)
         app.push_screen(DagScreen("etl"))
         await settle(pilot)
-        await pilot.press("4", "r")  # v3 is selected: it is invalid
-        await pilot.press("enter")
+        await pilot.press("4", "r")  # v3 is selected: it is invalid, refused before any modal
         await settle(pilot)
-        assert isinstance(app.screen, ErrorModal)
-        assert "invalid (GD204)" in app.screen.message
-        await pilot.press("escape")
+        assert isinstance(app.screen, DagScreen)
+        said = [n.message for n in app._notifications]
+        assert any("invalid (GD204)" in m for m in said), said
+        await pilot.press("down", "r")  # v2 is the one served: rolling back to it is no rollback
+        await settle(pilot)
+        assert isinstance(app.screen, DagScreen)
+        said = [n.message for n in app._notifications]
+        assert any("already serves v2" in m for m in said), said
         await pilot.press("4", "z")
         await pilot.press("escape")  # cancel the pause
         await settle(pilot)

@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from gitdags.errors import GitdagsError
 from gitdags.model import DagDetail, DagState, Version
 from gitdags.render import SYNC_COLUMNS, short, sync_row, when
 from gitdags.tui.graph import STATUS_STYLE
@@ -217,6 +218,13 @@ class DagScreen(Screen[None]):
     def action_rollback(self, until_change: bool = False) -> None:
         version, state = self.selected_version(), self.state
         if version is None or state is None:
+            return
+        try:  # the CLI's rules, before the modal: not the served version, not an invalid one
+            self.gitdags.call_engine(
+                self.gitdags.engine.rollback_target, self.dag_id, str(version.version)
+            )
+        except GitdagsError as exc:
+            self.gitdags.notify(str(exc), title="Cannot roll back", severity="error")
             return
         served = state.served_version
         release = (
