@@ -204,3 +204,42 @@ def test_snapshot_dag_screen_graph(world, snap_compare) -> None:
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=open_graph)
+
+
+async def test_keys_do_what_the_help_says_at_80x24(world) -> None:
+    engine, _repo = world
+    engine.pin("report")
+    app = GitdagsApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#summary").render())
+        assert "1 invalid (key 2) · 1 pinned (key 3)" in summary  # counted on the main screen
+        await pilot.press("3")
+        assert table_keys(app) == ["report"]  # 3 is pinned, as the help and README say
+        await pilot.press("4")
+        assert table_keys(app) == []  # paused
+        await pilot.press("2")
+        assert table_keys(app) == ["etl"]
+        await pilot.press("question_mark")
+        await settle(pilot)
+        help_scroll = app.screen.query_one("#help-scroll")
+        assert help_scroll.max_scroll_y > 0  # the help is taller than 24 lines: it scrolls
+        await pilot.press("j", "j", "j")
+        assert help_scroll.scroll_y == 3
+        await pilot.press("escape", "enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DagScreen)
+        tabs = screen.query_one("#tabs")
+        await pilot.press("tab")
+        assert tabs.active == "tab-graph"
+        await pilot.press("right", "right")
+        assert tabs.active == "tab-history"
+        await pilot.press("left")
+        assert tabs.active == "tab-issues"
+        await pilot.press("4", "j", "j")
+        await settle(pilot)
+        assert screen.cursor_version == 1  # v3, v2, v1: j moved the history cursor down
+        await pilot.press("k")
+        await settle(pilot)
+        assert screen.cursor_version == 2

@@ -37,7 +37,10 @@ COLUMNS = [
     Column("owner", "owner"),
     Column("updated_at", "updated"),
 ]
-QUICK = {"0": None, **{str(i): s for i, s in enumerate(STATUSES, 1)}}
+# the quick filters, in the order the help and the README give them
+QUICK_ORDER = ("active", "invalid", "pinned", "paused", "disabled", "deleted")
+QUICK = {"0": None, **{str(i): s for i, s in enumerate(QUICK_ORDER, 1)}}
+assert set(QUICK_ORDER) == set(STATUSES)
 SORTS = ("dag_id", "status", "updated_at", "source", "owner")
 
 
@@ -150,6 +153,11 @@ class MainScreen(Screen[None]):
         self.shown = table.keys
         self.applied += 1
         label = f"{len(rows)} of {len(self.dags)} DAGs"
+        counts = {s: 0 for s in ("invalid", "pinned", "paused")}
+        for d in self.dags:
+            if d.status in counts:
+                counts[d.status] += 1
+        label += "".join(f" · {n} {s} (key {k})" for k, s in QUICK.items() if (n := counts.get(s)))
         if self.status_filter:
             label += f" · only {self.status_filter}"
         label += f" · sorted by {self.sort_key}"

@@ -85,10 +85,12 @@ class DagTable(ScrollView, can_focus=True):
         return self.keys[self.cursor] if 0 <= self.cursor < len(self.keys) else None
 
     # -- drawing -------------------------------------------------------------------------------
-    def _line(self, cells: list[Cell], base: Style) -> list[Segment]:
+    def _line(self, cells: list[Cell], base: Style, *, plain: bool = False) -> list[Segment]:
+        """One row; `plain` (the cursor row) keeps the row's own colours off its cells, so
+        that no status colour sits on the cursor's background."""
         segments = []
         for (text, style), width in zip(cells, self.widths, strict=True):
-            styled = base + Style.parse(style) if style else base
+            styled = base + Style.parse(style) if style and not plain else base
             segments.append(Segment(" " + text.ljust(width) + " ", styled))
         return segments
 
@@ -111,7 +113,7 @@ class DagTable(ScrollView, can_focus=True):
                 base = self.get_component_rich_style("dagtable--odd")
             else:
                 base = self.rich_style
-            segments = self._line(self.rows[index], base)
+            segments = self._line(self.rows[index], base, plain=index == self.cursor)
         total = sum(self.widths) + 2 * len(self.widths)
         strip = Strip(segments, total).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, self.rich_style)

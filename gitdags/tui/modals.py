@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -66,33 +66,47 @@ class ErrorModal(ModalScreen[None]):
 
 HELP = """\
 [b]Everywhere[/b]
-  ?        this help              q       quit
-  escape   back                   ctrl+p  command palette
-  L        sync log               A       audit log
-  S        sync now (all sources, or the DAG's source)
+  ?      this help            q       quit
+  escape back                 ctrl+p  command palette
+  L      sync log             A       audit log
+  S      sync now (all sources, or the DAG's source)
 
 [b]DAG table[/b]
-  /        filter by id, owner, tag (enter or escape: back to the table)
-  enter    open the DAG           o       cycle the sort column
-  0-6      quick filter: 0 all, 1 active, 2 invalid, 3 pinned,
-           4 paused, 5 disabled, 6 deleted
+  /      filter by id, owner or tag (enter, escape: back)
+  enter  open the DAG         o       cycle the sort column
+  j/k    down/up              g/G     first/last
+  0-6    quick filter: 0 all, 1 active, 2 invalid,
+         3 pinned, 4 paused, 5 disabled, 6 deleted
 
 [b]DAG screen[/b] (tabs: spec, graph, issues, history, diff)
-  tab/1-5  switch tab             space   mark a version in the history
-  d        diff: marked (or served) version against the selected one
-  r        roll back to the selected version (pins)
-  u        roll back until the next change
-  p        pin / unpin            z       pause / resume
+  1-5    a tab                tab/right, shift+tab/left: next/back
+  j/k    history: move; other tabs: scroll
+  space  mark a version in the history
+  d      diff: marked (or served) version against the selected
+  r      roll back to the selected version (pins)
+  u      roll back until the next change
+  p      pin / unpin          z       pause / resume
 """
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+    BINDINGS = [
+        Binding("escape,question_mark,q", "close", "Close"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("gitdags console: keys", id="dialog-title")
-            yield Static(HELP, id="help-text")
+            yield Label("gitdags console: keys (j/k or arrows scroll)", id="dialog-title")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(HELP, id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll", VerticalScroll).focus()
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one("#help-scroll", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_close(self) -> None:
         self.dismiss()

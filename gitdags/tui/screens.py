@@ -38,6 +38,10 @@ class DagScreen(Screen[None]):
         Binding("z", "pause", "Pause/resume"),
         Binding("space", "mark", "Mark", show=False),
         *(Binding(str(i), f"tab({i})", show=False) for i in range(1, 6)),
+        Binding("tab,right", "next_tab(1)", "Next tab", show=False, priority=True),
+        Binding("shift+tab,left", "next_tab(-1)", "Previous tab", show=False, priority=True),
+        Binding("j", "move(1)", "Down", show=False),
+        Binding("k", "move(-1)", "Up", show=False),
     ]
 
     def __init__(self, dag_id: str) -> None:
@@ -78,6 +82,21 @@ class DagScreen(Screen[None]):
         for key in ("version", "valid", "served", "commit", "author", "committed", "message"):
             table.add_column(key, key=key)
         self.reload()
+
+    def action_next_tab(self, step: int) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        at = TABS.index(tabs.active) if tabs.active in TABS else 0
+        self.action_tab((at + step) % len(TABS) + 1)
+
+    def action_move(self, lines: int) -> None:
+        """j/k: the history's cursor on the History tab, else scroll the tab."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.active == "tab-history":
+            table = self.query_one("#history", DataTable)
+            table.action_cursor_down() if lines > 0 else table.action_cursor_up()
+            return
+        pane = self.query_one(f"#{tabs.active} .pane-scroll", VerticalScroll)
+        pane.scroll_relative(y=lines, animate=False)
 
     # -- data ----------------------------------------------------------------------------------
     def reload(self) -> None:
