@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import typer
 from gitdags import logs, render
 from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings
 from gitdags.engine import SyncEngine, build_engine
-from gitdags.errors import GitdagsError, UsageError
+from gitdags.errors import GitdagsError, UsageError, problem
 from gitdags.model import ActionResult
 
 app = typer.Typer(
@@ -42,6 +43,13 @@ class State:
 state = State()
 
 
+def database_problem(exc: Exception) -> str:
+    try:
+        return problem(settings().database, exc)
+    except GitdagsError:
+        return problem("(unknown)", exc)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -59,6 +67,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 raise fail(str(exc), 2) from None
             except GitdagsError as exc:
                 raise fail(str(exc)) from None
+            except sqlite3.DatabaseError as exc:  # read outside a transaction: a damaged file
+                raise fail(database_problem(exc)) from None
 
         app.command(*args, **kwargs)(run)
         return fn

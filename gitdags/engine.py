@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
 from gitdags.config import Settings, SourceConfig
-from gitdags.errors import GitdagsError, StoreError
+from gitdags.errors import GitdagsError, StoreError, damaged
 from gitdags.model import (
     STATUSES,
     ActionResult,
@@ -172,6 +173,9 @@ class SyncEngine:
                 pass
         except GitdagsError as exc:
             return self._fail(config, str(exc), head, started, started_at, dry_run)
+        except sqlite3.DatabaseError as exc:  # a read outside a transaction hit a bad page
+            message = damaged(self.settings.database, exc)
+            return self._fail(config, message, head, started, started_at, dry_run)
         except Exception as exc:  # a bug must not stop the daemon or lose the last good state
             log.exception("sync of source %s failed", config.name)
             message = f"Internal error while syncing {config.name!r}: {exc!r}; please report it."

@@ -49,3 +49,19 @@ class ActionError(GitdagsError):
 
 class NotFoundError(ActionError):
     """A DAG, version, source or commit does not exist."""
+
+
+def damaged(database: object, exc: BaseException) -> str:
+    return f"The database {database} is damaged ({exc}); restore it from a backup."
+
+
+def problem(database: object, exc: BaseException) -> str:
+    """What went wrong, in one sentence for a person: a gitdags error as it is, a database
+    SQLite cannot read as damaged, anything else as an internal error to report."""
+    import sqlite3
+
+    if isinstance(exc, GitdagsError):
+        return str(exc)
+    if isinstance(exc, sqlite3.DatabaseError):
+        return damaged(database, exc)
+    return f"Internal error ({type(exc).__name__}: {exc}); please report it."

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gitdags.errors import StoreError
+from gitdags.errors import StoreError, damaged
 from gitdags.migrations import MIGRATIONS
 from gitdags.model import (
     AuditEntry,
@@ -294,6 +294,8 @@ class HistoryStore:
                     "writes: run it as the user that owns the database, or make the folder "
                     "writable."
                 ) from exc
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise self._damaged(exc) from exc
             raise StoreError(f"Cannot open database {path}: {exc}; check the path.") from exc
 
     def close(self) -> None:
@@ -353,10 +355,11 @@ class HistoryStore:
                 "written: free space on its disk and retry."
             )
         if "malformed" in text or "not a database" in text:
-            return StoreError(
-                f"The database {self.path} is damaged ({text}); restore it from a backup."
-            )
+            return self._damaged(exc)
         return StoreError(f"Cannot write {self.path}: {text}.")
+
+    def _damaged(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(damaged(self.path, exc))
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()

@@ -226,3 +226,50 @@ def test_validate_and_sync_agree_on_a_symlink_to_a_folder(
     _files, issues = check_paths([str(repo.path)])
     checked = {(str(Path(i.file).relative_to(repo.path)), i.code) for i in issues}
     assert synced == checked == {("x.yaml", "GD003")}
+
+
+def corrupt_pages(database: Path, table: str) -> None:
+    """Overwrite the leaf pages of one table with garbage (found with SQLite's dbstat)."""
+    import sqlite3
+
+    conn = sqlite3.connect(database)
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = [
+        p
+        for (p,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,)
+        )
+    ]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert pages, f"no leaf pages of {table}"
+    with open(database, "r+b") as raw:
+        for page in pages:
+            raw.seek((page - 1) * size + 8)
+            raw.write(b"\xde\xad" * (size // 4))
+
+
+def test_a_damaged_database_is_one_sentence_in_cli_and_console(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    repo.commit("many", {f"d{i}.yaml": dag_yaml(f"d{i}") for i in range(300)})
+    engine = make_engine(source(repo))
+    engine.sync()
+    engine.close()
+    database = engine.settings.database
+    corrupt_pages(database, "dags")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{database}"\n[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    repo.commit("more", {f"d{i}.yaml": dag_yaml(f"d{i}", "x") for i in range(300)})
+    runner = CliRunner()
+    for command in (["sync"], ["list"]):
+        done = runner.invoke(app, ["--config", str(config), *command])
+        assert done.exit_code == 1, (command, done.output)
+        assert f"The database {database} is damaged" in done.output, done.output
+        assert "Traceback" not in done.output and "internal error" not in done.output.lower()

@@ -9,7 +9,7 @@ import pytest
 
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.tui.app import GitdagsApp, MainScreen
-from gitdags.tui.modals import ConfirmAction, HelpScreen
+from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
 from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
 from tests.conftest import GitRepo, dag_yaml, settings_for
 from tests.test_sync import source
@@ -243,3 +243,27 @@ async def test_keys_do_what_the_help_says_at_80x24(world) -> None:
         await pilot.press("k")
         await settle(pilot)
         assert screen.cursor_version == 2
+
+
+async def test_a_damaged_database_never_crashes_the_console(world) -> None:
+    from tests.test_hostile import corrupt_pages
+
+    engine, repo = world
+    repo.commit("more", {"etl.yaml": dag_yaml("etl", "a", "b", "c", "d")})
+    app = GitdagsApp(engine, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        with app.db_lock:
+            corrupt_pages(engine.settings.database, "dags")
+        await pilot.press("S")
+        await settle(pilot)
+        await pilot.press(*"check", "enter")
+        await settle(pilot)
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert app.is_running
+        said = [n.message for n in app._notifications]
+        if isinstance(app.screen, ErrorModal):
+            said.append(app.screen.message)
+        assert any("is damaged" in m for m in said), said
+        assert not any("Traceback" in m for m in said)

@@ -18,9 +18,10 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
 
 from gitdags.engine import SyncEngine
-from gitdags.errors import GitdagsError
+from gitdags.errors import GitdagsError, problem
 from gitdags.model import STATUSES, ActionResult, DagState, SourceStatus
 from gitdags.render import short, when
 from gitdags.tui.dagtable import Column, DagTable
@@ -88,7 +89,7 @@ class MainScreen(Screen[None]):
     def reload(self) -> None:
         self._load()
 
-    @work(thread=True, exclusive=True, group="main-load")
+    @work(thread=True, exclusive=True, group="main-load", exit_on_error=False)
     def _load(self) -> None:
         app: GitdagsApp = self.app  # type: ignore[assignment]
         dags = app.call_engine(app.engine.list_dags)
@@ -260,18 +261,28 @@ class GitdagsApp(App[None]):
         self.db_lock = threading.Lock()
         self.poll_interval = poll_interval
         self.generation = -1
+        self.last_problem = ""
 
     def call_engine(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run an engine call from a worker thread; one at a time on the connection."""
         with self.db_lock:
             return fn(*args, **kwargs)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed (a damaged database, a bug) is one sentence on screen, never
+        a crash: Textual's crash report would print local variables, secrets included."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            message = problem(self.engine.settings.database, event.worker.error)
+            if message != self.last_problem:
+                self.last_problem = message
+                self.notify(message, title="gitdags", severity="error", timeout=10)
+
     def on_mount(self) -> None:
         self.sub_title = str(self.engine.settings.database)
         self.push_screen(MainScreen())
         self.set_interval(self.poll_interval, self.poll)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll(self) -> None:
         generation = self.call_engine(self.engine.generation)
         if generation != self.generation:
@@ -296,12 +307,15 @@ class GitdagsApp(App[None]):
 
         self.push_screen(ConfirmAction(title, what), done)
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def _execute(self, fn: Callable[..., ActionResult], args: tuple, kwargs: dict) -> None:
         try:
             result = self.call_engine(fn, *args, **kwargs)
         except GitdagsError as exc:
             self.post_message(ActionFailed(str(exc)))
+        except Exception as exc:  # never a crash (its traceback would print secrets)
+            self.post_message(ActionFailed(problem(self.engine.settings.database, exc)))
+            return
         else:
             self.post_message(ActionFinished(result))
 

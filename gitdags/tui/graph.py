@@ -12,7 +12,7 @@ STATUS_STYLE = {
     "disabled": "dim",
     "deleted": "dim strike",
     "paused": "yellow",
-    "pinned": "bold magenta",
+    "pinned": "bold cyan",
 }
 
 

@@ -102,7 +102,7 @@ class DagScreen(Screen[None]):
     def reload(self) -> None:
         self._load()
 
-    @work(thread=True, exclusive=True, group="dag-load")
+    @work(thread=True, exclusive=True, group="dag-load", exit_on_error=False)
     def _load(self) -> None:
         app = self.gitdags
         try:
@@ -216,7 +216,7 @@ class DagScreen(Screen[None]):
         base = self.marked or (self.state and self.state.served_version) or version.version
         self._diff(base, version.version)
 
-    @work(thread=True, exclusive=True, group="dag-diff")
+    @work(thread=True, exclusive=True, group="dag-diff", exit_on_error=False)
     def _diff(self, a: int, b: int) -> None:
         app = self.gitdags
         self.post_message(DiffLoaded(app.call_engine(app.engine.diff, self.dag_id, a, b)))
@@ -325,7 +325,7 @@ class _LogScreen(Screen[None]):
     def reload(self) -> None:
         self._load()
 
-    @work(thread=True, exclusive=True, group="log-load")
+    @work(thread=True, exclusive=True, group="log-load", exit_on_error=False)
     def _load(self) -> None:
         self.post_message(LogLoaded(self.fetch()))
 
