@@ -27,10 +27,13 @@ Notify = Callable[[str, str | None, tuple[DagChange, ...]], None]
 
 
 def default_actor() -> str:
+    """The OS user; under `sudo -u gitdags`, the person who ran sudo (as that user)."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):
-        return os.environ.get("USER", "unknown")
+        user = os.environ.get("USER", "unknown")
+    sudo = os.environ.get("SUDO_USER", "")
+    return f"{sudo} (sudo as {user})" if sudo and sudo != user else user
 
 
 def require_dag(store: HistoryStore, dag_id: str) -> DagRow:

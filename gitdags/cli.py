@@ -507,11 +507,13 @@ def init(
     url: str = typer.Option("dags_repo", "--url", help="The first source's repository."),
     name: str = typer.Option("main", "--name", help="The first source's name."),
     path: Path = typer.Option(Path("config.toml"), "--path", help="Where to write the config."),
+    database: str = typer.Option("gitdags.db", "--database", help="The state database."),
 ) -> None:
     """Write a starter config.toml."""
     if path.exists():
         raise GitdagsError(f"{path} already exists; edit it, or pass --path to write elsewhere.")
-    path.write_text(CONFIG_TEMPLATE.format(name=name, url=url), encoding="utf-8")
+    text = CONFIG_TEMPLATE.format(name=name, url=url, database=database)
+    path.write_text(text, encoding="utf-8")
     typer.echo(f"Wrote {path}; next: gitdags sync")
 
 

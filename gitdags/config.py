@@ -26,7 +26,7 @@ PY_INCLUDE = "**/*.py"
 CONFIG_TEMPLATE = """\
 # gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
 [state]
-database = "gitdags.db"
+database = "{database}"         # relative paths are relative to this file's folder
 
 [daemon]
 interval = "30s"

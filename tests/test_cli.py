@@ -283,3 +283,29 @@ def test_prune_retires_the_dags_of_a_source_that_left_the_config(
     assert not (tmp_path / "state" / "gitdags.db.mirrors" / "old.git").exists()
     done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
     assert done.exit_code == 1 and "no source named 'old'" in done.stderr
+
+
+def test_the_systemd_path_one_database_and_the_person_behind_sudo(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    """The unit gave the database only by Environment=: `gitdags --config ... list` read
+    another one. `init --database` names it in the config; sudo's caller is the actor."""
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    state = tmp_path / "var-lib-gitdags"
+    target = tmp_path / "etc" / "config.toml"
+    target.parent.mkdir()
+    done = runner.invoke(
+        app,
+        ["init", "--path", str(target), "--url", str(repo.path), "--database", f"{state}/g.db"],
+    )
+    assert done.exit_code == 0
+    assert settings_of(target).database == state / "g.db"
+    assert runner.invoke(app, ["--config", str(target), "sync"]).exit_code == 0
+    done = runner.invoke(
+        app, ["--config", str(target), "pause", "a", "--reason", "x"], env={"SUDO_USER": "alice"}
+    )
+    assert done.exit_code == 0
+    audit = json.loads(runner.invoke(app, ["--config", str(target), "audit", "--json"]).stdout)
+    assert audit[0]["actor"].startswith("alice (sudo as ")
+    unit = (Path(__file__).parent.parent / "contrib/systemd/gitdags.service").read_text()
+    assert "Environment=GITDAGS_STATE_DATABASE" not in unit and "ReadWritePaths=" in unit
