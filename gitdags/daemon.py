@@ -142,6 +142,7 @@ class Daemon:
         self.workers: dict[str, SourceWorker] = {}
         self.lock = threading.Lock()
         self._attempted: set[str] = set()
+        self._added: set[str] = set()  # sources a reload added: not yet in readiness
         self._reader: HistoryStore | None = None
         self.metrics = DaemonMetrics(self.records, self.dag_counts)
         self.attachments: list[Callable[[object], None]] = []
@@ -170,6 +171,12 @@ class Daemon:
     def attempted(self) -> set[str]:
         with self.lock:
             return set(self._attempted)
+
+    def pending(self) -> set[str]:
+        """Sources added by a reload whose first sync has not run yet: reported, but they do
+        not make a ready daemon unready (its other sources are still served)."""
+        with self.lock:
+            return self._added - self._attempted
 
     def attach(self, engine: object) -> None:
         """Let consumers (publishing) subscribe to each worker's engine."""
@@ -215,11 +222,39 @@ class Daemon:
                     "duration_ms": round(result.duration_ms, 1),
                 },
             )
+            self._log_broken(config.name, result)
         else:
             log.debug(
                 "up to date", extra={"source": config.name, "commit": short(result.to_commit)}
             )
         self._status_line()
+
+    def _log_broken(self, source: str, result: SyncResult, limit: int = 20) -> None:
+        """What a commit broke, one line per DAG (id, file, line, code), and a publish that
+        failed: what an on-call reader of the journal needs without opening the console."""
+        errors = {}
+        for issue in result.issues:
+            if issue.severity == "error":
+                errors.setdefault(issue.file, issue)
+        broken = [c for c in result.changes if c.change == "invalid"]
+        for change in broken[:limit]:
+            issue = errors.get(change.path)
+            log.warning(
+                "DAG invalid, its last good version stays served",
+                extra={
+                    "source": source,
+                    "dag_id": change.dag_id,
+                    "version": change.version,
+                    "path": change.path,
+                    "line": issue.line if issue else None,
+                    "code": issue.code if issue else None,
+                    "error": issue.message if issue else None,
+                },
+            )
+        if len(broken) > limit:
+            log.warning("and %d more invalid DAGs", len(broken) - limit, extra={"source": source})
+        if result.publish_error:
+            log.error("not published", extra={"source": source, "error": result.publish_error})
 
     def _status_line(self) -> None:
         records = self.records()
@@ -275,6 +310,9 @@ class Daemon:
                     self.metrics.forget(name)
         for name, config in new.items():
             if name not in self.workers:
+                if name not in old:
+                    with self.lock:
+                        self._added.add(name)
                 self._start(config)
                 log.info("source started", extra={"source": name, "url": config.safe_url})
 

@@ -218,7 +218,8 @@ class SyncEngine:
         dry_run: bool,
     ) -> SyncResult:
         duration = (time.perf_counter() - started) * 1000
-        log.warning("sync of source %s failed: %s", config.name, message)
+        # said once by whoever runs the sync: the CLI prints the result, the daemon logs it
+        log.debug("sync of source %s failed: %s", config.name, message)
         before = self.store.source_record(config.name)
         result = SyncResult(
             config.name,

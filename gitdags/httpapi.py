@@ -36,9 +36,11 @@ def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
 
 def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     """Ready once every configured source has synced (its first round in this process done
-    and a commit served); each source's reconcile record as the engine wrote it."""
+    and a commit served), a source added by a reload counting once its first sync ran; each
+    source's reconcile record as the engine wrote it."""
     records = daemon.records()
     attempted = daemon.attempted()
+    pending = daemon.pending()
     sources = []
     for config in daemon.settings.sources:
         r = records.get(config.name)
@@ -50,9 +52,10 @@ def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
                 "served_commit": r.served_commit if r else None,
                 "last_error": r.last_error if r else None,
                 "consecutive_failures": r.failures if r else 0,
+                "pending": config.name in pending,
             }
         )
-    ready = all(s["synced"] for s in sources)
+    ready = all(s["synced"] or s["pending"] for s in sources)
     return ready, {"ready": ready, "sources": sources}
 
 

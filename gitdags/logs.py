@@ -46,9 +46,37 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(data, default=str))
 
 
+class JournalPriority(logging.Formatter):
+    """Under systemd, stderr goes to the journal: each line starts with its syslog priority
+    (`<3>` error ... `<7>` debug), which journald reads and strips (SyslogLevelPrefix)."""
+
+    PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{self.PRIORITY.get(record.levelname, 6)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
+def _to_journal() -> bool:
+    """Whether stderr is the journal stream systemd gave this process ($JOURNAL_STREAM)."""
+    import os
+
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return f"{stat.st_dev}:{stat.st_ino}" == f"{device}:{inode}"
+
+
 def setup(verbosity: int = 0, fmt: str = "text", *, default: int = logging.WARNING) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    handler.setFormatter(JournalPriority(formatter) if _to_journal() else formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.DEBUG, default - 10 * verbosity))

@@ -453,3 +453,67 @@ def test_slow_clients_are_bounded_and_dropped_and_a_burst_is_queued(
     assert codes == [202] * 200
     code, err = d.stop()
     assert code == 0 and "Traceback" not in err
+
+
+def test_daemon_logs_name_what_broke_once_per_failure(tmp_path: Path, repo: GitRepo, start) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b")})
+    bad = tmp_path / "missing-repo"
+    d = start(source_toml("main", str(repo.path), "1h") + source_toml("gone", str(bad), "1h"))
+    until(lambda: d.served("a") == 1)
+    repo.commit("break b", {"b.yaml": dag_yaml("b", deps={"a": ["nope"]})})
+    d.http("POST", "/hooks/main")
+    until(lambda: d.query("SELECT newest_version FROM dags WHERE dag_id = 'b'") == [(2,)])
+    code, err = d.stop()
+    assert code == 0
+    (line,) = [ln for ln in err.splitlines() if "DAG invalid" in ln]
+    for field in ("source=main", "dag_id=b", "path=b.yaml", "code=GD202", "line="):
+        assert field in line, line
+    failures = [ln for ln in err.splitlines() if "gone" in ln and "fail" in ln]
+    assert len(failures) == 1, failures  # said once, by the daemon (not by the engine too)
+
+
+def test_a_source_added_by_sighup_does_not_make_the_daemon_unready(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    silent = socket.socket()  # a git server that accepts and never answers: a slow first sync
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"git://127.0.0.1:{silent.getsockname()[1]}/x.git"
+    try:
+        d = start(source_toml("main", str(repo.path), "1h"))
+        until(lambda: d.http("GET", "/healthz")[0] == 200)
+        d.write(source_toml("main", str(repo.path), "1h") + source_toml("slow", url, "1h"))
+        d.proc.send_signal(signal.SIGHUP)
+
+        def pending() -> bool:
+            code, body = d.http("GET", "/healthz")
+            slow = [s for s in json.loads(body or "{}").get("sources", []) if s["source"] == "slow"]
+            return code == 200 and bool(slow) and slow[0]["pending"]
+
+        until(pending)
+        conn, _ = silent.accept()  # the new source's fetch is waiting on us now
+        assert d.http("GET", "/healthz")[0] == 200
+        conn.close()
+    finally:
+        silent.close()
+    assert d.stop()[0] == 0
+
+
+def test_log_lines_carry_journald_priorities_under_systemd(tmp_path: Path, monkeypatch) -> None:
+    import logging
+
+    from gitdags import logs
+
+    out = tmp_path / "stderr"
+    with open(out, "w") as stream:
+        stat = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino}")
+        monkeypatch.setattr(sys, "stderr", stream)
+        logs.setup(0, "text", default=logging.INFO)
+        logging.getLogger("gitdags.test").warning("careful")
+        logging.getLogger("gitdags.test").error("broken")
+        logging.getLogger("gitdags.test").info("fine")
+    lines = out.read_text().splitlines()
+    assert [ln[:3] for ln in lines] == ["<4>", "<3>", "<6>"]
+    logs.setup(0, "text")  # back to stderr for the other tests
