@@ -254,6 +254,10 @@ def syncs(
     """The sync log, newest first."""
     with engine(readonly=True) as eng:
         results = eng.syncs(source=source, limit=limit)
+        if source is not None and not results and source not in {s.source for s in eng.status()}:
+            raise GitdagsError(
+                f"There is no source named {source!r}; `gitdags status` lists the sources."
+            )
     if as_json:
         out_json([r.to_dict() for r in results])
     else:
@@ -430,6 +434,8 @@ def audit(
 ) -> None:
     """Who did what, when and why: the operator actions, newest first."""
     with engine(readonly=True) as eng:
+        if dag_id is not None:
+            eng.dag(dag_id)  # an unknown DAG is an error, not an empty log
         entries = eng.audit(dag_id, limit=limit)
     if as_json:
         out_json([e.to_dict() for e in entries])

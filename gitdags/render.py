@@ -80,9 +80,11 @@ def dags(states: list[DagState]) -> str:
             (
                 d.dag_id,
                 d.status,
-                f"v{d.served_version}" if d.served_version else "-",
-                f"v{d.newest_version}" if d.newest_version != d.served_version else "",
-                short(d.served_commit),
+                f"v{d.served_version}" if d.served_version and d.status != "deleted" else "-",
+                f"v{d.newest_version}"
+                if d.newest_version != d.served_version or d.status == "deleted"
+                else "",
+                short(d.served_commit) if d.status != "deleted" else "-",
                 d.source,
                 d.owner,
                 when(d.updated_at),

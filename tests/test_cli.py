@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -309,3 +310,30 @@ def test_the_systemd_path_one_database_and_the_person_behind_sudo(
     assert audit[0]["actor"].startswith("alice (sudo as ")
     unit = (Path(__file__).parent.parent / "contrib/systemd/gitdags.service").read_text()
     assert "Environment=GITDAGS_STATE_DATABASE" not in unit and "ReadWritePaths=" in unit
+
+
+def test_unknown_names_are_errors_and_a_deleted_dag_serves_nothing(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    run = functools.partial(runner.invoke, app)
+    assert run(["--config", str(config), "sync"]).exit_code == 0
+    done = run(["--config", str(config), "audit", "nope"])
+    assert done.exit_code == 1 and "There is no DAG 'nope'" in done.stderr
+    done = run(["--config", str(config), "syncs", "--source", "bogus"])
+    assert done.exit_code == 1 and "There is no source named 'bogus'" in done.stderr
+    assert run(["--config", str(config), "syncs", "--source", "main"]).exit_code == 0
+    repo.commit("drop b", delete=["b.yaml"])
+    assert run(["--config", str(config), "sync"]).exit_code == 0
+    listed = json.loads(run(["--config", str(config), "list", "--json"]).stdout)
+    b = next(d for d in listed if d["dag_id"] == "b")
+    assert (b["status"], b["served_version"], b["served_commit"]) == ("deleted", None, None)
+    assert b["last_served_version"] == 1
+    text = run(["--config", str(config), "list"]).stdout
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("b ")]
+    assert row.split()[:4] == ["b", "deleted", "-", "v1"]

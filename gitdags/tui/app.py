@@ -140,9 +140,14 @@ class MainScreen(Screen[None]):
                     (d.dag_id, ""),
                     (d.status, STATUS_STYLE.get(d.status, "")),
                     (f"v{d.served_version} {short(d.served_commit)[:7]}", "")
-                    if d.served_version
+                    if d.served_version and d.status != "deleted"
                     else ("-", ""),
-                    (f"v{d.newest_version}" if d.newest_version != d.served_version else "", ""),
+                    (
+                        f"v{d.newest_version}"
+                        if d.newest_version != d.served_version or d.status == "deleted"
+                        else "",
+                        "",
+                    ),
                     (d.source, ""),
                     (d.owner or "", ""),
                     (when(d.updated_at)[5:16], ""),
