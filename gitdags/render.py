@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from gitdags.model import (
@@ -21,7 +22,17 @@ def short(sha: str | None) -> str:
 
 
 def when(iso: str | None) -> str:
-    return iso[:19].replace("T", " ") if iso else "-"
+    """A stored time for people: in UTC, said so (`2026-12-01 20:40:45Z`); git's times keep
+    their author's zone and are converted."""
+    if not iso:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if moment.tzinfo is not None else "")
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

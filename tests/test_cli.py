@@ -337,3 +337,11 @@ def test_unknown_names_are_errors_and_a_deleted_dag_serves_nothing(
     text = run(["--config", str(config), "list"]).stdout
     (row,) = [ln for ln in text.splitlines() if ln.startswith("b ")]
     assert row.split()[:4] == ["b", "deleted", "-", "v1"]
+
+
+def test_times_for_people_say_their_zone() -> None:
+    from gitdags.render import when
+
+    assert when("2026-12-01T22:40:45+02:00") == "2026-12-01 20:40:45Z"  # a git author's zone
+    assert when("2026-12-01T20:40:45.740+00:00") == "2026-12-01 20:40:45Z"
+    assert when(None) == "-"
