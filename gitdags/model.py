@@ -273,6 +273,9 @@ class DagState:
             "tags": list(self.tags),
             "schedule": self.schedule,
             "updated_at": self.updated_at,
+            # the same two names on every record: `time` (UTC) and `commit`
+            "time": self.updated_at,
+            "commit": None if gone else self.served_commit,
         }
 
 
@@ -309,6 +312,7 @@ class Version:
             "valid": self.valid,
             "served": self.served,
             "issues": [i.to_dict() for i in self.issues],
+            "time": self.committed_at,
         }
         if full:
             data.update(dag_id=self.dag_id, source=self.source, spec=self.spec)
@@ -392,6 +396,8 @@ class SyncResult:
             "issues": [i.to_dict() for i in self.issues],
             "note": self.note,
             "publish_error": self.publish_error,
+            "time": self.started_at,
+            "commit": self.to_commit,
         }
 
 
@@ -514,6 +520,8 @@ class SourceStatus:
             "file_errors": self.file_errors,
             "counts": dict(self.counts),
             "hooks": [h.to_dict() for h in self.hooks],
+            "time": self.last_sync_at,
+            "commit": self.pinned_commit or self.served_commit,
         }
         data.update(self.counts)
         return data
@@ -533,7 +541,7 @@ class AuditEntry:
     detail: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "time": self.at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,3 +345,29 @@ def test_times_for_people_say_their_zone() -> None:
     assert when("2026-12-01T22:40:45+02:00") == "2026-12-01 20:40:45Z"  # a git author's zone
     assert when("2026-12-01T20:40:45.740+00:00") == "2026-12-01 20:40:45Z"
     assert when(None) == "-"
+
+
+def test_every_json_record_has_time_and_commit_under_the_same_names(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    head = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    run = functools.partial(runner.invoke, app)
+    assert run(["--config", str(config), "pause", "a"]).exit_code == 1  # no DAG yet
+    synced = json.loads(run(["--config", str(config), "sync", "--json"]).stdout)
+    assert run(["--config", str(config), "pause", "a"]).exit_code == 0
+    records = {
+        "sync": synced[0],
+        "list": json.loads(run(["--config", str(config), "list", "--json"]).stdout)[0],
+        "history": json.loads(run(["--config", str(config), "history", "a", "--json"]).stdout)[0],
+        "status": json.loads(run(["--config", str(config), "status", "--json"]).stdout)[0],
+        "audit": json.loads(run(["--config", str(config), "audit", "--json"]).stdout)[0],
+    }
+    for name, record in records.items():
+        assert record["time"].endswith("+00:00"), name
+        if name != "audit":
+            assert record["commit"] == head, name
