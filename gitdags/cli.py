@@ -509,6 +509,40 @@ def engine_for(cfg: Settings) -> Iterator[SyncEngine]:
 
 
 @command()
+def backup(
+    path: Path = typer.Argument(..., help="The new file to copy the database to."),
+) -> None:
+    """Copy the database while the daemon runs (SQLite's online backup), checked."""
+    from gitdags import doctor as doctor_checks
+
+    database = settings().database
+    pages = doctor_checks.backup(database, path)
+    typer.echo(f"Backed up {database} to {path} ({pages} pages, integrity check ok).")
+
+
+@command()
+def doctor(
+    repair: bool = typer.Option(
+        False, "--repair", help="Fetch damaged mirrors again and rewrite the deploy folder."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check the database, the mirrors and the deploy folder; exit 1 if something is wrong."""
+    from gitdags import doctor as doctor_checks
+
+    with engine() as eng:
+        findings = doctor_checks.examine(eng, repair=repair)
+    if as_json:
+        out_json([f.to_dict() for f in findings])
+    else:
+        for f in findings:
+            mark = "repaired" if f.repaired else "ok" if f.ok else "FAILED"
+            typer.echo(f"{mark:<9} {f.check}: {f.detail}")
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
+
+
+@command()
 def init(
     url: str = typer.Option("dags_repo", "--url", help="The first source's repository."),
     name: str = typer.Option("main", "--name", help="The first source's name."),

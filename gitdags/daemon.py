@@ -364,11 +364,25 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
 
+    def _refuse_a_damaged_database(self) -> None:
+        """A damaged database is never written to: the daemon does not start on one."""
+        from gitdags.doctor import quick_check
+
+        if not self.settings.database.exists():
+            return
+        problem = quick_check(self.settings.database)
+        if problem is not None:
+            raise GitdagsError(
+                f"The database {self.settings.database} is damaged ({problem}); the daemon "
+                "will not write to it: restore it from a backup, or see `gitdags doctor`."
+            )
+
     def run(self) -> None:
         from gitdags.httpapi import Listener
 
         lock = DaemonLock(self.settings.database)
         lock.acquire()
+        self._refuse_a_damaged_database()
         _warm_up()
         self._signals()
         listener = None

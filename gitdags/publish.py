@@ -124,6 +124,25 @@ class DeployFolder:
             _write_atomic(self.root / SEEN, f"{generation}\n")
             return published
 
+    def mismatch(self, store: HistoryStore) -> str | None:
+        """What keeps `current/` from being exactly the served set, complete; None if nothing."""
+        current = self.current()
+        if current is None or not current.is_dir():
+            return "there is no current generation"
+        manifest = self._manifest(current)
+        if not manifest:
+            return f"{current.name} has no readable manifest"
+        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        files = store.served_files() if self.blobs is not None else []
+        if manifest.get("fingerprint") != fingerprint(served, files):
+            return f"{current.name} is not what the database serves"
+        listed = [f for d in manifest.get("dags", []) for f in d.get("files", [])]
+        listed += [f["path"] for f in manifest.get("tree", [])]
+        missing = [f for f in listed if not (current / f).is_file()]
+        if missing:
+            return f"{current.name} lacks {len(missing)} files ({', '.join(missing[:3])})"
+        return None
+
     def behind(self, store: HistoryStore) -> bool:
         """Whether the database changed since the folder was last brought up to date (a
         process killed between its commit and its publish leaves it so)."""

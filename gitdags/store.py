@@ -540,6 +540,15 @@ class HistoryStore:
         self.conn.executemany("DELETE FROM files WHERE source = ? AND path = ?", pairs)
         self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", pairs)
 
+    def served_without_version(self) -> list[str]:
+        """DAGs whose served version is missing or invalid (the doctor's check)."""
+        rows = self._tuples(
+            "SELECT d.dag_id FROM dags d LEFT JOIN versions v ON v.dag_id = d.dag_id "
+            "AND v.version = d.served_version WHERE d.served_version IS NOT NULL "
+            "AND d.deleted = 0 AND (v.dag_id IS NULL OR v.valid = 0) ORDER BY d.dag_id"
+        )
+        return [r[0] for r in rows]
+
     def forget_source(self, source: str) -> None:
         """A source pruned from the config: its files and reconcile record go; its DAGs'
         rows and versions, its syncs and the audit stay (history is kept)."""
