@@ -81,6 +81,10 @@ SOURCE_KEYS: dict[str, str] = {
     "memory_limit": "size",
     "forbidden_imports": "list",
     "deploy_subdir": "str",
+    "verify": "str",
+    "allowed_signers": "path",
+    "gpg_home": "path",
+    "verify_scope": "str",
 }
 HOOK_KEYS: dict[str, str] = {
     "name": "str",
@@ -110,6 +114,10 @@ class SourceConfig:
     memory_limit: int = 2 << 30
     forbidden_imports: tuple[str, ...] = ()
     deploy_subdir: str = ""  # folder of the source's files inside the deploy folder
+    verify: str = "none"  # commit signatures: "none", "ssh" (allowed_signers) or "gpg" (gpg_home)
+    allowed_signers: Path | None = None  # an ssh allowed-signers file (git's format)
+    gpg_home: Path | None = None  # a GnuPG home holding the trusted public keys
+    verify_scope: str = "head"  # "head": the commit served; "all": every new commit
 
     @property
     def is_local(self) -> bool:
@@ -397,6 +405,7 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
         )
     if values.get("airflow_python") and "/" in values["airflow_python"]:
         values["airflow_python"] = str(base / Path(values["airflow_python"]).expanduser())
+    _check_verify(name, values)
     pattern = values.get("dag_id_pattern", "")
     try:
         re.compile(pattern)
@@ -405,6 +414,25 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f"[[sources]] {name}: dag_id_pattern {pattern!r} is not a regular expression ({exc})."
         ) from None
     return SourceConfig(**values)
+
+
+def _check_verify(name: str, values: dict[str, Any]) -> None:
+    verify = values.get("verify", "none")
+    if verify not in ("none", "ssh", "gpg"):
+        raise ConfigError(f'[[sources]] {name}: verify = {verify!r}; use "none", "ssh" or "gpg".')
+    scope = values.get("verify_scope", "head")
+    if scope not in ("head", "all"):
+        raise ConfigError(f'[[sources]] {name}: verify_scope = {scope!r}; use "head" or "all".')
+    if verify == "ssh" and not values.get("allowed_signers"):
+        raise ConfigError(
+            f'[[sources]] {name}: verify = "ssh" needs allowed_signers, an ssh allowed-signers '
+            'file (one `email namespaces="git" ssh-ed25519 AAAA...` line per signer).'
+        )
+    if verify == "gpg" and not values.get("gpg_home"):
+        raise ConfigError(
+            f'[[sources]] {name}: verify = "gpg" needs gpg_home, a GnuPG home holding the '
+            "public keys of the allowed signers."
+        )
 
 
 def _hook(table: dict[str, Any], index: int, base: Path) -> HookConfig:

@@ -151,6 +151,9 @@ class SyncEngine:
         try:
             head = git.fetch()
             faults.point("after-fetch")
+            if config.verify != "none":
+                served = self.store.source_record(config.name)
+                git.verify(served.served_commit if served else None, head)
             sync = SourceSync(
                 self.settings, self.store, config, git, lambda: self.parse_worker(config)
             )

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -139,6 +140,40 @@ class GitSource:
         if check and done.returncode != 0:
             raise SourceError(self._explain(_verb(args), done.stderr.decode("utf-8", "replace")))
         return done
+
+    def verify(self, old: str | None, head: str) -> None:
+        """Raise unless the commits to serve carry a good signature of an allowed signer
+        (`verify`: ssh with `allowed_signers`, or gpg with `gpg_home`): `head`, or with
+        `verify_scope = "all"` every commit after `old` (a first sync verifies `head`)."""
+        config = self.config
+        if config.verify == "none":
+            return
+        commits = [head]
+        if config.verify_scope == "all" and old and old != head and self.has_commit(old):
+            commits = self._git("rev-list", "--reverse", f"{old}..{head}").stdout.decode().split()
+        with tempfile.TemporaryDirectory(prefix="gitdags-verify-") as empty:
+            env = dict(self._env)
+            if config.verify == "ssh":  # only ssh signatures: gpg sees no keys at all
+                env["GNUPGHOME"] = empty
+                options = ["-c", f"gpg.ssh.allowedSignersFile={config.allowed_signers}"]
+            else:  # only gpg signatures, by the keys of gpg_home
+                env["GNUPGHOME"] = str(config.gpg_home)
+                options = ["-c", f"gpg.ssh.allowedSignersFile={os.devnull}"]
+            for sha in commits:
+                done = subprocess.run(
+                    ["git", "-C", str(self.mirror), *options, "verify-commit", sha],
+                    capture_output=True,
+                    env=env,
+                    timeout=self.remaining(30),
+                )
+                if done.returncode != 0:
+                    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                    why = said[-1] if said else "no signature"
+                    raise SourceError(
+                        f"Source {config.name!r}: commit {sha[:12]} is not signed by an "
+                        f"allowed signer ({config.verify}: {why}); it is not served, the "
+                        "last verified commit stays served."
+                    )
 
     def remaining(self, timeout: float) -> float:
         """`timeout`, shortened to what is left before the sync's deadline."""

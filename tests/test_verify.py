@@ -1,0 +1,99 @@
+"""Commit signature verification: real commits signed with ssh keys made by ssh-keygen (and gpg
+keys where gnupg is installed); an unverified commit is never served."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gitdags.config import SourceConfig
+from tests.conftest import GitRepo, dag_yaml, git
+
+
+def ssh_key(tmp_path: Path, name: str) -> Path:
+    key = tmp_path / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key
+
+
+def signed_commit(repo: GitRepo, files: dict[str, str], key: Path | None, *extra: str) -> str:
+    for rel, text in files.items():
+        repo.write(rel, text)
+    git(repo.path, "add", "--all")
+    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"] if key else []
+    git(repo.path, *sign, *extra, "commit", "--quiet", *(["-S"] if key or extra else []), "-m", "x")
+    return repo.head()
+
+
+def test_only_commits_signed_by_an_allowed_ssh_key_are_served(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed")
+    good, other = ssh_key(tmp_path, "good"), ssh_key(tmp_path, "other")
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f'ops@example.com namespaces="git" {Path(f"{good}.pub").read_text()}')
+    config = SourceConfig(
+        "main", str(repo.path), verify="ssh", allowed_signers=signers, verify_scope="all"
+    )
+    engine = make_engine(config)
+    first = signed_commit(repo, {"a.yaml": dag_yaml("a")}, good)
+    (result,) = engine.sync()
+    assert result.error is None and engine.dag("a").served_commit == first
+
+    signed_commit(repo, {"a.yaml": dag_yaml("a", "x", "y")}, other)  # a key not allowed
+    (result,) = engine.sync()
+    assert result.error is not None and "is not signed by an allowed signer" in result.error
+    assert engine.dag("a").served_version == 1  # the last verified state stays served
+    (status,) = engine.status()
+    assert status.served_commit == first and "allowed signer" in (status.last_error or "")
+
+    signed_commit(repo, {"b.yaml": dag_yaml("b")}, None)  # unsigned, on top
+    (result,) = engine.sync()
+    assert result.error is not None  # scope "all": the bad commit in between still counts
+
+    head_only = SourceConfig("main", str(repo.path), verify="ssh", allowed_signers=signers)
+    engine2 = make_engine(head_only)
+    (result,) = engine2.sync()
+    assert result.error is not None and "not signed" in result.error  # head is unsigned
+    last = signed_commit(repo, {"c.yaml": dag_yaml("c")}, good)
+    (result,) = engine2.sync()
+    assert result.error is None and engine2.dag("c").served_commit == last
+
+
+def test_gpg_signatures_are_checked_against_gpg_home(
+    tmp_path: Path, repo: GitRepo, make_engine, monkeypatch
+) -> None:
+    if shutil.which("gpg") is None:
+        pytest.skip("gnupg is not installed")
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    made = subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "ops@example.com", "ed25519"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    if made.returncode != 0:
+        pytest.skip("gpg cannot make a key here")
+    empty = tmp_path / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    os.environ["GNUPGHOME"] = str(home)  # the committer signs with the key of `home`
+    try:
+        signed_commit(
+            repo, {"a.yaml": dag_yaml("a")}, None, "-c", "user.signingkey=ops@example.com"
+        )
+    finally:
+        del os.environ["GNUPGHOME"]
+    trusting = SourceConfig("main", str(repo.path), verify="gpg", gpg_home=home)
+    doubting = SourceConfig("other", str(repo.path), verify="gpg", gpg_home=empty)
+    ok, refused = make_engine(trusting, doubting).sync()
+    assert ok.error is None, ok.error
+    assert refused.error is not None and "is not signed by an allowed signer" in refused.error
