@@ -13,53 +13,54 @@ from tests.conftest import GitRepo, dag_yaml
 from tests.test_sync import source, statuses
 
 TASKS = "tasks: [{id: a, type: empty}]\n"
+CORPUS = Path(__file__).parent / "data" / "hostile"
+# Each file's name starts with the code it must get, or `ok` (valid, nothing served wrong).
+CASES = sorted(p.name for p in CORPUS.iterdir())
+INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml", "**/*.py")
 
 
-def alias_bomb() -> str:
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    return "dag_id: bomb\n" + TASKS + "params:\n" + "".join(f"  {line}\n" for line in lines)
+def expected(name: str) -> str:
+    return name.split("-")[0]
 
 
-HOSTILE = {
-    "recursive.yaml": ("dag_id: rec\nparams: &a {x: *a}\n" + TASKS, "GD004"),
-    "recursive_list.yaml": ("dag_id: rec2\nconfig: &c {k: [*c]}\n" + TASKS, "GD004"),
-    "binary.yaml": ("dag_id: bin\nparams: {b: !!binary aGVsbG8=}\n" + TASKS, "GD004"),
-    "set.yaml": ("dag_id: st\nparams: {s: !!set {a, b}}\n" + TASKS, "GD004"),
-    "huge_int.json": (
-        '{"dag_id": "big", "params": {"n": ' + "9" * 5000 + "}, "
-        '"tasks": [{"id": "a", "type": "empty"}]}',
-        "GD004",
-    ),
-    "bomb.yaml": (alias_bomb(), "GD004"),
-    "deep.yaml": ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "GD004"),
-    "deep_block.yaml": ("- " * 50_000 + "x\n", "GD004"),
-    "deep.json": ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "GD004"),
-    "inf.yaml": ("dag_id: inf\nparams: {x: .inf}\n" + TASKS, "GD108"),
-    "nan.json": ('{"dag_id": "nan", "params": {"x": NaN}, "tasks": []}', "GD108"),
-    "inf.toml": ('dag_id = "tinf"\nx = inf\n[[tasks]]\nid = "a"\ntype = "empty"\n', "GD108"),
-}
+def codes_by_file(issues: list, prefix: str = "") -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for i in issues:
+        found.setdefault(Path(i.file).name, set()).add((i.code, i.severity))
+    return found  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_validate_gives_each_hostile_file_its_code(tmp_path: Path, name: str) -> None:
-    text, code = HOSTILE[name]
-    path = tmp_path / name
-    path.write_text(text)
-    _files, issues = check_paths([str(path)])
-    assert [i.code for i in issues if i.severity == "error"] == [code], issues
+def check(name: str, found: set[tuple[str, str]]) -> None:
+    code = expected(name)
+    errors = {c for c, sev in found if sev == "error"}
+    if code == "ok":
+        assert not errors, (name, found)
+    else:
+        assert code in {c for c, _sev in found}, (name, found)
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_validate_gives_each_hostile_file_its_code(name: str) -> None:
+    _files, issues = check_paths([str(CORPUS / name)])
+    check(name, codes_by_file(issues).get(name, set()))
 
 
 def test_hostile_files_never_stop_a_source(repo: GitRepo, make_engine) -> None:
-    files = {f"dags/{name}": text for name, (text, _code) in HOSTILE.items()}
+    files = {f"dags/{name}": (CORPUS / name).read_bytes() for name in CASES}
     repo.commit("hostile and good", {**files, "dags/good.yaml": dag_yaml("good")})
-    engine = make_engine(source(repo))
+    engine = make_engine(source(repo, include=INCLUDE))
     (result,) = engine.sync()
     assert result.error is None
-    assert statuses(engine) == {"good": "active"}
-    codes = {i.file.rsplit("/", 1)[-1]: i.code for i in result.issues if i.severity == "error"}
-    assert codes == {name: code for name, (_text, code) in HOSTILE.items()}
+    found = codes_by_file(list(result.issues))
+    for name in CASES:
+        check(name, found.get(name, set()))
+    served = {d.dag_id for d in engine.served()}
+    oks = {"good", "bom", "merged", "tdate", "unicode_dag", "esc", "wide", "net"}
+    assert served == oks, served ^ oks  # nothing from a hostile file is served
     json.loads(json.dumps([d.to_dict() for d in engine.served()], allow_nan=False))
     repo.commit("more", {"dags/later.yaml": dag_yaml("later")})  # later commits still land
     (result,) = engine.sync()
@@ -273,3 +274,106 @@ def test_a_damaged_database_is_one_sentence_in_cli_and_console(
         assert done.exit_code == 1, (command, done.output)
         assert f"The database {database} is damaged" in done.output, done.output
         assert "Traceback" not in done.output and "internal error" not in done.output.lower()
+
+
+# -- the corpus's cases that live in git, not in a file --------------------------------------------
+def test_symlinks_submodules_and_odd_names(repo: GitRepo, make_engine, tmp_path: Path) -> None:
+    from tests.conftest import git
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(dag_yaml("outside"))
+    for name, target in {
+        "passwd.yaml": "/etc/passwd",
+        "outside.yaml": str(outside),
+        "loop.yaml": "loop.yaml",
+    }.items():
+        (repo.path / name).symlink_to(target)
+    odd = {
+        "new\nline.yaml": "nl",
+        "ünïcödé.yaml": "uni",
+        "-dash.yaml": "dash",
+        "..dots.yaml": "dots",
+    }
+    repo.commit("links and names", {n: dag_yaml(d) for n, d in odd.items()})
+    sub = repo.head()
+    git(repo.path, "update-index", "--add", "--cacheinfo", f"160000,{sub},vendored")  # a submodule
+    git(repo.path, "commit", "--quiet", "-m", "submodule")
+    engine = make_engine(source(repo))
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    assert statuses(engine) == dict.fromkeys(odd.values(), "active")
+    links = {i.file: i.code for i in result.issues}
+    assert links == dict.fromkeys(["loop.yaml", "outside.yaml", "passwd.yaml"], "GD003")
+
+
+def test_files_just_under_and_over_the_size_limit(repo: GitRepo, make_engine) -> None:
+    limit = 4096
+    body = dag_yaml("under")
+    under = body + "#" * (limit - len(body) - 1) + "\n"
+    over = dag_yaml("over") + "#" * limit + "\n"
+    assert len(under.encode()) == limit
+    repo.commit("sizes", {"under.yaml": under, "over.yaml": over})
+    engine = make_engine(source(repo), max_file_size=limit)
+    (result,) = engine.sync()
+    assert statuses(engine) == {"under": "active"}
+    assert [(i.file, i.code) for i in result.issues] == [("over.yaml", "GD001")]
+
+
+def test_case_only_rename_and_rename_with_edit_keep_history(repo: GitRepo, make_engine) -> None:
+    repo.commit("one", {"Sales.yaml": dag_yaml("sales"), "etl.yaml": dag_yaml("etl")})
+    engine = make_engine(source(repo))
+    engine.sync()
+    repo.commit("case", rename={"Sales.yaml": "sales.yaml"})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("sales", "renamed")]
+    repo.commit(  # one commit moves the file and edits it
+        "move and edit", {"team/etl.yaml": dag_yaml("etl", "a", "b", "c")}, delete=["etl.yaml"]
+    )
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("etl", "renamed")]
+    assert [v.version for v in engine.history("etl")] == [2, 1]
+    assert engine.dag("etl").path == "team/etl.yaml"
+
+
+def test_a_deleted_branch_and_a_vanished_remote_keep_what_is_served(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    import shutil
+
+    from tests.conftest import git
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "--bare", "--quiet", str(repo.path), str(bare))
+    engine = make_engine(source(bare.as_uri()))
+    engine.sync()
+    git(bare, "branch", "-m", "main", "other")  # the branch is gone on the remote
+    (result,) = engine.sync()
+    assert result.error is not None and "branch 'main'" in result.error
+    assert "\n" not in result.error and statuses(engine) == {"a": "active"}
+    shutil.rmtree(bare)  # the remote is gone
+    (result,) = engine.sync()
+    assert result.error is not None and "\n" not in result.error
+    assert statuses(engine) == {"a": "active"} and engine.dag("a").served_version == 1
+
+
+def test_a_truncated_database_is_one_sentence(tmp_path: Path, repo: GitRepo, make_engine) -> None:
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    repo.commit("one", {f"d{i}.yaml": dag_yaml(f"d{i}") for i in range(100)})
+    engine = make_engine(source(repo))
+    engine.sync()
+    engine.close()
+    database = engine.settings.database
+    data = database.read_bytes()
+    database.write_bytes(data[: len(data) // 3])
+    config = tmp_path / "t.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{database}"\n[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    for command in (["list"], ["sync"], ["doctor"]):
+        done = CliRunner().invoke(app, ["--config", str(config), *command])
+        assert done.exit_code == 1, (command, done.output)
+        assert "damaged" in done.output and "Traceback" not in done.output, done.output

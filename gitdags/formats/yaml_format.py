@@ -130,6 +130,10 @@ def _build(node: Node, b: _Builder) -> Any:
                 for key_node, value_node in node.value:
                     name = _build(key_node, b)
                     try:
+                        if name in mapping:  # YAML keys are unique: the later would win silently
+                            raise ConstructorError(
+                                None, None, f"the key {name!r} is given twice", key_node.start_mark
+                            )
                         mapping[name] = _build(value_node, b)
                     except TypeError:
                         raise ConstructorError(

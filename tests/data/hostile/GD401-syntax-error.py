@@ -1,0 +1,2 @@
+from airflow.sdk import DAG
+DAG(dag_id='x'

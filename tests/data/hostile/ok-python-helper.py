@@ -1,0 +1,2 @@
+def owner() -> str:
+    return 'x'
