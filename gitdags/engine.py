@@ -21,6 +21,7 @@ from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
 from gitdags.config import Settings, SourceConfig
 from gitdags.errors import GitdagsError, StoreError, damaged
+from gitdags.hooks import payload
 from gitdags.model import (
     STATUSES,
     ActionResult,
@@ -107,10 +108,20 @@ class SyncEngine:
         return GitSource(config, mirror, self.settings.max_file_size, deadline=deadline)
 
     def _notify(
-        self, source: str, commit: str | None, changes: tuple[DagChange, ...]
+        self,
+        source: str,
+        commit: str | None,
+        changes: tuple[DagChange, ...],
+        *,
+        queued: bool = False,
     ) -> str | None:
         """Tell the listeners (the deploy folder, hooks); what kept the deploy folder from
-        being brought up to date, in one sentence, or None. The sync stands either way."""
+        being brought up to date, in one sentence, or None. The sync stands either way. An
+        operator action's change goes to the hooks' outbox here (a sync's is `queued` in its
+        transaction)."""
+        if not queued and self.settings.hooks and changes and not self.store.readonly:
+            with self.store.transaction():
+                self.store.queue_delivery(payload(source, commit, changes))
         problem = None
         for listener in self.listeners:
             try:
@@ -171,6 +182,10 @@ class SyncEngine:
                     if dry_run:
                         raise _DryRun
                     self._record_success(config, result, head)
+                    if self.settings.hooks and result.changes:  # delivered at least once
+                        self.store.queue_delivery(
+                            payload(config.name, result.to_commit, result.changes)
+                        )
                     faults.point("in-record")
             except _DryRun:
                 pass
@@ -187,7 +202,7 @@ class SyncEngine:
         faults.point("after-commit")
         problem = None
         if not dry_run and result.changes:
-            problem = self._notify(config.name, result.to_commit, result.changes)
+            problem = self._notify(config.name, result.to_commit, result.changes, queued=True)
         elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
             folder = self.publisher.folder
             if folder.behind(self.store):  # a sync or action killed before it published

@@ -1,8 +1,11 @@
 """Change hooks: run a command or POST JSON after each change to what is served.
 
-Hooks run in one background thread fed by a queue, so a slow or failing hook never delays a
-sync. Each delivery has a timeout and is retried with exponential backoff; the outcome of
-each hook is recorded in the database (`gitdags status` shows failures).
+Each change is written to an outbox in the transaction that makes it (a sync's; an operator
+action's right after its own), and one background thread delivers the outbox, so a slow or
+failing hook never delays a sync and a process killed before delivering leaves the change for
+the next one: every change is delivered at least once. Each delivery has a timeout and is
+retried with exponential backoff; the outcome of each hook is recorded in the database
+(`gitdags status` shows failures).
 
 A command gets the change in its environment (GITDAGS_SOURCE, GITDAGS_COMMIT,
 GITDAGS_CHANGED_DAGS: space-separated ids, GITDAGS_CHANGES: JSON) and the JSON on stdin.
@@ -101,29 +104,34 @@ class HookRunner:
         self.database = database
         self.sleep = sleep
         self.base_delay = base_delay
-        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.queue: queue.Queue[bool] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="hooks", daemon=True)
         self.thread.start()
+        self.queue.put(True)  # what a killed process left in the outbox goes out first
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
+        """Wake the runner: the change is in the outbox already (written with the change)."""
         if self.hooks and changes:
-            self.queue.put(payload(source, commit, changes))
+            self.queue.put(True)
 
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued (within `timeout`), then stop."""
-        self.queue.put(None)
+        self.queue.put(False)
         self.thread.join(timeout)
 
     def _run(self) -> None:
         store: HistoryStore | None = None
         while True:
-            body = self.queue.get()
-            if body is None:
+            more = self.queue.get()
+            if not more:
                 break
             if store is None:
                 store = HistoryStore(self.database)
-            for hook in self.hooks:
-                self._deliver(store, hook, body)
+            for delivery, body in store.pending_deliveries():
+                for hook in self.hooks:
+                    self._deliver(store, hook, body)
+                with store.transaction():  # delivered (or given up after its retries)
+                    store.delivered(delivery)
         if store is not None:
             store.close()
 

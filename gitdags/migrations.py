@@ -91,4 +91,10 @@ ALTER TABLE versions ADD COLUMN "blob" TEXT;
 ALTER TABLE syncs ADD COLUMN "note" TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Hook deliveries are written in the transaction that makes the change and removed once
+# delivered: a process killed in between delivers them later (at least once).
+_V4 = """
+CREATE TABLE "outbox" ("id" INTEGER PRIMARY KEY, "body" TEXT NOT NULL, "created_at" TEXT NOT NULL);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)

@@ -540,6 +540,19 @@ class HistoryStore:
         self.conn.executemany("DELETE FROM files WHERE source = ? AND path = ?", pairs)
         self.conn.executemany("DELETE FROM file_dags WHERE source = ? AND path = ?", pairs)
 
+    # -- hook deliveries (the outbox) ------------------------------------------------------------
+    def queue_delivery(self, body: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO outbox (body, created_at) VALUES (?, ?)", (json.dumps(body), now())
+        )
+
+    def pending_deliveries(self) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._tuples("SELECT id, body FROM outbox ORDER BY id")
+        return [(int(i), json.loads(b)) for i, b in rows]
+
+    def delivered(self, delivery: int) -> None:
+        self.conn.execute("DELETE FROM outbox WHERE id = ?", (delivery,))
+
     def served_without_version(self) -> list[str]:
         """DAGs whose served version is missing or invalid (the doctor's check)."""
         rows = self._tuples(

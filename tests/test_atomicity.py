@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -125,3 +126,26 @@ def test_a_sync_killed_before_it_published_is_published_by_the_next(
     done = subprocess.run(cmd, capture_output=True, timeout=120)  # nothing new to sync
     assert done.returncode == 0, done.stderr
     assert (current / "b.json").exists()
+
+
+def test_a_change_is_delivered_to_hooks_at_least_once_across_a_kill(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    log = tmp_path / "hook.log"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n'
+        f'[[hooks]]\nname = "log"\ncommand = "cat >> {log}; echo >> {log}"\n'
+    )
+    cmd = [sys.executable, "-m", "gitdags", "--config", str(config), "sync"]
+    done = subprocess.run(cmd, capture_output=True, env=killed_at("after-commit"), timeout=120)
+    assert done.returncode == -signal.SIGKILL  # committed, not yet delivered
+    assert not log.exists()
+    done = subprocess.run(cmd, capture_output=True, timeout=120)  # nothing new in git
+    assert done.returncode == 0, done.stderr
+    delivered = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [(c["dag_id"], c["change"]) for d in delivered for c in d["changes"]] == [("a", "added")]
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    db.close()
