@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -27,20 +28,32 @@ app = typer.Typer(
     help="Follow git repositories of DAG definitions: validate, version and serve them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 JsonOpt = typer.Option(False, "--json", help="Print JSON (a stable contract for scripts).")
+OutputOpt = typer.Option(
+    None, "--output", "-o", help="text, json, yaml, or wide (more columns), as kubectl does."
+)
 
 
 class State:
     config: str | None = None
     verbose: int = 0
+    quiet: bool = False
 
 
 state = State()
+
+
+def echo(
+    message: Any = None, nl: bool = True, err: bool = False, color: bool | None = None
+) -> None:
+    """typer.echo, silent on stdout under --quiet (errors still go to stderr)."""
+    if err or not state.quiet:
+        typer.echo(message, nl=nl, err=err, color=color)
 
 
 def database_problem(exc: Exception) -> str:
@@ -51,7 +64,7 @@ def database_problem(exc: Exception) -> str:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -91,19 +104,34 @@ def engine(*, readonly: bool = False) -> Iterator[SyncEngine]:
         eng.close()
 
 
+def emitted(records: Callable[[], Any], as_json: bool, output: str | None) -> bool:
+    """Print the records as JSON or YAML when asked (`--json`, `-o json|yaml`); False when
+    the text table is wanted (`-o text` or `-o wide`)."""
+    fmt = "json" if as_json else (output or "text")
+    if fmt not in ("text", "json", "yaml", "wide"):
+        raise UsageError(f"-o {fmt!r} is not an output; use text, json, yaml or wide.")
+    if fmt == "json":
+        out_json(records())
+    elif fmt == "yaml":
+        import yaml
+
+        echo(yaml.safe_dump(records(), sort_keys=False, allow_unicode=True).rstrip("\n"))
+    return fmt in ("json", "yaml")
+
+
 def out_json(value: Any) -> None:
     """Pretty JSON; a long array in one call of the fast C encoder (indentation is not)."""
     if isinstance(value, list) and len(value) > 50:
-        typer.echo(json.dumps(value, default=str))
+        echo(json.dumps(value, default=str))
     else:
-        typer.echo(json.dumps(value, indent=2, default=str))
+        echo(json.dumps(value, indent=2, default=str))
 
 
 def _print_version(value: bool) -> None:
     if value:
         from gitdags import __version__
 
-        typer.echo(f"gitdags {__version__}")
+        echo(f"gitdags {__version__}")
         raise typer.Exit(0)
 
 
@@ -120,9 +148,11 @@ def main_options(
         callback=lambda value: _print_version(value),
         help="Print the version of gitdags and exit.",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     state.config = config
     state.verbose = verbose
+    state.quiet = quiet
     logs.setup(verbose)
 
 
@@ -140,7 +170,7 @@ def sync(
         out_json([r.to_dict() for r in results])
     else:
         for result in results:
-            typer.echo(render.sync_result(result))
+            echo(render.sync_result(result))
     if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
 
@@ -176,12 +206,12 @@ def validate(
         out_json([i.to_dict() for i in issues])
     elif fmt is Format.github:
         if issues:
-            typer.echo(render.github(issues))
+            echo(render.github(issues))
     else:
         if issues:
-            typer.echo(render.issues(issues))
+            echo(render.issues(issues))
         warnings = len(issues) - errors
-        typer.echo(f"{len(files)} files checked: {errors} errors, {warnings} warnings.")
+        echo(f"{len(files)} files checked: {errors} errors, {warnings} warnings.")
     if errors:
         raise typer.Exit(1)
 
@@ -192,18 +222,19 @@ def list_(
     source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
     status: str | None = typer.Option(None, "--status", help="Only DAGs with this status."),
     as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
 ) -> None:
     """List the DAGs with their status and served version."""
     with engine(readonly=True) as eng:
         dags = eng.list_dags(source=source, status=status)
-    if as_json:
-        out_json([d.to_dict() for d in dags])
-    elif dags:
-        typer.echo(render.dags(dags))
+    if emitted(lambda: [d.to_dict() for d in dags], as_json, output):
+        return
+    if dags:
+        echo(render.dags(dags, wide=output == "wide"))
     elif source or status:
-        typer.echo("No DAGs match; `gitdags list` shows them all.")
+        echo("No DAGs match; `gitdags list` shows them all.")
     else:
-        typer.echo("No DAGs yet; run `gitdags sync`.")
+        echo("No DAGs yet; run `gitdags sync`.")
 
 
 @command()
@@ -211,38 +242,61 @@ def show(
     dag_id: str = typer.Argument(..., metavar="DAG"),
     version: int | None = typer.Option(None, "--version", help="Show this version."),
     as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
 ) -> None:
     """Show a DAG: its state, the spec it serves and the issues to fix."""
     with engine(readonly=True) as eng:
         shown = eng.show(dag_id, version)
-    if as_json:
-        out_json(shown.to_dict())
-    else:
-        typer.echo(render.detail(shown))
+    if not emitted(shown.to_dict, as_json, output):
+        echo(render.detail(shown))
 
 
 @command()
-def history(dag_id: str = typer.Argument(..., metavar="DAG"), as_json: bool = JsonOpt) -> None:
+def history(
+    dag_id: str = typer.Argument(..., metavar="DAG"),
+    as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+) -> None:
     """Every version of a DAG, newest first."""
     with engine(readonly=True) as eng:
         versions = eng.history(dag_id)
-    if as_json:
-        out_json([v.to_dict() for v in versions])
-    else:
-        typer.echo(render.history(versions))
+    if not emitted(lambda: [v.to_dict() for v in versions], as_json, output):
+        echo(render.history(versions))
 
 
 @command()
-def status(as_json: bool = JsonOpt) -> None:
+def status(
+    as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+    watch: bool = typer.Option(False, "--watch", "-w", help="Show it again until ctrl-c."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between two --watch."),
+) -> None:
     """For each source: the newest commit seen, the commit served, the last error."""
-    with engine(readonly=True) as eng:
-        sources = eng.status()
-    if as_json:
-        out_json([s.to_dict() for s in sources])
-    else:
-        typer.echo(render.status(sources))
+    while True:
+        with engine(readonly=True) as eng:
+            sources = eng.status()
+        if watch and sys.stdout.isatty():
+            echo("\x1b[H\x1b[2J", nl=False)  # from the top of a cleared screen
+        if watch:
+            echo(f"every {interval:g}s, ctrl-c to stop  ({render.when(render_now())})")
+        records = [s.to_dict() for s in sources]
+        if not emitted(lambda: records, as_json, output):  # noqa: B023 (used at once)
+            echo(render.status(sources))
+        if not watch:
+            break
+        try:
+            sys.stdout.flush()
+            time.sleep(max(interval, 0.1))
+        except KeyboardInterrupt:
+            return
     if any(s.last_error for s in sources):  # like `systemctl status`: scripts can check it
         raise typer.Exit(1)
+
+
+def render_now() -> str:
+    from gitdags.store import now
+
+    return now()
 
 
 @command()
@@ -250,6 +304,7 @@ def syncs(
     source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
     limit: int = typer.Option(50, "--limit", "-n", help="How many, newest first."),
     as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
 ) -> None:
     """The sync log, newest first."""
     with engine(readonly=True) as eng:
@@ -258,10 +313,8 @@ def syncs(
             raise GitdagsError(
                 f"There is no source named {source!r}; `gitdags status` lists the sources."
             )
-    if as_json:
-        out_json([r.to_dict() for r in results])
-    else:
-        typer.echo(render.syncs(results) if results else "No syncs yet.")
+    if not emitted(lambda: [r.to_dict() for r in results], as_json, output):
+        echo(render.syncs(results) if results else "No syncs yet.")
 
 
 @command()
@@ -286,13 +339,24 @@ ToOpt = typer.Option(None, "--to", help="A version (3 or v3) or a commit.")
 UntilChangeOpt = typer.Option(
     False, "--until-change", help="Let go by itself when a newer commit changes the DAG."
 )
+YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+
+
+def confirmed(eng: SyncEngine, source: str, what: str, yes: bool) -> None:
+    """An action on every DAG of a source asks first on a terminal (not with --yes, not in a
+    script: stdin is not a terminal there)."""
+    if yes or not sys.stdin.isatty():
+        return
+    count = sum(1 for d in eng.list_dags(source=source) if d.status != "deleted")
+    if not typer.confirm(f"{what} ({count} DAGs of source {source})?", default=False):
+        raise GitdagsError("Nothing changed (not confirmed); pass --yes to skip the question.")
 
 
 def print_action(result: ActionResult, as_json: bool) -> None:
     if as_json:
         out_json(result.to_dict())
     else:
-        typer.echo(result.message)
+        echo(result.message)
 
 
 @command()
@@ -304,12 +368,14 @@ def rollback(
     reason: str = ReasonOpt,
     actor: str | None = ActorOpt,
     as_json: bool = JsonOpt,
+    yes: bool = YesOpt,
 ) -> None:
     """Serve an earlier valid version (default: the one before the served one) and pin it."""
     with engine() as eng:
         if source and dag_id is None:
             if not to:
                 raise UsageError("A source rollback needs --to COMMIT.")
+            confirmed(eng, source, f"Roll back source {source} to {to}", yes)
             result = eng.rollback_source(source, to, reason=reason, actor=actor)
         elif dag_id and not source:
             result = eng.rollback(dag_id, to, until_change=until_change, reason=reason, actor=actor)
@@ -340,10 +406,12 @@ def unpin(
     reason: str = ReasonOpt,
     actor: str | None = ActorOpt,
     as_json: bool = JsonOpt,
+    yes: bool = YesOpt,
 ) -> None:
     """Release a pin: serve the newest valid version again."""
     with engine() as eng:
         if source and dag_id is None:
+            confirmed(eng, source, f"Release the rollback of source {source}", yes)
             result = eng.unpin_source(source, reason=reason, actor=actor)
         elif dag_id and not source:
             result = eng.unpin(dag_id, reason=reason, actor=actor)
@@ -358,9 +426,11 @@ def prune(
     reason: str = ReasonOpt,
     actor: str | None = ActorOpt,
     as_json: bool = JsonOpt,
+    yes: bool = YesOpt,
 ) -> None:
     """Retire the DAGs of a source removed from config.toml (their history is kept)."""
     with engine() as eng:
+        confirmed(eng, source, f"Retire every DAG of source {source}", yes)
         print_action(eng.prune_source(source, reason=reason, actor=actor), as_json)
 
 
@@ -406,15 +476,15 @@ def diff(
         found = eng.diff(dag_id, version_number(v1), version_number(v2))
     if as_json:
         out_json(found.to_dict())
-        return
-    if not found.text:
-        typer.echo(f"{dag_id}: v{found.from_version} and v{found.to_version} are identical.")
-        return
-    if color is None:  # a terminal, unless NO_COLOR is set (no-color.org)
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    use_color = color
-    text = render.colored_diff(found.text) if use_color else found.text.rstrip("\n")
-    typer.echo(text, color=use_color)
+    elif not found.text:
+        echo(f"{dag_id}: v{found.from_version} and v{found.to_version} are identical.")
+    else:
+        if color is None:  # a terminal, unless NO_COLOR is set (no-color.org)
+            color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        text = render.colored_diff(found.text) if color else found.text.rstrip("\n")
+        echo(text, color=color)
+    if found.text:  # like diff(1) and `argocd app diff`: 1 when they differ
+        raise typer.Exit(1)
 
 
 def version_number(value: str | None) -> int | None:
@@ -431,18 +501,19 @@ def audit(
     dag_id: str | None = typer.Argument(None, metavar="[DAG]"),
     limit: int = typer.Option(100, "--limit", "-n", help="How many, newest first."),
     as_json: bool = JsonOpt,
+    output: str | None = OutputOpt,
 ) -> None:
     """Who did what, when and why: the operator actions, newest first."""
     with engine(readonly=True) as eng:
         if dag_id is not None:
             eng.dag(dag_id)  # an unknown DAG is an error, not an empty log
         entries = eng.audit(dag_id, limit=limit)
-    if as_json:
-        out_json([e.to_dict() for e in entries])
-    elif entries:
-        typer.echo(render.audit(entries))
+    if emitted(lambda: [e.to_dict() for e in entries], as_json, output):
+        return
+    if entries:
+        echo(render.audit(entries))
     else:
-        typer.echo("No operator actions recorded.")
+        echo("No operator actions recorded.")
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -473,7 +544,7 @@ def publish(as_json: bool = JsonOpt) -> None:
             {"generation": generation.name, "path": str(generation.path), "dags": generation.dags}
         )
     else:
-        typer.echo(f"Published {generation.dags} DAGs to {generation.path}.")
+        echo(f"Published {generation.dags} DAGs to {generation.path}.")
 
 
 @command()
@@ -491,12 +562,13 @@ def demo(
     folder: Path = typer.Option(Path("demo"), "--dir", help="Folder to build the demo in."),
 ) -> None:
     """Build a git repository with a short history from sample_repo/ and sync each commit."""
-    from gitdags.demo import run_demo
+    from gitdags.demo import leave_config, run_demo
 
     cfg, steps = run_demo(folder)
     with engine_for(cfg) as eng:
         dags = eng.list_dags()
-    typer.echo(render.demo_report(folder, cfg.database, steps, dags))
+    config = leave_config(cfg, Path.cwd())
+    echo(render.demo_report(folder, cfg.database, steps, dags, config))
 
 
 @contextmanager
@@ -517,7 +589,7 @@ def backup(
 
     database = settings().database
     pages = doctor_checks.backup(database, path)
-    typer.echo(f"Backed up {database} to {path} ({pages} pages, integrity check ok).")
+    echo(f"Backed up {database} to {path} ({pages} pages, integrity check ok).")
 
 
 @command()
@@ -537,7 +609,7 @@ def doctor(
     else:
         for f in findings:
             mark = "repaired" if f.repaired else "ok" if f.ok else "FAILED"
-            typer.echo(f"{mark:<9} {f.check}: {f.detail}")
+            echo(f"{mark:<9} {f.check}: {f.detail}")
     if not all(f.ok for f in findings):
         raise typer.Exit(1)
 
@@ -554,7 +626,7 @@ def init(
         raise GitdagsError(f"{path} already exists; edit it, or pass --path to write elsewhere.")
     text = CONFIG_TEMPLATE.format(name=name, url=url, database=database)
     path.write_text(text, encoding="utf-8")
-    typer.echo(f"Wrote {path}; next: gitdags sync")
+    echo(f"Wrote {path}; next: gitdags sync")
 
 
 def main() -> None:
@@ -562,5 +634,5 @@ def main() -> None:
         app()
     except Exception as exc:  # a bug, not a user's mistake: one line, the trace with -v
         logging.getLogger("gitdags").debug("internal error", exc_info=True)
-        typer.echo(f"error: internal error: {exc!r}; rerun with -v and report it.", err=True)
+        echo(f"error: internal error: {exc!r}; rerun with -v and report it.", err=True)
         sys.exit(1)

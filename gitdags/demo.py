@@ -60,6 +60,49 @@ def demo_settings(folder: Path) -> Settings:
     return Settings(database=folder / "gitdags.db", listen="", sources=(source,))
 
 
+DEMO_CONFIG = """\
+# Written by `gitdags demo`: the demo's repository and database (safe to delete).
+[state]
+database = "{database}"
+
+[daemon]
+listen = "127.0.0.1:8765"
+
+[[sources]]
+name = "{source}"
+url = "{url}"
+branch = "main"
+subdir = "dags"
+include = {include}
+"""
+
+
+def leave_config(settings: Settings, here: Path) -> Path:
+    """A config.toml for the commands after the demo: `./config.toml` when there is none (or
+    it points at this demo already), else one inside the demo folder; the one that works."""
+    source = settings.sources[0]
+    text = DEMO_CONFIG.format(
+        database=settings.database,
+        source=source.name,
+        url=source.url,
+        include="[" + ", ".join(f'"{p}"' for p in source.include) + "]",
+    )
+    inside = settings.database.parent / "config.toml"
+    inside.write_text(text, encoding="utf-8")
+    mine = here / "config.toml"
+    if not mine.exists() or mine.read_text(encoding="utf-8").startswith(text.splitlines()[0]):
+        mine.write_text(text, encoding="utf-8")
+        return mine
+    try:
+        from gitdags.config import load_settings
+
+        if load_settings(str(mine)).database == settings.database:
+            return mine  # a config of its own that points at the demo (the checkout's)
+    except Exception:  # an unrelated or broken config.toml is left alone
+        pass
+    return inside
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     if old not in text:

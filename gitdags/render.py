@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gitdags.model import (
@@ -84,25 +85,28 @@ def sync_result(result: SyncResult) -> str:
     return "\n".join(lines)
 
 
-def dags(states: list[DagState]) -> str:
-    return table(
-        ["dag_id", "status", "served", "newest", "commit", "source", "owner", "updated"],
-        [
-            (
-                d.dag_id,
-                d.status,
-                f"v{d.served_version}" if d.served_version and d.status != "deleted" else "-",
-                f"v{d.newest_version}"
-                if d.newest_version != d.served_version or d.status == "deleted"
-                else "",
-                short(d.served_commit) if d.status != "deleted" else "-",
-                d.source,
-                d.owner,
-                when(d.updated_at),
-            )
-            for d in states
-        ],
-    )
+def dags(states: list[DagState], *, wide: bool = False) -> str:
+    """The DAG table; `wide` adds the file, the schedule and the tags (as `-o wide` does)."""
+    headers = ["dag_id", "status", "served", "newest", "commit", "source", "owner", "updated"]
+    if wide:
+        headers += ["path", "schedule", "tags"]
+    rows = []
+    for d in states:
+        gone = d.status == "deleted"
+        row = [
+            d.dag_id,
+            d.status,
+            f"v{d.served_version}" if d.served_version and not gone else "-",
+            f"v{d.newest_version}" if d.newest_version != d.served_version or gone else "",
+            short(d.served_commit) if not gone else "-",
+            d.source,
+            d.owner,
+            when(d.updated_at),
+        ]
+        if wide:
+            row += [d.path, d.schedule, ",".join(d.tags)]
+        rows.append(row)
+    return table(headers, rows)
 
 
 def issues(found: Iterable[Issue]) -> str:
@@ -229,7 +233,20 @@ def audit(entries: list[AuditEntry]) -> str:
     )
 
 
-def demo_report(folder: Any, database: Any, steps: list[Any], dags: list[DagState]) -> str:
+def next_steps(config: Path) -> str:
+    """The commands to run after the demo, with --config when its config is not ./config.toml."""
+    here = config.resolve() == (Path.cwd() / "config.toml").resolve()
+    flag = "" if here else f"--config {config} "
+    where = "./config.toml points at the demo" if here else f"{config} points at the demo"
+    return (
+        f"Next: gitdags {flag}list · gitdags {flag}history event_ingestion · "
+        f"gitdags {flag}status · gitdags {flag}tui   ({where})"
+    )
+
+
+def demo_report(
+    folder: Any, database: Any, steps: list[Any], dags: list[DagState], config: Path
+) -> str:
     """What `gitdags demo` did: the commits, what each sync did, where it leaves you."""
     lines = [
         f"Built {folder}/sample_repo ({len(steps)} commits) and synced each one into {database}:",
@@ -283,8 +300,7 @@ def demo_report(folder: Any, database: Any, steps: list[Any], dags: list[DagStat
     lines += [
         "",
         f"Now: {len(dags)} DAGs ({summary}).",
-        "Next: gitdags list · gitdags history event_ingestion · gitdags status · "
-        "gitdags tui   (./config.toml points at the demo)",
+        next_steps(config),
     ]
     return "\n".join(lines)
 

@@ -223,11 +223,13 @@ def test_cli_diff_rollback_audit(tmp_path: Path, history) -> None:
     def run(*args: str):
         return runner.invoke(app, ["--config", str(config), *args])
 
-    plain = run("diff", "etl", "1", "2")
-    assert plain.exit_code == 0 and "\x1b[" not in plain.stdout and "+- id: b" in plain.stdout
+    plain = run("diff", "etl", "1", "2")  # they differ: exit 1, as diff(1) and argocd say
+    assert plain.exit_code == 1 and "\x1b[" not in plain.stdout and "+- id: b" in plain.stdout
+    same = run("diff", "etl", "4", "4")
+    assert same.exit_code == 0 and "identical" in same.stdout
     assert "\x1b[32m" in run("diff", "etl", "v1", "v2", "--color").stdout
     structured = run("diff", "etl", "1", "4", "--json")
-    assert structured.exit_code == 0 and '"tasks_added"' in structured.stdout
+    assert structured.exit_code == 1 and '"tasks_added"' in structured.stdout
     done = run("rollback", "etl", "--to", "2", "--reason", "bad load", "--actor", "ann")
     assert done.exit_code == 0 and "now serves v2" in done.stdout
     refused = run("rollback", "etl", "--to", "3")

@@ -170,6 +170,14 @@ def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert "changed newsletter_send v2" in done.stdout  # its neighbour moves on
     assert "Now: 17 DAGs (14 active, 1 deleted, 2 invalid)." in done.stdout
     assert "held back dags/common/defaults.py  GD401" in done.stdout
+    assert "./config.toml points at the demo" in done.stdout  # and it does: it was written
+    listed = subprocess.run(
+        [sys.executable, "-m", "gitdags", "list", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 17
     again = subprocess.run(
         [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
@@ -371,3 +379,86 @@ def test_every_json_record_has_time_and_commit_under_the_same_names(
         assert record["time"].endswith("+00:00"), name
         if name != "audit":
             assert record["commit"] == head, name
+
+
+def test_kubectl_and_argocd_conventions(tmp_path: Path, repo: GitRepo, runner) -> None:
+    import yaml
+
+    repo.commit("one", {"a.yaml": dag_yaml("a", tags="[t1]")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    run = functools.partial(runner.invoke, app)
+    quiet = run(["--config", str(config), "--quiet", "sync"])
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    as_yaml = yaml.safe_load(run(["--config", str(config), "list", "-o", "yaml"]).stdout)
+    assert as_yaml[0]["dag_id"] == "a" and as_yaml[0]["time"]
+    wide = run(["--config", str(config), "list", "-o", "wide"]).stdout
+    assert wide.splitlines()[0].split()[-3:] == ["PATH", "SCHEDULE", "TAGS"] and "t1" in wide
+    assert json.loads(run(["--config", str(config), "status", "-o", "json"]).stdout)[0]["source"]
+    bad = run(["--config", str(config), "list", "-o", "xml"])
+    assert bad.exit_code == 2 and "use text, json, yaml or wide" in bad.stderr
+    completion = run(["--show-completion", "bash"])
+    assert completion.exit_code == 0 and "complete" in completion.stdout
+
+
+def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> None:
+    import signal
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    base = [sys.executable, "-m", "gitdags", "--config", str(config)]
+    subprocess.run([*base, "sync"], check=True, capture_output=True)
+    watch = subprocess.Popen(
+        [*base, "status", "--watch", "--interval", "0.1"], stdout=subprocess.PIPE, text=True
+    )
+    assert watch.stdout is not None
+    seen = 0
+    for line in watch.stdout:  # real output, read as it comes
+        seen += line.startswith("every 0.1s")
+        if seen == 3:
+            break
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(timeout=30) == 0
+
+
+def test_a_source_wide_action_asks_on_a_terminal(tmp_path: Path, repo: GitRepo) -> None:
+    import pty
+
+    first = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    repo.commit("two", {"a.yaml": dag_yaml("a", "x", "y")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    base = [sys.executable, "-m", "gitdags", "--config", str(config)]
+    subprocess.run([*base, "sync"], check=True, capture_output=True)
+    leader, follower = pty.openpty()
+    asked = subprocess.Popen(
+        [*base, "rollback", "--source", "main", "--to", first],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    said = b""
+    while b"?" not in said:
+        said += os.read(leader, 1024)
+    assert b"Roll back source main" in said and b"(1 DAGs of source main)" in said
+    os.write(leader, b"n\n")
+    assert asked.wait(timeout=30) == 1
+    os.close(leader)
+    sure = subprocess.run(
+        [*base, "rollback", "--source", "main", "--to", first, "--yes"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert sure.returncode == 0 and "as of" in sure.stdout
