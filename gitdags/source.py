@@ -93,7 +93,11 @@ class PathFilter:
 
 def _git_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_ASKPASS="true", SSH_ASKPASS="true")
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    # never a prompt: an askpass program the operator set (or a credential helper) answers,
+    # else `true` answers nothing and the fetch fails at once with an authentication error
+    env["GIT_ASKPASS"] = os.environ.get("GIT_ASKPASS") or "true"
+    env["SSH_ASKPASS"] = os.environ.get("SSH_ASKPASS") or "true"
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         env.pop(var, None)
