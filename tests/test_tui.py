@@ -267,3 +267,37 @@ async def test_a_damaged_database_never_crashes_the_console(world) -> None:
             said.append(app.screen.message)
         assert any("is damaged" in m for m in said), said
         assert not any("Traceback" in m for m in said)
+
+
+async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
+    from gitdags.tui.dagtable import DagTable
+
+    repo = GitRepo(tmp_path / "big")
+    owner = "data-platform-analytics"
+    files = {
+        f"d/{i:05}.yaml": dag_yaml(f"warehouse_export_{i:05}", owner=owner) for i in range(10_000)
+    }
+    repo.commit("many", files)
+    engine = build_engine(settings_for(tmp_path, source(repo)))
+    engine.sync()
+    try:
+        for size in ((80, 24), (200, 50)):
+            app = GitdagsApp(engine)
+            async with app.run_test(size=size) as pilot:
+                await settle(pilot)
+                table = app.screen.query_one("#dags", DagTable)
+                assert len(table.rows) == 10_000
+                used = sum(table.widths[i] + 2 for i in table.shown)
+                assert used <= table.size.width  # whole columns only, none cut
+                if len(table.shown) < len(table.columns):  # the next one would not fit
+                    assert used + table.widths[len(table.shown)] + 2 > table.size.width
+                assert len(table.shown) == (5 if size[0] == 80 else 7)
+                header = table.render_line(0).text
+                labels = [table.columns[i].label for i in table.shown]
+                assert header.split() == labels, header
+                await pilot.press("G")  # to the last DAG, instantly
+                assert table.current == "warehouse_export_09999"
+                summary = str(app.screen.query_one("#summary").render())
+                assert "10000 of 10000 DAGs" in summary
+    finally:
+        engine.close()

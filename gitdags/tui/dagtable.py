@@ -64,6 +64,7 @@ class DagTable(ScrollView, can_focus=True):
         self.keys: list[str] = []
         self.rows: list[list[Cell]] = []
         self.widths = [max(c.min_width, len(c.label)) for c in columns]
+        self.shown = list(range(len(columns)))  # the columns that fit, whole (see _fit)
 
     # -- data ----------------------------------------------------------------------------------
     def set_rows(self, keys: list[str], rows: list[list[Cell]], keep: str | None = None) -> None:
@@ -75,9 +76,26 @@ class DagTable(ScrollView, can_focus=True):
                 if len(text) > widths[i]:
                     widths[i] = len(text)
         self.widths = widths
-        self.virtual_size = Size(sum(widths) + 2 * len(widths), len(rows) + 1)
+        self._fit()
         position = {k: i for i, k in enumerate(keys)} if keep is not None else {}
         self.cursor = position.get(keep, min(self.cursor, max(len(rows) - 1, 0)))
+        self.refresh()
+
+    def _fit(self) -> None:
+        """The columns that fit the width, whole: the rightmost (least needed) ones are left
+        out first, never cut in the middle; the first column always shows."""
+        room = self.size.width or 10_000
+        shown, used = [], 0
+        for i, width in enumerate(self.widths):
+            if i and used + width + 2 > room:
+                break
+            shown.append(i)
+            used += width + 2
+        self.shown = shown
+        self.virtual_size = Size(used, len(self.rows) + 1)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit()
         self.refresh()
 
     @property
@@ -89,9 +107,10 @@ class DagTable(ScrollView, can_focus=True):
         """One row; `plain` (the cursor row) keeps the row's own colours off its cells, so
         that no status colour sits on the cursor's background."""
         segments = []
-        for (text, style), width in zip(cells, self.widths, strict=True):
+        for i in self.shown:
+            text, style = cells[i]
             styled = base + Style.parse(style) if style and not plain else base
-            segments.append(Segment(" " + text.ljust(width) + " ", styled))
+            segments.append(Segment(" " + text.ljust(self.widths[i]) + " ", styled))
         return segments
 
     def render_line(self, y: int) -> Strip:
@@ -114,7 +133,7 @@ class DagTable(ScrollView, can_focus=True):
             else:
                 base = self.rich_style
             segments = self._line(self.rows[index], base, plain=index == self.cursor)
-        total = sum(self.widths) + 2 * len(self.widths)
+        total = sum(self.widths[i] + 2 for i in self.shown)
         strip = Strip(segments, total).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, self.rich_style)
 
@@ -145,11 +164,11 @@ class DagTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if event.y == 0:
             x = event.x + self.scroll_offset.x
-            for column, width in zip(self.columns, self.widths, strict=True):
-                if x < width + 2:
-                    self.post_message(self.HeaderClicked(column.key))
+            for i in self.shown:
+                if x < self.widths[i] + 2:
+                    self.post_message(self.HeaderClicked(self.columns[i].key))
                     return
-                x -= width + 2
+                x -= self.widths[i] + 2
             return
         index = self.scroll_offset.y + event.y - 1
         if 0 <= index < len(self.rows):
