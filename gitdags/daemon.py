@@ -306,8 +306,8 @@ class Daemon:
                 if name not in new:
                     with self.lock:
                         self._attempted.discard(name)
+                    self.metrics.forget(name)  # before the prune: its commit is what others see
                     self._prune(name)
-                    self.metrics.forget(name)
         for name, config in new.items():
             if name not in self.workers:
                 if name not in old:
