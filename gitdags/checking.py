@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 
 from gitdags import faults, kinds
 from gitdags.config import Settings, SourceConfig
@@ -76,11 +77,21 @@ def context(settings: Settings, config: SourceConfig | None = None) -> ReadConte
     )
 
 
-def check_all(items: list[Item], ctx: ReadContext) -> dict[str, FileDefinitions]:
-    """Read and validate files, on every core when there are many (a first sync)."""
+Progress = Callable[[int, int], None]  # (files checked, files to check)
+
+
+def check_all(
+    items: list[Item], ctx: ReadContext, progress: Progress | None = None
+) -> dict[str, FileDefinitions]:
+    """Read and validate files, on every core when there are many (a first sync); `progress`
+    hears how far it got after each batch."""
     cores = os.cpu_count() or 1
     if len(items) < PARALLEL_MIN or cores < 2:
-        checked = _check_chunk((items, ctx))
+        checked = []
+        for start in range(0, len(items), PARALLEL_MIN):
+            checked += _check_chunk((items[start : start + PARALLEL_MIN], ctx))
+            if progress is not None:
+                progress(len(checked), len(items))
     else:
         import multiprocessing
         import threading
@@ -100,7 +111,11 @@ def check_all(items: list[Item], ctx: ReadContext) -> dict[str, FileDefinitions]
             with ProcessPoolExecutor(
                 max_workers=cores, mp_context=mp_context, initializer=_pdeathsig
             ) as pool:
-                checked = [f for part in pool.map(_check_chunk, chunks) for f in part]
+                checked = []
+                for part in pool.map(_check_chunk, chunks):
+                    checked += part
+                    if progress is not None:
+                        progress(len(checked), len(items))
         except (BrokenProcessPool, OSError) as exc:  # no processes here: one core will do
             log.warning("cannot validate in worker processes (%s); using one", exc)
             checked = _check_chunk((items, ctx))

@@ -165,7 +165,10 @@ def sync(
 ) -> None:
     """Fetch each source and record what its new commits changed."""
     with engine() as eng:
-        results = eng.sync(source, dry_run=dry_run)
+        shown = Progress() if sys.stderr.isatty() and not state.quiet else None
+        results = eng.sync(source, dry_run=dry_run, progress=shown)
+        if shown is not None:
+            shown.done()
     if as_json:
         out_json([r.to_dict() for r in results])
     else:
@@ -173,6 +176,26 @@ def sync(
             echo(render.sync_result(result))
     if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
+
+
+class Progress:
+    """On a terminal, how far a long sync got: files checked, of how many, and the rate."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, source: str, done: int, total: int) -> None:
+        if total < 1000:  # a quick sync says nothing until its result
+            return
+        rate = done / max(time.perf_counter() - self.started, 1e-6)
+        line = f"\r{source}: checked {done:,}/{total:,} files ({rate:,.0f}/s)"
+        typer.echo(line, nl=False, err=True)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            typer.echo("", err=True)
 
 
 class Format(StrEnum):

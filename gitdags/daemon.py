@@ -107,7 +107,7 @@ class SourceWorker(threading.Thread):
                 self.trigger.clear()
                 self.busy_since = time.monotonic()
                 try:
-                    result = engine.sync_source(self.config)
+                    result = engine.sync_source(self.config, progress=self.owner.progress)
                 finally:
                     self.busy_since = None
                 self.owner.record(self.config, result, engine.source_record(self.config.name))
@@ -228,6 +228,11 @@ class Daemon:
                 "up to date", extra={"source": config.name, "commit": short(result.to_commit)}
             )
         self._status_line()
+
+    def progress(self, source: str, done: int, total: int) -> None:
+        """A long sync's progress in the STATUS line (`systemctl status gitdags`)."""
+        if total >= 1000:
+            sdnotify.notify(f"STATUS={source}: checked {done:,}/{total:,} files")
 
     def _log_broken(self, source: str, result: SyncResult, limit: int = 20) -> None:
         """What a commit broke, one line per DAG (id, file, line, code), and a publish that

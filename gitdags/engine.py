@@ -144,16 +144,28 @@ class SyncEngine:
         )
 
     # -- syncing -----------------------------------------------------------------------------
-    def sync(self, source: str | None = None, *, dry_run: bool = False) -> list[SyncResult]:
+    def sync(
+        self,
+        source: str | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[SyncResult]:
         configs = [self.settings.source(source)] if source else list(self.settings.sources)
         if not configs:
             raise GitdagsError(
                 "No sources are configured; add a [[sources]] table to config.toml "
                 "(or run `gitdags init`)."
             )
-        return [self.sync_source(c, dry_run=dry_run) for c in configs]
+        return [self.sync_source(c, dry_run=dry_run, progress=progress) for c in configs]
 
-    def sync_source(self, config: SourceConfig, *, dry_run: bool = False) -> SyncResult:
+    def sync_source(
+        self,
+        config: SourceConfig,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> SyncResult:
         """Fetch and sync one source. Failures are recorded and returned, never raised."""
         started, started_at = time.perf_counter(), now()
         git = self.git(config, deadline=time.monotonic() + self.settings.sync_timeout)
@@ -168,6 +180,8 @@ class SyncEngine:
             sync = SourceSync(
                 self.settings, self.store, config, git, lambda: self.parse_worker(config)
             )
+            if progress is not None:
+                sync.progress = lambda done, total: progress(config.name, done, total)
             plan = sync.plan(head)  # reads and validates without holding the write lock
             faults.point("after-plan")
             git.remaining(1)  # past the deadline: fail now, before writing anything

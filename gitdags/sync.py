@@ -125,6 +125,7 @@ class SourceSync:
         self.git = git
         self.name = config.name
         self.worker = worker  # the Airflow parse worker, for python = "airflow"
+        self.progress: Callable[[int, int], None] | None = None  # files checked, of how many
 
     # -- planning: reads only --------------------------------------------------------------------
     def plan(self, head: str) -> Plan:
@@ -207,7 +208,7 @@ class SourceSync:
     def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
-        found = check_all([(e, contents.get(e.path)) for e in entries], self.ctx)
+        found = check_all([(e, contents.get(e.path)) for e in entries], self.ctx, self.progress)
         for path in self.git.misnamed & set(found):
             found[path] = misnamed(path)
         return found

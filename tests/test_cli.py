@@ -462,3 +462,42 @@ def test_a_source_wide_action_asks_on_a_terminal(tmp_path: Path, repo: GitRepo) 
         stdin=subprocess.DEVNULL,
     )
     assert sure.returncode == 0 and "as of" in sure.stdout
+
+
+def test_a_long_first_sync_shows_progress_on_a_terminal(tmp_path: Path, repo: GitRepo) -> None:
+    import pty
+
+    repo.commit("many", {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}") for i in range(1500)})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    leader, follower = pty.openpty()
+    done = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    said = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        said += chunk
+    assert done.wait(timeout=60) == 0
+    os.close(leader)
+    text = said.decode(errors="replace")
+    assert "main: checked 1,500/1,500 files (" in text and "/s)" in text
+    assert "+1500 added" in text
+    quiet = subprocess.run(  # not a terminal (a script, a pipe): no progress lines
+        [sys.executable, "-m", "gitdags", "--config", str(config), "sync"],
+        capture_output=True,
+        text=True,
+    )
+    assert "checked" not in quiet.stderr

@@ -517,3 +517,22 @@ def test_log_lines_carry_journald_priorities_under_systemd(tmp_path: Path, monke
     lines = out.read_text().splitlines()
     assert [ln[:3] for ln in lines] == ["<4>", "<3>", "<6>"]
     logs.setup(0, "text")  # back to stderr for the other tests
+
+
+def test_a_long_first_sync_shows_progress_in_the_status_line(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    repo.commit("many", {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}") for i in range(1200)})
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    try:
+        d = start(source_toml("main", str(repo.path), "1h"), env={"NOTIFY_SOCKET": str(path)})
+        seen: list[str] = []
+        while not any(s.startswith("STATUS=synced main@") for s in seen):
+            seen.append(sock.recv(4096).decode())
+        assert "STATUS=main: checked 1,200/1,200 files" in seen, seen
+        assert d.stop()[0] == 0
+    finally:
+        sock.close()

@@ -308,6 +308,8 @@ class GitdagsApp(App[None]):
     ) -> None:
         def done(reason: str | None) -> None:
             if reason is not None:
+                if title == "Sync now":  # a fetch can take long: say it runs, the table stays
+                    self.notify("Fetching and checking; the table stays live.", title="Syncing")
                 self._execute(fn, args, {**kw, "reason": reason})
 
         self.push_screen(ConfirmAction(title, what), done)
