@@ -301,3 +301,27 @@ async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
                 assert "10000 of 10000 DAGs" in summary
     finally:
         engine.close()
+
+
+async def test_a_long_sync_now_never_blocks_the_table(world, tmp_path: Path, monkeypatch) -> None:
+    """A fetch of minutes used to hold the console's one connection: the table waited."""
+    engine, repo = world
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("GITDAGS_TEST_FAULTS", f"after-fetch=wait:{gate}")
+    repo.commit("more", {"zzz.yaml": dag_yaml("zzz")})
+    app = GitdagsApp(engine, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("S", *"now", "enter")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not Path(f"{gate}.reached").exists():  # the sync waits at the gate, mid-fetch
+            assert loop.time() < deadline
+            await pilot.pause(0.05)
+        dags = await asyncio.wait_for(
+            asyncio.to_thread(app.call_engine, engine.list_dags), timeout=10
+        )  # the table's connection answers while the sync is held
+        assert {d.dag_id for d in dags} == {"etl", "report", "sales_sync"}
+        gate.touch()
+        await eventually(pilot, lambda: "zzz" in table_keys(app))
+    monkeypatch.delenv("GITDAGS_TEST_FAULTS")

@@ -307,12 +307,31 @@ class GitdagsApp(App[None]):
         self, title: str, what: str, fn: Callable[..., ActionResult], *args: Any, **kw: Any
     ) -> None:
         def done(reason: str | None) -> None:
-            if reason is not None:
-                if title == "Sync now":  # a fetch can take long: say it runs, the table stays
-                    self.notify("Fetching and checking; the table stays live.", title="Syncing")
+            if reason is None:
+                return
+            if title == "Sync now":  # a fetch can take minutes: on a connection of its own
+                self.notify("Fetching and checking; the table stays live.", title="Syncing")
+                self._sync_apart(args[0] if args else None, reason)
+            else:
                 self._execute(fn, args, {**kw, "reason": reason})
 
         self.push_screen(ConfirmAction(title, what), done)
+
+    @work(thread=True, group="sync-now", exit_on_error=False)
+    def _sync_apart(self, source: str | None, reason: str) -> None:
+        """Sync now with an engine (a database connection) of its own, so that the table,
+        which shares the console's connection, never waits behind a fetch."""
+        from gitdags.engine import build_engine
+
+        engine = build_engine(self.engine.settings)
+        try:
+            result = engine.sync_now(source, reason=reason)
+        except Exception as exc:
+            self.post_message(ActionFailed(problem(self.engine.settings.database, exc)))
+            return
+        finally:
+            engine.close()
+        self.post_message(ActionFinished(result))
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _execute(self, fn: Callable[..., ActionResult], args: tuple, kwargs: dict) -> None:
