@@ -102,6 +102,8 @@ async def test_filter_open_graph_diff_and_rollback(world) -> None:
         assert "etl will serve v1" in str(app.screen.query_one("#dialog-what").render())
         await pilot.press(*"bad transform", "enter")
         await settle(pilot)
+        said = [n.message for n in app._notifications]
+        assert any("now serves v1" in m and "audit log (#" in m for m in said), said
     dag = engine.dag("etl")
     assert (dag.served_version, dag.pinned, dag.status) == (1, True, "pinned")
     (entry,) = engine.audit("etl")

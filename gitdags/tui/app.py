@@ -346,7 +346,13 @@ class GitdagsApp(App[None]):
             self.post_message(ActionFinished(result))
 
     def on_action_finished(self, message: ActionFinished) -> None:
-        self.notify(message.result.message, title=message.result.action)
+        result = message.result
+        entry = (
+            f" Recorded in the audit log (#{result.audit_id}, A shows it)."
+            if result.audit_id
+            else ""
+        )
+        self.notify(result.message + entry, title=result.action)
         self.poll()
 
     def on_action_failed(self, message: ActionFailed) -> None:
