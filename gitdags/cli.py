@@ -295,6 +295,16 @@ def status(
     interval: float = typer.Option(2.0, "--interval", help="Seconds between two --watch."),
 ) -> None:
     """For each source: the newest commit seen, the commit served, the last error."""
+    try:
+        sources = _status_rounds(as_json, output, watch, interval)
+    except KeyboardInterrupt:  # ctrl-c ends --watch, wherever it lands
+        return
+    if any(s.last_error for s in sources):  # like `systemctl status`: scripts can check it
+        raise typer.Exit(1)
+
+
+def _status_rounds(as_json: bool, output: str | None, watch: bool, interval: float) -> list[Any]:
+    """Show the status once, or again every `interval` seconds with `watch`."""
     while True:
         with engine(readonly=True) as eng:
             sources = eng.status()
@@ -306,14 +316,9 @@ def status(
         if not emitted(lambda: records, as_json, output):  # noqa: B023 (used at once)
             echo(render.status(sources))
         if not watch:
-            break
-        try:
-            sys.stdout.flush()
-            time.sleep(max(interval, 0.1))
-        except KeyboardInterrupt:
-            return
-    if any(s.last_error for s in sources):  # like `systemctl status`: scripts can check it
-        raise typer.Exit(1)
+            return sources
+        sys.stdout.flush()
+        time.sleep(max(interval, 0.1))
 
 
 def render_now() -> str:

@@ -62,7 +62,12 @@ SECTIONS: dict[str, dict[str, str]] = {
         "sync_timeout": "duration",
         "parsing_processes": "int",
     },
-    "publish": {"deploy_dir": "path", "keep": "int", "airflow_template": "path"},
+    "publish": {
+        "deploy_dir": "path",
+        "keep": "int",
+        "airflow_template": "path",
+        "git_repo": "path",
+    },
     "validation": {"max_file_size": "size"},
 }
 SOURCE_KEYS: dict[str, str] = {
@@ -167,6 +172,7 @@ class Settings:
     deploy_dir: Path | None = None
     keep: int = 5
     airflow_template: Path | None = None
+    git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()

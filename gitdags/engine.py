@@ -11,10 +11,12 @@ commit fetched and attempted, the commit served, consecutive failures and the la
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdags import faults
@@ -374,25 +376,35 @@ class Publisher:
     def __init__(self, settings: Settings, store: HistoryStore) -> None:
         from gitdags.hooks import HookRunner
         from gitdags.publish import DeployFolder
+        from gitdags.served_branch import ServedBranches
 
         self.store = store
         self.settings = settings
+        # the served branches are made from a deploy-folder generation: one of its own
+        # beside the database when no deploy_dir is configured
+        root = settings.deploy_dir or (
+            Path(f"{settings.database}.served-tree") if settings.git_repo else None
+        )
         self.folder = (
             DeployFolder(
-                settings.deploy_dir,
+                root,
                 settings.keep,
                 settings.airflow_template,
                 layout=self.deploy_path,
                 blobs=self.read_blobs,
             )
-            if settings.deploy_dir
+            if root
             else None
         )
+        self.branches = ServedBranches(settings.git_repo) if settings.git_repo else None
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         if self.folder is not None:
-            self.folder.publish(self.store)
+            generation = self.folder.publish(self.store)
+            if generation is not None and self.branches is not None:
+                manifest = json.loads((generation.path / "manifest.json").read_text())
+                self.branches.publish(generation.path, manifest, source, commit, changes)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
 
@@ -422,7 +434,7 @@ def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
     (for commands that only read) opens the database read-only and never creates it."""
     engine = SyncEngine(settings, readonly=readonly)
-    if not readonly and (settings.deploy_dir or settings.hooks):
+    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     return engine

@@ -197,7 +197,14 @@ class DeployFolder:
                 else:
                     target.write_text(self._content(dag, file, dag_files))
                     written += 1
-            entries.append({"dag_id": dag.dag_id, "version": dag.version, "files": dag_files})
+            entries.append(
+                {
+                    "dag_id": dag.dag_id,
+                    "source": dag.source,
+                    "version": dag.version,
+                    "files": dag_files,
+                }
+            )
         tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force)
         written, linked = written + tree_written, linked + tree_linked
         manifest = {

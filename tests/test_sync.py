@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from gitdags.config import SourceConfig
 from gitdags.engine import SyncEngine
@@ -295,41 +290,6 @@ def test_bare_remote_over_file_url(tmp_path: Path, repo: GitRepo, make_engine) -
     git(repo.path, "push", "--quiet", str(bare), "main")
     (result,) = engine.sync()
     assert [c.dag_id for c in result.changes] == ["b"] and not result.forced
-
-
-@pytest.fixture
-def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    base = tmp_path / "served"
-    base.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            f"--base-path={base}",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield base, port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_network_remote_served_by_git_daemon(

@@ -1,0 +1,91 @@
+"""The last good tree as git branches: served/all and served/<source>, one commit per change
+to what is served, never rewritten, readable over git daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from gitdags.config import SourceConfig
+from tests.conftest import GitRepo, dag_yaml, git
+
+CYCLE = dag_yaml("etl", "a", "b", deps={"a": ["b"], "b": ["a"]})
+
+
+def served_git(repo: Path, *args: str) -> str:
+    return git(repo.parent, f"--git-dir={repo}", *args)
+
+
+def tree_of(repo: Path, branch: str) -> dict[str, str]:
+    out = served_git(repo, "ls-tree", "-r", branch)
+    return {line.split("\t")[1]: line.split()[2] for line in out.splitlines()}
+
+
+def test_served_branches_follow_what_is_served(
+    tmp_path: Path, repo: GitRepo, make_engine, git_daemon
+) -> None:
+    base, port = git_daemon
+    branches = base / "served.git"
+    first = repo.commit("one", {"etl.yaml": dag_yaml("etl"), "report.yaml": dag_yaml("report")})
+    deploy = tmp_path / "deploy"
+    engine = make_engine(SourceConfig("main", str(repo.path)), deploy_dir=deploy, git_repo=branches)
+    engine.sync()
+    current = (deploy / "current").resolve()
+    files = sorted(str(p.relative_to(current)) for p in current.rglob("*") if p.is_file())
+    files.remove("manifest.json")
+    assert sorted(tree_of(branches, "served/all")) == files == ["etl.json", "report.json"]
+    assert tree_of(branches, "served/main") == tree_of(branches, "served/all")
+    one = served_git(branches, "rev-parse", "served/all")
+    assert f"Source-Commit: {first}" in served_git(branches, "log", "-1", "--format=%B", one)
+
+    second = repo.commit(
+        "break etl, change report", {"etl.yaml": CYCLE, "report.yaml": dag_yaml("report", "x", "y")}
+    )
+    engine.sync()
+    two = served_git(branches, "rev-parse", "served/all")
+    message = served_git(branches, "log", "-1", "--format=%B", two)
+    assert "report changed v2" in message.splitlines()[0]
+    assert "Held back" in message and "etl v2" in message
+    assert f"Source-Commit: {second}" in message
+    etl_blob = tree_of(branches, "served/all")["etl.json"]
+    assert etl_blob == tree_of(branches, f"{one}")["etl.json"]  # the last good etl stays
+
+    engine.rollback("report", to="1", reason="bad x")
+    three = served_git(branches, "rev-parse", "served/all")
+    assert served_git(branches, "rev-list", "--count", three) == "3"  # a new commit...
+    assert served_git(branches, "merge-base", "--is-ancestor", two, three) == ""  # ...on top
+    report = json.loads(served_git(branches, "show", f"{three}:report.json"))
+    assert report["version"] == 1  # served at v1 again, by a new commit
+
+    clone = tmp_path / "scheduler"
+    subprocess.run(
+        [
+            "git",
+            "clone",
+            "--quiet",
+            "--branch",
+            "served/all",
+            f"git://127.0.0.1:{port}/served.git",
+            str(clone),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(p.name for p in clone.iterdir() if p.name != ".git") == [
+        "etl.json",
+        "report.json",
+    ]
+
+
+def test_a_served_branch_needs_no_deploy_folder(tmp_path: Path, repo: GitRepo, make_engine) -> None:
+    repo.commit("one", {"etl.yaml": dag_yaml("etl")})
+    branches = tmp_path / "served.git"
+    engine = make_engine(SourceConfig("main", str(repo.path)), git_repo=branches)
+    engine.sync()
+    assert list(tree_of(branches, "served/all")) == ["etl.json"]
+    repo.commit("same content again", {"other.txt": "not counted"})
+    engine.sync()
+    assert (
+        served_git(branches, "rev-list", "--count", "served/all") == "1"
+    )  # nothing served changed
