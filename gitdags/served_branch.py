@@ -8,9 +8,10 @@ whose files changed; each commit's tree is exactly that part of `current/` (its 
 `Source-Commit:` trailers naming the upstream commits. Rollback, pin and pause are new
 commits like any other change.
 
-Cheap at 10,000 files: each branch keeps its own index; a file hard-linked from the previous
-generation (the deploy folder links what did not change) keeps its blob id, so only changed
-files are hashed, and `git write-tree` reuses the unchanged subtrees.
+Cheap at 10,000 files: each branch keeps its own index and a record of what identifies each
+file's content (a DAG's id and version, a tree file's blob: the deploy manifest says it), so
+only changed files are hashed, and `git write-tree` reuses the unchanged subtrees; with one
+source, its branch has the tree of served/all.
 """
 
 from __future__ import annotations
@@ -68,67 +69,72 @@ class ServedBranches:
         changes = list(changes)
         commits = {source: commit or ""}  # the upstream commit this change came from
         made = {}
-        everything = {p: s for by in files.values() for p, s in by.items()}
+        everything = {p: k for by in files.values() for p, k in by.items()}
+        trees: dict[str, str] = {}
         for branch, paths in [("all", everything), *((s, f) for s, f in sorted(files.items()))]:
-            commit = self._commit(
-                branch, generation, paths, _message(branch, source, changes, commits)
-            )
+            same = paths == everything and "all" in trees  # one source: the same tree
+            tree = trees["all"] if same else self._tree(branch, generation, paths)
+            trees[branch] = tree
+            commit = self._commit(branch, tree, _message(branch, source, changes, commits))
             if commit:
                 made[f"served/{branch}"] = commit
         return made
 
-    def _commit(self, branch: str, generation: Path, paths: dict[str, str], message: str) -> str:
-        ref = f"refs/heads/served/{branch}"
+    def _tree(self, branch: str, generation: Path, paths: dict[str, str]) -> str:
+        """The tree of `paths` (path -> what identifies its content: a DAG's id and version,
+        a file's blob), from the branch's own index: only what changed is hashed."""
         index = self.repo / "gitdags" / f"{branch}.index"
         state_file = self.repo / "gitdags" / f"{branch}.files.json"
         index.parent.mkdir(parents=True, exist_ok=True)
         try:
-            known: dict[str, list[Any]] = json.loads(state_file.read_text())
+            known: dict[str, list[str]] = json.loads(state_file.read_text())
         except (OSError, ValueError):
             known = {}
             index.unlink(missing_ok=True)  # no record of it: build the index anew
-        now: dict[str, list[Any]] = {}
+        now: dict[str, list[str]] = {}
         todo = []
-        for path in sorted(paths):
-            stat = (generation / path).stat()
-            mark = [stat.st_ino, stat.st_size]
+        for path, key in paths.items():
             before = known.get(path)
-            if before and before[:2] == mark:  # hard-linked from the last generation
+            if before is not None and before[0] == key:
                 now[path] = before
             else:
                 todo.append(path)
-                now[path] = mark
         if todo:  # only what changed is hashed
             listed = "".join(f"{generation / p}\n" for p in todo)
             hashed = self._git("hash-object", "-w", "--stdin-paths", stdin=listed).split()
             for path, sha in zip(todo, hashed, strict=True):
-                now[path] = [*now[path], sha]
-        lines = [f"100644 {now[p][2]}\t{p}\n" for p in todo]
+                now[path] = [paths[path], sha]
+        lines = [f"100644 {now[p][1]}\t{p}\n" for p in todo]
         lines += [f"0 {ZERO}\t{p}\n" for p in known if p not in now]
         if lines:
             info = "".join(lines)
             self._git("update-index", "--add", "--remove", "--index-info", stdin=info, index=index)
-        tree = self._git("write-tree", index=index).strip()
+            state_file.write_text(json.dumps(now, separators=(",", ":")))
+        return self._git("write-tree", index=index).strip()
+
+    def _commit(self, branch: str, tree: str, message: str) -> str:
+        """A commit of `tree` on served/<branch>, unless its tree is that already."""
+        ref = f"refs/heads/served/{branch}"
         parent = self._git("for-each-ref", "--format=%(objectname) %(tree)", ref).split()
         if parent and parent[1] == tree:
-            state_file.write_text(json.dumps(now))
             return ""  # nothing of this branch changed
         args = ["commit-tree", tree, "-F", "-"] + (["-p", parent[0]] if parent else [])
         commit = self._git(*args, stdin=message).strip()
         self._git("update-ref", ref, commit, parent[0] if parent else ZERO)
-        state_file.write_text(json.dumps(now))
         return commit
 
 
 def _files_by_source(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """source -> {path in current/: source} of every file a generation serves."""
+    """source -> {path in current/: what identifies its content} of every file a generation
+    serves: a DAG's files by its id and version, a tree file by its blob."""
     found: dict[str, dict[str, str]] = {}
     for entry in manifest.get("dags", []):
         source = entry.get("source") or "all"
+        key = f"{entry['dag_id']}@{entry.get('version')}"
         for path in entry.get("files", []):
-            found.setdefault(source, {})[path] = source
+            found.setdefault(source, {})[path] = key
     for entry in manifest.get("tree", []):
-        found.setdefault(entry["source"], {})[entry["path"]] = entry["source"]
+        found.setdefault(entry["source"], {})[entry["path"]] = entry["blob"]
     return found
 
 
