@@ -25,6 +25,7 @@ PACKAGES = [
     "apache-airflow-providers-cncf-kubernetes",
     "apache-airflow-providers-amazon",
     "dag-factory>=1.0,<2",  # the dag-factory kind: served DAGs are built by it
+    "apache-airflow-providers-git",  # GitDagBundle, reading the served branches
 ]
 
 

@@ -89,3 +89,63 @@ def test_a_served_branch_needs_no_deploy_folder(tmp_path: Path, repo: GitRepo, m
     assert (
         served_git(branches, "rev-list", "--count", "served/all") == "1"
     )  # nothing served changed
+
+
+BUNDLE = """
+import json, logging, sys
+logging.disable(logging.WARNING)
+from airflow.providers.git.bundles.git import GitDagBundle
+from airflow.dag_processing.dagbag import DagBag
+bundle = GitDagBundle(name="gitdags", tracking_ref="served/all", repo_url=sys.argv[1])
+bundle.initialize()
+sys.path.insert(0, str(bundle.path))  # as Airflow's dag processor does for a bundle
+bag = DagBag(dag_folder=str(bundle.path), bundle_path=bundle.path)
+print(json.dumps({"version": str(bundle.get_current_version()), "dags": sorted(bag.dags),
+                  "errors": {str(k): str(v)[-300:] for k, v in bag.import_errors.items()}}))
+"""
+
+
+def test_airflow_3_reads_the_served_branch_as_a_git_dag_bundle(
+    tmp_path: Path, make_engine, git_daemon
+) -> None:
+    from tests.test_airflow import airflow_python
+
+    python = airflow_python()
+    base, port = git_daemon
+    repo = GitRepo(tmp_path / "upstream")
+    repo.copy_sample()
+    repo.commit("sample")
+    include = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml", "**/*.py")
+    engine = make_engine(
+        SourceConfig("sample", str(repo.path), subdir="dags", include=include),
+        git_repo=base / "served.git",
+        airflow_template=Path("builtin"),
+    )
+    engine.sync()
+    served = {d.dag_id for d in engine.served()}
+
+    def load() -> dict[str, object]:
+        done = subprocess.run(
+            [str(python), "-c", BUNDLE, f"git://127.0.0.1:{port}/served.git"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(tmp_path / "bundles"),
+                "GITDAGS_STATE_DATABASE": str(engine.settings.database),
+                "DO_NOT_TRACK": "1",
+            },
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    before = load()
+    assert before["errors"] == {} and set(before["dags"]) == served  # type: ignore[arg-type]
+    repo.write("dags/airflow/nightly_backup.py", "from airflow.sdk import DAG\nDAG(dag_id='x'\n")
+    repo.commit("break a DAG file")
+    engine.sync()
+    after = load()
+    assert after["errors"] == {}  # the broken file is held back: its last good one is served
+    assert set(after["dags"]) == served  # type: ignore[arg-type]
