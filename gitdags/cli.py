@@ -576,6 +576,43 @@ def publish(as_json: bool = JsonOpt) -> None:
 
 
 @command()
+def pull(
+    url: str = typer.Argument(..., help="s3://BUCKET/PREFIX, as [publish.s3] writes it."),
+    into: Path = typer.Option(..., "--into", help="The local folder: DIR/current is served."),
+    source: str | None = typer.Option(None, "--source", "-s", help="The source to follow."),
+    interval: str = typer.Option("30s", "--interval", help="How often to look."),
+    once: bool = typer.Option(False, "--once", help="Pull once and exit (1 on failure)."),
+    keep: int = typer.Option(5, "--keep", help="Local generations kept."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The scheduler side: follow the S3 pointer into DIR/current, atomically, verified."""
+    from gitdags.s3 import Puller, PullResult, pull_loop
+    from gitdags.spec import parse_duration
+
+    seconds = parse_duration(interval)
+    if seconds is None:
+        raise UsageError(f"--interval {interval!r} is not a duration; use 30s, 5m, 1h.")
+    puller = Puller(url, into, source=source, keep=keep)
+
+    def report(result: PullResult) -> None:
+        if as_json:
+            echo(json.dumps(result.to_dict()))
+        elif result.error:
+            echo(f"error: {result.error}", err=True)
+        elif result.downloaded or result.linked:
+            echo(
+                f"{into}/current is {result.generation}: {result.downloaded} downloaded, "
+                f"{result.linked} kept ({result.requests} requests)."
+            )
+
+    try:
+        code = pull_loop(puller, seconds, once, report)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@command()
 def tui() -> None:
     """The operator console (Textual): DAGs, history, diffs, actions; live."""
     from gitdags.tui.app import run

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gitdags.errors import ConfigError
@@ -48,6 +48,9 @@ dag_id_pattern = ""             # a regex every DAG id must match ("" = any)
 python = "static"               # Airflow .py files: "static" or "airflow" (needs airflow_python)
 forbidden_imports = []          # modules DAG files must not import, e.g. ["mycompany.jobs"]
 """
+
+if TYPE_CHECKING:
+    from gitdags.s3 import S3Settings
 
 
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
@@ -173,6 +176,7 @@ class Settings:
     keep: int = 5
     airflow_template: Path | None = None
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
+    s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()
@@ -272,10 +276,28 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
             if not isinstance(table, dict):
                 raise ConfigError(f"[{section}] in {where} must be a table.")
             for key in table:
+                if section == "publish" and key == "s3":
+                    _check_s3(table[key], where)
+                    continue
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
                     )
+
+
+S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}
+
+
+def _check_s3(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.s3] in {where} must be a table.")
+    for key in body:
+        if key not in S3_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.s3] of {where}" + _suggest(key, list(S3_KEYS))
+            )
+    if not body.get("bucket"):
+        raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -359,6 +381,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
     values: dict[str, Any] = {}
     for section, keys in SECTIONS.items():
         for key, value in raw.get(section, {}).items():
+            if section == "publish" and key == "s3":
+                from gitdags.s3 import S3Settings
+
+                values["s3"] = S3Settings(
+                    **{
+                        k: _convert(S3_KEYS[k], v, f"[publish.s3] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
             values[key] = _convert(keys[key], value, f"[{section}] {key}", base)
     values["database"] = values.get("database") or base / "gitdags.db"
     if "log_format" in values and values["log_format"] not in ("text", "json"):

@@ -383,7 +383,7 @@ class Publisher:
         # the served branches are made from a deploy-folder generation: one of its own
         # beside the database when no deploy_dir is configured
         root = settings.deploy_dir or (
-            Path(f"{settings.database}.served-tree") if settings.git_repo else None
+            Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
         )
         self.folder = (
             DeployFolder(
@@ -397,14 +397,22 @@ class Publisher:
             else None
         )
         self.branches = ServedBranches(settings.git_repo) if settings.git_repo else None
+        self.s3 = None
+        if settings.s3 is not None:
+            from gitdags.s3 import S3Target
+
+            self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         if self.folder is not None:
             generation = self.folder.publish(self.store)
-            if generation is not None and self.branches is not None:
+            if generation is not None and (self.branches or self.s3):
                 manifest = json.loads((generation.path / "manifest.json").read_text())
-                self.branches.publish(generation.path, manifest, source, commit, changes)
+                if self.branches is not None:
+                    self.branches.publish(generation.path, manifest, source, commit, changes)
+                if self.s3 is not None:
+                    self.s3.publish(generation.path, manifest, commit)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
 
@@ -434,7 +442,7 @@ def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
     (for commands that only read) opens the database read-only and never creates it."""
     engine = SyncEngine(settings, readonly=readonly)
-    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo):
+    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo or settings.s3):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     return engine

@@ -1,0 +1,368 @@
+"""The served set in S3-compatible storage (`[publish.s3]`), and `gitdags pull`, its reader.
+
+Layout, per source under `<prefix>/<source>/` (a source writes only under its own prefix):
+
+    objects/<sha256>                 each served file's bytes, content-addressed, written once
+    generations/<name>.json          a manifest: {"name", "created_at", "files": {path:
+                                     {"sha256", "size"}}, "commit"}
+    current.json                     the pointer: {"generation", "manifest", "sha256"}, written
+                                     last, conditionally (If-Match on the ETag it replaces)
+
+A reader that follows the pointer only ever finds a manifest whose objects are all there: the
+objects, then the manifest, then the pointer are written, in that order. Rollback in gitdags
+is a new generation like any other change. Uploads run in parallel, with boto3's retries, and
+only for objects not already in the bucket. Credentials come only from boto3's standard chain
+(environment, profile, instance role): gitdags never logs or stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitdags.errors import GitdagsError
+
+log = logging.getLogger(__name__)
+POINTER = "current.json"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    keep: int = 5
+
+
+def client(settings: S3Settings) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise GitdagsError(
+            "S3 publishing needs boto3; install it: pip install 'gitdags[s3]'."
+        ) from exc
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or None,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16),
+    )
+
+
+def _explain(exc: Exception, bucket: str) -> GitdagsError:
+    """One sentence for what S3 said (no credentials in it: boto3 never puts them there)."""
+    code = ""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+    if code in ("NoSuchBucket", "404"):
+        return GitdagsError(
+            f"The S3 bucket {bucket!r} does not exist; create it or fix [publish.s3] bucket."
+        )
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+        return GitdagsError(
+            f"S3 refused the credentials for bucket {bucket!r} ({code}); check the "
+            "environment, profile or instance role boto3 uses."
+        )
+    if code == "PreconditionFailed":
+        return GitdagsError(
+            f"Another publisher moved the pointer in bucket {bucket!r} meanwhile; the next "
+            "publish tries again."
+        )
+    name = type(exc).__name__
+    return GitdagsError(f"S3 at bucket {bucket!r} failed ({name}: {str(exc)[:200]}).")
+
+
+class S3Target:
+    """Publishes deploy-folder generations to S3, one prefix per source."""
+
+    def __init__(self, settings: S3Settings, state: Path | None = None) -> None:
+        self.settings = settings
+        self.s3 = client(settings)
+        self.requests = 0  # S3 requests made (the benchmark counts them)
+        # what this publisher last wrote, per source (pointer ETag, files, generations), so
+        # that a change costs its new objects + manifest + pointer, not a listing
+        self.state = state
+        try:
+            self.known: dict[str, Any] = json.loads(state.read_text()) if state else {}
+        except (OSError, ValueError):
+            self.known = {}
+
+    def _remember(self) -> None:
+        if self.state is not None:
+            temp = self.state.with_name(self.state.name + ".tmp")
+            temp.write_text(json.dumps(self.known))
+            os.replace(temp, self.state)
+
+    def _key(self, source: str, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.settings.prefix, source, *parts) if p)
+
+    def publish(self, generation: Path, manifest: dict[str, Any], commit: str | None) -> None:
+        by_source: dict[str, dict[str, str]] = {}
+        for entry in manifest.get("dags", []):
+            for path in entry.get("files", []):
+                by_source.setdefault(entry.get("source") or "all", {})[path] = path
+        for entry in manifest.get("tree", []):
+            by_source.setdefault(entry["source"], {})[entry["path"]] = entry["path"]
+        try:
+            for source, paths in sorted(by_source.items()):
+                self._publish_source(source, generation, manifest["name"], sorted(paths), commit)
+        except GitdagsError:
+            raise
+        except Exception as exc:  # botocore's errors: one sentence
+            raise _explain(exc, self.settings.bucket) from exc
+
+    def _publish_source(
+        self, source: str, generation: Path, name: str, paths: list[str], commit: str | None
+    ) -> None:
+        bucket = self.settings.bucket
+        files = {}
+        for path in paths:
+            data = (generation / path).read_bytes()
+            files[path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        mine = self.known.get(source)
+        if mine is None:  # first publish from here: read what the bucket holds
+            pointer, etag = self._pointer(source)
+            old = self._manifest(source, pointer) if pointer else {}
+            mine = {"etag": etag, "files": old.get("files", {}), "generations": []}
+        if mine["files"] == files:
+            return  # this source's part did not change
+        known = {f["sha256"] for f in mine["files"].values()}
+        wanted = {f["sha256"]: p for p, f in files.items() if f["sha256"] not in known}
+        fresh = self.known.get(source) is None  # the bucket may hold objects we never wrote
+        missing = [
+            sha for sha in wanted if not (fresh and self._exists(self._key(source, "objects", sha)))
+        ]
+
+        def upload(sha: str) -> None:
+            body = (generation / wanted[sha]).read_bytes()
+            self.s3.put_object(Bucket=bucket, Key=self._key(source, "objects", sha), Body=body)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(upload, missing))
+        self.requests += len(missing)
+        record = {"name": name, "created_at": _now(), "commit": commit, "files": files}
+        body = json.dumps(record, sort_keys=True).encode()
+        manifest_key = self._key(source, "generations", f"{name}.json")
+        self.s3.put_object(Bucket=bucket, Key=manifest_key, Body=body)
+        point = json.dumps(
+            {
+                "generation": name,
+                "manifest": manifest_key,
+                "sha256": hashlib.sha256(body).hexdigest(),
+            }
+        ).encode()
+        extra = {"IfMatch": mine["etag"]} if mine.get("etag") else {"IfNoneMatch": "*"}
+        try:
+            put = self.s3.put_object(
+                Bucket=bucket, Key=self._key(source, POINTER), Body=point, **extra
+            )
+        except Exception:
+            self.known.pop(source, None)  # someone else moved it: read it again next time
+            self._remember()
+            raise
+        self.requests += 2
+        generations = [*mine.get("generations", []), manifest_key]
+        keep = max(self.settings.keep, 1)
+        for old_key in generations[:-keep]:  # the older manifests (objects stay: shared)
+            self.s3.delete_object(Bucket=bucket, Key=old_key)
+            self.requests += 1
+        self.known[source] = {
+            "etag": put.get("ETag"),
+            "files": files,
+            "generations": generations[-keep:],
+        }
+        self._remember()
+
+    def _exists(self, key: str) -> bool:
+        self.requests += 1
+        try:
+            self.s3.head_object(Bucket=self.settings.bucket, Key=key)
+            return True
+        except Exception as exc:
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def _pointer(self, source: str) -> tuple[dict[str, Any] | None, str | None]:
+        self.requests += 1
+        try:
+            got = self.s3.get_object(Bucket=self.settings.bucket, Key=self._key(source, POINTER))
+        except Exception as exc:
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        return json.loads(got["Body"].read()), got.get("ETag")
+
+    def _manifest(self, source: str, pointer: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        try:
+            got = self.s3.get_object(Bucket=self.settings.bucket, Key=pointer["manifest"])
+            return json.loads(got["Body"].read())
+        except Exception:
+            return {}
+
+
+def _now() -> str:
+    from gitdags.store import now
+
+    return now()
+
+
+# -- the reader -------------------------------------------------------------------------------
+@dataclass
+class PullResult:
+    generation: str | None
+    downloaded: int
+    linked: int
+    requests: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class Puller:
+    """Follows a source's pointer into a local folder: DIR/current -> DIR/.generations/<name>."""
+
+    def __init__(self, url: str, into: Path, source: str | None = None, keep: int = 5) -> None:
+        if not url.startswith("s3://"):
+            raise GitdagsError(f"{url!r} is not an s3:// URL; give s3://BUCKET/PREFIX.")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        self.settings = S3Settings(
+            bucket=bucket,
+            prefix=prefix.strip("/"),
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL", ""),
+        )
+        self.s3 = client(self.settings)
+        self.into = into
+        self.source = source
+        self.keep = keep
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.settings.prefix, *parts) if p)
+
+    def _source(self) -> str:
+        if self.source:
+            return self.source
+        listed = self.s3.list_objects_v2(
+            Bucket=self.settings.bucket,
+            Prefix=self._key() + "/" if self.settings.prefix else "",
+            Delimiter="/",
+        )
+        names = [
+            p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in listed.get("CommonPrefixes", [])
+        ]
+        if len(names) != 1:
+            raise GitdagsError(
+                f"s3://{self.settings.bucket}/{self.settings.prefix} holds {len(names)} sources "
+                f"({', '.join(names) or 'none'}); name one with --source."
+            )
+        return names[0]
+
+    def pull(self) -> PullResult:
+        try:
+            return self._pull()
+        except GitdagsError as exc:
+            return PullResult(None, 0, 0, 0, str(exc))
+        except Exception as exc:
+            return PullResult(None, 0, 0, 0, str(_explain(exc, self.settings.bucket)))
+
+    def _pull(self) -> PullResult:
+        bucket = self.settings.bucket
+        source = self._source()
+        requests = 1
+        pointer = json.loads(
+            self.s3.get_object(Bucket=bucket, Key=self._key(source, POINTER))["Body"].read()
+        )
+        name = pointer["generation"]
+        gens = self.into / ".generations"
+        current = self.into / "current"
+        if current.is_symlink() and current.resolve().name == name:
+            return PullResult(name, 0, 0, requests)  # already there
+        try:
+            raw = self.s3.get_object(Bucket=bucket, Key=pointer["manifest"])["Body"].read()
+        except Exception as exc:
+            raise GitdagsError(
+                f"The pointer names manifest {pointer['manifest']!r}, which cannot be read "
+                f"({type(exc).__name__}); the local copy stays as it was."
+            ) from exc
+        requests += 1
+        if hashlib.sha256(raw).hexdigest() != pointer.get("sha256"):
+            raise GitdagsError(
+                "The manifest does not match its pointer's checksum; the local copy stays "
+                "as it was."
+            )
+        files: dict[str, dict[str, Any]] = json.loads(raw)["files"]
+        previous = current.resolve() if current.is_symlink() else None
+        have: dict[str, Path] = {}
+        if previous is not None:
+            for path in files:
+                local = previous / path
+                if local.is_file():
+                    have.setdefault(hashlib.sha256(local.read_bytes()).hexdigest(), local)
+        staging = gens / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        downloaded = linked = 0
+        try:
+            for path, meta in sorted(files.items()):
+                target = staging / path
+                if not target.resolve().is_relative_to(staging.resolve()):
+                    raise GitdagsError(f"The manifest names {path!r}, outside the folder; refused.")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                sha = meta["sha256"]
+                if sha in have:
+                    os.link(have[sha], target)
+                    linked += 1
+                    continue
+                body = self.s3.get_object(Bucket=bucket, Key=self._key(source, "objects", sha))[
+                    "Body"
+                ].read()
+                requests += 1
+                if hashlib.sha256(body).hexdigest() != sha or len(body) != meta["size"]:
+                    raise GitdagsError(
+                        f"Object {sha[:12]} for {path} does not match its checksum; the local "
+                        "copy stays as it was."
+                    )
+                target.write_bytes(body)
+                downloaded += 1
+            final = gens / name
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        link = self.into / f".current.tmp-{os.getpid()}"
+        link.unlink(missing_ok=True)
+        os.symlink(Path(".generations") / name, link)
+        os.replace(link, current)  # one rename: a reader sees the old tree or the new one
+        for old in sorted(p for p in gens.iterdir() if not p.name.startswith("."))[: -self.keep]:
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        return PullResult(name, downloaded, linked, requests)
+
+
+def pull_loop(puller: Puller, interval: float, once: bool, report: Any) -> int:
+    """`gitdags pull`: pull, report, wait (longer after failures), again; 1 if --once failed."""
+    failures = 0
+    while True:
+        result = puller.pull()
+        report(result)
+        failures = failures + 1 if result.error else 0
+        if once:
+            return 1 if result.error else 0
+        time.sleep(min(interval * (2 ** min(failures, 5)), 300) if failures else interval)
