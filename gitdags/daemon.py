@@ -144,7 +144,7 @@ class Daemon:
         self._attempted: set[str] = set()
         self._added: set[str] = set()  # sources a reload added: not yet in readiness
         self._reader: HistoryStore | None = None
-        self.metrics = DaemonMetrics(self.records, self.dag_counts)
+        self.metrics = DaemonMetrics(self.records, self.dag_counts, self.publishes)
         self.attachments: list[Callable[[object], None]] = []
         self.started = time.time()
         self.watcher: RefWatcher | None = None
@@ -167,6 +167,9 @@ class Daemon:
 
     def dag_counts(self) -> dict[str, dict[str, int]]:
         return self._read(lambda store: store.dag_counts(), {})
+
+    def publishes(self) -> dict[str, dict[str, object]]:
+        return self._read(lambda store: store.publish_targets(), {})
 
     def attempted(self) -> set[str]:
         with self.lock:

@@ -10,6 +10,7 @@ commit fetched and attempted, the commit served, consecutive failures and the la
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
@@ -333,6 +334,7 @@ class SyncEngine:
         counts = self.store.dag_counts()
         file_errors = self.store.file_error_counts()
         hooks = self.store.hooks()
+        published = self.store.publish_targets()
         configured = {s.name: s for s in self.settings.sources}
         names = [*configured, *(n for n in records if n not in configured)]
         out = []
@@ -355,6 +357,7 @@ class SyncEngine:
                     failures=r.failures,
                     last_attempt_at=r.last_attempt_at,
                     file_errors=file_errors.get(name, 0),
+                    publish=published,
                 )
             )
         return out
@@ -405,16 +408,58 @@ class Publisher:
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
-        if self.folder is not None:
-            generation = self.folder.publish(self.store)
-            if generation is not None and (self.branches or self.s3):
-                manifest = json.loads((generation.path / "manifest.json").read_text())
-                if self.branches is not None:
-                    self.branches.publish(generation.path, manifest, source, commit, changes)
-                if self.s3 is not None:
-                    self.s3.publish(generation.path, manifest, commit)
+        folder, branches, s3 = self.folder, self.branches, self.s3
+        failed: list[Exception] = []
+        if folder is not None:
+            generation = self._target(
+                "deploy folder", commit, failed, lambda: folder.publish(self.store)
+            )
+            if generation is not None and not failed and (branches or s3):
+                path, name = generation.path, generation.name
+                manifest = json.loads((path / "manifest.json").read_text())
+                if branches is not None:
+                    self._target(
+                        "served branch",
+                        commit,
+                        failed,
+                        lambda: branches.publish(path, manifest, source, commit, changes),
+                        name,
+                    )
+                if s3 is not None:
+                    self._target(
+                        "s3", commit, failed, lambda: s3.publish(path, manifest, commit), name
+                    )
         if self.hooks is not None:
             self.hooks(source, commit, changes)
+        if failed:
+            raise failed[0]
+
+    def _target(
+        self,
+        name: str,
+        commit: str | None,
+        failed: list[Exception],
+        publish: Callable[[], Any],
+        generation: str = "",
+    ) -> Any:
+        """Publish to one target and record how it went (`status` and /metrics show it); a
+        failure is kept in `failed`, so that the other targets still get their turn."""
+        from gitdags.store import now
+
+        try:
+            result = publish()
+        except Exception as exc:
+            failed.append(exc)
+            record: dict[str, Any] = {"error": str(exc), "at": now()}
+            result = None
+        else:
+            if name == "deploy folder" and result is None:
+                return None  # nothing changed: the record stays as it was
+            made = getattr(result, "name", generation)
+            record = {"generation": made, "commit": commit, "error": None, "at": now()}
+        with contextlib.suppress(GitdagsError), self.store.transaction():
+            self.store.set_meta(f"publish:{name}", json.dumps(record))
+        return result
 
     def close(self) -> None:
         if self.hooks is not None:

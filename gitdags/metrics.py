@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -25,9 +26,11 @@ class _StateCollector(Collector):
         self,
         records: Callable[[], dict[str, SourceRecord]],
         counts: Callable[[], dict[str, dict[str, int]]],
+        publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.records = records
         self.counts = counts
+        self.publishes = publishes
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         records = self.records()
@@ -57,7 +60,16 @@ class _StateCollector(Collector):
         for source, by_status in sorted(self.counts().items()):
             for status, n in sorted(by_status.items()):
                 dags.add_metric([source, status], n)
-        yield from (age, failures, served, dags)
+        published = GaugeMetricFamily(
+            "gitdags_publish_ok",
+            "1 when the publish target's last publish worked, 0 when it failed.",
+            labels=["target", "generation"],
+        )
+        for target, last in sorted((self.publishes() if self.publishes else {}).items()):
+            published.add_metric(
+                [target, str(last.get("generation") or "")], 0 if last.get("error") else 1
+            )
+        yield from (age, failures, served, dags, published)
 
 
 class DaemonMetrics:
@@ -65,6 +77,7 @@ class DaemonMetrics:
         self,
         records: Callable[[], dict[str, SourceRecord]],
         counts: Callable[[], dict[str, dict[str, int]]],
+        publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.syncs = Counter(
@@ -80,7 +93,7 @@ class DaemonMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(records, counts))
+        self.registry.register(_StateCollector(records, counts, publishes))
 
     def observe(self, source: str, outcome: str, seconds: float) -> None:
         self.syncs.labels(source, outcome).inc()

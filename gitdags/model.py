@@ -503,6 +503,7 @@ class SourceStatus:
     failures: int = 0
     last_attempt_at: str | None = None
     file_errors: int = 0  # files that are not DAG definitions or cannot be read
+    publish: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> its last
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -520,6 +521,7 @@ class SourceStatus:
             "file_errors": self.file_errors,
             "counts": dict(self.counts),
             "hooks": [h.to_dict() for h in self.hooks],
+            "publish": self.publish,
             "time": self.last_sync_at,
             "commit": self.pinned_commit or self.served_commit,
         }

@@ -178,6 +178,18 @@ def status(sources: list[SourceStatus]) -> str:
             )
             lines.append(f"  {h.name}: {state}")
         blocks.append("\n".join(lines))
+    targets = sources[0].publish if sources else {}
+    if targets:
+        lines = ["published"]
+        for name, t in sorted(targets.items()):
+            state = (
+                f"FAILING since {when(t.get('at'))}: {t['error']}"
+                if t.get("error")
+                else f"{t.get('generation') or '-'} (commit {short(t.get('commit'))}) at "
+                f"{when(t.get('at'))}"
+            )
+            lines.append(f"  {name}: {state}")
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No sources configured."
 
 

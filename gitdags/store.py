@@ -392,6 +392,11 @@ class HistoryStore:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
 
+    def publish_targets(self) -> dict[str, dict[str, Any]]:
+        """target -> what it last published (generation, commit, at) or its error."""
+        rows = self._tuples("SELECT key, value FROM meta WHERE key LIKE 'publish:%' ORDER BY key")
+        return {k[len("publish:") :]: json.loads(v) for k, v in rows}
+
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "

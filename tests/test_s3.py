@@ -158,3 +158,31 @@ def test_s3_failures_are_one_sentence(
         timeout=120,
     )
     assert done.returncode == 1 and done.stderr.startswith("error: ")  # no pointer there yet
+
+
+def test_status_and_metrics_show_each_publish_target(
+    tmp_path: Path, repo: GitRepo, make_engine, s3_server: str
+) -> None:
+    from prometheus_client import generate_latest
+
+    from gitdags.metrics import DaemonMetrics
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    s3 = S3Settings(bucket="dags", endpoint_url=s3_server)
+    engine = make_engine(
+        SourceConfig("main", str(repo.path)),
+        deploy_dir=tmp_path / "d",
+        git_repo=tmp_path / "served.git",
+        s3=s3,
+    )
+    engine.sync()
+    (status,) = engine.status()
+    assert set(status.publish) == {"deploy folder", "served branch", "s3"}
+    assert all(t["error"] is None and t["generation"] for t in status.publish.values())
+    from gitdags import render
+
+    text = render.status([status])
+    assert "published\n  deploy folder: g000001" in text and "  s3: g000001" in text
+    metrics = DaemonMetrics(lambda: {}, lambda: {}, engine.store.publish_targets)
+    exposed = generate_latest(metrics.registry).decode()
+    assert 'gitdags_publish_ok{generation="' in exposed and 'target="s3"} 1.0' in exposed
