@@ -221,13 +221,11 @@ class SyncEngine:
         if not dry_run and result.changes:
             problem = self._notify(config.name, result.to_commit, result.changes, queued=True)
         elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
-            folder = self.publisher.folder
-            if folder.behind(self.store):  # a sync or action killed before it published
-                try:
-                    folder.publish(self.store)
-                except Exception as exc:
-                    problem = self._publish_problem(exc)
-                    log.error("%s", problem)
+            try:  # a sync or action killed before it published: bring every target up
+                self.publisher.catch_up(config.name, result.to_commit)
+            except Exception as exc:
+                problem = self._publish_problem(exc)
+                log.error("%s", problem)
         return dataclasses.replace(result, publish_error=problem) if problem else result
 
     def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> None:
@@ -433,6 +431,48 @@ class Publisher:
             self.hooks(source, commit, changes)
         if failed:
             raise failed[0]
+
+    def catch_up(self, source: str, commit: str | None) -> None:
+        """Publish what a killed process left unpublished: the deploy folder behind the
+        database, or a served branch or S3 behind the folder's current generation."""
+        folder = self.folder
+        if folder is None:
+            return
+        if folder.behind(self.store):
+            self(source, commit, ())
+            return
+        current = folder.current()
+        if current is None or not (self.branches or self.s3):
+            return
+        last = self.store.publish_targets()
+        behind = [
+            t
+            for t, on in (("served branch", self.branches), ("s3", self.s3))
+            if on is not None and (last.get(t) or {}).get("generation") != current.name
+        ]
+        if behind:
+            manifest = json.loads((current / "manifest.json").read_text())
+            failed: list[Exception] = []
+            if "served branch" in behind and self.branches is not None:
+                branches = self.branches
+                self._target(
+                    "served branch",
+                    commit,
+                    failed,
+                    lambda: branches.publish(current, manifest, source, commit, ()),
+                    current.name,
+                )
+            if "s3" in behind and self.s3 is not None:
+                s3 = self.s3
+                self._target(
+                    "s3",
+                    commit,
+                    failed,
+                    lambda: s3.publish(current, manifest, commit),
+                    current.name,
+                )
+            if failed:
+                raise failed[0]
 
     def _target(
         self,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitdags import faults
 from gitdags.errors import GitdagsError
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class S3Target:
                 "sha256": hashlib.sha256(body).hexdigest(),
             }
         ).encode()
+        faults.point("in-s3")
         extra = {"IfMatch": mine["etag"]} if mine.get("etag") else {"IfNoneMatch": "*"}
         try:
             put = self.s3.put_object(

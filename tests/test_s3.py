@@ -186,3 +186,34 @@ def test_status_and_metrics_show_each_publish_target(
     metrics = DaemonMetrics(lambda: {}, lambda: {}, engine.store.publish_targets)
     exposed = generate_latest(metrics.registry).decode()
     assert 'gitdags_publish_ok{generation="' in exposed and 'target="s3"} 1.0' in exposed
+
+
+def test_a_publish_killed_halfway_leaves_the_pointer_and_the_next_completes(
+    tmp_path: Path, repo: GitRepo, s3_server: str
+) -> None:
+    import signal
+
+    from tests.conftest import killed_at
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{tmp_path / "g.db"}"\n'
+        f'[publish]\ndeploy_dir = "{tmp_path / "deploy"}"\n'
+        f'[publish.s3]\nbucket = "dags"\nendpoint_url = "{s3_server}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    cmd = [sys.executable, "-m", "gitdags", "--config", str(config), "sync"]
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+    into = tmp_path / "scheduler"
+    first = Puller("s3://dags", into).pull()
+    repo.commit("two", {"a.yaml": dag_yaml("a", "x", "y")})
+    killed = subprocess.run(cmd, capture_output=True, env=killed_at("in-s3"), timeout=120)
+    assert killed.returncode == -signal.SIGKILL  # objects and manifest written, not the pointer
+    stale = Puller("s3://dags", into).pull()
+    assert stale.error is None and stale.generation == first.generation  # still the old one
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # nothing new in git
+    assert done.returncode == 0, done.stderr
+    caught_up = Puller("s3://dags", into).pull()
+    assert caught_up.error is None and caught_up.generation != first.generation
+    assert json.loads((into / "current" / "a.json").read_text())["version"] == 2
