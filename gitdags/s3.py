@@ -33,6 +33,7 @@ from gitdags.errors import GitdagsError
 
 log = logging.getLogger(__name__)
 POINTER = "current.json"
+STATE = ".gitdags-pull.json"  # in the puller's folder: what its current generation holds
 
 
 @dataclass(frozen=True)
@@ -312,10 +313,18 @@ class Puller:
         previous = current.resolve() if current.is_symlink() else None
         have: dict[str, Path] = {}
         if previous is not None:
-            for path in files:
-                local = previous / path
-                if local.is_file():
-                    have.setdefault(hashlib.sha256(local.read_bytes()).hexdigest(), local)
+            try:  # what the last pull verified: no need to read and hash it again
+                last = json.loads((self.into / STATE).read_text())
+            except (OSError, ValueError):
+                last = {}
+            if last.get("generation") == previous.name:
+                for path, meta in last.get("files", {}).items():
+                    have.setdefault(meta["sha256"], previous / path)
+            else:
+                for path in files:
+                    local = previous / path
+                    if local.is_file():
+                        have.setdefault(hashlib.sha256(local.read_bytes()).hexdigest(), local)
         staging = gens / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -352,6 +361,9 @@ class Puller:
         link.unlink(missing_ok=True)
         os.symlink(Path(".generations") / name, link)
         os.replace(link, current)  # one rename: a reader sees the old tree or the new one
+        state = self.into / f"{STATE}.tmp"
+        state.write_text(json.dumps({"generation": name, "files": files}))
+        os.replace(state, self.into / STATE)
         for old in sorted(p for p in gens.iterdir() if not p.name.startswith("."))[: -self.keep]:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
