@@ -110,26 +110,29 @@ class S3Target:
         return "/".join(p.strip("/") for p in (self.settings.prefix, source, *parts) if p)
 
     def publish(self, generation: Path, manifest: dict[str, Any], commit: str | None) -> None:
-        by_source: dict[str, dict[str, str]] = {}
-        for entry in manifest.get("dags", []):
-            for path in entry.get("files", []):
-                by_source.setdefault(entry.get("source") or "all", {})[path] = path
-        for entry in manifest.get("tree", []):
-            by_source.setdefault(entry["source"], {})[entry["path"]] = entry["path"]
+        from gitdags.served_branch import files_by_source
+
         try:
-            for source, paths in sorted(by_source.items()):
-                self._publish_source(source, generation, manifest["name"], sorted(paths), commit)
+            for source, paths in sorted(files_by_source(manifest).items()):
+                self._publish_source(source, generation, manifest["name"], paths, commit)
         except GitdagsError:
             raise
         except Exception as exc:  # botocore's errors: one sentence
             raise _explain(exc, self.settings.bucket) from exc
 
     def _publish_source(
-        self, source: str, generation: Path, name: str, paths: list[str], commit: str | None
+        self, source: str, generation: Path, name: str, paths: dict[str, str], commit: str | None
     ) -> None:
+        """`paths`: path -> what identifies its content (the deploy manifest's): a file whose
+        identity this publisher wrote before is not read and hashed again."""
         bucket = self.settings.bucket
+        seen = (self.known.get(source) or {}).get("keys", {})
+        before = (self.known.get(source) or {}).get("files", {})
         files = {}
-        for path in paths:
+        for path, key in sorted(paths.items()):
+            if seen.get(path) == key and path in before:
+                files[path] = before[path]
+                continue
             data = (generation / path).read_bytes()
             files[path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         mine = self.known.get(source)
@@ -183,6 +186,7 @@ class S3Target:
         self.known[source] = {
             "etag": put.get("ETag"),
             "files": files,
+            "keys": paths,
             "generations": generations[-keep:],
         }
         self._remember()

@@ -65,7 +65,7 @@ class ServedBranches:
         changed (`commit`: the upstream commit of `source` the change came from); returns
         branch -> new commit."""
         self.ensure()
-        files = _files_by_source(manifest)
+        files = files_by_source(manifest)
         changes = list(changes)
         commits = {source: commit or ""}  # the upstream commit this change came from
         made = {}
@@ -124,7 +124,7 @@ class ServedBranches:
         return commit
 
 
-def _files_by_source(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
+def files_by_source(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
     """source -> {path in current/: what identifies its content} of every file a generation
     serves: a DAG's files by its id and version, a tree file by its blob."""
     found: dict[str, dict[str, str]] = {}
