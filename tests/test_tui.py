@@ -327,3 +327,21 @@ async def test_a_long_sync_now_never_blocks_the_table(world, tmp_path: Path, mon
         gate.touch()
         await eventually(pilot, lambda: "zzz" in table_keys(app))
     monkeypatch.delenv("GITDAGS_TEST_FAULTS")
+
+
+async def test_the_console_shows_where_the_served_set_went(tmp_path: Path, repo: GitRepo) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    settings = settings_for(
+        tmp_path, source(repo), deploy_dir=tmp_path / "deploy", git_repo=tmp_path / "served.git"
+    )
+    engine = build_engine(settings)
+    engine.sync()
+    app = GitdagsApp(engine)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            header = str(app.screen.query_one("#sources").render())
+            assert "published" in header and "deploy folder: g000001" in header
+            assert "served branch: g000001" in header
+    finally:
+        engine.close()

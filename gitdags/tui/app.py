@@ -115,6 +115,14 @@ class MainScreen(Screen[None]):
                 out.append(
                     f"  ERROR since {when(s.last_error_at)}: {s.last_error}", style="bold red"
                 )
+        targets = self.sources[0].publish if self.sources else {}
+        if targets:  # where the served set went: the deploy folder, a served branch, S3
+            out.append("\n published ")
+            for name, t in sorted(targets.items()):
+                if t.get("error"):
+                    out.append(f" {name}: FAILING ({t['error']})", style="bold red")
+                else:
+                    out.append(f" {name}: {t.get('generation') or '-'}")
         if not self.sources:
             out.append(" no sources configured", style="italic")
         self.query_one("#sources", Static).update(out)
