@@ -410,3 +410,19 @@ def test_outputs_taken_are_dependencies_and_aliases_name_operators(tmp_path: Pat
     assert {t["id"]: t["type"] for t in flow.spec["tasks"]}["echo"] == "BashOperator"
     # only the file's own keys are judged: a defaults file is shared with other tools
     assert [(i.code, i.line) for i in issues] == [("GD202", 18)]  # the task `lost`
+
+
+def test_schedules_dag_factory_accepts(tmp_path: Path) -> None:
+    """Asset objects and timetables given with `__type__` (dag-factory's own examples)."""
+    asset = "{__type__: airflow.sdk.Asset, uri: 's3://b/k', name: k}"
+    cron = "{__type__: airflow.timetables.trigger.CronTriggerTimetable, __args__: ['0 1 * * 3']}"
+    text = (
+        block(
+            "assets", f"schedule: [{asset}, 's3://b/other']", "tasks:", f"  a: {{operator: {BASH}}}"
+        )
+        + block("timetable", f"schedule: {cron}", "tasks:", f"  a: {{operator: {BASH}}}")
+        + block("off", "schedule: None", "tasks:", f"  a: {{operator: {BASH}}}")
+        + block("bad", "schedule: [5]", "tasks:", f"  a: {{operator: {BASH}}}")
+    )
+    found = issues_of(tmp_path, {"dags/s.yml": text})
+    assert [(code, line) for code, line, _m in found] == [("GD105", 14)]

@@ -372,8 +372,11 @@ class _DagReader:
         if isinstance(value, str):
             problem = schedule_problem(value)
         elif isinstance(value, list):
-            if not all(isinstance(v, str) and v.strip() for v in value):
-                problem = "a list schedule holds asset URIs (strings)"
+            if not all(
+                (isinstance(v, str) and v.strip()) or (isinstance(v, dict) and "__type__" in v)
+                for v in value
+            ):
+                problem = "a list schedule holds assets: URIs, or mappings with `__type__`"
         elif isinstance(value, dict):
             odd = sorted(str(k) for k in value if k not in SCHEDULE_KEYS)
             if "__type__" not in value and "datasets" not in value:
