@@ -12,7 +12,7 @@ from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
 from gitdags.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.errors import GitdagsError
 from gitdags.kinds import ReadContext
-from gitdags.kinds.dagfactory import is_defaults
+from gitdags.kinds.dagfactory_defaults import is_defaults
 from gitdags.model import FileDefinitions, Issue
 from gitdags.source import PathFilter
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES

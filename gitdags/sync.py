@@ -28,7 +28,7 @@ from gitdags.checking import check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
 from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
-from gitdags.kinds.dagfactory import is_defaults
+from gitdags.kinds.dagfactory_defaults import is_defaults
 from gitdags.model import (
     Commit,
     DagChange,

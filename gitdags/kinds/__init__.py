@@ -32,7 +32,7 @@ from gitdags.validate import content_hash
 
 if TYPE_CHECKING:
     from gitdags.airflowignore import AirflowIgnore
-    from gitdags.kinds.dagfactory import Defaults
+    from gitdags.kinds.dagfactory_defaults import Defaults
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
@@ -59,7 +59,7 @@ class ReadContext:
 
     @functools.cached_property
     def defaults_by_folder(self) -> dict[str, Defaults]:
-        from gitdags.kinds.dagfactory import read_defaults
+        from gitdags.kinds.dagfactory_defaults import read_defaults
 
         return read_defaults(self.defaults)
 
@@ -157,8 +157,9 @@ def _read(
         dag = v1.definition(path, data, parsed.line_of, ctx, digest, text)
         return FileDefinitions(path, "v1", digest, dags=(dag,), content=text)
     from gitdags.kinds import dagfactory
+    from gitdags.kinds.dagfactory_defaults import is_defaults
 
-    if dagfactory.is_defaults(path) and formats.format_of(path) == "yaml":
+    if is_defaults(path) and formats.format_of(path) == "yaml":
         if data is not None and not isinstance(data, dict):
             issue = file_issue(path, "GD005", "A dag-factory defaults file must be a mapping.")
             return FileDefinitions(path, "defaults", digest, issues=(issue,), content=text)
