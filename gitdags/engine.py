@@ -406,27 +406,14 @@ class Publisher:
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
-        folder, branches, s3 = self.folder, self.branches, self.s3
         failed: list[Exception] = []
+        folder = self.folder
         if folder is not None:
             generation = self._target(
                 "deploy folder", commit, failed, lambda: folder.publish(self.store)
             )
-            if generation is not None and not failed and (branches or s3):
-                path, name = generation.path, generation.name
-                manifest = json.loads((path / "manifest.json").read_text())
-                if branches is not None:
-                    self._target(
-                        "served branch",
-                        commit,
-                        failed,
-                        lambda: branches.publish(path, manifest, source, commit, changes),
-                        name,
-                    )
-                if s3 is not None:
-                    self._target(
-                        "s3", commit, failed, lambda: s3.publish(path, manifest, commit), name
-                    )
+            if generation is not None and not failed:
+                self._copies(generation.path, source, commit, changes, failed)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
         if failed:
@@ -442,37 +429,44 @@ class Publisher:
             self(source, commit, ())
             return
         current = folder.current()
-        if current is None or not (self.branches or self.s3):
+        if current is None:
             return
         last = self.store.publish_targets()
-        behind = [
+        behind = {t for t, at in last.items() if at.get("generation") != current.name} | {
+            t for t in ("served branch", "s3") if t not in last
+        }
+        failed: list[Exception] = []
+        self._copies(current, source, commit, (), failed, only=behind)
+        if failed:
+            raise failed[0]
+
+    def _copies(
+        self,
+        generation: Path,
+        source: str,
+        commit: str | None,
+        changes: tuple[DagChange, ...],
+        failed: list[Exception],
+        only: set[str] | None = None,
+    ) -> None:
+        """A deploy-folder generation to the served branches and S3 (those in `only`)."""
+        branches, s3 = self.branches, self.s3
+        wanted = [
             t
-            for t, on in (("served branch", self.branches), ("s3", self.s3))
-            if on is not None and (last.get(t) or {}).get("generation") != current.name
+            for t, on in (("served branch", branches), ("s3", s3))
+            if on is not None and (only is None or t in only)
         ]
-        if behind:
-            manifest = json.loads((current / "manifest.json").read_text())
-            failed: list[Exception] = []
-            if "served branch" in behind and self.branches is not None:
-                branches = self.branches
-                self._target(
-                    "served branch",
-                    commit,
-                    failed,
-                    lambda: branches.publish(current, manifest, source, commit, ()),
-                    current.name,
-                )
-            if "s3" in behind and self.s3 is not None:
-                s3 = self.s3
-                self._target(
-                    "s3",
-                    commit,
-                    failed,
-                    lambda: s3.publish(current, manifest, commit),
-                    current.name,
-                )
-            if failed:
-                raise failed[0]
+        if not wanted:
+            return
+        manifest = json.loads((generation / "manifest.json").read_text())
+        name = generation.name
+        if "served branch" in wanted and branches is not None:
+            publish_branch = lambda: branches.publish(generation, manifest, source, commit, changes)  # noqa: E731
+            self._target("served branch", commit, failed, publish_branch, name)
+        if "s3" in wanted and s3 is not None:
+            self._target(
+                "s3", commit, failed, lambda: s3.publish(generation, manifest, commit), name
+            )
 
     def _target(
         self,
