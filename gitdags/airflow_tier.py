@@ -67,7 +67,8 @@ class AirflowTier:
         if not dag_files:
             return
         tree = self.sync.git.checkout_tree(
-            head, self.sync.settings.mirrors_dir / f"{self.sync.name}.tree"
+            head,
+            self.sync.settings.mirrors_dir / f"{self.sync.name}.tree",  # the sandbox reads it
         )
         self._parse(tree, checked, dag_files, graph)
         held: list[str] = []
@@ -117,7 +118,8 @@ class AirflowTier:
         if not todo:
             return
         tree = self.sync.git.checkout_tree(
-            head, self.sync.settings.mirrors_dir / f"{self.sync.name}.tree"
+            head,
+            self.sync.settings.mirrors_dir / f"{self.sync.name}.tree",  # the sandbox reads it
         )
         base = tree / root
         loaders: dict[str, tuple[str, str]] = {}  # loader -> (path, dag_id)

@@ -212,6 +212,9 @@ def validate(
         None, "--airflow-python", help="Also parse Airflow .py files with this interpreter."
     ),
     parse_timeout: float = typer.Option(30.0, "--parse-timeout", help="Seconds per file."),
+    sandbox: str = typer.Option(
+        "bwrap", "--sandbox", help='Where Airflow parses: "bwrap" (bubblewrap) or "none".'
+    ),
 ) -> None:
     """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
     from gitdags.offline import check_paths
@@ -223,6 +226,7 @@ def validate(
         max_file_size=cfg.max_file_size,
         airflow_python=airflow_python or "",
         parse_timeout=parse_timeout,
+        sandbox=sandbox,
     )
     errors = sum(1 for i in issues if i.severity == "error")
     if fmt is Format.json:

@@ -84,6 +84,7 @@ SOURCE_KEYS: dict[str, str] = {
     "namespace": "str",
     "dag_id_pattern": "str",
     "python": "str",
+    "sandbox": "str",
     "airflow_python": "str",
     "parse_timeout": "duration",
     "memory_limit": "size",
@@ -118,6 +119,7 @@ class SourceConfig:
     dag_id_pattern: str = ""  # a regex every DAG id of the source must match ("" = any)
     python: str = "static"  # Airflow .py files: "static" (syntax tree) or "airflow" (parsed)
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
+    sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
     memory_limit: int = 2 << 30
     forbidden_imports: tuple[str, ...] = ()
@@ -440,6 +442,11 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
         raise ConfigError(
             f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '
             "of the environment the schedulers run (e.g. /opt/airflow/venv/bin/python)."
+        )
+    if values.get("sandbox", "bwrap") not in ("bwrap", "none"):
+        raise ConfigError(
+            f'[[sources]] {name}: sandbox = {values["sandbox"]!r}; use "bwrap" (bubblewrap, '
+            'the default) or "none" (repository code runs unsandboxed).'
         )
     if values.get("airflow_python") and "/" in values["airflow_python"]:
         values["airflow_python"] = str(base / Path(values["airflow_python"]).expanduser())

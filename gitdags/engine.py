@@ -63,7 +63,7 @@ class SyncEngine:
         self.store = store or HistoryStore(settings.database, readonly=readonly)
         self.listeners: list[Listener] = []
         self.publisher: Publisher | None = None
-        self.parse_workers: dict[str, ParseWorker] = {}  # by airflow_python
+        self.parse_workers: dict[str, ParseWorker] = {}  # by source
         self.actions = OperatorActions(
             settings, self.store, lambda name: self.git(settings.source(name)), self._notify
         )
@@ -88,15 +88,41 @@ class SyncEngine:
         self.store.close()
 
     def parse_worker(self, config: SourceConfig) -> ParseWorker:
-        """The long-lived Airflow parse worker of `config.airflow_python` (started on use)."""
+        """The long-lived Airflow parse worker of a source (started on use): one per source,
+        so that repository code sees its own source's tree and no other."""
         from gitdags.parsing import ParseWorker
 
-        worker = self.parse_workers.get(config.airflow_python)
+        worker = self.parse_workers.get(config.name)
+        if worker is not None and (worker.python, worker.sandbox) != (
+            config.airflow_python,
+            config.sandbox,
+        ):
+            worker.close()  # the config changed (SIGHUP)
+            worker = None
         if worker is None:
-            scratch = self.settings.mirrors_dir / "parse"
-            worker = ParseWorker(config.airflow_python, scratch, self.settings.parsing_processes)
-            self.parse_workers[config.airflow_python] = worker
+            mirrors = self.settings.mirrors_dir
+            worker = ParseWorker(
+                config.airflow_python,
+                mirrors / "parse" / config.name,
+                self.settings.parsing_processes,
+                sandbox=config.sandbox,
+                readable=(self.tree_dir(config.name),),
+                private=self.private_paths(),
+            )
+            self.parse_workers[config.name] = worker
         return worker
+
+    def tree_dir(self, source: str) -> Path:
+        """Where a source's tree is checked out for Airflow to parse (all the sandbox sees of
+        the source)."""
+        return self.settings.mirrors_dir / f"{source}.tree"
+
+    def private_paths(self) -> tuple[Path, ...]:
+        """gitdags' own paths, which no folder shown to repository code may hold."""
+        paths = [self.settings.database, self.settings.mirrors_dir / "x.git", Path.home()]
+        paths += [p for p in (self.settings.config_path, self.settings.deploy_dir) if p]
+        paths += [p for p in (self.settings.git_repo,) if p]
+        return tuple(paths)
 
     def publish(self, *, force: bool = True) -> Generation | None:
         """Write the deploy folder now; the new generation, or None when nothing changed."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from gitdags import airflow3, kinds
 from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
 from gitdags.crosscheck import EmptyCatalog, check_across, whole_files
-from gitdags.errors import GitdagsError
+from gitdags.errors import ConfigError, GitdagsError
 from gitdags.kinds import ReadContext
 from gitdags.kinds.dagfactory_defaults import is_defaults
 from gitdags.model import FileDefinitions, Issue
@@ -56,6 +56,7 @@ def check_paths(
     forbidden_imports: tuple[str, ...] = (),
     airflow_python: str = "",
     parse_timeout: float = 30.0,
+    sandbox: str = "bwrap",
 ) -> tuple[list[FileDefinitions], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues.
     `namespaces` maps source names to the id prefix each owns: the files checked here belong
@@ -86,10 +87,11 @@ def check_paths(
         checked.append(kinds.read(name, content, ctx=ctx))
     by_path = {f.path: f for f in checked}
     check = airflow3.start(by_path)
+    if sandbox not in ("bwrap", "none"):
+        raise ConfigError(f'--sandbox {sandbox!r}: use "bwrap" (bubblewrap) or "none".')
     if airflow_python:
-        by_path = {
-            f.path: f for f in _parse_with_airflow(checked, files, airflow_python, parse_timeout)
-        }
+        parsed = _parse_with_airflow(checked, files, airflow_python, parse_timeout, sandbox)
+        by_path = {f.path: f for f in parsed}
     airflow3.finish(check, by_path, parsed=bool(airflow_python))
     checked = [by_path[f.path] for f in checked]
     dags = [d for f in checked for d in f.dags]
@@ -110,6 +112,7 @@ def _parse_with_airflow(
     files: list[tuple[Path, Path]],
     python: str,
     timeout: float,
+    sandbox: str,
 ) -> list[FileDefinitions]:
     """The dynamic tier offline: Airflow, in the sandboxed worker, parses the Airflow files,
     each from the folder it was found under (its DAGs folder)."""
@@ -125,7 +128,8 @@ def _parse_with_airflow(
         if f is not None and f.kind == "airflow" and not f.broken:
             by_root.setdefault(root, []).append(f.path)
     with tempfile.TemporaryDirectory(prefix="gitdags-parse-") as scratch:
-        worker = ParseWorker(python, Path(scratch))
+        readable = tuple(root.resolve() for root in by_root)
+        worker = ParseWorker(python, Path(scratch), sandbox=sandbox, readable=readable)
         try:
             for root, paths in by_root.items():
                 prefix = "" if root == Path(".") else root.as_posix().rstrip("/") + "/"

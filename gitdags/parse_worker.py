@@ -1,26 +1,28 @@
-"""The sandboxed Airflow parse worker: run by the `airflow_python` interpreter, never imported
-by gitdags (this file uses only the standard library and Airflow, which need not have gitdags
-installed beside them).
+"""The Airflow parse worker: run by the `airflow_python` interpreter inside bubblewrap (see
+`gitdags.sandbox`), never imported by gitdags (this file uses only the standard library and
+Airflow, which need not have gitdags installed beside them).
 
-It imports Airflow once, freezes the garbage collector (as Airflow's own DAG processor does)
-and forks one child per file. Each child, before it imports the file:
-  - enters new user-less namespaces where the kernel lets it: a network namespace (no network,
-    not even loopback) and a mount namespace whose root is remounted read-only, with a private
-    tmpfs for its scratch home (when the mount namespace cannot be made, the child runs with the
-    host's filesystem view, as the uid `nobody` where it can switch, which cannot write outside
-    world-writable folders);
-  - drops to the uid `nobody` when it runs as root;
-  - sets RLIMIT_AS (the memory limit), RLIMIT_CPU, RLIMIT_NPROC and RLIMIT_FSIZE, and joins
-    a pids cgroup of its own (64 processes) where the kernel offers one;
-  - gets an environment of its own: PATH, LANG, HOME and AIRFLOW_HOME in a scratch folder;
-  - sends stdout and stderr to /dev/null, and its result over a pipe.
-The parent kills a child that passes the parse timeout, and reports one that dies.
+It imports Airflow once, freezes the garbage collector (as Airflow's own DAG processor does),
+makes itself undumpable (no process can read its memory or descriptors through /proc) and
+forks one child per file. Each child, before any repository code runs:
+  - starts a session of its own and keeps one descriptor: its own answer pipe (stdin, stdout
+    and stderr are /dev/null; the worker's protocol and the other children's pipes are closed);
+  - enters new user, PID, mount, network, IPC and UTS namespaces and forks the process that
+    parses: PID 1 of its namespace, so that every process the file starts (double fork, setsid)
+    dies with it, and it can name no process outside (not the worker, not the other parses);
+    a private /tmp and /dev/shm, its own /proc, no network at all;
+  - that process drops every capability (bounding set included), sets RLIMIT_AS (the memory
+    limit), RLIMIT_CPU, RLIMIT_NPROC and RLIMIT_FSIZE, and gets an environment of its own.
+The worker kills a child that passes the parse timeout, and reports one that dies.
 
-Protocol: one JSON object a line. On start the worker writes {"ready": true, "airflow": V}.
-Requests: {"op": "parse", "id": N, "root": DIR, "files": [REL...], "timeout": S, "memory": B}
-answered by one {"id": N, "results": {REL: RESULT}}, where RESULT is {"dags": [...]} or
-{"error": "import" | "timeout" | "crashed", "message": ..., "traceback": ...};
-{"op": "modules", "id": N, "names": [...]} answered by {"id": N, "missing": [...]}.
+Protocol: one JSON object a line. On start the worker writes {"ready": true, "airflow": V,
+"isolation": null | REASON} (REASON: why the per-file namespaces could not be made).
+Requests: {"op": "parse", "id": N, "root": DIR, "files": [REL...], "timeout": S, "memory": B,
+"parallel": P}, answered by {"id": N, "started": REL} as each file's child starts, one
+{"id": N, "file": REL, "result": RESULT} as each ends, then {"id": N, "done": true}. RESULT is
+{"dags": [...]} or {"error": "import" | "timeout" | "killed" | "crashed", "message": ...,
+"traceback": ...}. {"op": "modules", "id": N, "names": [...]} is answered by
+{"id": N, "missing": [...]}.
 """
 
 from __future__ import annotations
@@ -38,20 +40,25 @@ import time
 import traceback
 from pathlib import Path
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 MAX_RESULT = 32 << 20
-NOBODY = 65534
+LIBC = ctypes.CDLL(None, use_errno=True)
+SCRATCH = Path(os.environ.get("GITDAGS_PARSE_SCRATCH") or "/tmp")  # writable, the worker's
 
 
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # Airflow's own output goes to stderr, never into the protocol
-    scratch = Path(os.environ.get("GITDAGS_PARSE_SCRATCH") or "/tmp")
-    os.environ["AIRFLOW_HOME"] = str(scratch / "airflow-home")
+    os.environ["AIRFLOW_HOME"] = str(SCRATCH / "airflow-home")
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # /proc/<worker>/mem, fd, environ: no one's
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     import airflow
 
     try:
@@ -61,20 +68,21 @@ def main() -> None:
     for module in ("airflow.sdk", "airflow.providers.standard.operators.bash", "dagfactory"):
         with contextlib.suppress(Exception):  # what most DAG files import: loaded once
             importlib.import_module(module)
-    _NEEDED.extend([os.path.dirname(os.__file__), os.path.dirname(airflow.__file__)])
     gc.freeze()
-    protocol.write(json.dumps({"ready": True, "airflow": airflow.__version__}) + "\n")
+    ready = {"ready": True, "airflow": airflow.__version__, "isolation": probe_isolation()}
+    protocol.write(json.dumps(ready) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("op") == "modules":
             answer = {"id": request["id"], "missing": missing(request["names"])}
-        else:
-            results = parse_all(DagBag, request, scratch)
-            import resource
+            protocol.write(json.dumps(answer) + "\n")
+            continue
+        parse_all(DagBag, request, protocol)
+        import resource
 
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, any child
-            answer = {"id": request["id"], "results": results, "children_peak_kb": peak}
-        protocol.write(json.dumps(answer) + "\n")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, any parse so far
+        done = {"id": request["id"], "done": True, "children_peak_kb": peak}
+        protocol.write(json.dumps(done) + "\n")
 
 
 def missing(names: list[str]) -> list[str]:
@@ -88,133 +96,233 @@ def missing(names: list[str]) -> list[str]:
     return out
 
 
-def parse_all(dagbag: type, request: dict, scratch: Path) -> dict[str, dict]:
-    """Parse each file in its own child, at most `parallel` at once."""
+def parse_all(dagbag: type, request: dict, protocol: object) -> None:
+    """Parse each file in its own child, at most `parallel` at once; each result is written as
+    soon as its child ends."""
     files = list(request["files"])
     parallel = max(1, int(request.get("parallel", 2)))
+    timeout = float(request.get("timeout", 30))
     running: dict[int, tuple[str, int, float, bytearray]] = {}  # read fd -> file, pid, start
-    results: dict[str, dict] = {}
+
+    def answer(rel: str, result: dict) -> None:
+        line = {"id": request["id"], "file": rel, "result": result}
+        protocol.write(json.dumps(line, default=str) + "\n")  # type: ignore[attr-defined]
+
     while files or running:
         while files and len(running) < parallel:
             rel = files.pop(0)
-            read_fd, pid = spawn(dagbag, request, rel, scratch)
+            protocol.write(json.dumps({"id": request["id"], "started": rel}) + "\n")  # type: ignore[attr-defined]
+            read_fd, pid = spawn(dagbag, request, rel)
             running[read_fd] = (rel, pid, time.monotonic(), bytearray())
-        timeout = float(request.get("timeout", 30))
         ready, _, _ = select.select(list(running), [], [], 0.05)
         for fd in ready:
-            rel, pid, started, buffer = running[fd]
+            rel, pid, _started, buffer = running[fd]
             chunk = os.read(fd, 1 << 16)
             if chunk and len(buffer) < MAX_RESULT:
                 buffer += chunk
                 continue
             os.close(fd)
             del running[fd]
-            results[rel] = finish(pid, buffer)
+            answer(rel, finish(pid, buffer))
         now = time.monotonic()
         for fd, (rel, pid, started, _buffer) in list(running.items()):
             if now - started > timeout:
                 kill(pid)
                 os.close(fd)
                 del running[fd]
-                results[rel] = {
-                    "error": "timeout",
-                    "message": f"Parsing took over {timeout:g}s (parse_timeout); the file was "
-                    "stopped.",
-                }
-    return results
+                message = f"Parsing took over {timeout:g}s (parse_timeout); the file was stopped."
+                answer(rel, {"error": "timeout", "message": message})
 
 
-def spawn(dagbag: type, request: dict, rel: str, scratch: Path) -> tuple[int, int]:
+def spawn(dagbag: type, request: dict, rel: str) -> tuple[int, int]:
+    """Fork the child that parses `rel`: it reads the file in a process three levels down,
+    (this child, the init of its PID namespace, a parent, the parse), each ending as the one
+    below it ended, so the worker learns from this child's exit how the parse ended."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
-        os.close(read_fd)
-        code = 0
         try:
-            result = child(dagbag, request, rel, scratch)
-        except BaseException as exc:
-            result = {
-                "error": "import",
-                "message": f"{type(exc).__name__}: {exc}"[:2000],
-                "traceback": traceback.format_exc()[-20000:],
-            }
-            code = 1
-        try:
-            data = json.dumps(result, default=str).encode()
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(data[:MAX_RESULT])
-        finally:
-            os._exit(code)
+            os.setsid()  # its own session and group: a killpg(0) reaches only the parse
+            keep_only(write_fd)
+            if isolate() is None:  # namespaces made: the next process is PID 1 in them
+                supervise(write_fd, lambda: init(dagbag, request, rel, write_fd))
+            home = SCRATCH / f"child-{os.getpid()}"  # no private /tmp (sandbox = "none")
+            supervise(write_fd, lambda: run_parse(dagbag, request, rel, write_fd, home))
+        except BaseException:
+            write_result(write_fd, crashed_in_setup())
+            os._exit(1)
+        os._exit(70)
     os.close(write_fd)
     return read_fd, pid
+
+
+def supervise(out: int, body: object) -> None:
+    """Run `body` in a child process and end as it ended; never returns."""
+    pid = os.fork()
+    if pid == 0:
+        body()  # type: ignore[operator]
+        os._exit(70)
+    os.close(out)
+    relay(os.waitpid(pid, 0)[1])
+
+
+def init(dagbag: type, request: dict, rel: str, out: int) -> None:
+    """PID 1 of the parse's namespace: when it ends, every process in it ends. Repository code
+    never runs here (signals from inside do not reach PID 1); it runs in a grandchild whose
+    parent, like Airflow's file processor, can be killed by the file: that is an error."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the worker kills the child above
+    os.setsid()
+    if LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        os.write(2, f"proc: {os.strerror(ctypes.get_errno())}\n".encode())
+    drop_capabilities()
+    home = Path("/tmp/home")
+    supervise(out, lambda: supervise(out, lambda: run_parse(dagbag, request, rel, out, home)))
+
+
+def keep_only(fd: int) -> None:
+    """Close every descriptor but `fd`; 0, 1 and 2 become /dev/null."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(devnull, std)
+    if devnull > 2:
+        os.close(devnull)
+    os.closerange(3, fd)
+    os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+
+
+def isolate() -> str | None:
+    """New user, PID, mount, network, IPC and UTS namespaces for this parse, with a private
+    /tmp and /dev/shm; None when done, else why not (the kernel refused)."""
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    if LIBC.unshare(flags) != 0:
+        return f"unshare: {os.strerror(ctypes.get_errno())}"
+    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the maps are written through /proc/self
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
+    LIBC.mount(b"/", b"/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)  # where not yet
+    for folder in (b"/tmp", b"/dev/shm"):
+        if os.path.isdir(folder):
+            flags = MS_NOSUID | MS_NODEV
+            if LIBC.mount(b"tmpfs", folder, b"tmpfs", flags, b"size=64m,mode=1777") != 0:
+                raise OSError(ctypes.get_errno(), f"mount tmpfs on {folder.decode()}")
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    return None
+
+
+def probe_isolation() -> str | None:
+    """Whether a child can make its namespaces here: None, or why not."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            reason = isolate()
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        os.write(write_fd, (reason or "").encode()[:500])
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as answer:
+        reason = answer.read().decode()
+    os.waitpid(pid, 0)
+    return reason or None
+
+
+def relay(status: int) -> None:
+    """End as the process below ended: its exit code, or 128 + the signal that killed it (as a
+    shell does: PID 1 cannot kill itself with it), so the worker can tell."""
+    os._exit(
+        os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    )
+
+
+def run_parse(dagbag: type, request: dict, rel: str, out: int, home: Path) -> None:
+    """The process that imports the file; never returns."""
+    code = 0
+    try:
+        drop_capabilities()
+        result = child(dagbag, request, rel, home)
+    except BaseException as exc:
+        result = {
+            "error": "import",
+            "message": f"{type(exc).__name__}: {exc}"[:2000],
+            "traceback": traceback.format_exc()[-20000:],
+        }
+        code = 1
+    try:
+        write_result(out, result)
+    finally:
+        os._exit(code)
+
+
+def write_result(out: int, result: dict) -> None:
+    data = json.dumps(result, default=str).encode()[:MAX_RESULT]
+    view = memoryview(data)
+    while view:
+        view = view[os.write(out, view) :]
+
+
+def crashed_in_setup() -> dict:
+    return {
+        "error": "crashed",
+        "message": "The parse could not be set up: " + traceback.format_exc().strip()[-500:],
+    }
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+
+def drop_capabilities() -> None:
+    """No capability at all, in any namespace, ever again (bounding set emptied)."""
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    for cap in range(64):
+        held = LIBC.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+        if held < 0:  # past the last capability
+            break
+        if held and LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "cannot drop capabilities")
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if LIBC.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "cannot drop capabilities")
 
 
 def finish(pid: int, buffer: bytearray) -> dict:
     _pid, status = os.waitpid(pid, 0)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)  # what the child left running
-    release_processes(pid)
-    if buffer:
+        os.killpg(pid, signal.SIGKILL)  # what is left of its session outside the namespace
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1):  # the parse answered
         try:
             return json.loads(bytes(buffer))
         except ValueError:
-            pass
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
+            return {"error": "crashed", "message": "The parse of this file gave no answer."}
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0 or code > 128:  # killed by a signal, here or in the namespace below
+        number = -code if code < 0 else code - 128
         name = (
             signal.Signals(number).name if number in signal.Signals._value2member_map_ else number
         )
+        if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            return {
+                "error": "killed",
+                "message": f"The parse of this file was stopped by {name}: the file killed its "
+                "own process, its parent or its process group (which would stop Airflow's DAG "
+                "processor too), or it went over the memory or CPU limit.",
+            }
         how = f"was killed by {name}"
-        if number == signal.SIGKILL:
-            how += " (over the memory or CPU limit, or killed)"
-        elif number == signal.SIGXCPU:
+        if number == signal.SIGXCPU:
             how += " (over the CPU time limit)"
     else:
-        how = f"exited with code {os.WEXITSTATUS(status)} before it finished"
+        how = f"exited with code {code} before it finished"
     return {"error": "crashed", "message": f"Parsing the file {how}."}
-
-
-PIDS_MAX = 64
-CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # cgroup v1, then v2
-
-
-def limit_processes(pid: int) -> None:
-    """A pids cgroup of its own (at most PIDS_MAX processes), where the kernel offers one:
-    RLIMIT_NPROC does not hold for root, and a fork bomb must not starve the other parses."""
-    for base in CGROUPS:
-        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
-            continue
-        group = base / f"gitdags-parse-{pid}"
-        try:
-            group.mkdir(exist_ok=True)
-            (group / "pids.max").write_text(f"{PIDS_MAX}\n")
-            (group / "cgroup.procs").write_text(f"{pid}\n")
-            return
-        except OSError:
-            with contextlib.suppress(OSError):
-                group.rmdir()
-
-
-def release_processes(pid: int) -> None:
-    """Kill whatever is left in the child's cgroup, then remove the cgroup."""
-    for base in CGROUPS:
-        group = base / f"gitdags-parse-{pid}"
-        if not group.exists():
-            continue
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                left = [int(p) for p in (group / "cgroup.procs").read_text().split()]
-            except OSError:
-                break
-            if not left:
-                break
-            for stray in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(stray, signal.SIGKILL)
-            time.sleep(0.01)
-        with contextlib.suppress(OSError):
-            group.rmdir()
 
 
 def kill(pid: int) -> None:
@@ -223,21 +331,12 @@ def kill(pid: int) -> None:
             target()
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    release_processes(pid)
 
 
-def child(dagbag: type, request: dict, rel: str, scratch: Path) -> dict:
-    os.setpgid(0, 0)  # its own process group: whatever it forks is killed with it
-    limit_processes(os.getpid())
+def child(dagbag: type, request: dict, rel: str, home: Path) -> dict:
     root = Path(request["root"])
-    _NEEDED.append(str(root))
-    home = scratch / f"child-{os.getpid()}"
     home.mkdir(parents=True, exist_ok=True)
-    os.chmod(home, 0o777)
-    sandbox(home, int(request.get("memory", 2 << 30)), float(request.get("timeout", 30)))
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+    limit(int(request.get("memory", 2 << 30)), float(request.get("timeout", 30)), home)
     os.chdir(root)
     sys.path.insert(0, str(root))
     keep_fatal_signals()
@@ -294,35 +393,22 @@ def schedule_of(dag: object) -> str | None:
     return type(timetable).__name__ if timetable is not None else None
 
 
-# what a child must still read once it is nobody: the standard library, Airflow, the tree
-_NEEDED: list[str] = []
-
-
-def sandbox(home: Path, memory: int, timeout: float) -> None:
-    """Contain the child: namespaces where the kernel allows them, then limits and a clean
-    environment. Every step is best effort; what could not be done is not fatal."""
+def limit(memory: int, timeout: float, home: Path) -> None:
+    """Limits and an environment of its own for the parse."""
     import resource
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        pass  # no network namespace here (not root, or not allowed): documented fallback
-    if libc.unshare(CLONE_NEWNS) == 0:
-        libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
-        libc.mount(str(home).encode(), str(home).encode(), None, MS_BIND, None)
-        libc.mount(b"/", b"/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
-        libc.mount(b"tmpfs", str(home).encode(), b"tmpfs", 0, b"size=64m")
     os.environ.clear()
     os.environ.update(
-        PATH="/usr/bin:/bin",
+        PATH="/usr/local/bin:/usr/bin:/bin",
         LANG="C.UTF-8",
         HOME=str(home),
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        TMPDIR=str(home),
+        TMPDIR="/tmp",
         DO_NOT_TRACK="1",  # dag-factory's telemetry
     )
     cpu = max(1, int(timeout) + 1)
-    for limit, value in (
+    for which, value in (
         (resource.RLIMIT_AS, memory),
         (resource.RLIMIT_CPU, cpu),
         (resource.RLIMIT_FSIZE, 64 << 20),
@@ -330,28 +416,7 @@ def sandbox(home: Path, memory: int, timeout: float) -> None:
         (resource.RLIMIT_CORE, 0),
     ):
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(limit, (value, value))
-    if os.getuid() == 0 and all(_world_readable(Path(p)) for p in _NEEDED):
-        try:  # as nobody: no writes outside world-writable folders, RLIMIT_NPROC applies
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        except OSError:
-            pass
-
-
-def _world_readable(path: Path) -> bool:
-    """Whether any user can read `path`: every folder on the way can be entered."""
-    import stat
-
-    try:
-        for folder in [*reversed(path.parents), path]:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH or (folder == path and not mode & stat.S_IROTH):
-                return False
-    except OSError:
-        return False
-    return True
+            resource.setrlimit(which, (value, value))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,16 @@ child is an error of that file only.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
+import queue
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +32,80 @@ START_TIMEOUT = 180.0
 
 
 class ParseWorker:
-    """One long-lived `parse_worker.py` process."""
+    """One long-lived `parse_worker.py` process, in the sandbox unless `sandbox` is "none".
 
-    def __init__(self, python: str, scratch: Path, parallel: int = 2) -> None:
+    `readable` are the folders it may read besides the interpreter (the trees it parses);
+    `private` are gitdags' own paths, refused if the interpreter's folders would show them."""
+
+    def __init__(
+        self,
+        python: str,
+        scratch: Path,
+        parallel: int = 2,
+        *,
+        sandbox: str = "bwrap",
+        readable: tuple[Path, ...] = (),
+        private: tuple[Path, ...] = (),
+    ) -> None:
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
+        self.sandbox = sandbox
+        self.readable = tuple(p.resolve() for p in readable)
+        self.private = private
+        self.mounts: list[tuple[str, str]] = []  # (folder here, where the worker sees it)
+        if sandbox != "none":
+            from gitdags.sandbox import inside
+
+            self.mounts = inside(self.readable)
         self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
         self.airflow_version = ""
+        self.started_in = 0.0  # seconds the last start took (the sandbox and Airflow's import)
+        self.starts = 0
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.lock = threading.Lock()
         self.next_id = 0
         self.children_peak_kb = 0  # the largest resident size of a parse child so far
 
+    def _command(self) -> list[str]:
+        if self.sandbox == "none":
+            return [self.python, "-I", str(WORKER)]
+        from gitdags import sandbox
+
+        for folder in self.readable:
+            folder.mkdir(parents=True, exist_ok=True)
+        return sandbox.command(
+            self.python, WORKER, self.scratch / "etc", self.readable, list(self.private)
+        )
+
+    def _inside(self, root: Path) -> str:
+        """`root` as the worker sees it."""
+        here = str(root.resolve())
+        for host, seen in self.mounts:
+            if here == host or here.startswith(host + "/"):
+                return seen + here[len(host) :]
+        if self.sandbox == "none":
+            return here
+        raise SourceError(f"{root} is not readable in the parse sandbox (a gitdags defect).")
+
+    def _outside(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The paths in a result as they are here."""
+        for key in ("message", "traceback"):
+            text = result.get(key)
+            if isinstance(text, str):
+                for host, seen in self.mounts:
+                    text = text.replace(seen + "/", host + "/")
+                result[key] = text
+        return result
+
     def _start(self) -> subprocess.Popen[str]:
         if self.proc is not None and self.proc.poll() is None:
             return self.proc
+        started = time.monotonic()
         self.scratch.mkdir(parents=True, exist_ok=True)
         os.chmod(self.scratch, 0o755)
-        env = {
+        env = {  # never a variable of gitdags' own: they hold its credentials
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "HOME": str(self.scratch),
@@ -55,31 +113,48 @@ class ParseWorker:
         }
         try:
             proc = subprocess.Popen(
-                [self.python, "-I", str(WORKER)],
+                self._command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
                 cwd=self.scratch,
+                start_new_session=True,  # a signal to gitdags' group never reaches it
             )
         except OSError as exc:
             raise SourceError(
                 f"Cannot run airflow_python {self.python} ({exc.strerror}); point it at the "
                 "python of the environment the schedulers run."
             ) from exc
-        assert proc.stdout is not None and proc.stderr is not None
+        self.lines = queue.Queue()
         threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
-        ready = self._line(proc, START_TIMEOUT)
+        threading.Thread(target=self._read, args=(proc, self.lines), daemon=True).start()
+        ready = self._line(START_TIMEOUT)
         if not ready or not ready.get("ready"):
-            proc.kill()
-            proc.wait()
+            self._stop(proc)
             tail = " ".join(list(self.stderr)[-3:]).strip() or "no output"
+            if self.sandbox != "none" and "bwrap" in tail:
+                from gitdags.sandbox import SETUP
+
+                raise SourceError(
+                    f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
+                )
             raise SourceError(
                 f"The Airflow parse worker did not start with {self.python}: {tail[-300:]}; "
                 "check that Apache Airflow is installed there."
             )
+        if ready.get("isolation") and self.sandbox != "none":
+            self._stop(proc)
+            from gitdags.sandbox import SETUP
+
+            raise SourceError(
+                "The parse sandbox cannot give each file namespaces of its own "
+                f"({ready['isolation']}). {SETUP}"
+            )
         self.airflow_version = ready.get("airflow", "")
+        self.started_in = time.monotonic() - started
+        self.starts += 1
         self.proc = proc
         return proc
 
@@ -88,63 +163,124 @@ class ParseWorker:
         for line in proc.stderr:
             self.stderr.append(line.rstrip())
 
-    def _line(self, proc: subprocess.Popen[str], timeout: float) -> dict[str, Any] | None:
-        """The next protocol line, or None when the worker died or took longer."""
+    @staticmethod
+    def _read(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
         assert proc.stdout is not None
-        found: list[str] = []
-        reader = threading.Thread(target=lambda: found.append(proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        if not found or not found[0]:
-            return None
-        return json.loads(found[0])
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("")  # the worker ended
 
-    def _ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        with self.lock:
-            proc = self._start()
-            self.next_id += 1
-            request["id"] = self.next_id
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(json.dumps(request) + "\n")
-                proc.stdin.flush()
-            except OSError:
-                pass
-            answer = self._line(proc, timeout)
-            if answer is None or answer.get("id") != request["id"]:
-                proc.kill()
-                proc.wait()
-                self.proc = None
-                tail = " ".join(list(self.stderr)[-2:]).strip()
-                raise SourceError(
-                    f"The Airflow parse worker stopped answering ({tail[-200:] or 'no output'}); "
-                    "it is started again at the next sync."
-                )
-            return answer
+    def _line(self, timeout: float) -> dict[str, Any] | None:
+        """The next protocol line, or None when the worker ended or said nothing that long."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if not line:
+            return None
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def _stop(self, proc: subprocess.Popen[str]) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 9)
+        proc.kill()
+        proc.wait()
+        self.proc = None
+
+    def _send(self, request: dict[str, Any]) -> None:
+        proc = self._start()
+        self.next_id += 1
+        request["id"] = self.next_id
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+        except OSError:
+            pass
 
     def parse(
         self, root: Path, files: list[str], *, timeout: float, memory: int
     ) -> dict[str, dict[str, Any]]:
-        if not files:
-            return {}
+        """What Airflow made of each file: {"dags": [...]} or {"error": ...}. A file whose
+        parse stops the worker is parsed again alone; if it stops it again, that is its
+        result (the worker is started again for the rest)."""
+        results: dict[str, dict[str, Any]] = {}
+        suspects: set[str] = set()
+        todo = list(files)
+        with self.lock:
+            while todo:
+                alone = [f for f in todo if f in suspects][:1]
+                batch = alone or [f for f in todo if f not in suspects]
+                done, in_flight = self._parse_batch(root, batch, timeout, memory, len(alone))
+                results.update(done)
+                for rel in in_flight:
+                    if rel in suspects:
+                        results[rel] = {
+                            "error": "stopped",
+                            "message": "The parse of this file stopped the parse worker; it "
+                            "was started again for the other files.",
+                        }
+                    suspects.add(rel)
+                todo = [f for f in todo if f not in results]
+        return results
+
+    def _parse_batch(
+        self, root: Path, files: list[str], timeout: float, memory: int, alone: int
+    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Results of one request, and the files in flight when the worker stopped (empty
+        when it answered them all)."""
         request = {
             "op": "parse",
-            "root": str(root),
+            "root": self._inside(root),
             "files": files,
             "timeout": timeout,
             "memory": memory,
-            "parallel": self.parallel,
+            "parallel": 1 if alone else self.parallel,
         }
-        waves = -(-len(files) // max(self.parallel, 1))
-        answer = self._ask(request, timeout * waves + 60)
-        self.children_peak_kb = max(self.children_peak_kb, int(answer.get("children_peak_kb", 0)))
-        return answer["results"]
+        self._send(request)
+        results: dict[str, dict[str, Any]] = {}
+        in_flight: set[str] = set()
+        while True:
+            answer = self._line(timeout + 30)  # each file ends by its timeout
+            if answer is None:  # the worker stopped (or hangs): start it again
+                if self.proc is not None:
+                    self._stop(self.proc)
+                tail = " ".join(list(self.stderr)[-2:]).strip()
+                log.warning("the Airflow parse worker stopped (%s)", tail[-200:] or "no output")
+                return results, in_flight or (set(files) - set(results))
+            if answer.get("id") != request["id"]:
+                continue
+            if answer.get("done"):
+                peak = answer.get("children_peak_kb")
+                if isinstance(peak, int):
+                    self.children_peak_kb = max(self.children_peak_kb, peak)
+                return results, set()
+            if isinstance(answer.get("started"), str):
+                in_flight.add(answer["started"])
+            elif answer.get("file") in in_flight:
+                in_flight.discard(answer["file"])
+                results[answer["file"]] = self._outside(checked(answer.get("result")))
 
     def missing(self, names: list[str]) -> set[str]:
         if not names:
             return set()
-        return set(self._ask({"op": "modules", "names": names}, 60)["missing"])
+        with self.lock:
+            self._send({"op": "modules", "names": names})
+            while True:
+                answer = self._line(60)
+                if answer is None:
+                    if self.proc is not None:
+                        self._stop(self.proc)
+                    raise SourceError(
+                        "The Airflow parse worker stopped answering; it is started again at "
+                        "the next sync."
+                    )
+                if answer.get("id") == self.next_id:
+                    return {str(n) for n in answer.get("missing") or ()}
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -153,9 +289,77 @@ class ParseWorker:
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self._stop(self.proc)
         self.proc = None
+
+
+ERRORS = ("import", "timeout", "killed", "crashed", "stopped")
+DAG_FIELDS: dict[str, tuple[type, ...]] = {
+    "dag_id": (str,),
+    "file": (str,),
+    "description": (str,),
+    "schedule": (str, type(None)),
+    "owner": (str, type(None)),
+    "start_date": (str, type(None)),
+}
+TASK_FIELDS = ("id", "type", "operator")
+
+
+def checked(result: object) -> dict[str, Any]:
+    """A result from the worker, checked for shape (it crossed from where repository code
+    ran): {"dags": [...]} with the fields `describe` writes, or {"error": ..., "message": ...};
+    anything else is an error of that file."""
+    try:
+        return _checked(result)
+    except (TypeError, ValueError, KeyError) as exc:
+        return {
+            "error": "crashed",
+            "message": f"The parse of this file gave a malformed answer ({exc}).",
+        }
+
+
+def _checked(result: object) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise TypeError("not an object")
+    if result.get("error") is not None:
+        if result["error"] not in ERRORS or not isinstance(result.get("message"), str):
+            raise ValueError("an unknown error")
+        trace = result.get("traceback")
+        return {
+            "error": result["error"],
+            "message": result["message"][:2000],
+            "traceback": trace[-20000:] if isinstance(trace, str) else None,
+        }
+    dags = result["dags"]
+    if not isinstance(dags, list):
+        raise TypeError("dags is not a list")
+    out = []
+    for dag in dags:
+        if not isinstance(dag, dict):
+            raise TypeError("a DAG is not an object")
+        clean: dict[str, Any] = {}
+        for key, kinds in DAG_FIELDS.items():
+            if not isinstance(dag.get(key), kinds):
+                raise TypeError(f"{key} of a DAG")
+            clean[key] = dag.get(key)
+        tags, tasks = dag.get("tags"), dag.get("tasks")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("tags of a DAG")
+        if not isinstance(tasks, list):
+            raise TypeError("tasks of a DAG")
+        clean["tags"] = tags
+        clean["tasks"] = []
+        for task in tasks:
+            if not isinstance(task, dict) or not all(
+                isinstance(task.get(k), str) for k in TASK_FIELDS
+            ):
+                raise TypeError("a task")
+            ups = task.get("depends_on")
+            if not isinstance(ups, list) or not all(isinstance(u, str) for u in ups):
+                raise TypeError("depends_on of a task")
+            clean["tasks"].append({**{k: task[k] for k in TASK_FIELDS}, "depends_on": ups})
+        out.append(clean)
+    return {"dags": out}
 
 
 @functools.lru_cache(maxsize=16)
@@ -239,7 +443,7 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     static = tuple(i for i in found.issues if i.code in ("GD405", "GD406", "GD407"))
     error = result.get("error")
     if error:
-        code = "GD403" if error == "timeout" else "GD402"
+        code = "GD403" if error in ("timeout", "killed", "stopped") else "GD402"
         message = result.get("message") or "The file failed to import."
         if error == "import":
             message = f"The file fails to import in Airflow: {message}"
