@@ -130,6 +130,12 @@ class SourceConfig:
     verify_scope: str = "head"  # "head": the commit served; "all": every new commit
 
     @property
+    def sandbox_state(self) -> str | None:
+        """Where its repository code runs: "bwrap", "none" (unsandboxed), or None when no
+        repository code runs (python = "static")."""
+        return self.sandbox if self.python == "airflow" else None
+
+    @property
     def is_local(self) -> bool:
         return is_local_url(self.url)
 

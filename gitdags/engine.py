@@ -382,6 +382,7 @@ class SyncEngine:
                     last_attempt_at=r.last_attempt_at,
                     file_errors=file_errors.get(name, 0),
                     publish=published,
+                    sandbox=cfg.sandbox_state if cfg else None,
                 )
             )
         return out

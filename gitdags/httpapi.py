@@ -53,6 +53,7 @@ def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
                 "last_error": r.last_error if r else None,
                 "consecutive_failures": r.failures if r else 0,
                 "pending": config.name in pending,
+                "sandbox": config.sandbox_state,
             }
         )
     ready = all(s["synced"] or s["pending"] for s in sources)

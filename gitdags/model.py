@@ -504,6 +504,7 @@ class SourceStatus:
     last_attempt_at: str | None = None
     file_errors: int = 0  # files that are not DAG definitions or cannot be read
     publish: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> its last
+    sandbox: str | None = None  # where repository code runs: "bwrap", "none", or None (static)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -522,6 +523,7 @@ class SourceStatus:
             "counts": dict(self.counts),
             "hooks": [h.to_dict() for h in self.hooks],
             "publish": self.publish,
+            "sandbox": self.sandbox,
             "time": self.last_sync_at,
             "commit": self.pinned_commit or self.served_commit,
         }

@@ -154,6 +154,12 @@ def status(sources: list[SourceStatus]) -> str:
             f"  last sync:          {when(s.last_sync_at)}",
             f"  DAGs:               {counted}",
         ]
+        if s.sandbox:
+            lines.append(
+                "  parses:             with Airflow, in bubblewrap"
+                if s.sandbox == "bwrap"
+                else '  parses:             with Airflow, UNSANDBOXED (sandbox = "none")'
+            )
         if s.file_errors:
             lines.append(
                 f"  files with errors:  {s.file_errors} (not DAG files, or unreadable; "

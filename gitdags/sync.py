@@ -190,6 +190,11 @@ class SourceSync:
         parsed = self.git.accepts.python and self.config.python == "airflow"
         parsed = parsed and self.worker is not None
         if parsed:
+            if self.config.sandbox == "none":
+                log.warning(
+                    'source %s: Airflow parses its files UNSANDBOXED (sandbox = "none")',
+                    self.name,
+                )
             AirflowTier(self).parse(plan, head)
         if self.config.python == "airflow" and self.worker is not None:
             AirflowTier(self).build_dagfactory(plan, head)

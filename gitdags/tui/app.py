@@ -111,6 +111,8 @@ class MainScreen(Screen[None]):
             out.append(f"  synced {when(s.last_sync_at)}")
             if s.pinned_commit:
                 out.append(f"  PINNED at {short(s.pinned_commit)}", style="bold magenta")
+            if s.sandbox == "none":
+                out.append("  parses UNSANDBOXED", style="bold yellow")
             if s.last_error:
                 out.append(
                     f"  ERROR since {when(s.last_error_at)}: {s.last_error}", style="bold red"
