@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gitdags import faults
 from gitdags.errors import SourceError
 from gitdags.model import DagFile, FileDefinitions, Issue
 
@@ -261,6 +262,7 @@ class ParseWorker:
                 return results, set()
             if isinstance(answer.get("started"), str):
                 in_flight.add(answer["started"])
+                faults.point("in-parse")
             elif answer.get("file") in in_flight:
                 in_flight.discard(answer["file"])
                 results[answer["file"]] = self._outside(checked(answer.get("result")))
