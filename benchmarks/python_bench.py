@@ -34,6 +34,7 @@ from repo import WORK, commit_all, git  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
+from gitdags.parsing import ParseWorker  # noqa: E402
 
 HELPER = 'def owner() -> str:\n    return "team-{rev}"\n'
 OPERATORS = ["BashOperator", "EmptyOperator", "PythonOperator"]
@@ -212,6 +213,22 @@ def timed(fn: Any) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def worker_peak_kb() -> int:
+    """The peak resident size of the parse worker (inside the sandbox: found by its command)."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            cmdline = (status.parent / "cmdline").read_bytes()
+            if b"parse_worker.py" in cmdline and b"bwrap" not in cmdline:
+                text = status.read_text()
+                peaks.append(
+                    int(next(ln.split()[1] for ln in text.splitlines() if ln.startswith("VmHWM")))
+                )
+        except (OSError, StopIteration):
+            continue
+    return max(peaks, default=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
@@ -255,6 +272,13 @@ def main() -> None:
     engine = build_engine(Settings(database=state / "gitdags.db", listen="", sources=(dynamic,)))
     worker = engine.parse_worker(dynamic)
     out["worker_start_ms"] = round(timed(lambda: worker.missing(["json"])), 1)
+    out["sandbox"] = dynamic.sandbox
+    bare_worker = ParseWorker(str(python), WORK / f"py{n}" / "scratch-none", sandbox="none")
+    out["worker_start_unsandboxed_ms"] = round(timed(lambda: bare_worker.missing(["json"])), 1)
+    bare_worker.close()
+    out["sandbox_start_cost_ms"] = round(
+        out["worker_start_ms"] - out["worker_start_unsandboxed_ms"], 1
+    )
     first = timed(engine.sync)
     (result,) = engine.syncs(limit=1)
     out["first_sync_airflow_ms"] = round(first, 1)
@@ -279,11 +303,9 @@ def main() -> None:
     out["helper_change_ms"] = round(timed(engine.sync), 1)
     (result,) = engine.syncs(limit=1)
     out["helper_change_versions"] = result.changed
-    proc = worker.proc
-    if proc is not None:
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
-        out["worker_peak_rss_mb"] = round(int(peak) / 1024, 1)
+    peak = worker_peak_kb()
+    if peak:
+        out["worker_peak_rss_mb"] = round(peak / 1024, 1)
     out["child_peak_rss_mb"] = round(worker.children_peak_kb / 1024, 1)
     engine.close()
     out["commit_to_served"] = daemon_latency(work, bare, dynamic, n)
@@ -303,7 +325,7 @@ def main() -> None:
     inc = out["incremental_10_files_ms"]["median"]
     out["ratios"] = {
         "static_per_file_ms (<= 1)": static_file,
-        "airflow_tier_per_file_ms (<= 30)": out["airflow_tier_per_file_ms"],
+        "airflow_tier_per_file_ms (<= 25)": out["airflow_tier_per_file_ms"],
         "incremental_10_ms (<= 500)": inc,
         "incremental_vs_full_dagbag (<= 0.1)": round(inc / full["ms"], 3),
         "commit_to_served_median_ms (<= 1000)": out["commit_to_served"]["median_ms"],
