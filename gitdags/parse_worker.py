@@ -144,7 +144,7 @@ def spawn(dagbag: type, request: dict, rel: str) -> tuple[int, int]:
         try:
             os.setsid()  # its own session and group: a killpg(0) reaches only the parse
             keep_only(write_fd)
-            if isolate() is None:  # namespaces made: the next process is PID 1 in them
+            if isolate(request["root"]) is None:  # namespaces made: the next is PID 1 in them
                 supervise(write_fd, lambda: init(dagbag, request, rel, write_fd))
             home = SCRATCH / f"child-{os.getpid()}"  # no private /tmp (sandbox = "none")
             supervise(write_fd, lambda: run_parse(dagbag, request, rel, write_fd, home))
@@ -175,7 +175,7 @@ def init(dagbag: type, request: dict, rel: str, out: int) -> None:
     if LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
         os.write(2, f"proc: {os.strerror(ctypes.get_errno())}\n".encode())
     drop_capabilities()
-    home = Path("/tmp/home")
+    home = Path("/tmp/home" if os.access("/tmp", os.W_OK) else "/dev/shm/home")  # both private
     supervise(out, lambda: supervise(out, lambda: run_parse(dagbag, request, rel, out, home)))
 
 
@@ -190,9 +190,10 @@ def keep_only(fd: int) -> None:
     os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
 
 
-def isolate() -> str | None:
+def isolate(root: str = "/") -> str | None:
     """New user, PID, mount, network, IPC and UTS namespaces for this parse, with a private
-    /tmp and /dev/shm; None when done, else why not (the kernel refused)."""
+    /tmp and /dev/shm (unless the tree `root` is there: sandbox = "none" parses the tree
+    where it is); None when done, else why not (the kernel refused)."""
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
     if LIBC.unshare(flags) != 0:
@@ -204,7 +205,7 @@ def isolate() -> str | None:
     LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
     LIBC.mount(b"/", b"/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)  # where not yet
     for folder in (b"/tmp", b"/dev/shm"):
-        if os.path.isdir(folder):
+        if os.path.isdir(folder) and not root.startswith(folder.decode() + "/"):
             flags = MS_NOSUID | MS_NODEV
             if LIBC.mount(b"tmpfs", folder, b"tmpfs", flags, b"size=64m,mode=1777") != 0:
                 raise OSError(ctypes.get_errno(), f"mount tmpfs on {folder.decode()}")
@@ -404,7 +405,7 @@ def limit(memory: int, timeout: float, home: Path) -> None:
         HOME=str(home),
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        TMPDIR="/tmp",
+        TMPDIR=str(home),
         DO_NOT_TRACK="1",  # dag-factory's telemetry
     )
     cpu = max(1, int(timeout) + 1)

@@ -431,3 +431,29 @@ def test_a_worker_that_stops_mid_parse_is_started_again_and_the_file_parsed_alon
         "c",
     ]
     assert worker.starts == 2
+
+
+def test_sandbox_none_still_parses_each_file_apart(repo: GitRepo, tmp_path: Path) -> None:
+    from tests.test_airflow import airflow_python
+
+    repo.commit(
+        "two",
+        {"a.py": GOOD.format(id="a"), "kill_parent.py": ATTACKS["kill_parent.py"]},
+    )
+    config = SourceConfig(
+        name="main",
+        url=str(repo.path),
+        include=("**/*.py",),
+        python="airflow",
+        airflow_python=str(airflow_python()),
+        sandbox="none",
+    )
+    engine = build_engine(settings_for(tmp_path, config))
+    try:
+        (result,) = engine.sync()
+        assert result.error is None, result.error
+        assert engine.dag("a").status == "active"
+        (issue,) = [i for i in result.issues if i.file == "kill_parent.py"]
+        assert issue.code == "GD403"
+    finally:
+        engine.close()
