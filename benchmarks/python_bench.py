@@ -273,12 +273,24 @@ def main() -> None:
     worker = engine.parse_worker(dynamic)
     out["worker_start_ms"] = round(timed(lambda: worker.missing(["json"])), 1)
     out["sandbox"] = dynamic.sandbox
-    bare_worker = ParseWorker(str(python), WORK / f"py{n}" / "scratch-none", sandbox="none")
+    bare_worker = ParseWorker(
+        str(python), WORK / f"py{n}" / "scratch-none", sandbox="none", readable=(dags,)
+    )
     out["worker_start_unsandboxed_ms"] = round(timed(lambda: bare_worker.missing(["json"])), 1)
-    bare_worker.close()
     out["sandbox_start_cost_ms"] = round(
         out["worker_start_ms"] - out["worker_start_unsandboxed_ms"], 1
     )
+    # the same 100 files, parsed by the sandboxed worker and by one without bubblewrap
+    sample = [str(Path(f).relative_to(dags)) for f in files[:100]]
+    boxed = ParseWorker(str(python), WORK / f"py{n}" / "scratch-boxed", readable=(dags,))
+    boxed.missing(["json"])
+    per_file = {}
+    for name, w in (("bwrap", boxed), ("none", bare_worker)):
+        per_file[name] = round(
+            timed(lambda w=w: w.parse(dags, sample, timeout=30, memory=2 << 30)) / 100, 1
+        )
+        w.close()
+    out["parse_per_file_ms_sandboxed_vs_not"] = per_file
     first = timed(engine.sync)
     (result,) = engine.syncs(limit=1)
     out["first_sync_airflow_ms"] = round(first, 1)
