@@ -9,7 +9,8 @@ instead of sleeping and hoping. Armed only by GITDAGS_TEST_FAULTS, which only te
 Points: after-fetch, after-plan, in-check (reading files, in each worker process of a large
 sync), in-record (inside the sync's transaction), after-commit (between the database commit
 and the deploy switch), in-switch (inside the deploy switch), in-hook (before a delivery),
-in-s3 (an S3 publish with its objects and manifest written, before its pointer).
+s3-manifest (an S3 publish with its objects written, before its manifest), in-s3 (an S3 publish
+with its objects and manifest written, before its pointer).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ POINTS = (
     "after-commit",
     "in-switch",
     "in-hook",
+    "s3-manifest",
     "in-s3",
 )
 

@@ -33,11 +33,12 @@ def test_served_branches_follow_what_is_served(
     engine.sync()
     current = (deploy / "current").resolve()
     files = sorted(str(p.relative_to(current)) for p in current.rglob("*") if p.is_file())
-    files.remove("manifest.json")
     assert sorted(tree_of(branches, "served/all")) == files == ["etl.json", "report.json"]
     assert tree_of(branches, "served/main") == tree_of(branches, "served/all")
     one = served_git(branches, "rev-parse", "served/all")
-    assert f"Source-Commit: {first}" in served_git(branches, "log", "-1", "--format=%B", one)
+    message = served_git(branches, "log", "-1", "--format=%B", one)
+    assert f"Source-Commit: {first}" in message
+    assert f"Served-Generation: {current.name}" in message  # gitdags' bookkeeping: not a file
 
     second = repo.commit(
         "break etl, change report", {"etl.yaml": CYCLE, "report.yaml": dag_yaml("report", "x", "y")}
