@@ -478,15 +478,25 @@ class Publisher:
         ]
         if not wanted:
             return
-        manifest = read_manifest(generation)
+        found = read_manifest(generation)
         name = generation.name
+
+        def manifest() -> dict[str, Any]:  # never an empty served set for want of a manifest
+            if not found:
+                raise GitdagsError(
+                    f"The generation {generation} has no readable manifest beside it; "
+                    "`gitdags doctor --repair` rewrites the deploy folder."
+                )
+            return found
+
         if "served branch" in wanted and branches is not None:
-            publish_branch = lambda: branches.publish(generation, manifest, source, commit, changes)  # noqa: E731
+            publish_branch = lambda: branches.publish(  # noqa: E731
+                generation, manifest(), source, commit, changes
+            )
             self._target("served branch", commit, outcomes, publish_branch, name)
         if "s3" in wanted and s3 is not None:
-            self._target(
-                "s3", commit, outcomes, lambda: s3.publish(generation, manifest, commit), name
-            )
+            publish_s3 = lambda: s3.publish(generation, manifest(), commit)  # noqa: E731
+            self._target("s3", commit, outcomes, publish_s3, name)
 
     def _target(
         self,
@@ -519,7 +529,7 @@ class Publisher:
     def where(self, target: str) -> str:
         """A publish target as a person knows it: what it is and where."""
         if target == "served branch":
-            return f"the served branches in {self.settings.git_repo}"
+            return f"the served-branch repository {self.settings.git_repo}"
         if target == "s3" and self.settings.s3 is not None:
             s3 = self.settings.s3
             return f"S3 (s3://{s3.bucket}{'/' + s3.prefix if s3.prefix else ''})"

@@ -139,7 +139,7 @@ def test_s3_failures_are_one_sentence(
     assert result.publish_error == (  # ... and the target that failed is named, not the others
         "S3 (s3://no-such-bucket) was not brought up to date (The S3 bucket 'no-such-bucket' "
         "does not exist; create it or fix [publish.s3] bucket); the deploy folder "
-        f"{deploy} and the served branches in {branches} are up to date; the DAGs are "
+        f"{deploy} and the served-branch repository {branches} are up to date; the DAGs are "
         "recorded and the next sync tries again."
     )
     unreachable = Puller("s3://dags", tmp_path / "x")
