@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE))
 from repo import WORK, git  # noqa: E402
 
 from gitdags.faults import POINTS, VARIABLE  # noqa: E402
+from gitdags.publish import read_manifest  # noqa: E402
 
 N = 40
 
@@ -84,9 +85,8 @@ def one_generation(deploy: Path) -> bool:
     if not current.is_symlink():
         return not current.exists()  # before the first publish there is none
     target = current.resolve()
-    try:
-        manifest = json.loads((target / "manifest.json").read_text())
-    except (OSError, ValueError):
+    manifest = read_manifest(target)  # beside the generation
+    if not manifest:
         return False
     files = [f for d in manifest.get("dags", []) for f in d.get("files", [])]
     return all((target / f).is_file() for f in files)

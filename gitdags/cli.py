@@ -303,7 +303,8 @@ def status(
         sources = _status_rounds(as_json, output, watch, interval)
     except KeyboardInterrupt:  # ctrl-c ends --watch, wherever it lands
         return
-    if any(s.last_error for s in sources):  # like `systemctl status`: scripts can check it
+    failing = any(t.get("error") for s in sources[:1] for t in s.publish.values())
+    if failing or any(s.last_error for s in sources):  # like `systemctl status`: scripts check it
         raise typer.Exit(1)
 
 

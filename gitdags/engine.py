@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
 from gitdags.config import Settings, SourceConfig
-from gitdags.errors import GitdagsError, StoreError, damaged
+from gitdags.errors import GitdagsError, PublishError, StoreError, damaged
 from gitdags.hooks import payload
 from gitdags.model import (
     STATUSES,
@@ -157,18 +157,17 @@ class SyncEngine:
                 listener(source, commit, changes)
             except Exception as exc:
                 problem = problem or self._publish_problem(exc)
-                log.error("%s", problem, exc_info=not isinstance(exc, GitdagsError | OSError))
+                cause = exc.__cause__ if isinstance(exc, PublishError) else exc
+                log.error("%s", problem, exc_info=not isinstance(cause, GitdagsError | OSError))
         return problem
 
     def _publish_problem(self, exc: Exception) -> str:
+        if isinstance(exc, PublishError):  # it names each target that failed
+            return str(exc)
         folder = self.publisher.folder if self.publisher is not None else None
         where = f"The deploy folder {folder.root}" if folder is not None else "Publishing"
-        if isinstance(exc, OSError) and exc.strerror:
-            what = f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
-        else:
-            what = str(exc).rstrip(".") or type(exc).__name__
         return (
-            f"{where} was not brought up to date ({what}); the DAGs are recorded and the "
+            f"{where} was not brought up to date ({_what(exc)}); the DAGs are recorded and the "
             "next sync tries again."
         )
 
@@ -358,7 +357,13 @@ class SyncEngine:
         counts = self.store.dag_counts()
         file_errors = self.store.file_error_counts()
         hooks = self.store.hooks()
-        published = self.store.publish_targets()
+        settings = self.settings
+        targets = {  # a target no longer configured is not shown (nor its last error)
+            "deploy folder": bool(settings.deploy_dir or settings.git_repo or settings.s3),
+            "served branch": bool(settings.git_repo),
+            "s3": settings.s3 is not None,
+        }
+        published = {t: v for t, v in self.store.publish_targets().items() if targets.get(t)}
         configured = {s.name: s for s in self.settings.sources}
         names = [*configured, *(n for n in records if n not in configured)]
         out = []
@@ -398,6 +403,21 @@ class SyncEngine:
         return self.store.generation()
 
 
+# a publish target ("deploy folder", "served branch", "s3") and what failed there, or None
+Outcome = tuple[str, Exception | None]
+
+
+def _failed(outcomes: list[Outcome]) -> list[tuple[str, Exception]]:
+    return [(t, e) for t, e in outcomes if e is not None]
+
+
+def _what(exc: Exception) -> str:
+    """What went wrong, for the parentheses of a publish problem."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc).rstrip(".") or type(exc).__name__
+
+
 class Publisher:
     """A listener: after each change to what is served, the deploy folder and the hooks."""
 
@@ -433,18 +453,17 @@ class Publisher:
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
-        failed: list[Exception] = []
+        outcomes: list[Outcome] = []
         folder = self.folder
         if folder is not None:
             generation = self._target(
-                "deploy folder", commit, failed, lambda: folder.publish(self.store)
+                "deploy folder", commit, outcomes, lambda: folder.publish(self.store)
             )
-            if generation is not None and not failed:
-                self._copies(generation.path, source, commit, changes, failed)
+            if generation is not None and not _failed(outcomes):
+                self._copies(generation.path, source, commit, changes, outcomes)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
-        if failed:
-            raise failed[0]
+        self._raise(outcomes)
 
     def catch_up(self, source: str, commit: str | None) -> None:
         """Publish what a killed process left unpublished: the deploy folder behind the
@@ -462,10 +481,9 @@ class Publisher:
         behind = {t for t, at in last.items() if at.get("generation") != current.name} | {
             t for t in ("served branch", "s3") if t not in last
         }
-        failed: list[Exception] = []
-        self._copies(current, source, commit, (), failed, only=behind)
-        if failed:
-            raise failed[0]
+        outcomes: list[Outcome] = []
+        self._copies(current, source, commit, (), outcomes, only=behind)
+        self._raise(outcomes)
 
     def _copies(
         self,
@@ -473,10 +491,12 @@ class Publisher:
         source: str,
         commit: str | None,
         changes: tuple[DagChange, ...],
-        failed: list[Exception],
+        outcomes: list[Outcome],
         only: set[str] | None = None,
     ) -> None:
         """A deploy-folder generation to the served branches and S3 (those in `only`)."""
+        from gitdags.publish import read_manifest
+
         branches, s3 = self.branches, self.s3
         wanted = [
             t
@@ -485,42 +505,76 @@ class Publisher:
         ]
         if not wanted:
             return
-        manifest = json.loads((generation / "manifest.json").read_text())
+        found = read_manifest(generation)
         name = generation.name
+
+        def manifest() -> dict[str, Any]:  # never an empty served set for want of a manifest
+            if not found:
+                raise GitdagsError(
+                    f"The generation {generation} has no readable manifest beside it; "
+                    "`gitdags doctor --repair` rewrites the deploy folder."
+                )
+            return found
+
         if "served branch" in wanted and branches is not None:
-            publish_branch = lambda: branches.publish(generation, manifest, source, commit, changes)  # noqa: E731
-            self._target("served branch", commit, failed, publish_branch, name)
-        if "s3" in wanted and s3 is not None:
-            self._target(
-                "s3", commit, failed, lambda: s3.publish(generation, manifest, commit), name
+            publish_branch = lambda: branches.publish(  # noqa: E731
+                generation, manifest(), source, commit, changes
             )
+            self._target("served branch", commit, outcomes, publish_branch, name)
+        if "s3" in wanted and s3 is not None:
+            publish_s3 = lambda: s3.publish(generation, manifest(), commit)  # noqa: E731
+            self._target("s3", commit, outcomes, publish_s3, name)
 
     def _target(
         self,
         name: str,
         commit: str | None,
-        failed: list[Exception],
+        outcomes: list[Outcome],
         publish: Callable[[], Any],
         generation: str = "",
     ) -> Any:
         """Publish to one target and record how it went (`status` and /metrics show it); a
-        failure is kept in `failed`, so that the other targets still get their turn."""
+        failure is kept in `outcomes`, so that the other targets still get their turn."""
         from gitdags.store import now
 
         try:
             result = publish()
         except Exception as exc:
-            failed.append(exc)
+            outcomes.append((name, exc))
             record: dict[str, Any] = {"error": str(exc), "at": now()}
             result = None
         else:
             if name == "deploy folder" and result is None:
                 return None  # nothing changed: the record stays as it was
+            outcomes.append((name, None))
             made = getattr(result, "name", generation)
             record = {"generation": made, "commit": commit, "error": None, "at": now()}
         with contextlib.suppress(GitdagsError), self.store.transaction():
             self.store.set_meta(f"publish:{name}", json.dumps(record))
         return result
+
+    def where(self, target: str) -> str:
+        """A publish target as a person knows it: what it is and where."""
+        if target == "served branch":
+            return f"the served-branch repository {self.settings.git_repo}"
+        if target == "s3" and self.settings.s3 is not None:
+            s3 = self.settings.s3
+            return f"S3 (s3://{s3.bucket}{'/' + s3.prefix if s3.prefix else ''})"
+        root = self.folder.root if self.folder is not None else ""
+        return f"the {'deploy folder' if self.settings.deploy_dir else 'served tree'} {root}"
+
+    def _raise(self, outcomes: list[Outcome]) -> None:
+        """One sentence that names each target that failed, and those brought up to date."""
+        failed = _failed(outcomes)
+        if not failed:
+            return
+        parts = [f"{self.where(t)} was not brought up to date ({_what(e)})" for t, e in failed]
+        done = [self.where(t) for t, e in outcomes if e is None]
+        if done:
+            parts.append(f"{' and '.join(done)} {'is' if len(done) == 1 else 'are'} up to date")
+        parts.append("the DAGs are recorded and the next sync tries again")
+        message = "; ".join(parts) + "."
+        raise PublishError(message[0].upper() + message[1:]) from failed[0][1]
 
     def close(self) -> None:
         if self.hooks is not None:

@@ -7,6 +7,7 @@ Every error carries one sentence that says what is wrong and what to do::
     ├── ConfigError      config.toml or a GITDAGS_* variable is wrong
     ├── SourceError      a git source cannot be fetched or read
     ├── StoreError       the SQLite database cannot be opened or written
+    ├── PublishError     a publish target (deploy folder, served branch, S3) was not written
     └── ActionError      an operator action (rollback, pin, ...) is refused
 
 Invalid DAG files are not errors: validation returns a list of `Issue`.
@@ -41,6 +42,10 @@ class SourceError(GitdagsError):
 
 class StoreError(GitdagsError):
     """The state database could not be used."""
+
+
+class PublishError(GitdagsError):
+    """A publish target was not brought up to date; the message names each one that failed."""
 
 
 class ActionError(GitdagsError):

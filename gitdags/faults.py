@@ -9,8 +9,9 @@ instead of sleeping and hoping. Armed only by GITDAGS_TEST_FAULTS, which only te
 Points: after-fetch, after-plan, in-check (reading files, in each worker process of a large
 sync), in-record (inside the sync's transaction), after-commit (between the database commit
 and the deploy switch), in-switch (inside the deploy switch), in-hook (before a delivery),
-in-s3 (an S3 publish with its objects and manifest written, before its pointer), in-parse
-(the Airflow parse worker has started a file's parse).
+s3-manifest (an S3 publish with its objects written, before its manifest), in-s3 (an S3 publish
+with its objects and manifest written, before its pointer), in-parse (the Airflow parse worker
+has started a file's parse).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ POINTS = (
     "after-commit",
     "in-switch",
     "in-hook",
+    "s3-manifest",
     "in-s3",
     "in-parse",
 )

@@ -6,9 +6,14 @@ served DAG, and optionally an Airflow Python file rendered from a template), the
 `keep` generations stay for readers still inside them. Unchanged DAG files are hard-linked from
 the previous generation, so a 10-file change writes 10 files, not 10,000.
 
+gitdags' own bookkeeping, the generation's manifest, lies beside its directory, never in it: a
+generation holds only served files, whatever their names (a DAG or a repository file may be
+called `manifest.json`).
+
     deploy_dir/
       current -> .generations/g000042-3f2a1c0d9e1b
-      .generations/g000042-3f2a1c0d9e1b/{manifest.json, daily_sales_etl.json, ...}
+      .generations/g000042-3f2a1c0d9e1b/{daily_sales_etl.json, ...}
+      .generations/g000042-3f2a1c0d9e1b.manifest.json
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ log = logging.getLogger(__name__)
 GENERATIONS = ".generations"
 CURRENT = "current"
 SEEN = ".database-generation"  # the database's change counter the folder was brought up to
+MANIFEST = ".manifest.json"  # a generation's manifest: `<generation>.manifest.json` beside it
+LEGACY_MANIFEST = "manifest.json"  # the old layout: inside the generation, among its files
 BUILTIN_TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -47,6 +54,41 @@ def safe_name(dag_id: str) -> str:
     if name == dag_id and len(name) <= 200:
         return name
     return f"{name[:180]}-{hashlib.sha256(dag_id.encode()).hexdigest()[:16]}"
+
+
+def manifest_path(generation: Path) -> Path:
+    """Where a generation's manifest lies: beside its directory, not among its files."""
+    return generation.with_name(generation.name + MANIFEST)
+
+
+def read_manifest(generation: Path | None) -> dict[str, Any]:
+    """A generation's manifest ({} when there is none to read); a generation of the old layout
+    (its manifest inside, among the served files) is read there."""
+    if generation is None:
+        return {}
+    try:
+        found = json.loads(manifest_path(generation).read_text())
+    except FileNotFoundError:
+        return _legacy_manifest(generation) or {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _legacy_manifest(generation: Path) -> dict[str, Any] | None:
+    """The manifest inside a generation of the old layout, or None: a served file that happens
+    to be called `manifest.json` (a DAG's, a repository's) is not taken for one."""
+    try:
+        found = json.loads((generation / LEGACY_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(found, dict) and {"sequence", "fingerprint", "dags"} <= found.keys()
+    return found if ours else None
+
+
+def legacy_layout(generation: Path) -> bool:
+    """Whether a generation is of the old layout: no manifest beside it, one inside."""
+    return not manifest_path(generation).exists() and _legacy_manifest(generation) is not None
 
 
 @dataclass(frozen=True)
@@ -106,14 +148,6 @@ class DeployFolder:
         link = self.root / CURRENT
         return link.resolve() if link.is_symlink() else None
 
-    def _manifest(self, generation: Path | None) -> dict[str, Any]:
-        if generation is None:
-            return {}
-        try:
-            return json.loads((generation / "manifest.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
     def publish(self, store: HistoryStore, *, force: bool = False) -> Generation | None:
         """Write a new generation if what is served changed (or `force`); None otherwise."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -129,9 +163,11 @@ class DeployFolder:
         current = self.current()
         if current is None or not current.is_dir():
             return "there is no current generation"
-        manifest = self._manifest(current)
+        manifest = read_manifest(current)
         if not manifest:
             return f"{current.name} has no readable manifest"
+        if legacy_layout(current):
+            return f"{current.name} keeps gitdags' manifest among the served files (old layout)"
         served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
         files = store.served_files() if self.blobs is not None else []
         if manifest.get("fingerprint") != fingerprint(served, files):
@@ -156,8 +192,9 @@ class DeployFolder:
         files = store.served_files() if self.blobs is not None else []
         print_ = fingerprint(served, files)
         previous = self.current()
-        old = self._manifest(previous)
-        if not force and old.get("fingerprint") == print_:
+        old = read_manifest(previous)
+        moved = previous is not None and legacy_layout(previous)  # the old layout: write anew
+        if not force and not moved and old.get("fingerprint") == print_:
             return None
         gens = self.root / GENERATIONS
         gens.mkdir(parents=True, exist_ok=True)
@@ -216,10 +253,13 @@ class DeployFolder:
             "dags": entries,
             "tree": tree,
         }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         final = gens / name
         if final.exists():
             shutil.rmtree(final)
+        # beside the generation, before it: a generation is never without its manifest
+        temp = gens / f".tmp-{name}{MANIFEST}-{os.getpid()}"
+        temp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(temp, manifest_path(final))
         os.rename(staging, final)
         self._switch(final)
         self._prune(final)
@@ -315,15 +355,23 @@ class DeployFolder:
         os.replace(temp, link)  # one atomic rename: readers see the old tree or the new one
 
     def _prune(self, current: Path) -> None:
+        folder = self.root / GENERATIONS
         gens = sorted(
-            (p for p in (self.root / GENERATIONS).iterdir() if p.name.startswith("g")),
+            (p for p in folder.iterdir() if p.name.startswith("g") and p.is_dir()),
             key=lambda p: p.name,
         )
         for old in gens[: -self.keep]:
             if old != current:
                 shutil.rmtree(old, ignore_errors=True)
-        for stale in (self.root / GENERATIONS).glob(".tmp-*"):  # left by a crash
-            shutil.rmtree(stale, ignore_errors=True)
+                manifest_path(old).unlink(missing_ok=True)
+        for manifest in folder.glob(f"g*{MANIFEST}"):  # its generation is gone (a crash)
+            if not (folder / manifest.name[: -len(MANIFEST)]).is_dir():
+                manifest.unlink(missing_ok=True)
+        for stale in folder.glob(".tmp-*"):  # left by a crash
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 DAGFACTORY_LOADER = Path(__file__).with_name("dagfactory_loader.py.tmpl")

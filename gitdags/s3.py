@@ -3,16 +3,24 @@
 Layout, per source under `<prefix>/<source>/` (a source writes only under its own prefix):
 
     objects/<sha256>                 each served file's bytes, content-addressed, written once
-    generations/<name>.json          a manifest: {"name", "created_at", "files": {path:
-                                     {"sha256", "size"}}, "commit"}
+    generations/<sha256>.json        a manifest, named by the digest of its own bytes:
+                                     {"name", "created_at", "files": {path: {"sha256", "size"}},
+                                     "commit"}
     current.json                     the pointer: {"generation", "manifest", "sha256"}, written
                                      last, conditionally (If-Match on the ETag it replaces)
 
 A reader that follows the pointer only ever finds a manifest whose objects are all there: the
-objects, then the manifest, then the pointer are written, in that order. Rollback in gitdags
-is a new generation like any other change. Uploads run in parallel, with boto3's retries, and
-only for objects not already in the bucket. Credentials come only from boto3's standard chain
-(environment, profile, instance role): gitdags never logs or stores them.
+objects, then the manifest, then the pointer are written, in that order. A manifest's key is its
+digest, so two publishers never write different bytes under one key: the manifest a pointer
+names always matches the pointer's checksum, whoever wins the pointer. The served files live
+only in `objects/`: no file of the served tree shares a key with gitdags' bookkeeping. Rollback
+in gitdags is a new generation like any other change. Uploads run in parallel, with boto3's
+retries, and only for objects not already in the bucket. Credentials come only from boto3's
+standard chain (environment, profile, instance role): gitdags never logs or stores them.
+
+Everything the reader reads from the bucket is untrusted: the generation's name, the
+manifest's key, its paths and checksums are checked against strict patterns before any of them
+names a file, and a bucket that fails a check is refused in one sentence, the local copy kept.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +43,8 @@ from gitdags.errors import GitdagsError
 log = logging.getLogger(__name__)
 POINTER = "current.json"
 STATE = ".gitdags-pull.json"  # in the puller's folder: what its current generation holds
+GENERATION_NAME = re.compile(r"g[0-9]{6,12}-[0-9a-f]{12}")  # as the deploy folder names them
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -158,14 +169,12 @@ class S3Target:
         self.requests += len(missing)
         record = {"name": name, "created_at": _now(), "commit": commit, "files": files}
         body = json.dumps(record, sort_keys=True).encode()
-        manifest_key = self._key(source, "generations", f"{name}.json")
+        digest = hashlib.sha256(body).hexdigest()
+        manifest_key = self._key(source, "generations", f"{digest}.json")  # by its content
+        faults.point("s3-manifest")
         self.s3.put_object(Bucket=bucket, Key=manifest_key, Body=body)
         point = json.dumps(
-            {
-                "generation": name,
-                "manifest": manifest_key,
-                "sha256": hashlib.sha256(body).hexdigest(),
-            }
+            {"generation": name, "manifest": manifest_key, "sha256": digest}
         ).encode()
         faults.point("in-s3")
         extra = {"IfMatch": mine["etag"]} if mine.get("etag") else {"IfNoneMatch": "*"}
@@ -181,6 +190,8 @@ class S3Target:
         generations = [*mine.get("generations", []), manifest_key]
         keep = max(self.settings.keep, 1)
         for old_key in generations[:-keep]:  # the older manifests (objects stay: shared)
+            if old_key in generations[-keep:]:
+                continue  # the same bytes published again: still named by a kept generation
             self.s3.delete_object(Bucket=bucket, Key=old_key)
             self.requests += 1
         self.known[source] = {
@@ -292,28 +303,26 @@ class Puller:
         bucket = self.settings.bucket
         source = self._source()
         requests = 1
-        pointer = json.loads(
-            self.s3.get_object(Bucket=bucket, Key=self._key(source, POINTER))["Body"].read()
-        )
-        name = pointer["generation"]
+        raw = self.s3.get_object(Bucket=bucket, Key=self._key(source, POINTER))["Body"].read()
+        name, manifest_key, digest = self._checked_pointer(source, raw)
         gens = self.into / ".generations"
         current = self.into / "current"
         if current.is_symlink() and current.resolve().name == name:
             return PullResult(name, 0, 0, requests)  # already there
         try:
-            raw = self.s3.get_object(Bucket=bucket, Key=pointer["manifest"])["Body"].read()
+            raw = self.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read()
         except Exception as exc:
             raise GitdagsError(
-                f"The pointer names manifest {pointer['manifest']!r}, which cannot be read "
+                f"The pointer names manifest {manifest_key!r}, which cannot be read "
                 f"({type(exc).__name__}); the local copy stays as it was."
             ) from exc
         requests += 1
-        if hashlib.sha256(raw).hexdigest() != pointer.get("sha256"):
+        if hashlib.sha256(raw).hexdigest() != digest:
             raise GitdagsError(
                 "The manifest does not match its pointer's checksum; the local copy stays "
                 "as it was."
             )
-        files: dict[str, dict[str, Any]] = json.loads(raw)["files"]
+        files = checked_files(raw, name)
         previous = current.resolve() if current.is_symlink() else None
         have: dict[str, Path] = {}
         if previous is not None:
@@ -321,8 +330,12 @@ class Puller:
                 last = json.loads((self.into / STATE).read_text())
             except (OSError, ValueError):
                 last = {}
-            if last.get("generation") == previous.name:
-                for path, meta in last.get("files", {}).items():
+            try:
+                kept = checked_files(json.dumps(last).encode(), previous.name)
+            except GitdagsError:
+                kept = {}  # not what this puller writes: read and hash the files instead
+            if last.get("generation") == previous.name and kept:
+                for path, meta in kept.items():
                     have.setdefault(meta["sha256"], previous / path)
             else:
                 for path in files:
@@ -335,9 +348,7 @@ class Puller:
         downloaded = linked = 0
         try:
             for path, meta in sorted(files.items()):
-                target = staging / path
-                if not target.resolve().is_relative_to(staging.resolve()):
-                    raise GitdagsError(f"The manifest names {path!r}, outside the folder; refused.")
+                target = staging / path  # a checked relative path: inside staging
                 target.parent.mkdir(parents=True, exist_ok=True)
                 sha = meta["sha256"]
                 if sha in have:
@@ -372,6 +383,94 @@ class Puller:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
         return PullResult(name, downloaded, linked, requests)
+
+    def _checked_pointer(self, source: str, raw: bytes) -> tuple[str, str, str]:
+        """The pointer's generation name, manifest key and checksum, each checked: they come
+        from the bucket, and the name becomes a folder of the puller's."""
+        try:
+            pointer = json.loads(raw)
+        except ValueError:
+            pointer = None
+        if not isinstance(pointer, dict):
+            raise _refused(f"The pointer {self._key(source, POINTER)} is not a JSON object")
+        name, key, digest = (pointer.get(k) for k in ("generation", "manifest", "sha256"))
+        if not isinstance(name, str) or not GENERATION_NAME.fullmatch(name):
+            raise _refused(
+                f"The pointer names generation {_shown(name)}, which is not a generation name "
+                "(like g000042-3f2a1c0d9e1b)"
+            )
+        folder = self._key(source, "generations") + "/"
+        stem = key[len(folder) : -len(".json")] if isinstance(key, str) else ""
+        named = isinstance(key, str) and key.startswith(folder) and key.endswith(".json")
+        # a manifest is named by its digest; a bucket of the old layout named it by generation
+        if not named or not (SHA256.fullmatch(stem) or GENERATION_NAME.fullmatch(stem)):
+            raise _refused(
+                f"The pointer names manifest {_shown(key)}, which is not a manifest of "
+                f"{folder.rstrip('/')}"
+            )
+        if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+            raise _refused(f"The pointer's checksum {_shown(digest)} is not a SHA-256 digest")
+        return name, key, digest
+
+
+def _shown(value: object) -> str:
+    """An untrusted value in a message: quoted, escaped, short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _refused(what: str) -> GitdagsError:
+    return GitdagsError(f"{what}; refused, the local copy stays as it was.")
+
+
+def path_problem(path: object) -> str | None:
+    """Why a path from a manifest cannot name a file inside the puller's folder, or None: a
+    plain relative path, `/`-separated, without `.`/`..`/empty parts, backslashes, control
+    characters or over-long names."""
+    if not isinstance(path, str) or not path:
+        return "which is not a path"
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "which is not valid UTF-8"
+    if path.startswith("/"):
+        return "an absolute path"
+    if "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "which holds a backslash or a control character"
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "which is not a plain relative path (it has an empty, . or .. part)"
+    if len(encoded) > 4096 or any(len(part.encode()) > 255 for part in parts):
+        return "which is too long a name"
+    return None
+
+
+def checked_files(raw: bytes, name: str) -> dict[str, dict[str, Any]]:
+    """A manifest's files (path -> {"sha256", "size"}), each path and checksum checked."""
+    try:
+        files = json.loads(raw).get("files")
+    except (ValueError, AttributeError):
+        files = None
+    if not isinstance(files, dict):
+        raise _refused(f"The manifest of generation {name} holds no list of files")
+    folders: set[str] = set()
+    for path, meta in files.items():
+        problem = path_problem(path)
+        if problem is not None:
+            raise _refused(f"The manifest of generation {name} names {_shown(path)}, {problem}")
+        sha, size = (meta.get("sha256"), meta.get("size")) if isinstance(meta, dict) else (0, 0)
+        if not isinstance(sha, str) or not SHA256.fullmatch(sha):
+            raise _refused(f"The manifest of generation {name} gives {path!r} no SHA-256")
+        if type(size) is not int or size < 0:
+            raise _refused(f"The manifest of generation {name} gives {path!r} no size")
+        parts = path.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    clash = sorted(folders & files.keys())
+    if clash:
+        raise _refused(
+            f"The manifest of generation {name} names {clash[0]!r} as a file and as a folder"
+        )
+    return files
 
 
 def pull_loop(puller: Puller, interval: float, once: bool, report: Any) -> int:

@@ -3,10 +3,12 @@ git-sync read, pinned per commit, never rewritten.
 
 After each new deploy-folder generation, a bare repository gets one commit on `served/all`
 (every source's files, laid out as in `current/`) and on `served/<source>` for each source
-whose files changed; each commit's tree is exactly that part of `current/` (its bookkeeping
-`manifest.json` aside), its message says what changed and what was held back, with
-`Source-Commit:` trailers naming the upstream commits. Rollback, pin and pause are new
-commits like any other change.
+whose files changed; each commit's tree is exactly that part of `current/` (whose files are
+all served files: the generation's manifest lies beside it), its message says what changed and
+what was held back, with `Source-Commit:` trailers naming the upstream commits and a
+`Served-Generation:` trailer naming the deploy-folder generation: gitdags' bookkeeping is in
+the message, never a path of the tree. Rollback, pin and pause are new commits like any other
+change.
 
 Cheap at 10,000 files: each branch keeps its own index and a record of what identifies each
 file's content (a DAG's id and version, a tree file's blob: the deploy manifest says it), so
@@ -75,7 +77,8 @@ class ServedBranches:
             same = paths == everything and "all" in trees  # one source: the same tree
             tree = trees["all"] if same else self._tree(branch, generation, paths)
             trees[branch] = tree
-            commit = self._commit(branch, tree, _message(branch, source, changes, commits))
+            message = _message(branch, source, changes, commits, generation.name)
+            commit = self._commit(branch, tree, message)
             if commit:
                 made[f"served/{branch}"] = commit
         return made
@@ -138,7 +141,9 @@ def files_by_source(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
     return found
 
 
-def _message(branch: str, source: str, changes: list[DagChange], commits: dict[str, str]) -> str:
+def _message(
+    branch: str, source: str, changes: list[DagChange], commits: dict[str, str], generation: str
+) -> str:
     served = [c for c in changes if c.change != "invalid"]
     held = [c for c in changes if c.change == "invalid"]
     named = [f"{c.dag_id} {c.change}" + (f" v{c.version}" if c.version else "") for c in served]
@@ -154,6 +159,7 @@ def _message(branch: str, source: str, changes: list[DagChange], commits: dict[s
         lines += [f"- {c.dag_id} v{c.version} ({c.path})" for c in held]
     lines += ["", *(f"Source-Commit: {sha}" for _name, sha in sorted(commits.items()) if sha)]
     lines.append(f"Source: {source}")
+    lines.append(f"Served-Generation: {generation}")
     if branch != "all":
         lines.append(f"Served-Branch: served/{branch}")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ import pytest
 
 from gitdags.config import HookConfig
 from gitdags.engine import SyncEngine
-from gitdags.publish import safe_name
+from gitdags.publish import read_manifest, safe_name
 from gitdags.registry import Registry
 from tests.conftest import GitRepo, dag_yaml
 from tests.test_sync import source
@@ -59,11 +59,11 @@ def test_deploy_folder_follows_the_served_set(tmp_path: Path, repo: GitRepo, mak
     engine.resume("c")
     engine.rollback("a", "1")
     assert listing(deploy) == {"a": 1, "c": 1}
-    manifest = json.loads((deploy / "current" / "manifest.json").read_text())
+    manifest = read_manifest((deploy / "current").resolve())
     assert manifest["commits"] == [f"main@{first}"]  # v1 of a and of c both come from it
     assert os.readlink(deploy / "current").startswith(".generations/g")
     generations = sorted((deploy / ".generations").iterdir())
-    assert len(generations) == 3  # keep = 3
+    assert len(generations) == 3 * 2  # keep = 3, each with its manifest beside it
     # a commit that changes nothing served makes no new generation
     repo.commit("docs", {"README.md": "hi"})
     engine.sync()
@@ -106,12 +106,15 @@ def test_readers_never_see_a_partial_generation(tmp_path: Path, repo: GitRepo, m
         while not stop.is_set():
             target = (deploy / "current").resolve()
             try:
-                manifest = json.loads((target / "manifest.json").read_text())
+                manifest = read_manifest(target)
                 names = {p.name for p in target.iterdir()}
             except FileNotFoundError as exc:
                 problems.append(f"vanished: {exc}")
                 continue
-            expected = {f for d in manifest["dags"] for f in d["files"]} | {"manifest.json"}
+            if not manifest:
+                problems.append(f"{target.name}: no manifest beside it")
+                continue
+            expected = {f for d in manifest["dags"] for f in d["files"]}
             if names != expected:
                 problems.append(f"{target.name}: {sorted(names ^ expected)}")
             seen.append(manifest["sequence"])
@@ -305,4 +308,30 @@ def test_a_publish_failure_is_an_error_of_the_sync_and_the_next_sync_retries(
     (result,) = engine.sync()  # nothing new in git, but the folder is behind the database
     assert result.publish_error is None
     served = sorted(p.name for p in (deploy / "current").glob("*.json"))
-    assert served == ["a.json", "b.json", "manifest.json"]
+    assert served == ["a.json", "b.json"]
+
+
+def test_a_deploy_folder_of_the_old_layout_moves_its_manifest_out_of_the_tree(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    """Before, a generation kept gitdags' manifest.json among its files: doctor says so, and
+    the next publish (the daemon makes one at start) writes the new layout."""
+    from gitdags.doctor import examine
+    from gitdags.publish import manifest_path
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    deploy = tmp_path / "deploy"
+    engine = make_engine(source(repo), deploy_dir=deploy)
+    engine.sync()
+    old = (deploy / "current").resolve()
+    os.replace(manifest_path(old), old / "manifest.json")  # as gitdags wrote it before
+    assert read_manifest(old)["name"] == old.name  # still read
+    (finding,) = [f for f in examine(engine) if f.check == "deploy folder"]
+    assert not finding.ok and "old layout" in finding.detail and "--repair" in finding.detail
+    assert engine.publish(force=False) is not None  # nothing changed, but the layout did
+    new = (deploy / "current").resolve()
+    assert new != old and sorted(p.name for p in new.iterdir()) == ["a.json"]
+    assert read_manifest(new)["sequence"] == 2
+    (finding,) = [f for f in examine(engine) if f.check == "deploy folder"]
+    assert finding.ok, finding.detail
+    assert engine.publish(force=False) is None  # and then, as before, nothing to do

@@ -118,7 +118,7 @@ def test_a_corrupt_object_or_a_missing_manifest_keeps_the_last_good_copy(
     client.put_object(
         Bucket="dags",
         Key="main/current.json",
-        Body=json.dumps({**pointer, "manifest": "main/generations/nope.json"}).encode(),
+        Body=json.dumps({**pointer, "manifest": f"main/generations/{'0' * 64}.json"}).encode(),
     )
     gone = Puller("s3://dags", into).pull()
     assert gone.error is not None and "cannot be read" in gone.error
@@ -130,12 +130,18 @@ def test_s3_failures_are_one_sentence(
 ) -> None:
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     missing = S3Settings(bucket="no-such-bucket", endpoint_url=s3_server)
+    deploy, branches = tmp_path / "d", tmp_path / "served.git"
     engine = make_engine(
-        SourceConfig("main", str(repo.path)), deploy_dir=tmp_path / "d", s3=missing
+        SourceConfig("main", str(repo.path)), deploy_dir=deploy, git_repo=branches, s3=missing
     )
     (result,) = engine.sync()
     assert result.error is None  # the DAGs are recorded ...
-    assert result.publish_error is not None and "does not exist" in result.publish_error
+    assert result.publish_error == (  # ... and the target that failed is named, not the others
+        "S3 (s3://no-such-bucket) was not brought up to date (The S3 bucket 'no-such-bucket' "
+        "does not exist; create it or fix [publish.s3] bucket); the deploy folder "
+        f"{deploy} and the served-branch repository {branches} are up to date; the DAGs are "
+        "recorded and the next sync tries again."
+    )
     unreachable = Puller("s3://dags", tmp_path / "x")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     failed = Puller("s3://dags", tmp_path / "x").pull()
@@ -217,3 +223,226 @@ def test_a_publish_killed_halfway_leaves_the_pointer_and_the_next_completes(
     caught_up = Puller("s3://dags", into).pull()
     assert caught_up.error is None and caught_up.generation != first.generation
     assert json.loads((into / "current" / "a.json").read_text())["version"] == 2
+
+
+def s3_config(folder: Path, repo: GitRepo, endpoint: str, bucket: str = "dags") -> Path:
+    """A config.toml of a database of its own in `folder`, publishing to `bucket`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{folder / "g.db"}"\n'
+        f'[publish]\ndeploy_dir = "{folder / "deploy"}"\n'
+        f'[publish.s3]\nbucket = "{bucket}"\nprefix = "prod"\nendpoint_url = "{endpoint}"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+    )
+    return config
+
+
+def test_two_publishers_racing_never_tear_the_pointer(
+    tmp_path: Path, repo: GitRepo, s3_server: str
+) -> None:
+    """The loser's manifest lands after the winner's pointer: the pointer still matches the
+    manifest it names, and a puller follows it."""
+    from tests.conftest import Gate
+
+    repo.commit("one", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b")})
+    late = s3_config(tmp_path / "late", repo, s3_server)
+    first = s3_config(tmp_path / "first", repo, s3_server)
+    gate = Gate(tmp_path / "gate", "s3-manifest")
+    loser = gate.start_sync(late)  # its objects written, stopped before its manifest
+    try:
+        gate.wait_reached(loser)
+        won = subprocess.run(
+            [sys.executable, "-m", "gitdags", "--config", str(first), "sync"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert won.returncode == 0, won.stderr  # its manifest, then its pointer
+        gate.open()  # the loser's manifest now lands after the winner's pointer
+        out, err = loser.communicate(timeout=120)
+    finally:
+        if loser.poll() is None:
+            loser.kill()
+            loser.wait()
+    assert loser.returncode == 1  # its pointer refused: someone moved it meanwhile
+    assert b"Another publisher moved the pointer" in out + err
+    into = tmp_path / "scheduler"
+    pulled = Puller("s3://dags/prod", into).pull()
+    assert pulled.error is None, pulled.error
+    deploy = (tmp_path / "first" / "deploy" / "current").resolve()
+    assert files_in(into / "current") == files_in(deploy)
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every file (its bytes) and symlink (its target) under `folder`."""
+    found: dict[str, bytes | str] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            found[str(p.relative_to(folder))] = os.readlink(p)
+        elif p.is_file():
+            found[str(p.relative_to(folder))] = p.read_bytes()
+    return found
+
+
+def test_pull_never_writes_outside_its_folder(
+    tmp_path: Path, repo: GitRepo, make_engine, s3_server: str
+) -> None:
+    """Every name read from the bucket is untrusted: the generation's name, the manifest's key
+    and its paths are checked before any names a file; the last good copy stays."""
+    import hashlib
+
+    import boto3
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    s3 = S3Settings(bucket="dags", prefix="prod", endpoint_url=s3_server)
+    engine = make_engine(SourceConfig("main", str(repo.path)), deploy_dir=tmp_path / "d", s3=s3)
+    engine.sync()
+    into = tmp_path / "pulled"
+    assert Puller("s3://dags/prod", into).pull().error is None
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "keep.txt").write_text("mine\n")
+    client = boto3.client("s3", endpoint_url=s3_server)
+    pointer = json.loads(
+        client.get_object(Bucket="dags", Key="prod/main/current.json")["Body"].read()
+    )
+    before = snapshot(tmp_path)
+
+    def point(**fields: object) -> None:
+        body = json.dumps({**pointer, **fields}).encode()
+        client.put_object(Bucket="dags", Key="prod/main/current.json", Body=body)
+
+    point(generation="../../decoy")
+    done = subprocess.run(
+        [sys.executable, "-m", "gitdags", "pull", "s3://dags/prod", "--into", str(into), "--once"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_ENDPOINT_URL": s3_server},
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: The pointer names generation '../../decoy', which is")
+    assert done.stderr.count("\n") == 1 and "refused, the local copy stays" in done.stderr
+    assert snapshot(tmp_path) == before  # the decoy, the pulled copy: all as they were
+
+    good = json.loads(client.get_object(Bucket="dags", Key=pointer["manifest"])["Body"].read())
+    meta = good["files"]["a.json"]
+    for bad in (
+        "../escape.json",
+        "/tmp/abs.json",
+        "sub/../../escape.json",
+        "..\\escape.json",
+        "a\x00b.json",
+        "./a.json",
+        "sub//a.json",
+        "",
+    ):
+        body = json.dumps({**good, "files": {bad: meta}}).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        key = f"prod/main/generations/{digest}.json"
+        client.put_object(Bucket="dags", Key=key, Body=body)
+        point(generation="g000099-0123456789ab", manifest=key, sha256=digest)
+        refused = Puller("s3://dags/prod", into).pull()
+        assert refused.error is not None and "refused, the local copy stays" in refused.error
+        assert snapshot(tmp_path) == before, bad
+    for fields in (
+        {"manifest": "prod/other/generations/" + pointer["manifest"].rsplit("/", 1)[1]},
+        {"manifest": "prod/main/objects/" + meta["sha256"]},
+        {"sha256": "../x"},
+        {"generation": "g000001-0123456789ab/../../x"},
+        {"generation": None},
+    ):
+        point(**fields)
+        refused = Puller("s3://dags/prod", into).pull()
+        assert refused.error is not None and "refused" in refused.error, fields
+        assert snapshot(tmp_path) == before, fields
+    point()  # the good pointer again: the pull goes on as before
+    assert Puller("s3://dags/prod", into).pull().error is None
+
+
+def test_a_dag_named_manifest_is_served_as_itself_everywhere(
+    tmp_path: Path, repo: GitRepo, make_engine, s3_server: str
+) -> None:
+    """gitdags' bookkeeping never shares a name with a served file: a DAG whose file is
+    `manifest.json` is that DAG in the deploy folder, on the served branch and in S3."""
+    from gitdags.doctor import examine
+    from gitdags.publish import manifest_path
+    from tests.test_served_branch import served_git
+
+    repo.commit("one", {"manifest.yaml": dag_yaml("manifest"), "b.yaml": dag_yaml("b")})
+    deploy, branches = tmp_path / "deploy", tmp_path / "served.git"
+    s3 = S3Settings(bucket="dags", endpoint_url=s3_server)
+    engine = make_engine(
+        SourceConfig("main", str(repo.path)), deploy_dir=deploy, git_repo=branches, s3=s3
+    )
+    (result,) = engine.sync()
+    assert result.publish_error is None, result.publish_error
+    current = (deploy / "current").resolve()
+    assert sorted(p.name for p in current.iterdir()) == ["b.json", "manifest.json"]
+    served = (current / "manifest.json").read_bytes()
+    assert json.loads(served)["dag_id"] == "manifest"
+    assert json.loads(manifest_path(current).read_text())["name"] == current.name
+    assert served_git(branches, "show", "served/all:manifest.json").encode() + b"\n" == served
+    into = tmp_path / "scheduler"
+    assert Puller("s3://dags", into).pull().error is None
+    assert (into / "current" / "manifest.json").read_bytes() == served
+    assert sorted(p.name for p in (into / "current").iterdir()) == ["b.json", "manifest.json"]
+    deploy_finding = next(f for f in examine(engine) if f.check == "deploy folder")
+    assert deploy_finding.ok and "complete" in deploy_finding.detail
+    manifest_path(current).unlink()  # gitdags' bookkeeping lost: doctor says so
+    deploy_finding = next(f for f in examine(engine) if f.check == "deploy folder")
+    assert not deploy_finding.ok and "no readable manifest" in deploy_finding.detail
+
+
+def test_a_bucket_of_the_old_layout_is_still_pulled(
+    tmp_path: Path, repo: GitRepo, make_engine, s3_server: str
+) -> None:
+    """Before, a manifest was named by its generation (generations/g000001-<commit>.json)."""
+    import boto3
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    s3 = S3Settings(bucket="dags", endpoint_url=s3_server)
+    engine = make_engine(SourceConfig("main", str(repo.path)), deploy_dir=tmp_path / "d", s3=s3)
+    engine.sync()
+    client = boto3.client("s3", endpoint_url=s3_server)
+    pointer = json.loads(client.get_object(Bucket="dags", Key="main/current.json")["Body"].read())
+    body = client.get_object(Bucket="dags", Key=pointer["manifest"])["Body"].read()
+    old_key = f"main/generations/{pointer['generation']}.json"
+    client.put_object(Bucket="dags", Key=old_key, Body=body)
+    client.delete_object(Bucket="dags", Key=pointer["manifest"])
+    old_pointer = json.dumps({**pointer, "manifest": old_key}).encode()
+    client.put_object(Bucket="dags", Key="main/current.json", Body=old_pointer)
+    into = tmp_path / "scheduler"
+    pulled = Puller("s3://dags", into).pull()
+    assert pulled.error is None and pulled.generation == pointer["generation"]
+    assert files_in(into / "current") == files_in((tmp_path / "d" / "current").resolve())
+
+
+def test_status_exits_1_while_a_publish_target_fails(
+    tmp_path: Path, repo: GitRepo, s3_server: str
+) -> None:
+    """Monitoring that reads `gitdags status`'s exit code sees a failing target, as it sees a
+    failing source; and 0 again once the target caught up."""
+    import boto3
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = s3_config(tmp_path / "g", repo, s3_server, bucket="later")
+
+    def gitdags(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "gitdags", "--config", str(config), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    synced = gitdags("sync")
+    assert synced.returncode == 1 and "S3 (s3://later/prod) was not brought up" in synced.stdout
+    text = gitdags("status")
+    assert text.returncode == 1, text.stdout
+    assert "s3: FAILING since" in text.stdout and "deploy folder: g000001" in text.stdout
+    as_json = gitdags("status", "--json")
+    assert as_json.returncode == 1
+    (record,) = json.loads(as_json.stdout)
+    assert record["last_error"] is None and "does not exist" in record["publish"]["s3"]["error"]
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="later")
+    assert gitdags("sync").returncode == 0  # nothing new in git: S3 catches up
+    assert gitdags("status").returncode == 0
+    assert gitdags("status", "--json").returncode == 0

@@ -33,11 +33,12 @@ def test_served_branches_follow_what_is_served(
     engine.sync()
     current = (deploy / "current").resolve()
     files = sorted(str(p.relative_to(current)) for p in current.rglob("*") if p.is_file())
-    files.remove("manifest.json")
     assert sorted(tree_of(branches, "served/all")) == files == ["etl.json", "report.json"]
     assert tree_of(branches, "served/main") == tree_of(branches, "served/all")
     one = served_git(branches, "rev-parse", "served/all")
-    assert f"Source-Commit: {first}" in served_git(branches, "log", "-1", "--format=%B", one)
+    message = served_git(branches, "log", "-1", "--format=%B", one)
+    assert f"Source-Commit: {first}" in message
+    assert f"Served-Generation: {current.name}" in message  # gitdags' bookkeeping: not a file
 
     second = repo.commit(
         "break etl, change report", {"etl.yaml": CYCLE, "report.yaml": dag_yaml("report", "x", "y")}
@@ -149,3 +150,22 @@ def test_airflow_3_reads_the_served_branch_as_a_git_dag_bundle(
     after = load()
     assert after["errors"] == {}  # the broken file is held back: its last good one is served
     assert set(after["dags"]) == served  # type: ignore[arg-type]
+
+
+def test_a_generation_without_its_manifest_is_never_served_as_an_empty_tree(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    from gitdags.publish import manifest_path
+
+    repo.commit("one", {"etl.yaml": dag_yaml("etl")})
+    deploy, branches = tmp_path / "deploy", tmp_path / "served.git"
+    make_engine(SourceConfig("main", str(repo.path)), deploy_dir=deploy).sync()
+    manifest_path((deploy / "current").resolve()).unlink()
+    later = make_engine(SourceConfig("main", str(repo.path)), deploy_dir=deploy, git_repo=branches)
+    (result,) = later.sync()  # nothing new in git: the new served branch catches up
+    assert result.publish_error is not None
+    assert result.publish_error.startswith(
+        f"The served-branch repository {branches} was not brought up to date (The generation"
+    )
+    assert "has no readable manifest beside it" in result.publish_error
+    assert not branches.exists() or served_git(branches, "for-each-ref") == ""  # no empty commit
