@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -15,9 +17,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from gitdags.errors import GitdagsError
 from gitdags.model import DagDetail, DagState, Version
 from gitdags.render import SYNC_COLUMNS, short, sync_row, when
+from gitdags.tui.dagactions import ask_pause, ask_pin, ask_rollback
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.graph import render as render_graph
 from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
@@ -33,9 +35,10 @@ class DagScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("d", "diff", "Diff"),
         Binding("r", "rollback", "Rollback"),
-        Binding("u", "rollback_until_change", "Until change"),
+        Binding("u", "rollback_until_change", "Until change", show=False),  # in help, palette
         Binding("p", "pin", "Pin/unpin"),
         Binding("z", "pause", "Pause/resume"),
+        Binding("question_mark", "app.help", "Help"),
         Binding("space", "mark", "Mark", show=False),
         *(Binding(str(i), f"tab({i})", show=False) for i in range(1, 6)),
         Binding("tab,right", "next_tab(1)", "Next tab", show=False, priority=True),
@@ -155,16 +158,16 @@ class DagScreen(Screen[None]):
             self.query_one("#spec", Static).update(Text(version.content or "(empty)"))
         cycles = [i.message for i in version.issues if i.code == "GD204"]
         self.query_one("#graph", Static).update(render_graph(version.spec, cycles))
-        issues = Text()
-        for issue in version.issues:
+        issues: list[RenderableType] = []
+        for issue in version.issues:  # the message wraps under itself, indented
             style = "red" if issue.severity == "error" else "yellow"
-            issues.append(f"{issue.severity:<8}{issue.code}  ", style=style)
             where = f"line {issue.line}" if issue.line else "line -"
-            issues.append(f"{issue.location or '(file)'} · {where}\n", style="bold")
-            issues.append(f"        {issue.message}\n")
+            head = Text(f"{issue.severity:<8}{issue.code}  ", style=style)
+            head.append(f"{issue.location or '(file)'} · {where}", style="bold")
+            issues += [head, Padding(Text(issue.message), (0, 0, 0, 8))]
         if not version.issues:
-            issues.append(f"v{version.version} has no issues.", style="green")
-        self.query_one("#issues", Static).update(issues)
+            issues.append(Text(f"v{version.version} has no issues.", style="green"))
+        self.query_one("#issues", Static).update(Group(*issues))
 
     def _render_history(self) -> None:
         table = self.query_one("#history", DataTable)
@@ -230,69 +233,21 @@ class DagScreen(Screen[None]):
             widget.update(f"v{found.from_version} and v{found.to_version} are identical.")
         self.query_one("#tabs", TabbedContent).active = "tab-diff"
 
-    def _describe(self, version: Version) -> str:
-        first = version.message.splitlines()[0] if version.message else ""
-        return f"v{version.version} ({short(version.commit)} by {version.author}: {first})"
-
     def action_rollback(self, until_change: bool = False) -> None:
         version, state = self.selected_version(), self.state
-        if version is None or state is None:
-            return
-        try:  # the CLI's rules, before the modal: not the served version, not an invalid one
-            self.gitdags.call_engine(
-                self.gitdags.engine.rollback_target, self.dag_id, str(version.version)
-            )
-        except GitdagsError as exc:
-            self.gitdags.notify(str(exc), title="Cannot roll back", severity="error")
-            return
-        served = state.served_version
-        release = (
-            "until a newer valid commit changes the DAG, then the newest version is served"
-            if until_change
-            else "new commits are recorded but not served until you unpin it"
-        )
-        what = (
-            f"{self.dag_id} will serve {self._describe(version)} instead of "
-            f"v{served or '-'}, and stay pinned: {release}."
-        )
-        title = "Roll back until the next change" if until_change else "Roll back"
-        self.gitdags.confirm(
-            title,
-            what,
-            self.gitdags.engine.rollback,
-            self.dag_id,
-            str(version.version),
-            until_change=until_change,
-        )
+        if version is not None and state is not None:
+            ask_rollback(self.gitdags, state, version.version, until_change=until_change)
 
     def action_rollback_until_change(self) -> None:
         self.action_rollback(until_change=True)
 
     def action_pin(self) -> None:
-        app, state = self.gitdags, self.state
-        if state is None:
-            return
-        if state.pinned:
-            what = f"{self.dag_id} will serve its newest valid version again."
-            app.confirm("Unpin", what, app.engine.unpin, self.dag_id)
-        else:
-            served = state.served_version
-            what = (
-                f"{self.dag_id} will keep serving v{served or '-'}: new commits are recorded "
-                "but not served until you unpin it."
-            )
-            app.confirm("Pin", what, app.engine.pin, self.dag_id)
+        if self.state is not None:
+            ask_pin(self.gitdags, self.state)
 
     def action_pause(self) -> None:
-        app, state = self.gitdags, self.state
-        if state is None:
-            return
-        if state.paused:
-            what = f"{self.dag_id} will be served again (v{state.served_version})."
-            app.confirm("Resume", what, app.engine.resume, self.dag_id)
-        else:
-            what = f"{self.dag_id} stays registered and versioned but is no longer served."
-            app.confirm("Pause", what, app.engine.pause, self.dag_id)
+        if self.state is not None:
+            ask_pause(self.gitdags, self.state)
 
     def action_sync_now(self) -> None:
         app, state = self.gitdags, self.state
@@ -304,7 +259,11 @@ class DagScreen(Screen[None]):
 
 
 class _LogScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
     TITLE = ""
     COLUMNS: tuple[str, ...] = ()
     fetch: Callable[[], list[Any]]  # the rows, newest first (in a worker thread)
