@@ -578,3 +578,25 @@ async def test_the_command_palette_offers_gitdags_actions(world) -> None:
     (first, second, third) = sorted(engine.audit(), key=lambda e: e.id)
     assert (first.action, first.reason) == ("pause", "from the palette")
     assert (second.action, third.action) == ("rollback", "pin")
+
+
+async def test_the_logs_say_when_empty_and_show_a_whole_note_at_80x24(tmp_path: Path) -> None:
+    engine = build_engine(settings_for(tmp_path, source(tmp_path / "no-such-repo", "gone")))
+    (result,) = engine.sync()
+    assert result.error
+    try:
+        app = GitdagsApp(engine)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("A")
+            await settle(pilot)
+            assert isinstance(app.screen, AuditScreen)
+            assert any("No operator action yet" in line for line in screen_lines(app))
+            await pilot.press("escape", "L")
+            await settle(pilot)
+            assert isinstance(app.screen, SyncLogScreen)
+            detail = " ".join(line.strip() for line in screen_lines(app)[-5:-1])
+            words = " ".join(result.error.split())
+            assert f"note: {words}" in detail, detail  # the table cuts it; this line does not
+    finally:
+        engine.close()

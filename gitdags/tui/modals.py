@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -135,15 +136,22 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-dialog"):
             yield Label("gitdags console: keys (j/k, arrows, page keys scroll)", id="dialog-title")
             with VerticalScroll(id="help-scroll"):
-                for section, keys in HELP:
+                for i, (section, keys) in enumerate(HELP, 1):
                     yield Label(section, classes="help-section")
-                    with Grid(classes="help-grid"):
+                    with Grid(classes="help-grid" + (" last" if i == len(HELP) else "")):
                         for key, what in keys:
                             yield Label(key, classes="help-key")
                             yield Label(what, classes="help-what")
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll", VerticalScroll).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The keys scroll inside the frame: a max-height of 100% would count the frame and
+        the title too and hide the last lines under the border, as it used to."""
+        chrome = 3  # the border (top and bottom) and the title
+        scroll = self.query_one("#help-scroll", VerticalScroll)
+        scroll.styles.max_height = max(event.size.height - chrome, 3)
 
     def action_scroll(self, lines: int) -> None:
         self.query_one("#help-scroll", VerticalScroll).scroll_relative(y=lines, animate=False)

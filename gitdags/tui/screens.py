@@ -265,6 +265,7 @@ class _LogScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
     ]
     TITLE = ""
+    EMPTY = ""  # the line that says why the log is empty
     COLUMNS: tuple[str, ...] = ()
     fetch: Callable[[], list[Any]]  # the rows, newest first (in a worker thread)
     row: Callable[[Any], tuple[Any, ...]]  # one row's cells
@@ -273,6 +274,9 @@ class _LogScreen(Screen[None]):
         yield Header()
         yield Static(self.TITLE, id="summary")
         yield DataTable(id="log", cursor_type="row", zebra_stripes=True)
+        # the last column (a note, a reason) of the selected row in full: at 80 columns the
+        # table cuts it
+        yield Static(id="log-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -295,6 +299,17 @@ class _LogScreen(Screen[None]):
         table.add_rows(self.row(item) for item in message.rows)
         if message.rows:
             table.move_cursor(row=min(row, len(message.rows) - 1), animate=False)
+        else:
+            self.query_one("#log-detail", Static).update(self.EMPTY)
+
+    @on(DataTable.RowHighlighted, "#log")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        last = event.data_table.get_row_at(event.cursor_row)[-1]
+        label = self.COLUMNS[-1]
+        detail = Text(f"{label}: ", style="bold") + (
+            last if isinstance(last, Text) else Text(str(last))
+        )
+        self.query_one("#log-detail", Static).update(detail if last else "")
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -302,6 +317,7 @@ class _LogScreen(Screen[None]):
 
 class SyncLogScreen(_LogScreen):
     TITLE = "Sync log, newest first"
+    EMPTY = "No sync yet: S syncs now."
     COLUMNS = SYNC_COLUMNS
 
     def fetch(self) -> list[Any]:
@@ -315,6 +331,7 @@ class SyncLogScreen(_LogScreen):
 
 class AuditScreen(_LogScreen):
     TITLE = "Audit log: operator actions, newest first"
+    EMPTY = "No operator action yet: rollbacks, pins, pauses and syncs now are recorded here."
     COLUMNS = ("when", "actor", "action", "DAG", "source", "reason")
 
     def fetch(self) -> list[Any]:
