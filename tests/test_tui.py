@@ -530,7 +530,7 @@ async def test_the_command_palette_offers_gitdags_actions(world) -> None:
         await settle(pilot)
         offered = await palette(pilot, "")  # as it opens: gitdags' actions first
         names = [o.splitlines()[0] for o in offered]
-        assert names[:2] == ["Sync now", "Roll back etl to the version before the served one"]
+        assert names[:2] == ["Sync now", "Roll back etl to v1"]
         assert "Pause etl" in names and "Filter DAGs" in names
         assert names.index("Help") < names.index("Theme")
         await pilot.press("escape")
@@ -546,7 +546,8 @@ async def test_the_command_palette_offers_gitdags_actions(world) -> None:
         await settle(pilot)
         assert engine.dag("etl").paused
 
-        offered = await palette(pilot, "roll back etl to")
+        offered = await palette(pilot, "roll back etl to v1")
+        assert offered[0].startswith("Roll back etl to v1")
         await pilot.press("enter")
         await settle(pilot)
         assert "etl will serve v1" in str(app.screen.query_one("#dialog-what").render())
@@ -560,6 +561,11 @@ async def test_the_command_palette_offers_gitdags_actions(world) -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, DagScreen) and screen.dag_id == "report"
+
+        offered = await palette(pilot, "roll back report")  # one version: nothing to go to
+        assert offered[0].startswith("Roll back report\nrefused: "), offered
+        await pilot.press("escape")
+        await settle(pilot)
 
         offered = await palette(pilot, "pin report")  # on the DAG screen: its DAG
         await pilot.press("enter")

@@ -294,17 +294,24 @@ class GitdagsCommands(Provider):
         elif isinstance(screen, MainScreen):
             state = screen.selected_state()
         if state is not None:
-            dag, target = state.dag_id, f"v{to}" if to else "the version before the served one"
+            dag = state.dag_id
+            try:  # the version it would serve, by the CLI's rules (a read, as r does)
+                target = app.call_engine(
+                    app.engine.rollback_target, dag, None if to is None else str(to)
+                )
+                name, why = f"Roll back {dag} to v{target.version}", ""
+            except GitdagsError as exc:
+                name, why = f"Roll back {dag}", f"refused: {exc}"
             commands += [
                 (
-                    f"Roll back {dag} to {target}",
+                    name,
                     lambda: ask_rollback(app, state, to),
-                    "and pin it: new commits are recorded, not served",
+                    why or "and pin it: new commits are recorded, not served",
                 ),
                 (
-                    f"Roll back {dag} to {target} until the next change",
+                    f"{name} until it changes",
                     lambda: ask_rollback(app, state, to, until_change=True),
-                    "pinned until a newer valid commit changes the DAG",
+                    why or "pinned until a newer valid commit changes the DAG",
                 ),
                 (
                     f"{'Unpin' if state.pinned else 'Pin'} {dag}",
