@@ -65,6 +65,15 @@ def matches(dag: DagState, needle: str) -> bool:
     )
 
 
+class FilterInput(Input):
+    """The quick filter; its footer says how to leave it (the table's keys type here)."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "To the table"),
+        Binding("escape", "screen.clear", "Clear filter"),
+    ]
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
@@ -87,7 +96,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="sources")
-        yield Input(placeholder="/ filter by id, owner or tag", id="filter")
+        yield FilterInput(placeholder="/ filter by id, owner or tag", id="filter")
         yield DagTable(COLUMNS, id="dags")
         yield Static(id="summary")
         yield Footer()

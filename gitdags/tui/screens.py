@@ -71,7 +71,8 @@ class DagScreen(Screen[None]):
             with TabPane("1 Spec", id="tab-spec"), VerticalScroll(classes="pane-scroll"):
                 yield Static(id="spec")
             with TabPane("2 Graph", id="tab-graph"), VerticalScroll(classes="pane-scroll"):
-                yield Static(id="graph")
+                yield Static(id="graph")  # scrolls sideways: the drawing stays aligned
+                yield Static(id="graph-note")  # wraps: the cycle, in words
             with TabPane("3 Issues", id="tab-issues"), VerticalScroll(classes="pane-scroll"):
                 yield Static(id="issues")
             with TabPane("4 History", id="tab-history"):
@@ -157,7 +158,9 @@ class DagScreen(Screen[None]):
         else:
             self.query_one("#spec", Static).update(Text(version.content or "(empty)"))
         cycles = [i.message for i in version.issues if i.code == "GD204"]
-        self.query_one("#graph", Static).update(render_graph(version.spec, cycles))
+        self.query_one("#graph", Static).update(render_graph(version.spec))
+        note = Text("\n".join(f"⟲ {message}" for message in cycles), style="bold red")
+        self.query_one("#graph-note", Static).update(note)
         issues: list[RenderableType] = []
         for issue in version.issues:  # the message wraps under itself, indented
             style = "red" if issue.severity == "error" else "yellow"
