@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Label
 
 from gitdags.engine import SyncEngine, build_engine
-from gitdags.tui.app import GitdagsApp, MainScreen
+from gitdags.tui.app import SORTS, GitdagsApp, MainScreen
 from gitdags.tui.modals import HELP, ConfirmAction, ErrorModal, HelpScreen
 from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
 from tests.conftest import GitRepo, dag_yaml, settings_for
@@ -481,6 +481,13 @@ async def test_two_sources_show_the_source_column(tmp_path: Path) -> None:
             await settle(pilot)
             header = next(line for line in screen_lines(app) if line.startswith(" DAG "))
             assert "source" in header.split()
+            screen = app.screen
+            assert isinstance(screen, MainScreen)
+            sorted_by = []
+            for _ in SORTS:
+                await pilot.press("o")
+                sorted_by.append(screen.sort_key)
+            assert "source" in sorted_by  # two sources: o sorts by source too
     finally:
         engine.close()
 
@@ -499,6 +506,13 @@ async def test_a_filter_that_matches_nothing_says_so(world) -> None:
         await settle(pilot)
         assert table_keys(app) == ["etl", "report", "sales_sync"]
         assert not any("No DAG" in line for line in screen_lines(app))
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        sorted_by = []
+        for _ in SORTS:
+            await pilot.press("o")
+            sorted_by.append(screen.sort_key)
+        assert "source" not in sorted_by  # one source: no column, no sort by it
         await pilot.press("4")  # paused: none
         assert any("No DAG is paused (0 shows every DAG)." in line for line in screen_lines(app))
 

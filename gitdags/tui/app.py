@@ -252,8 +252,10 @@ class MainScreen(Screen[None]):
         self.apply()
 
     def action_sort(self) -> None:
-        index = SORTS.index(self.sort_key) if self.sort_key in SORTS else -1
-        self.sort_key = SORTS[(index + 1) % len(SORTS)]
+        """The next sort column; not the source when there is one (its column is hidden)."""
+        sorts = SORTS if len(self.sources) > 1 else tuple(k for k in SORTS if k != "source")
+        index = sorts.index(self.sort_key) if self.sort_key in sorts else -1
+        self.sort_key = sorts[(index + 1) % len(sorts)]
         self.apply()
 
     def action_quick(self, key: str) -> None:
