@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Label
 
 from gitdags.engine import SyncEngine, build_engine
-from gitdags.tui.app import SORTS, GitdagsApp, MainScreen
+from gitdags.tui.app import OPEN_HITS, SORTS, GitdagsApp, MainScreen
 from gitdags.tui.modals import HELP, ConfirmAction, ErrorModal, HelpScreen
 from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
 from tests.conftest import GitRepo, dag_yaml, settings_for
@@ -310,6 +310,15 @@ async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
                 assert table.current == "warehouse_export_09999"
                 summary = str(app.screen.query_one("#summary").render())
                 assert "10000 of 10000 DAGs" in summary
+                if size[0] == 80:  # the palette opens any of them, offering only the best few
+                    offered = await palette(pilot, "open 09999")
+                    assert offered[0].startswith("Open warehouse_export_09999"), offered[:3]
+                    await pilot.press("escape")
+                    offered = await palette(pilot, "open wa")
+                    assert len(offered) <= OPEN_HITS + 2, len(offered)
+                    await pilot.press("enter")
+                    await settle(pilot)
+                    assert isinstance(app.screen, DagScreen)
     finally:
         engine.close()
 

@@ -272,6 +272,7 @@ class MainScreen(Screen[None]):
 
 
 Command = tuple[str, Callable[[], Any], str]  # name, what it calls, help
+OPEN_HITS = 20  # the palette offers at most this many DAGs to open
 
 
 class GitdagsCommands(Provider):
@@ -369,10 +370,22 @@ class GitdagsCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, callback, text in self.commands() + self.opens():
+        for name, callback, text in self.commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=text)
+        # the DAGs to open: the best few only, there may be thousands (a letter-set check
+        # first spares the fuzzy matcher most of them)
+        letters = set(query.lower().replace(" ", ""))
+        if len(letters) < 2:
+            return
+        found = []
+        for name, callback, text in self.opens():
+            if letters <= set(name.lower()) and (score := matcher.match(name)) > 0:
+                found.append((score, name, callback, text))
+        found.sort(key=lambda hit: -hit[0])
+        for score, name, callback, text in found[:OPEN_HITS]:
+            yield Hit(score, matcher.highlight(name), callback, help=text)
 
 
 class GitdagsApp(App[None]):
