@@ -63,6 +63,18 @@ def screen_lines(app: GitdagsApp) -> list[str]:
     return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
+async def on_screen(pilot, check, timeout: float = 10.0) -> list[str]:
+    """Wait until the painted screen passes `check` (the paint follows a state change, later
+    on a busy machine); its lines."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check(lines := screen_lines(pilot.app)):
+        assert loop.time() < deadline, "\n".join(lines)
+        await settle(pilot)
+        await pilot.pause()
+    return lines
+
+
 def table_keys(app: GitdagsApp) -> list[str]:
     screen = app.screen
     assert isinstance(screen, MainScreen)
@@ -87,11 +99,10 @@ async def test_filter_open_graph_diff_and_rollback(world) -> None:
         screen = app.screen
         assert isinstance(screen, DagScreen) and screen.dag_id == "etl"
         await pilot.press("2")
-        await settle(pilot)
-        graph = "\n".join(screen_lines(app))
-        assert "⟲ [a]" in graph and "Tasks form a cycle: a -> b -> c -> a." in graph
+        graph = "Tasks form a cycle: a -> b -> c -> a."
+        await on_screen(pilot, lambda lines: any(graph in line for line in lines))
         await pilot.press("3")
-        assert "GD204" in "\n".join(screen_lines(app))
+        await on_screen(pilot, lambda lines: any("GD204" in line for line in lines))
 
         await pilot.press("4", "down", "down")  # history: v3, v2, v1 -> v1
         await settle(pilot)
@@ -382,9 +393,13 @@ async def test_help_scrolls_to_its_last_line_in_two_columns_at_80x24(world) -> N
         assert all(k.region.right <= column for k in keys)
         assert not any("pause / resume" in line for line in screen_lines(app))
         await pilot.press("end")
-        await settle(pilot)
+
+        def last_line_shown() -> bool:
+            last = ["z", "pause", "/", "resume"]
+            return any(line.split("█")[1].split() == last for line in screen_lines(app))
+
+        await eventually(pilot, last_line_shown)  # the screen is painted after the scroll
         lines = screen_lines(app)
-        assert any(line.split("█")[1].split() == ["z", "pause", "/", "resume"] for line in lines)
         names = {str(k.render()) for k in keys}
         sections = {section for section, _keys in HELP}
         for line in lines[2:-1]:  # inside the frame: each key column holds a key or nothing
@@ -395,8 +410,7 @@ async def test_help_scrolls_to_its_last_line_in_two_columns_at_80x24(world) -> N
         wrapped = [w for w in whats if w.region.height > 1]
         assert wrapped  # some lines are longer than 80 columns: they wrap in their column
         await pilot.press("home")
-        await settle(pilot)
-        assert any("this help" in line for line in screen_lines(app))
+        await eventually(pilot, lambda: any("this help" in line for line in screen_lines(app)))
 
 
 async def test_issue_messages_wrap_at_80x24(world) -> None:
@@ -410,8 +424,7 @@ async def test_issue_messages_wrap_at_80x24(world) -> None:
         app.open_dag("report")
         await settle(pilot)
         await pilot.press("3")
-        await settle(pilot)
-        lines = screen_lines(app)
+        lines = await on_screen(pilot, lambda lines: any("GD202" in line for line in lines))
         at = next(i for i, line in enumerate(lines) if "GD202" in line)
         message = " ".join(line.strip() for line in lines[at + 1 : at + 4])
         assert f"Task 'a' depends on '{missing}', which does not exist." in message, lines
@@ -431,11 +444,13 @@ async def test_every_footer_fits_at_80x24(world) -> None:
                 await pilot.press(key)
                 await settle(pilot)
             assert isinstance(app.screen, kind)
-            footer = screen_lines(app)[-1]
             shown = [b.binding for b in app.screen.active_bindings.values() if b.binding.show]
             assert len(shown) >= 3
-            for binding in shown:
-                assert f" {binding.description} " in footer, (kind, footer)
+            words = [f" {binding.description} " for binding in shown]
+            lines = await on_screen(
+                pilot, lambda lines, words=words: all(w in lines[-1] for w in words)
+            )
+            footer = lines[-1]
             assert footer.rstrip().endswith("^p palette"), footer
             if kind is DagScreen:
                 assert " z Pause/resume " in footer and " ? Help " in footer
@@ -460,18 +475,17 @@ async def test_long_dag_ids_give_way_so_owner_and_updated_show(tmp_path: Path) -
     try:
         app = GitdagsApp(engine)
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot)
-            lines = screen_lines(app)
-            header = next(line for line in lines if line.startswith(" DAG "))
-            assert header.split() == ["DAG", "status", "served", "newest", "owner", "updated"]
+            columns = ["DAG", "status", "served", "newest", "owner", "updated"]
+            lines = await on_screen(pilot, lambda lines: any(x.split() == columns for x in lines))
             rows = [line.split()[0] for line in lines if "partner_" in line]
             assert len(rows) == 3 and all("…" in r for r in rows)
             assert rows == ["partner_…to_acme", "partner_…_globex", "partner_…initech"]
             assert all(len(r) == 16 for r in rows)
         app = GitdagsApp(engine)
         async with app.run_test(size=(200, 50)) as pilot:
-            await settle(pilot)
-            text = "\n".join(screen_lines(app))
+            text = "\n".join(
+                await on_screen(pilot, lambda lines: any("partner_export" in x for x in lines))
+            )
             assert "partner_export_weekly_to_globex" in text
             assert "partner-integrations-team" in text
     finally:
@@ -487,7 +501,7 @@ async def test_two_sources_show_the_source_column(tmp_path: Path) -> None:
     try:
         app = GitdagsApp(engine)
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot)
+            await on_screen(pilot, lambda lines: any(x.startswith(" DAG ") for x in lines))
             header = next(line for line in screen_lines(app) if line.startswith(" DAG "))
             assert "source" in header.split()
             screen = app.screen
@@ -510,10 +524,11 @@ async def test_a_filter_that_matches_nothing_says_so(world) -> None:
         await settle(pilot)
         assert table_keys(app) == []
         said = "No DAG matches 'xyz' (escape clears the filter)."
-        assert any(said in line for line in screen_lines(app))
+        await on_screen(pilot, lambda lines: any(said in line for line in lines))
         await pilot.press("escape")
         await settle(pilot)
         assert table_keys(app) == ["etl", "report", "sales_sync"]
+        await on_screen(pilot, lambda lines: any(x.startswith(" sales_sync ") for x in lines))
         assert not any("No DAG" in line for line in screen_lines(app))
         screen = app.screen
         assert isinstance(screen, MainScreen)
@@ -523,7 +538,8 @@ async def test_a_filter_that_matches_nothing_says_so(world) -> None:
             sorted_by.append(screen.sort_key)
         assert "source" not in sorted_by  # one source: no column, no sort by it
         await pilot.press("4")  # paused: none
-        assert any("No DAG is paused (0 shows every DAG)." in line for line in screen_lines(app))
+        said = "No DAG is paused (0 shows every DAG)."
+        await on_screen(pilot, lambda lines: any(said in line for line in lines))
 
 
 async def palette(pilot, query: str) -> list[str]:
@@ -621,13 +637,16 @@ async def test_the_logs_say_when_empty_and_show_a_whole_note_at_80x24(tmp_path: 
             await pilot.press("A")
             await settle(pilot)
             assert isinstance(app.screen, AuditScreen)
-            assert any("No operator action yet" in line for line in screen_lines(app))
+            await on_screen(pilot, lambda lines: any("No operator action yet" in x for x in lines))
             await pilot.press("escape", "L")
             await settle(pilot)
             assert isinstance(app.screen, SyncLogScreen)
-            detail = " ".join(line.strip() for line in screen_lines(app)[-5:-1])
             words = " ".join(result.error.split())
-            assert f"note: {words}" in detail, detail  # the table cuts it; this line does not
+
+            def whole(lines: list[str]) -> bool:  # the table cuts the note; this line does not
+                return f"note: {words}" in " ".join(line.strip() for line in lines[-5:-1])
+
+            await on_screen(pilot, whole)
     finally:
         engine.close()
 
@@ -645,9 +664,12 @@ async def test_a_cycle_message_wraps_under_the_graph_at_80x24(tmp_path: Path) ->
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             await pilot.press("enter", "2")
-            await settle(pilot)
-            text = " ".join(line.strip() for line in screen_lines(app))
             cycle = " -> ".join((*names, names[0]))
-            assert f"Tasks form a cycle: {cycle}." in " ".join(text.split())
+
+            def wrapped(lines: list[str]) -> bool:
+                text = " ".join(" ".join(line.split()) for line in lines)
+                return f"Tasks form a cycle: {cycle}." in text
+
+            await on_screen(pilot, wrapped)
     finally:
         engine.close()
