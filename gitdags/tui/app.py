@@ -24,18 +24,20 @@ from gitdags.engine import SyncEngine
 from gitdags.errors import GitdagsError, problem
 from gitdags.model import STATUSES, ActionResult, DagState, SourceStatus
 from gitdags.render import short, when
+from gitdags.tui.dagactions import ask_pause, ask_pin, ask_rollback
 from gitdags.tui.dagtable import Column, DagTable
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.messages import ActionFailed, ActionFinished, DataChanged, MainLoaded
 from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
 
+# on a narrow window the DAG id gives way first, then the owner (see DagTable._fit)
 COLUMNS = [
-    Column("dag_id", "DAG", 12),
+    Column("dag_id", "DAG", 12, shrink_to=16, middle=True),
     Column("status", "status", 7),
     Column("served", "served"),
     Column("newest", "newest"),
     Column("source", "source"),
-    Column("owner", "owner"),
+    Column("owner", "owner", shrink_to=10),
     Column("updated_at", "updated"),
 ]
 # the quick filters, in the order the help and the README give them
@@ -43,6 +45,14 @@ QUICK_ORDER = ("active", "invalid", "pinned", "paused", "disabled", "deleted")
 QUICK = {"0": None, **{str(i): s for i, s in enumerate(QUICK_ORDER, 1)}}
 assert set(QUICK_ORDER) == set(STATUSES)
 SORTS = ("dag_id", "status", "updated_at", "source", "owner")
+# the app-wide keys, as the main screen's footer shows them
+APP_KEYS = [
+    Binding("q", "app.quit", "Quit"),
+    Binding("question_mark", "app.help", "Help"),
+    Binding("L", "app.sync_log", "Sync log"),
+    Binding("A", "app.audit_log", "Audit"),
+    Binding("S", "app.sync_now", "Sync now"),
+]
 
 
 def matches(dag: DagState, needle: str) -> bool:
@@ -55,10 +65,20 @@ def matches(dag: DagState, needle: str) -> bool:
     )
 
 
+class FilterInput(Input):
+    """The quick filter; its footer says how to leave it (the table's keys type here)."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "To the table"),
+        Binding("escape", "screen.clear", "Clear filter"),
+    ]
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
+        *APP_KEYS,  # shown in this footer only: the DAG screen's has no room for them
         Binding("escape", "clear", "Clear filter", show=False),
         *(Binding(k, f"quick('{k}')", f"{s or 'all'}", show=False) for k, s in QUICK.items()),
     ]
@@ -76,7 +96,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="sources")
-        yield Input(placeholder="/ filter by id, owner or tag", id="filter")
+        yield FilterInput(placeholder="/ filter by id, owner or tag", id="filter")
         yield DagTable(COLUMNS, id="dags")
         yield Static(id="summary")
         yield Footer()
@@ -165,6 +185,9 @@ class MainScreen(Screen[None]):
                 for d in rows
             ],
             keep=table.current,
+            empty=self._why_empty(),
+            # one source: the header line names it, the column would repeat it on every row
+            hide=frozenset() if len(self.sources) > 1 else frozenset({"source"}),
         )
         self.shown = table.keys
         self.applied += 1
@@ -179,8 +202,22 @@ class MainScreen(Screen[None]):
         label += f" · sorted by {self.sort_key}"
         self.query_one("#summary", Static).update(label)
 
+    def _why_empty(self) -> str:
+        """The line the table shows when no DAG is shown."""
+        needle = self.query_one("#filter", Input).value.strip()
+        only = f"{self.status_filter} " if self.status_filter else ""
+        if not self.dags:
+            return "No DAGs yet: a sync records them (S syncs now)."
+        if needle:
+            return f"No {only}DAG matches '{needle}' (escape clears the filter)."
+        return f"No DAG is {self.status_filter} (0 shows every DAG)."
+
     def selected(self) -> str | None:
         return self.query_one("#dags", DagTable).current
+
+    def selected_state(self) -> DagState | None:
+        key = self.selected()
+        return next((d for d in self.dags if d.dag_id == key), None)
 
     # -- events --------------------------------------------------------------------------------
     @on(Input.Changed, "#filter")
@@ -198,9 +235,8 @@ class MainScreen(Screen[None]):
 
     @on(DagTable.Selected)
     def _open(self, event: DagTable.Selected) -> None:
-        from gitdags.tui.screens import DagScreen
-
-        self.app.push_screen(DagScreen(event.key))
+        app: GitdagsApp = self.app  # type: ignore[assignment]
+        app.open_dag(event.key)
 
     @on(DagTable.HeaderClicked)
     def _sort_by_header(self, event: DagTable.HeaderClicked) -> None:
@@ -218,8 +254,10 @@ class MainScreen(Screen[None]):
         self.apply()
 
     def action_sort(self) -> None:
-        index = SORTS.index(self.sort_key) if self.sort_key in SORTS else -1
-        self.sort_key = SORTS[(index + 1) % len(SORTS)]
+        """The next sort column; not the source when there is one (its column is hidden)."""
+        sorts = SORTS if len(self.sources) > 1 else tuple(k for k in SORTS if k != "source")
+        index = sorts.index(self.sort_key) if self.sort_key in sorts else -1
+        self.sort_key = sorts[(index + 1) % len(sorts)]
         self.apply()
 
     def action_quick(self, key: str) -> None:
@@ -235,39 +273,130 @@ class MainScreen(Screen[None]):
         )
 
 
-class GitdagsCommands(Provider):
-    """The command palette: the console's actions by name."""
+Command = tuple[str, Callable[[], Any], str]  # name, what it calls, help
+OPEN_HITS = 20  # the palette offers at most this many DAGs to open
 
-    async def search(self, query: str) -> Hits:
+
+class GitdagsCommands(Provider):
+    """The command palette: the console's actions by name, on the DAG the palette was opened
+    over (the DAG screen's, or the one selected in the table), and any DAG by id to open."""
+
+    def _main(self) -> MainScreen | None:
+        return next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
+
+    def commands(self) -> list[Command]:
+        """The actions that make sense on the screen the palette was opened over."""
+        from gitdags.tui.screens import DagScreen
+
         app = self.app
         assert isinstance(app, GitdagsApp)
-        commands: list[tuple[str, Callable[[], Any], str]] = [
-            ("Sync now", app.action_sync_now, "fetch every source now"),
+        screen = self.screen
+        where = (
+            f"source {screen.state.source}"
+            if isinstance(screen, DagScreen) and screen.state
+            else "every source"
+        )
+        commands: list[Command] = [
+            ("Sync now", app.action_sync_now, f"fetch {where} now"),
+        ]
+        state: DagState | None = None
+        to: int | None = None  # the version to roll back to; None: the one before the served
+        if isinstance(screen, DagScreen):
+            state, version = screen.state, screen.selected_version()
+            if state and version and version.valid and version.version != state.served_version:
+                to = version.version  # the selected version, as r does
+        elif isinstance(screen, MainScreen):
+            state = screen.selected_state()
+        if state is not None:
+            dag = state.dag_id
+            try:  # the version it would serve, by the CLI's rules (a read, as r does)
+                target = app.call_engine(
+                    app.engine.rollback_target, dag, None if to is None else str(to)
+                )
+                name, why = f"Roll back {dag} to v{target.version}", ""
+            except GitdagsError as exc:
+                name, why = f"Roll back {dag}", f"refused: {exc}"
+            commands += [
+                (
+                    name,
+                    lambda: ask_rollback(app, state, to),
+                    why or "and pin it: new commits are recorded, not served",
+                ),
+                (
+                    f"{name} until it changes",
+                    lambda: ask_rollback(app, state, to, until_change=True),
+                    why or "pinned until a newer valid commit changes the DAG",
+                ),
+                (
+                    f"{'Unpin' if state.pinned else 'Pin'} {dag}",
+                    lambda: ask_pin(app, state),
+                    "serve the newest valid version again"
+                    if state.pinned
+                    else "hold the served version",
+                ),
+                (
+                    f"{'Resume' if state.paused else 'Pause'} {dag}",
+                    lambda: ask_pause(app, state),
+                    "serve it again" if state.paused else "stop serving it, keep versioning it",
+                ),
+            ]
+        if isinstance(screen, MainScreen):
+            commands.append(("Filter DAGs", screen.action_filter, "by id, owner or tag"))
+            commands += [
+                (f"Show only {status} DAGs", lambda s=status: app.quick_filter(s), "quick filter")
+                for status in STATUSES
+            ]
+            commands.append(("Show every DAG", screen.action_clear, "clear the filters"))
+        commands += [
             ("Sync log", app.action_sync_log, "every sync, newest first"),
             ("Audit log", app.action_audit_log, "who did what, when and why"),
             ("Help", app.action_help, "the keys"),
         ]
-        for status in STATUSES:
-            commands.append(
-                (f"Show only {status}", lambda s=status: app.quick_filter(s), "quick filter")
-            )
+        return commands
+
+    def opens(self) -> list[Command]:
+        """Open any DAG by id (searched, never listed: there may be thousands)."""
+        main = self._main()
+        if main is None:
+            return []
+        return [
+            (f"Open {d.dag_id}", lambda d=d.dag_id: self.app.open_dag(d), f"{d.status}, {d.source}")
+            for d in main.dags
+        ]
+
+    async def discover(self) -> Hits:
+        """The palette as it opens: gitdags' actions, above Textual's own (a score of 1 sorts
+        them first; Textual's discovery hits score 0)."""
+        for name, callback, text in self.commands():
+            yield Hit(1.0, name, callback, text=name, help=text)
+
+    async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, callback, text in commands:
+        for name, callback, text in self.commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=text)
+        # the DAGs to open: the best few only, there may be thousands (a letter-set check
+        # first spares the fuzzy matcher most of them)
+        letters = set(query.lower().replace(" ", ""))
+        if len(letters) < 2:
+            return
+        found = []
+        for name, callback, text in self.opens():
+            if letters <= set(name.lower()) and (score := matcher.match(name)) > 0:
+                found.append((score, name, callback, text))
+        found.sort(key=lambda hit: -hit[0])
+        for score, name, callback, text in found[:OPEN_HITS]:
+            yield Hit(score, matcher.highlight(name), callback, help=text)
 
 
 class GitdagsApp(App[None]):
     CSS_PATH = "gitdags.tcss"
     TITLE = "gitdags"
     COMMANDS = App.COMMANDS | {GitdagsCommands}
+    # every screen's footer shows its own keys; these work everywhere (the help lists them)
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("L", "sync_log", "Sync log"),
-        Binding("A", "audit_log", "Audit"),
-        Binding("S", "sync_now", "Sync now"),
+        Binding(b.key, b.action.removeprefix("app."), b.description, show=False) for b in APP_KEYS
     ]
 
     def __init__(self, engine: SyncEngine, *, poll_interval: float = 1.0) -> None:
@@ -389,6 +518,11 @@ class GitdagsApp(App[None]):
             handler()
         else:
             self.confirm("Sync now", "Fetch every source now.", self.engine.sync_now)
+
+    def open_dag(self, dag_id: str) -> None:
+        from gitdags.tui.screens import DagScreen
+
+        self.push_screen(DagScreen(dag_id))
 
     def quick_filter(self, status: str) -> None:
         for screen in self.screen_stack:

@@ -24,9 +24,26 @@ Cell = tuple[str, str]  # text, rich style
 
 @dataclass(frozen=True)
 class Column:
+    """A column; one with `shrink_to` gives way (down to that width, with an ellipsis) so
+    that more columns fit, the leftmost first; `middle` cuts in the middle, which keeps the
+    ends that tell ids like partner_export_acme and partner_export_globex apart."""
+
     key: str
     label: str
     min_width: int = 4
+    shrink_to: int | None = None
+    middle: bool = False
+
+
+def cut(text: str, width: int, middle: bool) -> str:
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if not middle:
+        return text[: width - 1] + "…"
+    head = width // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 class DagTable(ScrollView, can_focus=True):
@@ -65,11 +82,24 @@ class DagTable(ScrollView, can_focus=True):
         self.rows: list[list[Cell]] = []
         self.widths = [max(c.min_width, len(c.label)) for c in columns]
         self.shown = list(range(len(columns)))  # the columns that fit, whole (see _fit)
+        self.fitted = dict(enumerate(self.widths))  # the widths on screen (see _fit)
+        self.hide: frozenset[str] = frozenset()  # the columns not shown (by their key)
+        self.empty = ""  # the line shown in place of the rows when there are none
 
     # -- data ----------------------------------------------------------------------------------
-    def set_rows(self, keys: list[str], rows: list[list[Cell]], keep: str | None = None) -> None:
-        """Replace every row; the cursor stays on `keep` when it is still there."""
-        self.keys, self.rows = keys, rows
+    def set_rows(
+        self,
+        keys: list[str],
+        rows: list[list[Cell]],
+        keep: str | None = None,
+        *,
+        empty: str = "",
+        hide: frozenset[str] = frozenset(),
+    ) -> None:
+        """Replace every row; the cursor stays on `keep` when it is still there; `empty` is
+        the line that says why there is no row, when there is none; `hide` names the columns
+        not to show."""
+        self.keys, self.rows, self.empty, self.hide = keys, rows, empty, hide
         widths = [max(c.min_width, len(c.label)) for c in self.columns]
         for row in rows:
             for i, (text, _style) in enumerate(row):
@@ -82,17 +112,35 @@ class DagTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _fit(self) -> None:
-        """The columns that fit the width, whole: the rightmost (least needed) ones are left
-        out first, never cut in the middle; the first column always shows."""
+        """The columns that fit the width: the columns that can give way shrink first (the
+        DAG id before the owner), then the rightmost (least needed) columns are left out;
+        the first column always shows. No horizontal scrolling."""
         room = self.size.width or 10_000
-        shown, used = [], 0
-        for i, width in enumerate(self.widths):
-            if i and used + width + 2 > room:
+        if len(self.rows) + 1 > self.size.height:  # the vertical scrollbar takes its share
+            room -= self.styles.scrollbar_size_vertical
+        natural = {i: w for i, w in enumerate(self.widths) if self.columns[i].key not in self.hide}
+        least = {
+            i: min(w, max(c.shrink_to, len(c.label))) if (c := self.columns[i]).shrink_to else w
+            for i, w in natural.items()
+        }
+        shown, total = [], 0
+        for i in natural:
+            if shown and total + least[i] + 2 > room:
                 break
             shown.append(i)
-            used += width + 2
-        self.shown = shown
-        self.virtual_size = Size(used, len(self.rows) + 1)
+            total += least[i] + 2
+        fitted = {i: natural[i] for i in shown}
+        excess = sum(w + 2 for w in fitted.values()) - room
+        for i in shown:  # give way, leftmost first
+            if excess <= 0:
+                break
+            give = min(excess, fitted[i] - least[i])
+            fitted[i] -= give
+            excess -= give
+        if excess > 0 and shown:  # the first column alone is wider than the window
+            fitted[shown[0]] = max(fitted[shown[0]] - excess, 1)
+        self.shown, self.fitted = shown, fitted
+        self.virtual_size = Size(sum(w + 2 for w in fitted.values()), len(self.rows) + 1)
 
     def on_resize(self, _event: events.Resize) -> None:
         self._fit()
@@ -109,8 +157,10 @@ class DagTable(ScrollView, can_focus=True):
         segments = []
         for i in self.shown:
             text, style = cells[i]
+            width = self.fitted[i]
+            text = cut(text, width, self.columns[i].middle)
             styled = base + Style.parse(style) if style and not plain else base
-            segments.append(Segment(" " + text.ljust(self.widths[i]) + " ", styled))
+            segments.append(Segment(" " + text.ljust(width) + " ", styled))
         return segments
 
     def render_line(self, y: int) -> Strip:
@@ -122,6 +172,9 @@ class DagTable(ScrollView, can_focus=True):
             segments = self._line(header, base)
         else:
             index = scroll_y + y - 1
+            if index == 0 and not self.rows and self.empty:
+                line = Segment(" " + self.empty, self.rich_style + Style(italic=True))
+                return Strip([line]).crop(0, width).extend_cell_length(width, self.rich_style)
             if index >= len(self.rows):
                 return Strip.blank(width, self.rich_style)
             if index == self.cursor and self.has_focus:
@@ -133,7 +186,7 @@ class DagTable(ScrollView, can_focus=True):
             else:
                 base = self.rich_style
             segments = self._line(self.rows[index], base, plain=index == self.cursor)
-        total = sum(self.widths[i] + 2 for i in self.shown)
+        total = sum(self.fitted[i] + 2 for i in self.shown)
         strip = Strip(segments, total).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, self.rich_style)
 
@@ -165,10 +218,10 @@ class DagTable(ScrollView, can_focus=True):
         if event.y == 0:
             x = event.x + self.scroll_offset.x
             for i in self.shown:
-                if x < self.widths[i] + 2:
+                if x < self.fitted[i] + 2:
                     self.post_message(self.HeaderClicked(self.columns[i].key))
                     return
-                x -= self.widths[i] + 2
+                x -= self.fitted[i] + 2
             return
         index = self.scroll_offset.y + event.y - 1
         if 0 <= index < len(self.rows):

@@ -44,7 +44,8 @@ def layers(tasks: list[dict[str, Any]]) -> list[list[tuple[str, bool]]]:
     return result
 
 
-def render(spec: dict[str, Any] | None, cycle_messages: list[str] | None = None) -> Text:
+def render(spec: dict[str, Any] | None) -> Text:
+    """The drawing; a cycle's message is shown apart from it, wrapped (see DagScreen)."""
     if not spec or not spec.get("tasks"):
         return Text("No tasks to draw (the file could not be read).", style="italic")
     tasks = spec["tasks"]
@@ -69,6 +70,4 @@ def render(spec: dict[str, Any] | None, cycle_messages: list[str] | None = None)
             if ups[task_id]:
                 out.append(" ◀── " + ", ".join(ups[task_id]), style="red" if cyclic else "cyan")
             out.append("\n")
-    for message in cycle_messages or []:
-        out.append(f"\n ⟲ {message}\n", style="bold red")
     return out

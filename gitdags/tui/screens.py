@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -15,9 +17,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from gitdags.errors import GitdagsError
 from gitdags.model import DagDetail, DagState, Version
 from gitdags.render import SYNC_COLUMNS, short, sync_row, when
+from gitdags.tui.dagactions import ask_pause, ask_pin, ask_rollback
 from gitdags.tui.graph import STATUS_STYLE
 from gitdags.tui.graph import render as render_graph
 from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
@@ -33,9 +35,10 @@ class DagScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("d", "diff", "Diff"),
         Binding("r", "rollback", "Rollback"),
-        Binding("u", "rollback_until_change", "Until change"),
+        Binding("u", "rollback_until_change", "Until change", show=False),  # in help, palette
         Binding("p", "pin", "Pin/unpin"),
         Binding("z", "pause", "Pause/resume"),
+        Binding("question_mark", "app.help", "Help"),
         Binding("space", "mark", "Mark", show=False),
         *(Binding(str(i), f"tab({i})", show=False) for i in range(1, 6)),
         Binding("tab,right", "next_tab(1)", "Next tab", show=False, priority=True),
@@ -68,7 +71,8 @@ class DagScreen(Screen[None]):
             with TabPane("1 Spec", id="tab-spec"), VerticalScroll(classes="pane-scroll"):
                 yield Static(id="spec")
             with TabPane("2 Graph", id="tab-graph"), VerticalScroll(classes="pane-scroll"):
-                yield Static(id="graph")
+                yield Static(id="graph")  # scrolls sideways: the drawing stays aligned
+                yield Static(id="graph-note")  # wraps: the cycle, in words
             with TabPane("3 Issues", id="tab-issues"), VerticalScroll(classes="pane-scroll"):
                 yield Static(id="issues")
             with TabPane("4 History", id="tab-history"):
@@ -154,17 +158,19 @@ class DagScreen(Screen[None]):
         else:
             self.query_one("#spec", Static).update(Text(version.content or "(empty)"))
         cycles = [i.message for i in version.issues if i.code == "GD204"]
-        self.query_one("#graph", Static).update(render_graph(version.spec, cycles))
-        issues = Text()
-        for issue in version.issues:
+        self.query_one("#graph", Static).update(render_graph(version.spec))
+        note = Text("\n".join(f"⟲ {message}" for message in cycles), style="bold red")
+        self.query_one("#graph-note", Static).update(note)
+        issues: list[RenderableType] = []
+        for issue in version.issues:  # the message wraps under itself, indented
             style = "red" if issue.severity == "error" else "yellow"
-            issues.append(f"{issue.severity:<8}{issue.code}  ", style=style)
             where = f"line {issue.line}" if issue.line else "line -"
-            issues.append(f"{issue.location or '(file)'} · {where}\n", style="bold")
-            issues.append(f"        {issue.message}\n")
+            head = Text(f"{issue.severity:<8}{issue.code}  ", style=style)
+            head.append(f"{issue.location or '(file)'} · {where}", style="bold")
+            issues += [head, Padding(Text(issue.message), (0, 0, 0, 8))]
         if not version.issues:
-            issues.append(f"v{version.version} has no issues.", style="green")
-        self.query_one("#issues", Static).update(issues)
+            issues.append(Text(f"v{version.version} has no issues.", style="green"))
+        self.query_one("#issues", Static).update(Group(*issues))
 
     def _render_history(self) -> None:
         table = self.query_one("#history", DataTable)
@@ -230,69 +236,21 @@ class DagScreen(Screen[None]):
             widget.update(f"v{found.from_version} and v{found.to_version} are identical.")
         self.query_one("#tabs", TabbedContent).active = "tab-diff"
 
-    def _describe(self, version: Version) -> str:
-        first = version.message.splitlines()[0] if version.message else ""
-        return f"v{version.version} ({short(version.commit)} by {version.author}: {first})"
-
     def action_rollback(self, until_change: bool = False) -> None:
         version, state = self.selected_version(), self.state
-        if version is None or state is None:
-            return
-        try:  # the CLI's rules, before the modal: not the served version, not an invalid one
-            self.gitdags.call_engine(
-                self.gitdags.engine.rollback_target, self.dag_id, str(version.version)
-            )
-        except GitdagsError as exc:
-            self.gitdags.notify(str(exc), title="Cannot roll back", severity="error")
-            return
-        served = state.served_version
-        release = (
-            "until a newer valid commit changes the DAG, then the newest version is served"
-            if until_change
-            else "new commits are recorded but not served until you unpin it"
-        )
-        what = (
-            f"{self.dag_id} will serve {self._describe(version)} instead of "
-            f"v{served or '-'}, and stay pinned: {release}."
-        )
-        title = "Roll back until the next change" if until_change else "Roll back"
-        self.gitdags.confirm(
-            title,
-            what,
-            self.gitdags.engine.rollback,
-            self.dag_id,
-            str(version.version),
-            until_change=until_change,
-        )
+        if version is not None and state is not None:
+            ask_rollback(self.gitdags, state, version.version, until_change=until_change)
 
     def action_rollback_until_change(self) -> None:
         self.action_rollback(until_change=True)
 
     def action_pin(self) -> None:
-        app, state = self.gitdags, self.state
-        if state is None:
-            return
-        if state.pinned:
-            what = f"{self.dag_id} will serve its newest valid version again."
-            app.confirm("Unpin", what, app.engine.unpin, self.dag_id)
-        else:
-            served = state.served_version
-            what = (
-                f"{self.dag_id} will keep serving v{served or '-'}: new commits are recorded "
-                "but not served until you unpin it."
-            )
-            app.confirm("Pin", what, app.engine.pin, self.dag_id)
+        if self.state is not None:
+            ask_pin(self.gitdags, self.state)
 
     def action_pause(self) -> None:
-        app, state = self.gitdags, self.state
-        if state is None:
-            return
-        if state.paused:
-            what = f"{self.dag_id} will be served again (v{state.served_version})."
-            app.confirm("Resume", what, app.engine.resume, self.dag_id)
-        else:
-            what = f"{self.dag_id} stays registered and versioned but is no longer served."
-            app.confirm("Pause", what, app.engine.pause, self.dag_id)
+        if self.state is not None:
+            ask_pause(self.gitdags, self.state)
 
     def action_sync_now(self) -> None:
         app, state = self.gitdags, self.state
@@ -304,8 +262,13 @@ class DagScreen(Screen[None]):
 
 
 class _LogScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
     TITLE = ""
+    EMPTY = ""  # the line that says why the log is empty
     COLUMNS: tuple[str, ...] = ()
     fetch: Callable[[], list[Any]]  # the rows, newest first (in a worker thread)
     row: Callable[[Any], tuple[Any, ...]]  # one row's cells
@@ -314,6 +277,9 @@ class _LogScreen(Screen[None]):
         yield Header()
         yield Static(self.TITLE, id="summary")
         yield DataTable(id="log", cursor_type="row", zebra_stripes=True)
+        # the last column (a note, a reason) of the selected row in full: at 80 columns the
+        # table cuts it
+        yield Static(id="log-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -336,6 +302,17 @@ class _LogScreen(Screen[None]):
         table.add_rows(self.row(item) for item in message.rows)
         if message.rows:
             table.move_cursor(row=min(row, len(message.rows) - 1), animate=False)
+        else:
+            self.query_one("#log-detail", Static).update(self.EMPTY)
+
+    @on(DataTable.RowHighlighted, "#log")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        last = event.data_table.get_row_at(event.cursor_row)[-1]
+        label = self.COLUMNS[-1]
+        detail = Text(f"{label}: ", style="bold") + (
+            last if isinstance(last, Text) else Text(str(last))
+        )
+        self.query_one("#log-detail", Static).update(detail if last else "")
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -343,6 +320,7 @@ class _LogScreen(Screen[None]):
 
 class SyncLogScreen(_LogScreen):
     TITLE = "Sync log, newest first"
+    EMPTY = "No sync yet: S syncs now."
     COLUMNS = SYNC_COLUMNS
 
     def fetch(self) -> list[Any]:
@@ -356,6 +334,7 @@ class SyncLogScreen(_LogScreen):
 
 class AuditScreen(_LogScreen):
     TITLE = "Audit log: operator actions, newest first"
+    EMPTY = "No operator action yet: rollbacks, pins, pauses and syncs now are recorded here."
     COLUMNS = ("when", "actor", "action", "DAG", "source", "reason")
 
     def fetch(self) -> list[Any]:
