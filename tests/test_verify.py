@@ -97,3 +97,32 @@ def test_gpg_signatures_are_checked_against_gpg_home(
     ok, refused = make_engine(trusting, doubting).sync()
     assert ok.error is None, ok.error
     assert refused.error is not None and "is not signed by an allowed signer" in refused.error
+
+
+def test_an_allowed_signers_file_that_cannot_be_read_is_a_config_error_naming_it(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+    from gitdags.config import load_settings
+    from gitdags.errors import ConfigError
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    for signers, why in (
+        (tmp_path / "missing_signers", "does not exist"),
+        (tmp_path, "Is a directory"),  # root reads every file: a folder cannot be read as one
+    ):
+        config.write_text(
+            f'[state]\ndatabase = "{tmp_path / "g.db"}"\n[[sources]]\nname = "main"\n'
+            f'url = "{repo.path}"\nverify = "ssh"\nallowed_signers = "{signers}"\n'
+        )
+        with pytest.raises(ConfigError) as caught:
+            load_settings(str(config))
+        assert f"allowed_signers {signers} cannot be read ({why})" in str(caught.value)
+        done = CliRunner().invoke(app, ["--config", str(config), "sync"])
+        assert done.exit_code == 1, done.output
+        assert f"allowed_signers {signers} cannot be read" in done.stderr
+        assert "not signed" not in done.output  # the commit is not blamed
+    assert not (tmp_path / "g.db").exists()
