@@ -12,6 +12,8 @@ file imports; and the calls at module level that Airflow's best practices warn a
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -68,19 +70,58 @@ def module_of(path: str, root: str) -> str:
     return ".".join(parts)
 
 
-def definitions(
-    path: str, text: str, digest: str, ctx: ReadContext, *, dag_file: bool
-) -> FileDefinitions:
-    module = module_of(path, ctx.root)
+def source_text(raw: bytes) -> tuple[str, str]:
+    """The text Python reads from a file's bytes, and its encoding: a BOM or a coding
+    declaration (PEP 263) in its first two lines says how, UTF-8 otherwise (the standard
+    library's `tokenize.detect_encoding` finds it). A file Python cannot decode gives its bytes
+    as UTF-8 with replacements (to show them) and, as encoding, what was declared or ""."""
     try:
-        tree = ast.parse(text, filename=path)
+        encoding, _lines = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError:
+        return raw.decode("utf-8", "replace"), ""
+    try:
+        return raw.decode(encoding), encoding
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace"), encoding
+
+
+def definitions(
+    path: str, raw: bytes, digest: str, ctx: ReadContext, *, dag_file: bool
+) -> FileDefinitions:
+    """The definitions of one Python file, read from its bytes exactly as Python reads them:
+    its coding declaration honoured (an unknown one, one that is not a text encoding, or one
+    by which the file is no Python are an error of the file, as they are where Airflow runs)."""
+    module = module_of(path, ctx.root)
+    text, encoding = source_text(raw)
+    try:
+        tree = ast.parse(raw, filename=path)  # from the bytes: Python's own decoding rules
     except SyntaxError as exc:
-        line = exc.lineno if isinstance(exc.lineno, int) else None
-        issue = Issue("GD401", "error", path, "", line, f"Syntax error: {exc.msg}.")
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        reason = (exc.msg or "").strip().rstrip(".") or "Python gave no reason"
+        if _declaration_at_fault(raw, encoding):
+            how = f"as {encoding}, as its coding declaration says" if encoding else ""
+            message = (
+                f"Python cannot read the file {how or 'by its coding declaration'}: "
+                f"{reason}; remove the declaration or declare utf-8."
+            )
+        elif encoding in ("utf-8", "utf-8-sig") and not _decodes(raw):
+            issue = Issue(
+                "GD002",
+                "error",
+                path,
+                "",
+                line,
+                "The file is not UTF-8 text and declares no other coding; save it as UTF-8.",
+            )
+            return FileDefinitions(path, "none", digest, issues=(issue,))
+        else:
+            message = f"Syntax error: {reason}."
+        issue = Issue("GD401", "error", path, "", line, message)
         kind = "airflow" if dag_file else "module"
         return FileDefinitions(path, kind, digest, issues=(issue,), content=text)
     except (ValueError, RecursionError, MemoryError) as exc:
-        issue = Issue("GD401", "error", path, "", None, f"The file cannot be parsed: {exc}.")
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        issue = Issue("GD401", "error", path, "", None, f"The file cannot be parsed: {reason}.")
         return FileDefinitions(path, "module", digest, issues=(issue,), content=text)
     imports = tuple(sorted(_imports(tree, module, path.endswith("__init__.py"))))
     issues = _forbidden(path, tree, module, ctx.forbidden_imports)
@@ -115,6 +156,26 @@ def definitions(
     return FileDefinitions(
         path, "airflow", digest, dags=dags, imports=imports, issues=tuple(issues), content=text
     )
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _declaration_at_fault(raw: bytes, encoding: str) -> bool:
+    """Whether a file Python cannot parse would parse as plain UTF-8: its coding declaration
+    (or a BOM that contradicts it), not its code, is what is wrong."""
+    if encoding in ("utf-8", "utf-8-sig"):
+        return False
+    try:
+        ast.parse(raw.decode("utf-8-sig"))  # a str: any declaration in it is ignored
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _id_issues(path: str, dag: _Dag) -> tuple[Issue, ...]:
