@@ -179,14 +179,32 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def _repair_advice(path: Path, what: str) -> str:
+# what repairing each writes: a mirror is made again beside itself; a deploy folder and a
+# served-branch repository are written inside
+_WRITES = {
+    "mirror": ("..", "."),
+    "deploy": (".", ".generations"),
+    "branches": (".", "refs", "objects", "gitdags"),
+}
+
+
+def _unwritable(path: Path, kind: str) -> Path | None:
+    """The first folder that repairing `path` writes and this user may not (None: none)."""
+    for rel in _WRITES[kind]:
+        target = (path / rel).resolve() if rel != "." else path
+        if target.exists() and not os.access(target, os.W_OK):
+            return target
+    return None if path.exists() or os.access(path.parent, os.W_OK) else path.parent
+
+
+def _repair_advice(path: Path, kind: str, what: str) -> str:
     """`gitdags doctor --repair` <what>, said to a user who can run it, or whom to ask."""
-    target = path if path.exists() else path.parent
-    if os.access(target, os.W_OK) and os.access(target.parent, os.W_OK):
+    blocked = _unwritable(path, kind)
+    if blocked is None:
         return f"`gitdags doctor --repair` {what}"
     return (
         f"`gitdags doctor --repair`, run as {_owner(path)} (this user, uid {os.geteuid()}, "
-        f"cannot write {target}), {what}"
+        f"cannot write {blocked}), {what}"
     )
 
 
@@ -213,8 +231,8 @@ def _mirror(engine: SyncEngine, name: str, *, repair: bool) -> Finding:
     problem = _mirror_problem(git.mirror, served)
     if problem is None:
         return Finding(check, True, f"{git.mirror}: intact")
-    if not repair:
-        advice = _repair_advice(git.mirror, "fetches it again")
+    if not repair or _unwritable(git.mirror, "mirror"):  # one who may not repair: whom to ask
+        advice = _repair_advice(git.mirror, "mirror", "fetches it again")
         return Finding(check, False, f"{git.mirror}: {problem}; {advice}")
     shutil.rmtree(git.mirror, ignore_errors=True)
     try:
@@ -249,8 +267,8 @@ def _deploy(engine: SyncEngine, folder: DeployFolder | None, *, repair: bool) ->
     problem = folder.mismatch(engine.store) or _content_problem(folder)
     if problem is None:
         return Finding("deploy folder", True, f"{folder.root}: the served set, complete")
-    if not repair:
-        advice = _repair_advice(folder.root, "rewrites it")
+    if not repair or _unwritable(folder.root, "deploy"):
+        advice = _repair_advice(folder.root, "deploy", "rewrites it")
         return Finding("deploy folder", False, f"{folder.root}: {problem}; {advice}")
     folder.publish(engine.store, force=True)  # every file written anew, none linked
     still = folder.mismatch(engine.store) or _content_problem(folder)
@@ -288,7 +306,10 @@ def _content_problem(folder: DeployFolder) -> str | None:
     changed = []
     for path, (kind, digest) in sorted(expected.items()):
         target = current / path
-        if not digest or target.is_symlink() or not target.is_file():
+        if target.is_symlink():  # gitdags writes files: a link points anywhere
+            changed.append(path)
+            continue
+        if not digest or not target.is_file():
             continue  # no hash recorded (an older gitdags wrote it), or `mismatch` said so
         data = target.read_bytes()
         found = blob_id(data, len(digest)) if kind == "blob" else hashlib.sha256(data).hexdigest()
@@ -338,8 +359,8 @@ def _branches(branches: ServedBranches, folder: DeployFolder, *, repair: bool) -
     problem = _branch_problem(repo, current, folder._manifest(current))
     if problem is None:
         return Finding(check, True, f"{repo}: each branch holds the deploy folder's files")
-    if not repair:
-        advice = _repair_advice(repo, "commits the deploy folder's files again")
+    if not repair or _unwritable(repo, "branches"):
+        advice = _repair_advice(repo, "branches", "commits the deploy folder's files again")
         return Finding(check, False, f"{repo}: {problem}; {advice}")
     manifest = folder._manifest(current)
     for state in (repo / "gitdags").glob("*.files.json"):

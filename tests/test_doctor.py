@@ -160,12 +160,16 @@ def test_doctor_checks_every_file_s_content_names_extras_and_repairs_both(
     (current / "d1.json").write_bytes(originals["d1.json"].replace(b'"d1"', b'"x1"'))
     (current / "common" / "util.py").write_text("X = 2\n")
     (current / "planted.py").write_text("import os\n")  # a DAG file nobody served
+    outside = tmp_path / "d2.json"
+    outside.write_bytes(originals["d2.json"])
+    (current / "d2.json").unlink()
+    (current / "d2.json").symlink_to(outside)  # the same bytes, through a link
     (current / "common" / "evil").mkdir()
     (current / "common" / "evil" / "x.py").write_text("")
     code, found = doctor(runner, config)
     assert code == 1
     detail = found["deploy folder"]["detail"]
-    assert "2 files changed since written (common/util.py, d1.json)" in detail, detail
+    assert "3 files changed since written (common/util.py, d1.json, d2.json)" in detail, detail
     assert "2 files it does not serve (common/evil, planted.py)" in detail, detail
     assert "`gitdags doctor --repair` rewrites it" in detail
     code, found = doctor(runner, config, "--repair")
@@ -291,6 +295,9 @@ def test_doctor_run_by_a_reader_who_owns_nothing_finds_no_false_failure(repo: Gi
         assert "`gitdags doctor --repair`, run as root (this user, uid 65534, cannot write" in (
             detail
         ), detail
+        code, found = as_nobody("--repair")  # not tried: said whom to ask, nothing removed
+        assert code == 1 and found["mirror main"]["detail"] == detail
+        assert (mirror / "HEAD").is_file()
 
         mirror.chmod(0o700)  # a mirror this user may not read: not "damaged"
         code, found = as_nobody()
