@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -387,6 +388,8 @@ class _Reader:
                     literal = _literal(value, env)
                     if literal is not _UNKNOWN:
                         env[target.id] = literal
+                    else:  # no longer the value it had: never a stale constant
+                        env.pop(target.id, None)
         elif isinstance(stmt, ast.Expr):
             made = self._expr(stmt.value, env, dag, names)
             if isinstance(made, _Dag) and made.dag_id not in self.registered:
@@ -573,6 +576,27 @@ def _bind(target: ast.expr, value: Any, scope: dict[str, Any]) -> bool:
     return False
 
 
+MAX_TEXT = 10_000  # the longest string the static reading builds (a DAG id is at most 250)
+_PERCENT = re.compile(r"%[sdri%]")  # the conversions it evaluates: no width, no precision
+_FIELD = re.compile(r"\{\w*\}")  # the fields of `.format` it evaluates: no format spec
+
+
+def _shown(value: Any) -> str:
+    """str(value), or "" past MAX_TEXT (an int of 5,000 digits cannot even be shown)."""
+    try:
+        text = str(value)
+    except ValueError:
+        return "?" * (MAX_TEXT + 1)
+    return text if len(text) <= MAX_TEXT else "?" * (MAX_TEXT + 1)
+
+
+def _small(template: str, fields: int, args: Any) -> bool:
+    """Whether formatting `template` (with `fields` fields) with `args` stays under MAX_TEXT."""
+    values = args if isinstance(args, tuple | list) else [args]
+    widest = max((len(_shown(a)) for a in values), default=0)
+    return len(template) + fields * widest <= MAX_TEXT
+
+
 def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
     """The value of a constant expression: literals, known names, f-strings, `+`, `%` and
     `.format()` of strings; `_UNKNOWN` for anything else."""
@@ -588,25 +612,34 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
         values = [_literal(v, env) for v in node.values]
         return {k: v for k, v in zip(keys, values, strict=True) if isinstance(k, str | int | float)}
     if isinstance(node, ast.JoinedStr):
-        parts = []
+        parts, size = [], 0
         for value in node.values:
             if isinstance(value, ast.Constant):
-                parts.append(str(value.value))
+                part = str(value.value)
             elif isinstance(value, ast.FormattedValue):
                 inner = _literal(value.value, env)
                 if inner is _UNKNOWN or value.format_spec is not None:
                     return _UNKNOWN
-                parts.append(str(inner))
+                part = _shown(inner)
+            else:
+                return _UNKNOWN
+            size += len(part)
+            if size > MAX_TEXT:  # a string no DAG needs, that would cost memory and time
+                return _UNKNOWN
+            parts.append(part)
         return "".join(parts)
     if isinstance(node, ast.BinOp):
         left, right = _literal(node.left, env), _literal(node.right, env)
         if left is _UNKNOWN or right is _UNKNOWN:
             return _UNKNOWN
         if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
-            return left + right
+            return left + right if len(left) + len(right) <= MAX_TEXT else _UNKNOWN
         if isinstance(node.op, ast.Mod) and isinstance(left, str):
+            args = tuple(right) if isinstance(right, list) else right
+            if _PERCENT.sub("", left).count("%") or not _small(left, left.count("%"), args):
+                return _UNKNOWN  # a width or precision: `%0300000000d` is 300 MB
             try:
-                return left % (tuple(right) if isinstance(right, list) else right)
+                return left % args
             except (TypeError, ValueError):
                 return _UNKNOWN
         return _UNKNOWN
@@ -619,6 +652,10 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
         template = _literal(node.func.value, env)
         args = [_literal(a, env) for a in node.args]
         if isinstance(template, str) and all(a is not _UNKNOWN for a in args):
+            plain = template.replace("{{", "").replace("}}", "")
+            fields = len(_FIELD.findall(plain))
+            if "{" in _FIELD.sub("", plain) or not _small(template, fields, args):
+                return _UNKNOWN  # a format spec: `{:300000000}` is 300 MB
             try:
                 return template.format(*args)
             except (IndexError, KeyError, ValueError):
@@ -638,8 +675,16 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
             and method in _STR_METHODS
             and all(isinstance(a, str) for a in args)
             and not node.keywords
+            and method != "format"
         ):
-            return getattr(target, method)(*args)
+            if method == "replace" and len(args) >= 2:  # "x".replace("", long) grows fast
+                count = target.count(args[0]) if args[0] else len(target) + 1
+                if len(target) + count * len(args[1]) > MAX_TEXT:
+                    return _UNKNOWN
+            try:
+                return getattr(target, method)(*args)
+            except (TypeError, ValueError):
+                return _UNKNOWN
     if isinstance(node, ast.Call) and _dotted(node.func) in ("os.path.basename", "basename"):
         base = _literal(node.args[0], env) if node.args else _UNKNOWN
         return PurePosixPath(base).name if isinstance(base, str) else _UNKNOWN
