@@ -54,6 +54,7 @@ TOP_LEVEL_CALLS = {
     "os.system": "runs a command",
 }
 MAX_LOOP_IDS = 1000  # ids a loop may spell out before the static reading gives up
+MAX_LOOP_STEPS = 10_000  # rounds of all a file's loops together (nested loops multiply)
 
 
 def is_dag_file(content: bytes) -> bool:
@@ -343,6 +344,7 @@ class _Reader:
         self.unresolved = False
         self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
         self.depth = 0  # inside a function body: names there are not module globals
+        self.steps = 0  # rounds of literal loops followed, in all
         self.called = {
             _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
         }
@@ -352,6 +354,8 @@ class _Reader:
         and `@asset`s, and those a module-level name holds at the end (a bare `DAG(...)`
         call, or one rebound in a loop, is not kept)."""
         self._block(self.tree.body, self.constants, None, {})
+        if self.steps > MAX_LOOP_STEPS:  # read in part: no DAG it found can be trusted
+            return {}
         for dag in self.globals.values():
             self.registered.setdefault(dag.dag_id, dag)
         return self.registered
@@ -426,6 +430,12 @@ class _Reader:
                 self._unresolved(stmt.lineno, "a loop over values known only when it runs")
             return
         for value in values:
+            self.steps += 1
+            if self.steps > MAX_LOOP_STEPS:  # nested loops multiply: 1000**3 is hours
+                if not self.unresolved or self.steps == MAX_LOOP_STEPS + 1:
+                    self._unresolved(stmt.lineno, "loops with more rounds than are followed")
+                self.unresolved = True
+                return
             scope = dict(env)
             if not _bind(stmt.target, value, scope):
                 self.unresolved = True
