@@ -266,7 +266,16 @@ def _deploy(engine: SyncEngine, folder: DeployFolder | None, *, repair: bool) ->
         return Finding("deploy folder", False, f"{folder.root}: {unreadable}")
     problem = folder.mismatch(engine.store) or _content_problem(folder)
     if problem is None:
-        return Finding("deploy folder", True, f"{folder.root}: the served set, complete")
+        current = folder.current()
+        manifest = folder._manifest(current) if current is not None else {}
+        unhashed = [p for p, (_kind, digest) in expected_files(manifest).items() if not digest]
+        note = (
+            f" ({len(unhashed)} files written by an older gitdags have no content hash to check; "
+            "the next change of what is served records them)"
+            if unhashed
+            else ""
+        )
+        return Finding("deploy folder", True, f"{folder.root}: the served set, complete{note}")
     if not repair or _unwritable(folder.root, "deploy"):
         advice = _repair_advice(folder.root, "deploy", "rewrites it")
         return Finding("deploy folder", False, f"{folder.root}: {problem}; {advice}")

@@ -308,3 +308,22 @@ def test_doctor_run_by_a_reader_who_owns_nothing_finds_no_false_failure(repo: Gi
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_doctor_says_which_files_an_older_gitdags_left_without_a_hash(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    config, runner = world(tmp_path, repo)
+    current = (tmp_path / "deploy" / "current").resolve()
+    manifest = json.loads((current / "manifest.json").read_text())
+    for entry in manifest["dags"]:
+        del entry["sha256"]  # as the manifest of a generation written before hashes were kept
+    (current / "manifest.json").write_text(json.dumps(manifest))
+    code, found = doctor(runner, config)
+    assert code == 0, found
+    assert (
+        "(30 files written by an older gitdags have no content hash to check"
+        in (found["deploy folder"]["detail"])
+    )
+    code, found = doctor(runner, config, "--repair")  # nothing wrong: nothing rewritten
+    assert code == 0 and not found["deploy folder"]["repaired"]
