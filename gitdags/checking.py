@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable
 
 from gitdags import faults, kinds
@@ -40,17 +41,24 @@ def _pdeathsig() -> None:
         os._exit(1)
 
 
-def _check_chunk(args: tuple[list[Item], ReadContext]) -> list[FileDefinitions]:
+class DeadlinePassed(Exception):
+    """The sync's deadline passed while files were being read."""
+
+
+def _check_chunk(args: tuple[list[Item], ReadContext, float | None]) -> list[FileDefinitions]:
     """Read files and serialize their DAGs' specs (in a worker process when there are many).
 
     The result keeps only the head of each spec (the fields a sync reads: no tasks, params,
     default_args): `spec_json` carries the whole, and the transfer back from a worker costs
-    a tenth of the full dicts.
+    a tenth of the full dicts. Past `deadline` (a `time.monotonic()`, the same clock in every
+    process) it stops between two files.
     """
-    items, ctx = args
+    items, ctx, deadline = args
     faults.point("in-check")
     out = []
     for entry, content in items:
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlinePassed
         found = kinds.read(entry.path, content, symlink=entry.mode == SYMLINK, ctx=ctx)
         if found.dags:  # the DAGs carry the text: it crosses the process boundary once
             dags = tuple(_light(d) for d in found.dags)
@@ -81,15 +89,19 @@ Progress = Callable[[int, int], None]  # (files checked, files to check)
 
 
 def check_all(
-    items: list[Item], ctx: ReadContext, progress: Progress | None = None
+    items: list[Item],
+    ctx: ReadContext,
+    progress: Progress | None = None,
+    deadline: float | None = None,
 ) -> dict[str, FileDefinitions]:
     """Read and validate files, on every core when there are many (a first sync); `progress`
-    hears how far it got after each batch."""
+    hears how far it got after each batch. Past `deadline` (`time.monotonic()`), raises
+    DeadlinePassed."""
     cores = os.cpu_count() or 1
     if len(items) < PARALLEL_MIN or cores < 2:
         checked = []
         for start in range(0, len(items), PARALLEL_MIN):
-            checked += _check_chunk((items[start : start + PARALLEL_MIN], ctx))
+            checked += _check_chunk((items[start : start + PARALLEL_MIN], ctx, deadline))
             if progress is not None:
                 progress(len(checked), len(items))
     else:
@@ -106,7 +118,7 @@ def check_all(
             mp_context = multiprocessing.get_context("forkserver")
             mp_context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checking"])
         size = -(-len(items) // (cores * 4))
-        chunks = [(items[i : i + size], ctx) for i in range(0, len(items), size)]
+        chunks = [(items[i : i + size], ctx, deadline) for i in range(0, len(items), size)]
         try:
             with ProcessPoolExecutor(
                 max_workers=cores, mp_context=mp_context, initializer=_pdeathsig
@@ -118,5 +130,5 @@ def check_all(
                         progress(len(checked), len(items))
         except (BrokenProcessPool, OSError) as exc:  # no processes here: one core will do
             log.warning("cannot validate in worker processes (%s); using one", exc)
-            checked = _check_chunk((items, ctx))
+            checked = _check_chunk((items, ctx, deadline))
     return {f.path: f for f in checked}

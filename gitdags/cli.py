@@ -672,7 +672,7 @@ def doctor(
     """Check the database, the mirrors and the deploy folder; exit 1 if something is wrong."""
     from gitdags import doctor as doctor_checks
 
-    with engine() as eng:
+    with engine(readonly=True) as eng:  # never creates a database: a missing one is refused
         findings = doctor_checks.examine(eng, repair=repair)
     if as_json:
         out_json([f.to_dict() for f in findings])

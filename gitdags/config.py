@@ -484,6 +484,17 @@ def _check_verify(name: str, values: dict[str, Any]) -> None:
             f'[[sources]] {name}: verify = "gpg" needs gpg_home, a GnuPG home holding the '
             "public keys of the allowed signers."
         )
+    signers = values.get("allowed_signers")
+    if verify == "ssh" and signers is not None:
+        try:
+            with open(signers, "rb") as file:
+                file.read(1)
+        except OSError as exc:
+            why = "does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror
+            raise ConfigError(
+                f"[[sources]] {name}: allowed_signers {signers} cannot be read ({why}); "
+                "fix the path or the file's permissions, or no commit can be verified."
+            ) from None
 
 
 def _hook(table: dict[str, Any], index: int, base: Path) -> HookConfig:

@@ -229,6 +229,7 @@ class SyncEngine:
                             payload(config.name, result.to_commit, result.changes)
                         )
                     faults.point("in-record")
+                    git.remaining(1)  # past the deadline: roll back, the last good state stays
             except _DryRun:
                 pass
         except GitdagsError as exc:

@@ -222,17 +222,22 @@ class DeployFolder:
                 and prior.get("version") == dag.version
                 and prior.get("files") == dag_files
             )
+            hashes: dict[str, str] = {}  # what `gitdags doctor` checks each file against
             for file in dag_files:
                 target = staging / file
                 if not target.resolve().is_relative_to(staging.resolve()):
                     raise GitdagsError(f"DAG id {dag.dag_id!r} cannot be written safely.")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if reuse:
-                    assert previous is not None
+                    assert previous is not None and prior is not None
                     os.link(previous / file, target)
+                    known = (prior.get("sha256") or {}).get(file)
+                    hashes[file] = known or hashlib.sha256(target.read_bytes()).hexdigest()
                     linked += 1
                 else:
-                    target.write_text(self._content(dag, file, dag_files))
+                    data = self._content(dag, file, dag_files).encode("utf-8")
+                    target.write_bytes(data)
+                    hashes[file] = hashlib.sha256(data).hexdigest()
                     written += 1
             entries.append(
                 {
@@ -240,6 +245,7 @@ class DeployFolder:
                     "source": dag.source,
                     "version": dag.version,
                     "files": dag_files,
+                    "sha256": hashes,
                 }
             )
         tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from gitdags import airflow3
 from gitdags.airflow_tier import AirflowTier
-from gitdags.checking import check_all, context
+from gitdags.checking import DeadlinePassed, check_all, context
 from gitdags.config import Settings, SourceConfig
 from gitdags.crosscheck import check_across, whole_files
 from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
@@ -195,8 +195,10 @@ class SourceSync:
                     'source %s: Airflow parses its files UNSANDBOXED (sandbox = "none")',
                     self.name,
                 )
+            self.git.remaining(1)  # the sync's one deadline, between its stages too
             AirflowTier(self).parse(plan, head)
         if self.config.python == "airflow" and self.worker is not None:
+            self.git.remaining(1)
             AirflowTier(self).build_dagfactory(plan, head)
         airflow3.finish(check, plan.checked, parsed=parsed)
         plan.commits = self._attribution(plan)
@@ -213,7 +215,12 @@ class SourceSync:
     def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
-        found = check_all([(e, contents.get(e.path)) for e in entries], self.ctx, self.progress)
+        items = [(e, contents.get(e.path)) for e in entries]
+        try:
+            found = check_all(items, self.ctx, self.progress, self.git.deadline)
+        except DeadlinePassed:
+            self.git.remaining(1)  # says it in the sync's one sentence
+            raise
         for path in self.git.misnamed & set(found):
             found[path] = misnamed(path)
         return found

@@ -149,3 +149,44 @@ def test_a_change_is_delivered_to_hooks_at_least_once_across_a_kill(
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
     db.close()
+
+
+@pytest.mark.parametrize("point", ["in-check", "in-record"])
+def test_a_sync_past_its_deadline_fails_cleanly_wherever_it_is(
+    tmp_path: Path, repo: GitRepo, point: str
+) -> None:
+    """`[daemon] sync_timeout` bounds the whole sync, not only git: held at a fault point
+    while reading files or inside its transaction until the deadline is past, the sync fails
+    in one sentence, writes nothing and the last good state stays served."""
+    import json
+
+    timeout = 4.0
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "s.db"\n[daemon]\nsync_timeout = "{timeout:g}s"\n'
+        f'[publish]\ndeploy_dir = "deploy"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n'
+    )
+    cmd = [sys.executable, "-m", "gitdags", "--config", str(config)]
+    assert subprocess.run([*cmd, "sync"], capture_output=True, timeout=120).returncode == 0
+    generation = (tmp_path / "deploy" / "current").resolve()
+    listed = subprocess.run([*cmd, "list", "--json"], capture_output=True, timeout=120).stdout
+    repo.commit("two", {"a.yaml": dag_yaml("a", "x", "y"), "b.yaml": dag_yaml("b")})
+    gate = Gate(tmp_path / "gate", point)
+    proc = gate.start_sync(config)
+    gate.wait_reached(proc)
+    time.sleep(timeout)  # the deadline was set before the gate was reached: it is past now
+    gate.open()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    message = (out + err).decode().strip()  # (issue 23.13 moves it from stdout to stderr)
+    assert "Source 'm': the sync passed its deadline; raise [daemon] sync_timeout" in message
+    assert "\n" not in message and "Traceback" not in message
+    assert subprocess.run([*cmd, "list", "--json"], capture_output=True).stdout == listed
+    assert (tmp_path / "deploy" / "current").resolve() == generation  # nothing published
+    syncs = json.loads(subprocess.run([*cmd, "syncs", "--json"], capture_output=True).stdout)
+    assert "passed its deadline" in syncs[0]["error"]
+    done = subprocess.run([*cmd, "sync"], capture_output=True, timeout=120)  # no gate: lands
+    assert done.returncode == 0, done.stderr
+    dags = json.loads(subprocess.run([*cmd, "list", "--json"], capture_output=True).stdout)
+    assert {(d["dag_id"], d["served_version"]) for d in dags} == {("a", 2), ("b", 1)}

@@ -59,12 +59,49 @@ def test_hostile_files_never_stop_a_source(repo: GitRepo, make_engine) -> None:
     for name in CASES:
         check(name, found.get(name, set()))
     served = {d.dag_id for d in engine.served()}
-    oks = {"good", "bom", "merged", "tdate", "unicode_dag", "esc", "wide", "net"}
+    oks = {"good", "bom", "merged", "tdate", "unicode_dag", "esc", "wide", "net", "latin1_dag"}
     assert served == oks, served ^ oks  # nothing from a hostile file is served
     json.loads(json.dumps([d.to_dict() for d in engine.served()], allow_nan=False))
     repo.commit("more", {"dags/later.yaml": dag_yaml("later")})  # later commits still land
     (result,) = engine.sync()
     assert [(c.dag_id, c.change) for c in result.changes] == [("later", "added")]
+
+
+def test_python_files_read_as_python_reads_them() -> None:
+    """Each Python file of the corpus is an error exactly when a real interpreter (Airflow's,
+    where it is installed) cannot compile it: coding declarations are honoured as Python does."""
+    import os
+    import subprocess
+    import sys
+
+    from gitdags.kinds import read
+
+    venv = os.environ.get("GITDAGS_AIRFLOW_VENV")
+    python = str(Path(venv) / "bin" / "python") if venv else sys.executable
+    for name in (n for n in CASES if n.endswith(".py")):
+        raw = (CORPUS / name).read_bytes()
+        compiled = subprocess.run(
+            [python, "-c", "import sys; compile(sys.stdin.buffer.read(), 'f', 'exec')"],
+            input=raw,
+            capture_output=True,
+        )
+        found = read(f"dags/{name}", raw)
+        errors = [i for i in found.all_issues() if i.severity == "error"]
+        assert bool(errors) == (compiled.returncode != 0), (name, errors, compiled.stderr)
+        assert all(d.valid for d in found.dags) or not found.dags or errors, name
+
+
+def test_every_parse_error_has_a_reason() -> None:
+    from gitdags.formats import parse_error
+
+    assert parse_error("a.yaml", None, "").message == (
+        "The file cannot be parsed: the parser gave no reason."
+    )
+    _files, issues = check_paths([str(CORPUS)])
+    for issue in issues:
+        _head, colon, reason = issue.message.partition(": ")
+        assert issue.message.strip() and not issue.message.rstrip(".").endswith(":"), issue
+        assert reason.strip(" .") or not colon, issue
 
 
 def test_a_dag_that_becomes_non_finite_keeps_its_last_good_version(

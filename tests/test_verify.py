@@ -97,3 +97,73 @@ def test_gpg_signatures_are_checked_against_gpg_home(
     ok, refused = make_engine(trusting, doubting).sync()
     assert ok.error is None, ok.error
     assert refused.error is not None and "is not signed by an allowed signer" in refused.error
+
+
+def test_an_allowed_signers_file_that_cannot_be_read_is_a_config_error_naming_it(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+    from gitdags.config import load_settings
+    from gitdags.errors import ConfigError
+
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = tmp_path / "config.toml"
+    for signers, why in (
+        (tmp_path / "missing_signers", "does not exist"),
+        (tmp_path, "Is a directory"),  # root reads every file: a folder cannot be read as one
+    ):
+        config.write_text(
+            f'[state]\ndatabase = "{tmp_path / "g.db"}"\n[[sources]]\nname = "main"\n'
+            f'url = "{repo.path}"\nverify = "ssh"\nallowed_signers = "{signers}"\n'
+        )
+        with pytest.raises(ConfigError) as caught:
+            load_settings(str(config))
+        assert f"allowed_signers {signers} cannot be read ({why})" in str(caught.value)
+        done = CliRunner().invoke(app, ["--config", str(config), "sync"])
+        assert done.exit_code == 1, done.output
+        assert f"allowed_signers {signers} cannot be read" in done.stderr
+        assert "not signed" not in done.output  # the commit is not blamed
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_an_allowed_signers_file_this_user_may_not_read_is_named_at_load() -> None:
+    """Read by a user without permission (uid 65534): the sentence names the file, at load."""
+    import tempfile
+
+    from tests.test_doctor import reader_python
+
+    if os.geteuid() != 0:
+        pytest.skip("running gitdags as another user needs root")
+    python, path = reader_python()
+    base = Path(tempfile.mkdtemp(prefix="gitdags-signers-"))
+    try:
+        signers = base / "allowed_signers"
+        signers.write_text('ops@example.com namespaces="git" ssh-ed25519 AAAA\n')
+        signers.chmod(0o600)  # root's alone
+        config = base / "config.toml"
+        config.write_text(
+            f'[state]\ndatabase = "{base / "g.db"}"\n[[sources]]\nname = "main"\n'
+            f'url = "{base}"\nverify = "ssh"\nallowed_signers = "{signers}"\n'
+        )
+        base.chmod(0o755)
+        config.chmod(0o644)
+        done = subprocess.run(
+            [python, "-m", "gitdags", "--config", str(config), "status"],
+            capture_output=True,
+            text=True,
+            user=65534,
+            group=65534,
+            extra_groups=[],
+            cwd=base,
+            env={"PATH": os.environ["PATH"], "HOME": str(base), "PYTHONPATH": path},
+            timeout=120,
+        )
+        assert done.returncode == 1, done
+        assert done.stderr.strip() == (
+            f"error: [[sources]] main: allowed_signers {signers} cannot be read (Permission "
+            "denied); fix the path or the file's permissions, or no commit can be verified."
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -61,7 +61,9 @@ def parse(path: str, text: str) -> Parsed:
 
 
 def parse_error(path: str, line: int | None, detail: str) -> Issue:
-    return Issue("GD004", "error", path, "", line, f"The file cannot be parsed: {detail}.")
+    """A file the parser refused, with its reason (never an empty one)."""
+    reason = detail.strip().rstrip(".") or "the parser gave no reason"
+    return Issue("GD004", "error", path, "", line, f"The file cannot be parsed: {reason}.")
 
 
 def path_text(path: FieldPath) -> str:

@@ -2,8 +2,9 @@
 
 A kind turns (path, content) into `FileDefinitions`: the DAGs the file defines, the modules it
 imports (for dependency tracking) and issues about the file as a whole. `read` does what every
-kind shares (size limit, symlinks, binary and non-UTF-8 files), picks the kind by extension
-and shape, and never raises for bad input:
+kind shares (size limit, symlinks, binary and non-UTF-8 files; a Python file's bytes are read
+as Python reads them, by its coding declaration), picks the kind by extension and shape, and
+never raises for bad input:
 
     v1       gitdags' own format: a YAML, JSON or TOML mapping with `dag_id`, `tasks` or `nodes`
     dag-factory  a YAML mapping of DAG ids to dag-factory DAG blocks (zero or more DAGs)
@@ -121,6 +122,11 @@ def _read(
     if b"\0" in raw[:8192]:
         issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
         return FileDefinitions(path, "none", digest, issues=(issue,))
+    if path.endswith(".py"):  # read as Python reads it: its coding declaration says how
+        from gitdags.kinds import airflow_py
+
+        dag_file = airflow_py.is_dag_file(raw) and not ctx.airflow_ignores(path)
+        return airflow_py.definitions(path, raw, digest, ctx, dag_file=dag_file)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -128,11 +134,6 @@ def _read(
         return FileDefinitions(path, "none", digest, issues=(issue,))
     if path.rsplit("/", 1)[-1] == ".airflowignore":
         return FileDefinitions(path, "ignore", digest, content=text)
-    if path.endswith(".py"):
-        from gitdags.kinds import airflow_py
-
-        dag_file = airflow_py.is_dag_file(raw) and not ctx.airflow_ignores(path)
-        return airflow_py.definitions(path, text, digest, ctx, dag_file=dag_file)
     parsed = formats.parse(path, text)
     if parsed.issues:
         return FileDefinitions(path, "none", digest, issues=tuple(parsed.issues), content=text)

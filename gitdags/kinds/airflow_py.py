@@ -12,6 +12,9 @@ file imports; and the calls at module level that Airflow's best practices warn a
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -51,6 +54,7 @@ TOP_LEVEL_CALLS = {
     "os.system": "runs a command",
 }
 MAX_LOOP_IDS = 1000  # ids a loop may spell out before the static reading gives up
+MAX_LOOP_STEPS = 10_000  # rounds of all a file's loops together (nested loops multiply)
 
 
 def is_dag_file(content: bytes) -> bool:
@@ -68,19 +72,58 @@ def module_of(path: str, root: str) -> str:
     return ".".join(parts)
 
 
-def definitions(
-    path: str, text: str, digest: str, ctx: ReadContext, *, dag_file: bool
-) -> FileDefinitions:
-    module = module_of(path, ctx.root)
+def source_text(raw: bytes) -> tuple[str, str]:
+    """The text Python reads from a file's bytes, and its encoding: a BOM or a coding
+    declaration (PEP 263) in its first two lines says how, UTF-8 otherwise (the standard
+    library's `tokenize.detect_encoding` finds it). A file Python cannot decode gives its bytes
+    as UTF-8 with replacements (to show them) and, as encoding, what was declared or ""."""
     try:
-        tree = ast.parse(text, filename=path)
+        encoding, _lines = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError:
+        return raw.decode("utf-8", "replace"), ""
+    try:
+        return raw.decode(encoding), encoding
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace"), encoding
+
+
+def definitions(
+    path: str, raw: bytes, digest: str, ctx: ReadContext, *, dag_file: bool
+) -> FileDefinitions:
+    """The definitions of one Python file, read from its bytes exactly as Python reads them:
+    its coding declaration honoured (an unknown one, one that is not a text encoding, or one
+    by which the file is no Python are an error of the file, as they are where Airflow runs)."""
+    module = module_of(path, ctx.root)
+    text, encoding = source_text(raw)
+    try:
+        tree = ast.parse(raw, filename=path)  # from the bytes: Python's own decoding rules
     except SyntaxError as exc:
-        line = exc.lineno if isinstance(exc.lineno, int) else None
-        issue = Issue("GD401", "error", path, "", line, f"Syntax error: {exc.msg}.")
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        reason = (exc.msg or "").strip().rstrip(".") or "Python gave no reason"
+        if _declaration_at_fault(raw, encoding):
+            how = f"as {encoding}, as its coding declaration says" if encoding else ""
+            message = (
+                f"Python cannot read the file {how or 'by its coding declaration'}: "
+                f"{reason}; remove the declaration or declare utf-8."
+            )
+        elif encoding in ("utf-8", "utf-8-sig") and not _decodes(raw):
+            issue = Issue(
+                "GD002",
+                "error",
+                path,
+                "",
+                line,
+                "The file is not UTF-8 text and declares no other coding; save it as UTF-8.",
+            )
+            return FileDefinitions(path, "none", digest, issues=(issue,))
+        else:
+            message = f"Syntax error: {reason}."
+        issue = Issue("GD401", "error", path, "", line, message)
         kind = "airflow" if dag_file else "module"
         return FileDefinitions(path, kind, digest, issues=(issue,), content=text)
     except (ValueError, RecursionError, MemoryError) as exc:
-        issue = Issue("GD401", "error", path, "", None, f"The file cannot be parsed: {exc}.")
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        issue = Issue("GD401", "error", path, "", None, f"The file cannot be parsed: {reason}.")
         return FileDefinitions(path, "module", digest, issues=(issue,), content=text)
     imports = tuple(sorted(_imports(tree, module, path.endswith("__init__.py"))))
     issues = _forbidden(path, tree, module, ctx.forbidden_imports)
@@ -115,6 +158,26 @@ def definitions(
     return FileDefinitions(
         path, "airflow", digest, dags=dags, imports=imports, issues=tuple(issues), content=text
     )
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _declaration_at_fault(raw: bytes, encoding: str) -> bool:
+    """Whether a file Python cannot parse would parse as plain UTF-8: its coding declaration
+    (or a BOM that contradicts it), not its code, is what is wrong."""
+    if encoding in ("utf-8", "utf-8-sig"):
+        return False
+    try:
+        ast.parse(raw.decode("utf-8-sig"))  # a str: any declaration in it is ignored
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _id_issues(path: str, dag: _Dag) -> tuple[Issue, ...]:
@@ -281,6 +344,7 @@ class _Reader:
         self.unresolved = False
         self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
         self.depth = 0  # inside a function body: names there are not module globals
+        self.steps = 0  # rounds of literal loops followed, in all
         self.called = {
             _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
         }
@@ -290,6 +354,8 @@ class _Reader:
         and `@asset`s, and those a module-level name holds at the end (a bare `DAG(...)`
         call, or one rebound in a loop, is not kept)."""
         self._block(self.tree.body, self.constants, None, {})
+        if self.steps > MAX_LOOP_STEPS:  # read in part: no DAG it found can be trusted
+            return {}
         for dag in self.globals.values():
             self.registered.setdefault(dag.dag_id, dag)
         return self.registered
@@ -326,6 +392,8 @@ class _Reader:
                     literal = _literal(value, env)
                     if literal is not _UNKNOWN:
                         env[target.id] = literal
+                    else:  # no longer the value it had: never a stale constant
+                        env.pop(target.id, None)
         elif isinstance(stmt, ast.Expr):
             made = self._expr(stmt.value, env, dag, names)
             if isinstance(made, _Dag) and made.dag_id not in self.registered:
@@ -362,6 +430,12 @@ class _Reader:
                 self._unresolved(stmt.lineno, "a loop over values known only when it runs")
             return
         for value in values:
+            self.steps += 1
+            if self.steps > MAX_LOOP_STEPS:  # nested loops multiply: 1000**3 is hours
+                if not self.unresolved or self.steps == MAX_LOOP_STEPS + 1:
+                    self._unresolved(stmt.lineno, "loops with more rounds than are followed")
+                self.unresolved = True
+                return
             scope = dict(env)
             if not _bind(stmt.target, value, scope):
                 self.unresolved = True
@@ -512,6 +586,27 @@ def _bind(target: ast.expr, value: Any, scope: dict[str, Any]) -> bool:
     return False
 
 
+MAX_TEXT = 10_000  # the longest string the static reading builds (a DAG id is at most 250)
+_PERCENT = re.compile(r"%[sdri%]")  # the conversions it evaluates: no width, no precision
+_FIELD = re.compile(r"\{\w*\}")  # the fields of `.format` it evaluates: no format spec
+
+
+def _shown(value: Any) -> str:
+    """str(value), or "" past MAX_TEXT (an int of 5,000 digits cannot even be shown)."""
+    try:
+        text = str(value)
+    except ValueError:
+        return "?" * (MAX_TEXT + 1)
+    return text if len(text) <= MAX_TEXT else "?" * (MAX_TEXT + 1)
+
+
+def _small(template: str, fields: int, args: Any) -> bool:
+    """Whether formatting `template` (with `fields` fields) with `args` stays under MAX_TEXT."""
+    values = args if isinstance(args, tuple | list) else [args]
+    widest = max((len(_shown(a)) for a in values), default=0)
+    return len(template) + fields * widest <= MAX_TEXT
+
+
 def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
     """The value of a constant expression: literals, known names, f-strings, `+`, `%` and
     `.format()` of strings; `_UNKNOWN` for anything else."""
@@ -527,25 +622,34 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
         values = [_literal(v, env) for v in node.values]
         return {k: v for k, v in zip(keys, values, strict=True) if isinstance(k, str | int | float)}
     if isinstance(node, ast.JoinedStr):
-        parts = []
+        parts, size = [], 0
         for value in node.values:
             if isinstance(value, ast.Constant):
-                parts.append(str(value.value))
+                part = str(value.value)
             elif isinstance(value, ast.FormattedValue):
                 inner = _literal(value.value, env)
                 if inner is _UNKNOWN or value.format_spec is not None:
                     return _UNKNOWN
-                parts.append(str(inner))
+                part = _shown(inner)
+            else:
+                return _UNKNOWN
+            size += len(part)
+            if size > MAX_TEXT:  # a string no DAG needs, that would cost memory and time
+                return _UNKNOWN
+            parts.append(part)
         return "".join(parts)
     if isinstance(node, ast.BinOp):
         left, right = _literal(node.left, env), _literal(node.right, env)
         if left is _UNKNOWN or right is _UNKNOWN:
             return _UNKNOWN
         if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
-            return left + right
+            return left + right if len(left) + len(right) <= MAX_TEXT else _UNKNOWN
         if isinstance(node.op, ast.Mod) and isinstance(left, str):
+            args = tuple(right) if isinstance(right, list) else right
+            if _PERCENT.sub("", left).count("%") or not _small(left, left.count("%"), args):
+                return _UNKNOWN  # a width or precision: `%0300000000d` is 300 MB
             try:
-                return left % (tuple(right) if isinstance(right, list) else right)
+                return left % args
             except (TypeError, ValueError):
                 return _UNKNOWN
         return _UNKNOWN
@@ -558,6 +662,10 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
         template = _literal(node.func.value, env)
         args = [_literal(a, env) for a in node.args]
         if isinstance(template, str) and all(a is not _UNKNOWN for a in args):
+            plain = template.replace("{{", "").replace("}}", "")
+            fields = len(_FIELD.findall(plain))
+            if "{" in _FIELD.sub("", plain) or not _small(template, fields, args):
+                return _UNKNOWN  # a format spec: `{:300000000}` is 300 MB
             try:
                 return template.format(*args)
             except (IndexError, KeyError, ValueError):
@@ -577,8 +685,16 @@ def _literal(node: ast.expr, env: dict[str, Any]) -> Any:
             and method in _STR_METHODS
             and all(isinstance(a, str) for a in args)
             and not node.keywords
+            and method != "format"
         ):
-            return getattr(target, method)(*args)
+            if method == "replace" and len(args) >= 2:  # "x".replace("", long) grows fast
+                count = target.count(args[0]) if args[0] else len(target) + 1
+                if len(target) + count * len(args[1]) > MAX_TEXT:
+                    return _UNKNOWN
+            try:
+                return getattr(target, method)(*args)
+            except (TypeError, ValueError):
+                return _UNKNOWN
     if isinstance(node, ast.Call) and _dotted(node.func) in ("os.path.basename", "basename"):
         base = _literal(node.args[0], env) if node.args else _UNKNOWN
         return PurePosixPath(base).name if isinstance(base, str) else _UNKNOWN
