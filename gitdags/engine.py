@@ -206,7 +206,11 @@ class SyncEngine:
                 served = self.store.source_record(config.name)
                 git.verify(served.served_commit if served else None, head)
             sync = SourceSync(
-                self.settings, self.store, config, git, lambda: self.parse_worker(config)
+                self.settings,
+                self.store,
+                config,
+                git,
+                lambda: self.parse_worker(config).bounded(git.remaining),  # its deadline
             )
             if progress is not None:
                 sync.progress = lambda done, total: progress(config.name, done, total)

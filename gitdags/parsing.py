@@ -20,6 +20,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,26 @@ class ParseWorker:
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.lock = threading.Lock()
         self.next_id = 0
+        self.remaining: Callable[[float], float] | None = None  # the sync's deadline
         self.children_peak_kb = 0  # the largest resident size of a parse child so far
+
+    def bounded(self, remaining: Callable[[float], float] | None) -> ParseWorker:
+        """This worker, its waits cut to what is left of a sync's deadline: `remaining`
+        shortens a wait and raises SourceError once the deadline has passed."""
+        self.remaining = remaining
+        return self
+
+    def _wait(self, seconds: float) -> float:
+        """`seconds`, cut to what is left of the sync's deadline; past it, the parse in flight
+        is stopped and the deadline's SourceError raised."""
+        if self.remaining is None:
+            return seconds
+        try:
+            return self.remaining(seconds)
+        except SourceError:
+            if self.proc is not None:
+                self._stop(self.proc)
+            raise
 
     def _command(self) -> list[str]:
         if self.sandbox == "none":
@@ -246,10 +266,11 @@ class ParseWorker:
         results: dict[str, dict[str, Any]] = {}
         in_flight: set[str] = set()
         while True:
-            answer = self._line(timeout + 30)  # each file ends by its timeout
-            if answer is None:  # the worker stopped (or hangs): start it again
+            answer = self._line(self._wait(timeout + 30))  # each file ends by its timeout
+            if answer is None:  # the worker stopped (or hangs, or the deadline came)
                 if self.proc is not None:
                     self._stop(self.proc)
+                self._wait(0.1)  # past the sync's deadline: that is the sync's error
                 tail = " ".join(list(self.stderr)[-2:]).strip()
                 log.warning("the Airflow parse worker stopped (%s)", tail[-200:] or "no output")
                 return results, in_flight or (set(files) - set(results))

@@ -457,3 +457,29 @@ def test_sandbox_none_still_parses_each_file_apart(repo: GitRepo, tmp_path: Path
         assert issue.code == "GD403"
     finally:
         engine.close()
+
+
+def test_the_sync_deadline_bounds_the_airflow_parse(repo: GitRepo, tmp_path: Path) -> None:
+    from tests.test_airflow import airflow_python
+
+    spin = "from airflow.sdk import DAG\nwhile True:\n    pass\n"
+    repo.commit("spin", {"a.py": GOOD.format(id="a"), "spin.py": spin})
+    config = SourceConfig(
+        name="main",
+        url=str(repo.path),
+        include=("**/*.py",),
+        python="airflow",
+        airflow_python=str(airflow_python()),
+        parse_timeout=600.0,  # the file alone would hold the parse for ten minutes
+    )
+    engine = build_engine(settings_for(tmp_path, config, sync_timeout=8.0))
+    try:
+        (result,) = engine.sync()
+        assert result.error is not None and "passed its deadline" in result.error
+        assert engine.list_dags() == []  # nothing of that sync recorded
+        repo.commit("no spin", delete=["spin.py"])
+        (result,) = engine.sync()
+        assert result.error is None, result.error
+        assert engine.dag("a").status == "active"
+    finally:
+        engine.close()
