@@ -46,7 +46,7 @@ class AirflowTier:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
         that imports (even transitively) a Python module it changed; a module change that
         breaks a DAG file importing it is held back."""
-        from gitdags.kinds.airflow_py import module_of
+        from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
 
         root = self.sync.ctx.root
         checked = plan.checked
@@ -63,7 +63,7 @@ class AirflowTier:
             plan.checked.update(self.sync._read(plan, head, again))
             plan.changes += again
             plan.again |= {c.path for c in again}
-        dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
+        dag_files = sorted(p for p, f in checked.items() if parsed_by_airflow(f))
         if not dag_files:
             return
         tree = self.sync.git.checkout_tree(

@@ -200,11 +200,15 @@ def parse_files(
     gets GD407 and is not parsed."""
     from gitdags.kinds.airflow_py import module_level_imports
 
-    needs = {p: module_level_imports(found[p].text) - own - {""} for p in paths}
-    missing = worker.missing(sorted(set().union(*needs.values())))
+    needs = {
+        p: {n for n in module_level_imports(found[p].text) if n.split(".")[0] not in own | {""}}
+        for p in paths
+    }
+    asked = {name: _package_of(name) for names in needs.values() for name in names}
+    missing = worker.missing(sorted(set(asked.values())))
     parse = []
     for path in paths:
-        lacking = sorted(needs[path] & missing)
+        lacking = sorted(n for n in needs[path] if asked[n] in missing)
         if not lacking:
             parse.append(path)
             continue
@@ -232,6 +236,16 @@ def parse_files(
         found[path] = apply(found[path], result)
 
 
+def _package_of(module: str) -> str:
+    """What must be installed for `module` to import: its top-level package, or for a
+    provider (`airflow.providers.apache.kafka.operators.x`) the provider's package. Airflow's
+    own moved names (`airflow.operators.bash`) still import through shims: `airflow` is asked."""
+    parts = module.split(".")
+    if parts[:2] == ["airflow", "providers"] and len(parts) > 2:
+        return ".".join(parts[:4])
+    return parts[0]
+
+
 def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
     """The file as Airflow parsed it: its DAGs, or its import error (GD402), timeout (GD403)
     or crash (GD402), in place of what the static reading guessed."""
@@ -257,7 +271,7 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
         for spec in (_spec(d),)
     )
     issues = list(static)
-    if not dags:
+    if not dags:  # a helper module, served like any module
         issues.append(
             Issue(
                 "GD404",
@@ -265,12 +279,11 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
                 path,
                 "",
                 None,
-                "Airflow parsed the file and found no DAG in it.",
+                "Airflow parsed the file and found no DAG in it; it is served as a helper module.",
             )
         )
-    return FileDefinitions(
-        path, found.kind, found.content_hash, dags, found.imports, tuple(issues), text
-    )
+    kind = "airflow" if dags else "module"
+    return FileDefinitions(path, kind, found.content_hash, dags, found.imports, tuple(issues), text)
 
 
 def _identity(file_hash: str, spec: dict[str, Any]) -> str:
