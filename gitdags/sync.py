@@ -191,9 +191,13 @@ class SourceSync:
         parsed = parsed and self.worker is not None
         if parsed:
             AirflowTier(self).parse(plan, head)
+        elif self.git.accepts.python:
+            AirflowTier(self).missing_packages(plan)
         if self.config.python == "airflow" and self.worker is not None:
             AirflowTier(self).build_dagfactory(plan, head)
-        airflow3.finish(check, plan.checked, parsed=parsed)
+        airflow3.finish(
+            check, plan.checked, parsed=parsed, airflow_python=self.config.airflow_python
+        )
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",

@@ -94,8 +94,10 @@ def test_dags_of_python_files_and_the_served_tree(world) -> None:
     assert [t["id"] for t in eu.spec["tasks"]] == ["extract", "load"]  # type: ignore[index]
     assert eu.spec["tasks"][1]["depends_on"] == ["extract"]  # type: ignore[index]
     served = current(deploy)
-    # the .py files at their paths under the subdir; ignored and helper files served too
+    # the .py files at their paths under the subdir; ignored and helper files served too,
+    # and the rest of the tree as at the served commit
     assert set(served) == {
+        ".airflowignore",
         "common/__init__.py",
         "common/helpers.py",
         "sales.py",
