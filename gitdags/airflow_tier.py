@@ -135,7 +135,8 @@ class AirflowTier:
         """The static tier, when the interpreter Airflow runs is known (`airflow_python`):
         GD407 on the DAG files that import a package missing there, as Airflow's tier does."""
         from gitdags import airflow3
-        from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
+        from gitdags.kinds import read
+        from gitdags.kinds.airflow_py import module_of, optional_modules, parsed_by_airflow
         from gitdags.parsing import missing_packages
 
         python = self.sync.config.airflow_python
@@ -146,9 +147,29 @@ class AirflowTier:
         graph = self.sync.store.python_imports(self.sync.name)
         graph.update({p: f.imports for p, f in plan.checked.items() if f.kind in PYTHON_KINDS})
         own = {module_of(p, root).split(".")[0] for p in graph}
-        missing_packages(
+        rest = missing_packages(
             plan.checked, paths, own, lambda names: airflow3.missing(python, names), python
         )
+        # a DAG defined only when an optional import works: read again knowing whether it does
+        guarded = {
+            p: optional_modules(plan.checked[p].text)
+            for p in rest
+            if any("optional import" in i.message for i in plan.checked[p].issues)
+        }
+        asked = sorted({m for modules in guarded.values() for m in modules})
+        if not asked:
+            return
+        present = frozenset(asked) - airflow3.missing(python, asked)
+        if not present:
+            return
+        ctx = dataclasses.replace(self.sync.ctx, present=present)
+        blobs = {c.path: c.entry for c in plan.changes if c.entry is not None}
+        entries = [blobs[p] for p in guarded if p in blobs]
+        _commit, contents = self.sync.git.read(plan.head, entries)
+        for entry in entries:
+            content = contents.get(entry.path)
+            if isinstance(content, bytes):
+                plan.checked[entry.path] = read(entry.path, content, ctx=ctx)
 
     def build_dagfactory(self, plan: Plan, head: str) -> None:
         """dag-factory, in the sandboxed worker, builds each DAG this sync read from its block

@@ -53,6 +53,8 @@ if k8s:
 with DAG(dag_id="always_dag", schedule=None):
     pass
 """
+PRESENT = OPTIONAL.replace("import gitdags_not_installed_pkg as k8s", "import kubernetes as k8s")
+PRESENT = PRESENT.replace("optional_dag", "present_dag").replace("always_dag", "also_dag")
 KAFKA = """\
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG
@@ -118,6 +120,7 @@ FILES = {
     "dags/sql/query.sql": "select 1;\n",
     "dags/README.md": "How our DAGs work.\n",
     "dags/optional.py": OPTIONAL,
+    "dags/present.py": PRESENT,  # kubernetes is installed where Airflow runs
     "dags/kafka.py": KAFKA,
     "dags/email_dag.py": EMAIL,
     "dags/a_first.py": TWIN.format(tag="first"),
@@ -270,6 +273,8 @@ def test_guarded_imports_follow_what_python_does(static: World, dynamic: World) 
         assert world.status["always_dag"] == "active"
         assert "optional_dag" not in world.status and "optional_dag" not in world.bag["dags"]
     assert ("GD404", "warning") in static.issues("optional.py")  # it says why
+    for world in (static, dynamic):  # the static tier asks airflow_python: kubernetes is there
+        assert world.status["present_dag"] == "active" and "present_dag" in world.bag["dags"]
 
 
 @pytest.mark.parametrize("tier", ["static", "dynamic"])

@@ -92,7 +92,7 @@ def definitions(
         return FileDefinitions(
             path, "module", digest, imports=imports, issues=tuple(issues), content=text
         )
-    reader = _Reader(path, tree)
+    reader = _Reader(path, tree, ctx.present)
     found = reader.dags()
     issues += reader.warnings
     issues += _top_level_calls(path, tree)
@@ -209,17 +209,37 @@ def _guards(tree: ast.Module) -> list[ast.Try]:
     return found
 
 
-def guarded_names(tree: ast.Module) -> set[str]:
-    """Names a guarded `try` binds (its imports, and what its handlers assign instead)."""
-    names: set[str] = set()
+def guarded_names(tree: ast.Module) -> dict[str, str]:
+    """Names a guarded `try` binds (its imports, and what its handlers assign instead), each
+    with the module whose import decides it ("" when that is not known)."""
+    names: dict[str, str] = {}
     for node in _guards(tree):
+        modules: set[str] = set()
+        for stmt in node.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Import):
+                    for a in n.names:
+                        names[(a.asname or a.name).split(".")[0]] = a.name
+                        modules.add(a.name)
+                elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+                    for a in n.names:
+                        names[a.asname or a.name] = n.module
+                    modules.add(n.module)
+        decided = next(iter(modules)) if len(modules) == 1 else ""
         for stmt in [*node.body, *(s for h in node.handlers for s in h.body)]:
             for n in ast.walk(stmt):
-                if isinstance(n, ast.Import | ast.ImportFrom):
-                    names.update((a.asname or a.name).split(".")[0] for a in n.names)
-                elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-                    names.add(n.id)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    names.setdefault(n.id, decided)
     return names
+
+
+def optional_modules(text: str) -> set[str]:
+    """The modules a file imports under a `try` that catches ImportError."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {m for m in guarded_names(tree).values() if m}
 
 
 def _forbidden(path: str, tree: ast.Module, module: str, forbidden: tuple[str, ...]) -> list[Issue]:
@@ -329,7 +349,7 @@ class _Reader:
     """Finds the DAGs of one module by walking its syntax tree with a tiny evaluator of
     constants: module-level string assignments and the variables of literal loops."""
 
-    def __init__(self, path: str, tree: ast.Module) -> None:
+    def __init__(self, path: str, tree: ast.Module, present: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.tree = tree
         self.found: dict[str, _Dag] = {}  # every DAG made, by id
@@ -339,7 +359,8 @@ class _Reader:
         self.unresolved = False
         self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
         self.depth = 0  # inside a function body: names there are not module globals
-        self.guarded = guarded_names(tree)  # bound by an import that may fail
+        # bound by an import that may fail, unless it is known to import where Airflow runs
+        self.guarded = {n for n, m in guarded_names(tree).items() if not m or m not in present}
         self.called = {
             _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
         }
