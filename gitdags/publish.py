@@ -87,9 +87,9 @@ def other_files(
 ) -> list[tuple[str, str]]:
     """(path, blob) of the files of a source's tree (`listing`: path -> entry with a `blob`)
     served as they are at the served commit: every file but those `kinds` (the source's
-    counted files) says are served otherwise. A Python file the source does not count is
-    served only when Airflow would not take it for a DAG file (safe mode: it lacks `airflow`
-    or `dag`): no code gitdags never checked becomes a DAG."""
+    counted files) says are served otherwise. A Python file the source does not count (or
+    could not read) is served only when Airflow would not take it for a DAG file (safe mode:
+    it lacks `airflow` or `dag`): no code gitdags never checked becomes a DAG."""
     from gitdags.kinds.airflow_py import is_dag_file
 
     found, unchecked = [], []
@@ -97,7 +97,7 @@ def other_files(
         kind = kinds.get(path)
         if kind in SERVED_OTHERWISE:
             continue
-        if kind is None and path.endswith(".py"):
+        if kind in (None, "none") and path.endswith(".py"):  # not counted, or not readable
             unchecked.append((path, entry.blob))
             continue
         found.append((path, entry.blob))

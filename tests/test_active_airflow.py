@@ -132,6 +132,7 @@ FILES = {
     "dags/factory/callables.py": CALLABLES,
     "dags/scripts/backfill.py": "# run by hand\nprint('backfill')\n",  # not counted: served
     "dags/scripts/old_dag.py": "from airflow.sdk import DAG\ndag = DAG('old')\n",  # not served
+    "dags/blob_dag.py": b"from airflow.sdk import DAG\0\1dag = DAG('blob')\n",  # GD002: not served
 }
 INCLUDE = ("*.py", "config/**", "factory/**", "**/*.yml")
 
@@ -231,6 +232,7 @@ def test_the_tree_is_served_as_at_the_served_commit(tier: str, request) -> None:
     assert world.served("README.md").read_text() == FILES["dags/README.md"]
     assert world.served("scripts/backfill.py").is_file()  # not counted, not a DAG file
     assert not world.served("scripts/old_dag.py").exists()  # not counted, looks like a DAG
+    assert not world.served("blob_dag.py").exists()  # counted but unreadable (binary)
     assert not world.served("factory/pipelines.yml").exists()  # served through its loaders
 
 
