@@ -238,7 +238,7 @@ def child(dagbag: type, request: dict, rel: str, scratch: Path) -> dict:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.chdir(root)
+    os.chdir(home)  # not the DAGs folder: Airflow's processor runs elsewhere (gitdags#22)
     sys.path.insert(0, str(root))
     keep_fatal_signals()
     bag = dagbag(dag_folder=str(root / rel), safe_mode=False, load_op_links=False, bundle_path=root)

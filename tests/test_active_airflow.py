@@ -94,6 +94,16 @@ from shared_helper import greet
 with DAG(dag_id="uses_shared", schedule=None, description=greet()):
     pass
 """
+RELATIVE = """\
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+SETTINGS = Path("config/etl.json").read_text()  # relative to the working directory
+
+with DAG(dag_id="relative_read", schedule=None):
+    pass
+"""
 CALLABLES = "def hello():\n    return 'hi'\n"
 PIPELINES = """\
 df_relative:
@@ -128,6 +138,7 @@ FILES = {
     "dags/shared_helper.py": SHARED,
     "dags/needs_generated.py": GENERATED,
     "dags/uses_shared.py": USES_SHARED,
+    "dags/relative_read.py": RELATIVE,
     "dags/factory/pipelines.yml": PIPELINES,
     "dags/factory/callables.py": CALLABLES,
     "dags/scripts/backfill.py": "# run by hand\nprint('backfill')\n",  # not counted: served
@@ -308,6 +319,13 @@ def test_a_dag_id_in_two_files_follows_airflow(tier: str, request) -> None:
     assert world.bag["dags"]["twin"] == "a_first.py"
 
 
+def test_the_parse_runs_where_airflow_runs_not_in_the_dags_folder(dynamic: World) -> None:
+    """8. Airflow's processor does not run in the DAGs folder: a file that opens a path
+    relative to the working directory fails there, and so in gitdags' parse."""
+    assert [c for c, _s in dynamic.issues("relative_read.py")] == ["GD402"]
+    assert "relative_read" not in dynamic.status and "relative_read.py" in dynamic.own["errors"]
+
+
 def test_dag_factory_callables_resolve_in_the_served_tree(dynamic: World) -> None:
     """8. Relative and `$CONFIG_ROOT_DIR/` callable files resolve where Airflow loads them."""
     for dag_id in ("df_relative", "df_root_var"):
@@ -323,8 +341,9 @@ def test_every_active_dag_loads_and_the_served_folder_adds_no_import_error(
     active = {d for d, s in world.status.items() if s == "active"}
     # the static tier cannot know that a file reads a config written at deploy time: its
     # DAG is active, and fails in Airflow as it fails in the repository itself
-    unknowable = {"needs_generated"} if tier == "static" else set()
+    unknowable = {"needs_generated", "relative_read"} if tier == "static" else set()
     assert active - unknowable <= set(world.bag["dags"]), world.bag
     assert set(world.bag["dags"]) <= set(world.status)  # nothing listed the files do not define
     assert set(world.bag["errors"]) <= set(world.own["errors"]), world.bag["errors"]
-    assert set(world.bag["errors"]) == ({"needs_generated.py"} if tier == "static" else set())
+    static = {"needs_generated.py", "relative_read.py"}
+    assert set(world.bag["errors"]) == (static if tier == "static" else set())
