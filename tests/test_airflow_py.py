@@ -213,7 +213,8 @@ HOSTILE = {
     ),
     "outside.py": (
         "import pathlib\nfrom airflow.sdk import DAG\n"
-        "pathlib.Path(__file__).with_name('OUTSIDE').write_text('x')\ndag = DAG(dag_id='wrote_outside')\n"
+        "pathlib.Path(__file__).with_name('OUTSIDE').write_text('x')\n"
+        "dag = DAG(dag_id='wrote_outside')\n"
     ),
     "network.py": (
         "import socket, os\nfrom airflow.sdk import DAG\n"
