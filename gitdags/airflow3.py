@@ -2,8 +2,10 @@
 all the Python files of a sync rather than written again here.
 
 AIR301 (removed) and AIR302 (moved into a provider) break a file under Airflow 3: an error
-(GD408) for the static tier; where Airflow parses the files itself, it is the judge, and they
-are warnings. AIR311 and AIR312 (deprecated, still working) are warnings.
+(GD408) for the static tier, except a moved name that still imports with the source's
+`airflow_python` (a compatibility shim): a warning; where Airflow parses the files itself, it
+is the judge, and they are warnings. AIR311 and AIR312 (deprecated, still working) are
+warnings.
 """
 
 from __future__ import annotations
@@ -103,14 +105,130 @@ def start(found: Mapping[str, FileDefinitions]) -> Check:
     return Check(texts)
 
 
-def finish(check: Check, found: dict[str, FileDefinitions], *, parsed: bool = False) -> None:
+_PROBE = """
+import importlib, json, sys, warnings
+warnings.simplefilter("ignore")
+ok = []
+for name in json.load(sys.stdin):
+    module, _, attr = name.rpartition(".")
+    try:
+        try:
+            importlib.import_module(name)
+            ok.append(name)
+            continue
+        except ImportError:
+            pass
+        if module and hasattr(importlib.import_module(module), attr):
+            ok.append(name)
+    except Exception:
+        pass
+print(json.dumps(ok))
+"""
+
+
+def importable(python: str, names: list[str]) -> set[str]:
+    """Which of these dotted names (Airflow's own, never repository code) import with
+    `python`, the interpreter Airflow runs: a moved name that still imports there works."""
+    if not names:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="gitdags-probe-") as home:
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "AIRFLOW_HOME": home}
+        env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+        try:
+            done = subprocess.run(
+                [python, "-I", "-c", _PROBE],
+                input=json.dumps(sorted(set(names))),
+                capture_output=True,
+                text=True,
+                timeout=180,
+                env=env,
+                cwd=home,
+            )
+            return set(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+            log.warning("cannot ask %s which Airflow names import: %s", python, exc)
+            return set()
+
+
+_FIND = """
+import importlib.util, json, sys
+out = []
+for name in json.load(sys.stdin):
+    try:
+        if importlib.util.find_spec(name) is None:
+            out.append(name)
+    except (ImportError, ValueError):
+        out.append(name)
+print(json.dumps(out))
+"""
+
+
+def missing(python: str, names: list[str]) -> set[str]:
+    """Which of these packages `python` (the interpreter Airflow runs) does not have; found
+    without importing them. Nothing when it cannot be asked."""
+    if not names:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="gitdags-probe-") as home:
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "AIRFLOW_HOME": home}
+        try:
+            done = subprocess.run(
+                [python, "-I", "-c", _FIND],
+                input=json.dumps(sorted(set(names))),
+                capture_output=True,
+                text=True,
+                timeout=180,
+                env=env,
+                cwd=home,
+            )
+            return set(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+            log.warning("cannot ask %s which packages it has: %s", python, exc)
+            return set()
+
+
+def _name_in(message: str) -> str:
+    """The dotted name ruff's message quotes first (`airflow.operators.email.EmailOperator`)."""
+    parts = message.split("`")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def finish(
+    check: Check,
+    found: dict[str, FileDefinitions],
+    *,
+    parsed: bool = False,
+    airflow_python: str = "",
+) -> None:
     """Each file of `found` gets its Airflow 3 issues (in place). When Airflow itself parsed
-    the files (`parsed`), it is the judge of what breaks them: the issues are warnings."""
-    for path, issues in check.issues().items():
+    the files (`parsed`), it is the judge of what breaks them: the issues are warnings. When
+    the interpreter Airflow runs is known (`airflow_python`), a moved name that still imports
+    there is a warning, one that does not an error."""
+    results = check.issues()
+    works: set[str] = set()
+    if airflow_python and not parsed:
+        named = [
+            _name_in(i.message)
+            for issues in results.values()
+            for i in issues
+            if i.severity == "error" and "(AIR302)" in i.message
+        ]
+        works = importable(airflow_python, [n for n in named if n])
+    for path, issues in results.items():
         if path not in found:
             continue
         if parsed:
             issues = [dataclasses.replace(i, severity="warning") for i in issues]
+        elif works:
+            issues = [
+                dataclasses.replace(
+                    i,
+                    severity="warning",
+                    message=i.message.rstrip(".") + "; it still imports where Airflow runs.",
+                )
+                if "(AIR302)" in i.message and _name_in(i.message) in works
+                else i
+                for i in issues
+            ]
         f = found[path]
         if f.probes:  # each on the DAG that names the object (all of them for a default)
             owner = {line: dag_id for line, _name, dag_id in f.probes}

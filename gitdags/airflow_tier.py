@@ -46,7 +46,7 @@ class AirflowTier:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
         that imports (even transitively) a Python module it changed; a module change that
         breaks a DAG file importing it is held back."""
-        from gitdags.kinds.airflow_py import module_of
+        from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
 
         root = self.sync.ctx.root
         checked = plan.checked
@@ -63,7 +63,7 @@ class AirflowTier:
             plan.checked.update(self.sync._read(plan, head, again))
             plan.changes += again
             plan.again |= {c.path for c in again}
-        dag_files = sorted(p for p, f in checked.items() if f.kind == "airflow" and not f.broken)
+        dag_files = sorted(p for p, f in checked.items() if parsed_by_airflow(f))
         if not dag_files:
             return
         tree = self.sync.git.checkout_tree(
@@ -71,30 +71,106 @@ class AirflowTier:
             self.sync.settings.mirrors_dir / f"{self.sync.name}.tree",  # the sandbox reads it
         )
         self._parse(tree, checked, dag_files, graph)
-        held: list[str] = []
-        for path, found in list(checked.items()):  # a module that breaks its importers
-            if found.kind != "module" or found.broken or path not in moved:
-                continue
-            users = importers(graph, {module_of(path, root)}, root)
-            broken = sorted(u for u in users if u in checked and checked[u].broken)
-            if broken:
-                issue = Issue(
-                    "GD402",
-                    "error",
-                    path,
-                    "",
-                    None,
-                    f"This version breaks {', '.join(broken[:5])}, which import it; its last "
-                    "good version stays served.",
-                )
-                checked[path] = dataclasses.replace(found, issues=(*found.issues, issue))
-                held.append(path)
+        held = self._blame(tree, checked, moved, graph)
         # what will be served: the DAG files this commit changed, with the modules held back
         changed = [p for p in dag_files if p not in plan.again]
         users = importers(graph, {module_of(p, root) for p in held}, root)
         again_in = [p for p in changed if p in users and not checked[p].broken]
         if held and again_in:
             self.parse_composed(tree, held, again_in, checked, graph)
+
+    def _blame(
+        self,
+        tree: Path,
+        checked: dict[str, FileDefinitions],
+        moved: set[str],
+        graph: dict[str, tuple[str, ...]],
+    ) -> list[str]:
+        """The changed modules held back: a module is to blame only when its new version
+        breaks an importer that was good with its previous one (the importer parses again
+        with that version); otherwise each importer carries its own error."""
+        from gitdags.kinds.airflow_py import module_of
+
+        root = self.sync.ctx.root
+        store, name = self.sync.store, self.sync.name
+        suspects: dict[str, list[str]] = {}
+        for path, found in checked.items():
+            if found.kind != "module" or found.broken or path not in moved:
+                continue
+            users = importers(graph, {module_of(path, root)}, root)
+            broken = sorted(u for u in users if u in checked and checked[u].broken)
+            if broken:
+                suspects[path] = broken
+        if not suspects:
+            return []
+        had = store.served_blobs(name, suspects)  # a module with no good version: not held
+        good = store.served_blobs(name, {u for users in suspects.values() for u in users})
+        suspects = {p: [u for u in users if u in good] for p, users in suspects.items() if p in had}
+        suspects = {p: users for p, users in suspects.items() if users}
+        if not suspects:
+            return []
+        users = sorted({u for found in suspects.values() for u in found})
+        trial = {p: checked[p] for p in [*suspects, *users]}
+        self.parse_composed(tree, sorted(suspects), users, trial, graph)
+        held = []
+        for path, found in suspects.items():
+            fixed = [u for u in found if not trial[u].broken]
+            if not fixed:
+                continue
+            issue = Issue(
+                "GD402",
+                "error",
+                path,
+                "",
+                None,
+                f"This version breaks {', '.join(fixed[:5])}, which import it and parse with "
+                "its previous version; that last good version stays served.",
+            )
+            checked[path] = dataclasses.replace(
+                checked[path], issues=(*checked[path].issues, issue)
+            )
+            held.append(path)
+        return held
+
+    def missing_packages(self, plan: Plan) -> None:
+        """The static tier, when the interpreter Airflow runs is known (`airflow_python`):
+        GD407 on the DAG files that import a package missing there, as Airflow's tier does."""
+        from gitdags import airflow3
+        from gitdags.kinds import read
+        from gitdags.kinds.airflow_py import module_of, optional_modules, parsed_by_airflow
+        from gitdags.parsing import missing_packages
+
+        python = self.sync.config.airflow_python
+        paths = sorted(p for p, f in plan.checked.items() if parsed_by_airflow(f))
+        if not python or not paths:
+            return
+        root = self.sync.ctx.root
+        graph = self.sync.store.python_imports(self.sync.name)
+        graph.update({p: f.imports for p, f in plan.checked.items() if f.kind in PYTHON_KINDS})
+        own = {module_of(p, root).split(".")[0] for p in graph}
+        rest = missing_packages(
+            plan.checked, paths, own, lambda names: airflow3.missing(python, names), python
+        )
+        # a DAG defined only when an optional import works: read again knowing whether it does
+        guarded = {
+            p: optional_modules(plan.checked[p].text)
+            for p in rest
+            if any("optional import" in i.message for i in plan.checked[p].issues)
+        }
+        asked = sorted({m for modules in guarded.values() for m in modules})
+        if not asked:
+            return
+        present = frozenset(asked) - airflow3.missing(python, asked)
+        if not present:
+            return
+        ctx = dataclasses.replace(self.sync.ctx, present=present)
+        blobs = {c.path: c.entry for c in plan.changes if c.entry is not None}
+        entries = [blobs[p] for p in guarded if p in blobs]
+        _commit, contents = self.sync.git.read(plan.head, entries)
+        for entry in entries:
+            content = contents.get(entry.path)
+            if isinstance(content, bytes):
+                plan.checked[entry.path] = read(entry.path, content, ctx=ctx)
 
     def build_dagfactory(self, plan: Plan, head: str) -> None:
         """dag-factory, in the sandboxed worker, builds each DAG this sync read from its block

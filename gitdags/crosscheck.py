@@ -110,6 +110,18 @@ def check_across(
                         f"DAG id {dag_id!r} is already defined by {where}; "
                         "each DAG id must be unique.",
                     )
+        elif len(group) > 1 and all((f.spec or {}).get("format") == "airflow" for f in group):
+            # as Airflow does: the file it parses first keeps the id, the others fail
+            first = min(group, key=lambda f: airflow_order(f.path))
+            claimed[dag_id] = first
+            for f in group:
+                if f is not first:
+                    add(
+                        f,
+                        "GD301",
+                        f"DAG id {dag_id!r} is also defined by {first.path}, which Airflow "
+                        "parses first and which keeps it; each DAG id must be unique.",
+                    )
         elif len(group) > 1:
             for f in group:
                 others = ", ".join(sorted({o.path for o in group if o is not f}))
@@ -139,6 +151,13 @@ def check_across(
                 )
     _dag_cycles(live, catalog, add)
     return found
+
+
+def airflow_order(path: str) -> list[tuple[int, str]]:
+    """A sort key for Airflow's parse order of a DAGs folder (a walk from the top: a folder's
+    files before its subfolders, by name)."""
+    parts = path.split("/")
+    return [(1, p) for p in parts[:-1]] + [(0, parts[-1])]
 
 
 def _dag_cycles(live: dict[str, DagFile], catalog: Catalog, add: Any) -> None:

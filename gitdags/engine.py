@@ -445,6 +445,7 @@ class Publisher:
                 settings.airflow_template,
                 layout=self.deploy_path,
                 blobs=self.read_blobs,
+                others=self.other_files,
             )
             if root
             else None
@@ -593,6 +594,30 @@ class Publisher:
         subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
         rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
         return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+
+    def other_files(self) -> list[tuple[str, str, str]]:
+        """(source, path, blob) of the files of each configured source's tree at its served
+        commit that are not DAG definitions: SQL templates, configs, docs, `.airflowignore`
+        and the like, as git-sync would check them out (see `publish.other_files`)."""
+        from gitdags.publish import other_files
+
+        found: list[tuple[str, str, str]] = []
+        records = self.store.source_records()
+        for config in self.settings.sources:
+            record = records.get(config.name)
+            commit = record and (record.pinned_commit or record.served_commit)
+            if not commit:
+                continue
+            mirror = self.settings.mirrors_dir / f"{config.name}.git"
+            git = GitSource(config, mirror, self.settings.max_file_size)
+            if not git.has_commit(commit):
+                continue
+            kinds = self.store.file_kinds(config.name)
+            found += [
+                (config.name, path, blob)
+                for path, blob in other_files(git.files_under(commit), kinds, git.blobs)
+            ]
+        return found
 
     def read_blobs(self, source: str, blobs: list[str]) -> dict[str, bytes]:
         """Blobs from the source's mirror (which stays when the source leaves the config)."""

@@ -118,14 +118,14 @@ def _parse_with_airflow(
     each from the folder it was found under (its DAGs folder)."""
     import tempfile
 
-    from gitdags.kinds.airflow_py import module_of
+    from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
     from gitdags.parsing import ParseWorker, parse_files
 
     found = {f.path: f for f in checked}
     by_root: dict[Path, list[str]] = {}
     for path, root in files:
         f = found.get(path.as_posix())
-        if f is not None and f.kind == "airflow" and not f.broken:
+        if f is not None and parsed_by_airflow(f):
             by_root.setdefault(root, []).append(f.path)
     with tempfile.TemporaryDirectory(prefix="gitdags-parse-") as scratch:
         readable = tuple(root.resolve() for root in by_root)

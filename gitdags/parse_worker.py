@@ -338,8 +338,8 @@ def child(dagbag: type, request: dict, rel: str, home: Path) -> dict:
     root = Path(request["root"])
     home.mkdir(parents=True, exist_ok=True)
     limit(int(request.get("memory", 2 << 30)), float(request.get("timeout", 30)), home)
-    os.chdir(root)
-    sys.path.insert(0, str(root))
+    os.chdir(home)  # not the DAGs folder: Airflow's processor runs elsewhere (gitdags#22)
+    sys.path.append(str(root))  # as Airflow adds the DAGs folder: after the packages
     keep_fatal_signals()
     bag = dagbag(dag_folder=str(root / rel), safe_mode=False, load_op_links=False, bundle_path=root)
     errors = {str(k): str(v) for k, v in bag.import_errors.items()}

@@ -425,30 +425,7 @@ def parse_files(
     definitions in `found` become what Airflow found. A file importing a package that is in
     neither the repository (`own`: its top-level module names) nor the Airflow environment
     gets GD407 and is not parsed."""
-    from gitdags.kinds.airflow_py import module_level_imports
-
-    needs = {p: module_level_imports(found[p].text) - own - {""} for p in paths}
-    missing = worker.missing(sorted(set().union(*needs.values())))
-    parse = []
-    for path in paths:
-        lacking = sorted(needs[path] & missing)
-        if not lacking:
-            parse.append(path)
-            continue
-        issue = Issue(
-            "GD407",
-            "error",
-            path,
-            "",
-            None,
-            f"The file imports {', '.join(lacking)}, which is neither a module of the "
-            f"repository nor installed where Airflow runs ({worker.python}); install it there "
-            "or fix the import.",
-        )
-        f = found[path]
-        found[path] = FileDefinitions(
-            path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), f.text
-        )
+    parse = missing_packages(found, paths, own, worker.missing, worker.python)
     results = worker.parse(root, [p[len(prefix) :] for p in parse], timeout=timeout, memory=memory)
     here = str(root).rstrip("/") + "/"
     for path in parse:
@@ -457,6 +434,57 @@ def parse_files(
             if isinstance(result.get(key), str):
                 result[key] = result[key].replace(here, prefix)
         found[path] = apply(found[path], result)
+
+
+def missing_packages(
+    found: dict[str, FileDefinitions],
+    paths: list[str],
+    own: set[str],
+    missing: Callable[[list[str]], set[str]],
+    python: str,
+) -> list[str]:
+    """GD407 (in place) on each of `paths` that imports at module level, outside a guarding
+    `try`, a package that is neither the repository's (`own`: its top-level module names)
+    nor installed where Airflow runs (`missing` answers for `python`). Returns the others."""
+    from gitdags.kinds.airflow_py import module_level_imports
+
+    needs = {
+        p: {n for n in module_level_imports(found[p].text) if n.split(".")[0] not in own | {""}}
+        for p in paths
+    }
+    asked = {name: _package_of(name) for names in needs.values() for name in names}
+    lacks = missing(sorted(set(asked.values()))) if asked else set()
+    rest = []
+    for path in paths:
+        lacking = sorted(n for n in needs[path] if asked[n] in lacks)
+        if not lacking:
+            rest.append(path)
+            continue
+        issue = Issue(
+            "GD407",
+            "error",
+            path,
+            "",
+            None,
+            f"The file imports {', '.join(lacking)}, which is neither a module of the "
+            f"repository nor installed where Airflow runs ({python}); install it there "
+            "or fix the import.",
+        )
+        f = found[path]
+        found[path] = FileDefinitions(
+            path, f.kind, f.content_hash, (), f.imports, (*f.issues, issue), f.text
+        )
+    return rest
+
+
+def _package_of(module: str) -> str:
+    """What must be installed for `module` to import: its top-level package, or for a
+    provider (`airflow.providers.apache.kafka.operators.x`) the provider's package. Airflow's
+    own moved names (`airflow.operators.bash`) still import through shims: `airflow` is asked."""
+    parts = module.split(".")
+    if parts[:2] == ["airflow", "providers"] and len(parts) > 2:
+        return ".".join(parts[:4])
+    return parts[0]
 
 
 def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
@@ -484,7 +512,7 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
         for spec in (_spec(d),)
     )
     issues = list(static)
-    if not dags:
+    if not dags:  # a helper module, served like any module
         issues.append(
             Issue(
                 "GD404",
@@ -492,12 +520,11 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
                 path,
                 "",
                 None,
-                "Airflow parsed the file and found no DAG in it.",
+                "Airflow parsed the file and found no DAG in it; it is served as a helper module.",
             )
         )
-    return FileDefinitions(
-        path, found.kind, found.content_hash, dags, found.imports, tuple(issues), text
-    )
+    kind = "airflow" if dags else "module"
+    return FileDefinitions(path, kind, found.content_hash, dags, found.imports, tuple(issues), text)
 
 
 def _identity(file_hash: str, spec: dict[str, Any]) -> str:

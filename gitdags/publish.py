@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,39 @@ def fingerprint(served: list[ServedDag], files: Sequence[tuple[str, str, str]] =
 Layout = Callable[[str, str], str]
 # (source, blob ids) -> their content
 BlobReader = Callable[[str, list[str]], dict[str, bytes]]
+# -> (source, path, blob) of the files served at their source's served commit
+OtherFiles = Callable[[], list[tuple[str, str, str]]]
+
+# Kinds gitdags serves its own way: a DAG file or a module at its last good blob, a format v1
+# or dag-factory DAG through the files it writes for it (its raw file would hold DAGs that are
+# not the served ones), a dag-factory loader never (it would load every DAG of its folder).
+SERVED_OTHERWISE = ("airflow", "module", "v1", "dag-factory", "defaults", "loader")
+
+
+def other_files(
+    listing: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    read: Callable[[list[str]], dict[str, bytes]],
+) -> list[tuple[str, str]]:
+    """(path, blob) of the files of a source's tree (`listing`: path -> entry with a `blob`)
+    served as they are at the served commit: every file but those `kinds` (the source's
+    counted files) says are served otherwise. A Python file the source does not count (or
+    could not read) is served only when Airflow would not take it for a DAG file (safe mode:
+    it lacks `airflow` or `dag`): no code gitdags never checked becomes a DAG."""
+    from gitdags.kinds.airflow_py import is_dag_file
+
+    found, unchecked = [], []
+    for path, entry in sorted(listing.items()):
+        kind = kinds.get(path)
+        if kind in SERVED_OTHERWISE:
+            continue
+        if kind in (None, "none") and path.endswith(".py"):  # not counted, or not readable
+            unchecked.append((path, entry.blob))
+            continue
+        found.append((path, entry.blob))
+    contents = read([blob for _path, blob in unchecked]) if unchecked else {}
+    found += [(p, b) for p, b in unchecked if not is_dag_file(contents.get(b, b"airflow dag"))]
+    return sorted(found)
 
 
 class DeployFolder:
@@ -124,12 +157,22 @@ class DeployFolder:
         *,
         layout: Layout | None = None,
         blobs: BlobReader | None = None,
+        others: OtherFiles | None = None,
     ) -> None:
         self.root = root
         self.keep = max(keep, 1)
         self.template = self._load_template(template)
         self.layout = layout or (lambda _source, path: path)
         self.blobs = blobs
+        self.others = others
+
+    def _files(self, store: HistoryStore) -> tuple[list[tuple[str, str, str]], set[tuple]]:
+        """The files of the served tree: the Python files at their last good blob, then the
+        other files of each source's tree at its served commit (also returned as a set)."""
+        if self.blobs is None:
+            return [], set()
+        others = self.others() if self.others is not None else []
+        return store.served_files() + others, set(others)
 
     @staticmethod
     def _load_template(template: Path | None) -> string.Template | None:
@@ -169,7 +212,7 @@ class DeployFolder:
         if legacy_layout(current):
             return f"{current.name} keeps gitdags' manifest among the served files (old layout)"
         served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
-        files = store.served_files() if self.blobs is not None else []
+        files, _others = self._files(store)
         if manifest.get("fingerprint") != fingerprint(served, files):
             return f"{current.name} is not what the database serves"
         listed = [f for d in manifest.get("dags", []) for f in d.get("files", [])]
@@ -189,7 +232,7 @@ class DeployFolder:
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
         served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
-        files = store.served_files() if self.blobs is not None else []
+        files, others = self._files(store)
         print_ = fingerprint(served, files)
         previous = self.current()
         old = read_manifest(previous)
@@ -248,7 +291,7 @@ class DeployFolder:
                     "sha256": hashes,
                 }
             )
-        tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force)
+        tree, tree_written, tree_linked = self._tree(staging, previous, old, files, force, others)
         written, linked = written + tree_written, linked + tree_linked
         manifest = {
             "sequence": sequence,
@@ -282,9 +325,11 @@ class DeployFolder:
         old: dict[str, Any],
         files: list[tuple[str, str, str]],
         force: bool,
+        others: set[tuple] = frozenset(),  # type: ignore[assignment]
     ) -> tuple[list[dict[str, str]], int, int]:
-        """The served Python files (DAG files and helper modules) at their paths: unchanged
-        blobs hard-linked from the previous generation, the others read from the mirrors."""
+        """The served tree's files at their paths (the Python files first, then the other
+        files, which give way to a file gitdags writes for a DAG): unchanged blobs
+        hard-linked from the previous generation, the others read from the mirrors."""
         before = {f["path"]: f["blob"] for f in old.get("tree", [])}
         placed: dict[str, str] = {}
         todo: dict[str, list[tuple[str, str]]] = {}
@@ -292,6 +337,12 @@ class DeployFolder:
         written = linked = 0
         for source, path, blob in files:
             dest = self.layout(source, path)
+            taken = dest in placed or (staging / dest).exists() or dest == "manifest.json"
+            if taken and (source, path, blob) in others:
+                log.warning(
+                    "%s of source %s is not served: gitdags serves a file there", dest, source
+                )
+                continue
             if dest in placed:
                 raise GitdagsError(
                     f"Sources {placed[dest]!r} and {source!r} both serve {dest}; give one of "

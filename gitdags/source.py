@@ -341,6 +341,26 @@ class GitSource:
                 entries[path] = Entry(path, blob, mode, int(size) if size != "-" else -1)
         return entries
 
+    def files_under(self, commit: str) -> dict[str, Entry]:
+        """Every regular file under the source's subdir at `commit`, counted or not (the
+        served tree holds them all); symlinks and submodules are left out."""
+        args = ["ls-tree", "-r", "-z", "-l", "--full-tree", commit]
+        if self.accepts.prefix:
+            args += ["--", self.accepts.prefix]
+        out = self._git(*args).stdout.decode("utf-8", "surrogateescape")
+        entries = {}
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, path = record.split("\t", 1)
+            mode, _type, blob, size = meta.split()
+            if mode in (GITLINK, SYMLINK) or path.startswith(".git/"):
+                continue
+            if not path.isascii() and any("\udc80" <= c <= "\udcff" for c in path):
+                continue  # a name that is not UTF-8 cannot be written as text
+            entries[path] = Entry(path, blob, mode, int(size) if size != "-" else -1)
+        return entries
+
     def diff(self, old: str, new: str) -> list[Change]:
         """Counted files changed from `old` to `new` (renames detected by git)."""
         args = ["diff-tree", "-r", "-z", "-M", "--raw", "--no-commit-id", old, new]

@@ -482,6 +482,11 @@ class HistoryStore:
         )
         return {r["path"]: r["blob"] for r in rows}
 
+    def file_kinds(self, source: str) -> dict[str, str]:
+        """path -> definition kind of each file the source counts."""
+        rows = self._all("SELECT path, kind FROM files WHERE source = ?", (source,))
+        return {r["path"]: r["kind"] for r in rows}
+
     def python_files(self, source: str) -> dict[str, str]:
         """path -> blob of the source's Python files and .airflowignore files."""
         rows = self._all(

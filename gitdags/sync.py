@@ -197,10 +197,14 @@ class SourceSync:
                 )
             self.git.remaining(1)  # the sync's one deadline, between its stages too
             AirflowTier(self).parse(plan, head)
+        elif self.git.accepts.python:
+            AirflowTier(self).missing_packages(plan)
         if self.config.python == "airflow" and self.worker is not None:
             self.git.remaining(1)
             AirflowTier(self).build_dagfactory(plan, head)
-        airflow3.finish(check, plan.checked, parsed=parsed)
+        airflow3.finish(
+            check, plan.checked, parsed=parsed, airflow_python=self.config.airflow_python
+        )
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",

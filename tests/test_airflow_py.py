@@ -94,8 +94,10 @@ def test_dags_of_python_files_and_the_served_tree(world) -> None:
     assert [t["id"] for t in eu.spec["tasks"]] == ["extract", "load"]  # type: ignore[index]
     assert eu.spec["tasks"][1]["depends_on"] == ["extract"]  # type: ignore[index]
     served = current(deploy)
-    # the .py files at their paths under the subdir; ignored and helper files served too
+    # the .py files at their paths under the subdir; ignored and helper files served too,
+    # and the rest of the tree as at the served commit
     assert set(served) == {
+        ".airflowignore",
         "common/__init__.py",
         "common/helpers.py",
         "sales.py",
@@ -211,7 +213,8 @@ HOSTILE = {
     ),
     "outside.py": (
         "import pathlib\nfrom airflow.sdk import DAG\n"
-        "pathlib.Path('OUTSIDE').write_text('x')\ndag = DAG(dag_id='wrote_outside')\n"
+        "pathlib.Path(__file__).with_name('OUTSIDE').write_text('x')\n"
+        "dag = DAG(dag_id='wrote_outside')\n"
     ),
     "network.py": (
         "import socket, os\nfrom airflow.sdk import DAG\n"

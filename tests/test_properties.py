@@ -198,3 +198,43 @@ def test_any_python_file_reads_without_an_exception(parts: list[str]) -> None:
     assert found.kind in ("airflow", "module")
     for d in found.dags:
         json.dumps(d.spec)  # the static spec is always JSON
+
+
+TAGGED = st.sampled_from(
+    [
+        "!!set {a, b}",
+        "!!binary aGVsbG8=",
+        "!!omap [{a: 1}]",
+        "!!pairs [{a: 1}]",
+        "!!timestamp 2024-01-01 10:00:00",
+        "!!float .inf",
+        ".nan",
+        "2024-01-01",
+        "[1, {x: y}]",
+        "{k: !!set {z}}",
+        "plain",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TAGGED, TAGGED, st.booleans())
+def test_any_accepted_yaml_with_merge_keys_gives_a_json_spec(a: str, b: str, factory: bool) -> None:
+    """Whatever the readers accept yields a JSON-serializable spec, merge keys included
+    (a `!!set` reached only through `<<:` crashed the sync of its whole source)."""
+    from gitdags.kinds import read
+
+    if factory:  # a dag-factory file whose DAG block merges an anchored mapping
+        text = (
+            f"base: &b\n  owner: {a}\n  params: {{p: {b}}}\n"
+            "my_dag:\n  <<: *b\n  default_args: {owner: x}\n  schedule: null\n"
+            "  tasks:\n    t1: {operator: airflow.providers.standard.operators.empty.EmptyOp}\n"
+        )
+    else:
+        text = f"dag_id: x\ntasks: [{{id: a, type: empty}}]\nparams:\n  <<: {{v: {a}, w: {b}}}\n"
+    found = read("dags/a.yaml", text.encode())
+    assert found.kind != "none" or found.issues
+    for dag in found.dags:
+        if dag.spec is not None:
+            json.dumps(dag.spec, allow_nan=False)
+    assert not any("internal error" in i.message for i in found.all_issues())

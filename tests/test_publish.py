@@ -64,8 +64,13 @@ def test_deploy_folder_follows_the_served_set(tmp_path: Path, repo: GitRepo, mak
     assert os.readlink(deploy / "current").startswith(".generations/g")
     generations = sorted((deploy / ".generations").iterdir())
     assert len(generations) == 3 * 2  # keep = 3, each with its manifest beside it
-    # a commit that changes nothing served makes no new generation
+    # the tree is served as at the served commit: a README is there as in git-sync's checkout
     repo.commit("docs", {"README.md": "hi"})
+    engine.sync()
+    assert (deploy / "current" / "README.md").read_text() == "hi"
+    assert (deploy / "current" / "a.json").is_file() and not (deploy / "current/a.yaml").exists()
+    # a sync that changes nothing served makes no new generation
+    generations = sorted((deploy / ".generations").iterdir())
     engine.sync()
     assert sorted((deploy / ".generations").iterdir()) == generations
 

@@ -85,11 +85,13 @@ def test_a_served_branch_needs_no_deploy_folder(tmp_path: Path, repo: GitRepo, m
     engine = make_engine(SourceConfig("main", str(repo.path)), git_repo=branches)
     engine.sync()
     assert list(tree_of(branches, "served/all")) == ["etl.json"]
-    repo.commit("same content again", {"other.txt": "not counted"})
+    repo.commit("a file the DAGs read", {"other.txt": "not counted"})
+    engine.sync()
+    assert list(tree_of(branches, "served/all")) == ["etl.json", "other.txt"]  # the tree
     engine.sync()
     assert (
-        served_git(branches, "rev-list", "--count", "served/all") == "1"
-    )  # nothing served changed
+        served_git(branches, "rev-list", "--count", "served/all") == "2"
+    )  # nothing served changed the second time
 
 
 BUNDLE = """

@@ -122,6 +122,7 @@ def _build(node: Node, b: _Builder) -> Any:
             result = items
         elif kind is MappingNode:
             if any(k.tag == _MERGE for k, _v in node.value):
+                _check_merged(node, b)  # what the merge brings in is checked like the rest
                 result = _SafeLoad(node).get()
                 b.memo[key] = result
             else:
@@ -146,6 +147,33 @@ def _build(node: Node, b: _Builder) -> Any:
         b.active.discard(key)
     b.sizes[key] = b.total - before
     return result
+
+
+def _check_merged(root: Node, b: _Builder) -> None:
+    """The nodes under a mapping with merge keys, checked as `_build` checks the others:
+    plain tags only, and non-finite floats noted (PyYAML builds the mapping itself)."""
+    todo, seen = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in _PLAIN_TAGS:
+            raise ConstructorError(
+                None,
+                None,
+                f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not plain data (use "
+                "strings, numbers, lists and mappings)",
+                node.start_mark,
+            )
+        if isinstance(node, ScalarNode):
+            if node.tag == "tag:yaml.org,2002:float":
+                value = _SAFE.construct_yaml_float(node)
+                b.non_finite = b.non_finite or not math.isfinite(value)
+        elif isinstance(node, SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
 
 
 class _SafeLoad(SafeConstructor):

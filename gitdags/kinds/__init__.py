@@ -50,6 +50,7 @@ class ReadContext:
     forbidden_imports: tuple[str, ...] = ()
     airflowignore: tuple[tuple[str, str], ...] = ()  # (folder under root, text) of each file
     defaults: tuple[tuple[str, str], ...] = ()  # (path, text) of each dag-factory defaults file
+    present: frozenset[str] = frozenset()  # optional imports known to work where Airflow runs
 
     @functools.cached_property
     def ignore(self) -> AirflowIgnore | None:

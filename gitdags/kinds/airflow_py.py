@@ -135,11 +135,13 @@ def definitions(
         return FileDefinitions(
             path, "module", digest, imports=imports, issues=tuple(issues), content=text
         )
-    reader = _Reader(path, tree)
+    reader = _Reader(path, tree, ctx.present)
     found = reader.dags()
     issues += reader.warnings
     issues += _top_level_calls(path, tree)
     if not found and not reader.unresolved:
+        # a helper module that happens to mention airflow and dag: served like any module
+        # (Airflow's tier still parses it, in case running it makes DAGs)
         issues.append(
             Issue(
                 "GD404",
@@ -148,8 +150,12 @@ def definitions(
                 "",
                 None,
                 "The file looks like an Airflow DAG file (it mentions airflow and dag) but "
-                "defines no DAG that can be seen without running it.",
+                "defines no DAG that can be seen without running it; it is served as a "
+                "helper module.",
             )
+        )
+        return FileDefinitions(
+            path, "module", digest, imports=imports, issues=tuple(issues), content=text
         )
     dags = tuple(
         DagFile(path, dag.dag_id, dag.spec(), _id_issues(path, dag), digest, text)
@@ -178,6 +184,16 @@ def _declaration_at_fault(raw: bytes, encoding: str) -> bool:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
+
+
+def parsed_by_airflow(found: FileDefinitions) -> bool:
+    """Whether Airflow's tier parses the file: a DAG file, or a module that mentions airflow
+    and dag but shows no DAG to the static reading (running it may make some)."""
+    if found.broken:
+        return False
+    return found.kind == "airflow" or (
+        found.kind == "module" and any(i.code == "GD404" for i in found.issues)
+    )
 
 
 def _id_issues(path: str, dag: _Dag) -> tuple[Issue, ...]:
@@ -213,18 +229,80 @@ def _imports(tree: ast.Module, module: str, package: bool) -> set[str]:
 
 
 def module_level_imports(text: str) -> set[str]:
-    """The top-level packages a file imports when it is imported (not inside functions)."""
+    """The modules a file needs when it is imported (not inside functions, nor under a `try`
+    that catches the ImportError): `import a.b` and `from a.b import c` give `a.b`."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
+    guarded = {id(n) for t in _guards(tree) for stmt in t.body for n in ast.walk(stmt)}
     found: set[str] = set()
     for node in _module_level(tree):
+        if id(node) in guarded:
+            continue
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.add(node.module.split(".")[0])
+            found.add(node.module)
     return found
+
+
+_IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError", "Exception", "BaseException")
+
+
+def _guards(tree: ast.Module) -> list[ast.Try]:
+    """The `try` statements at module level whose handlers catch an ImportError: what their
+    body imports may be missing, as Python allows."""
+    found = []
+    for node in _module_level(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        for handler in node.handlers:
+            kinds = handler.type
+            names = (
+                [_dotted(e) for e in kinds.elts]
+                if isinstance(kinds, ast.Tuple)
+                else [_dotted(kinds)]
+                if kinds is not None
+                else ["BaseException"]
+            )
+            if any(n.split(".")[-1] in _IMPORT_ERRORS for n in names):
+                found.append(node)
+                break
+    return found
+
+
+def guarded_names(tree: ast.Module) -> dict[str, str]:
+    """Names a guarded `try` binds (its imports, and what its handlers assign instead), each
+    with the module whose import decides it ("" when that is not known)."""
+    names: dict[str, str] = {}
+    for node in _guards(tree):
+        modules: set[str] = set()
+        for stmt in node.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Import):
+                    for a in n.names:
+                        names[(a.asname or a.name).split(".")[0]] = a.name
+                        modules.add(a.name)
+                elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+                    for a in n.names:
+                        names[a.asname or a.name] = n.module
+                    modules.add(n.module)
+        decided = next(iter(modules)) if len(modules) == 1 else ""
+        for stmt in [*node.body, *(s for h in node.handlers for s in h.body)]:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    names.setdefault(n.id, decided)
+    return names
+
+
+def optional_modules(text: str) -> set[str]:
+    """The modules a file imports under a `try` that catches ImportError."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {m for m in guarded_names(tree).values() if m}
 
 
 def _forbidden(path: str, tree: ast.Module, module: str, forbidden: tuple[str, ...]) -> list[Issue]:
@@ -334,7 +412,7 @@ class _Reader:
     """Finds the DAGs of one module by walking its syntax tree with a tiny evaluator of
     constants: module-level string assignments and the variables of literal loops."""
 
-    def __init__(self, path: str, tree: ast.Module) -> None:
+    def __init__(self, path: str, tree: ast.Module, present: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.tree = tree
         self.found: dict[str, _Dag] = {}  # every DAG made, by id
@@ -345,6 +423,8 @@ class _Reader:
         self.constants: dict[str, Any] = {"__file__": path, "__name__": "__main__"}
         self.depth = 0  # inside a function body: names there are not module globals
         self.steps = 0  # rounds of literal loops followed, in all
+        # bound by an import that may fail, unless it is known to import where Airflow runs
+        self.guarded = {n for n, m in guarded_names(tree).items() if not m or m not in present}
         self.called = {
             _dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and _dotted(n.func)
         }
@@ -414,6 +494,14 @@ class _Reader:
             self._block(stmt.body, env, inner, names)
         elif isinstance(stmt, ast.For):
             self._loop(stmt, env, dag, names)
+        elif isinstance(stmt, ast.If) and self._depends_on_guard(stmt.test):
+            if self._creates_dag([*stmt.body, *stmt.orelse]):
+                self.unresolved = True
+                self._unresolved(
+                    stmt.lineno,
+                    "a branch taken only when an optional import (under try/except "
+                    "ImportError) succeeds where Airflow runs",
+                )
         elif isinstance(stmt, ast.If | ast.Try):
             for part in _branches(stmt):
                 self._block(part, env, dag, names)
@@ -548,9 +636,16 @@ class _Reader:
     def _warn(self, line: int, message: str) -> None:
         self.warnings.append(Issue("GD404", "warning", self.path, "", line, message))
 
+    def _depends_on_guard(self, test: ast.expr) -> bool:
+        return any(isinstance(n, ast.Name) and n.id in self.guarded for n in ast.walk(test))
+
     def _creates_dag(self, body: list[ast.stmt]) -> bool:
         return any(
-            isinstance(n, ast.Call) and _dotted(n.func).split(".")[-1] == "DAG"
+            (isinstance(n, ast.Call) and _dotted(n.func).split(".")[-1] in ("DAG", "dag"))
+            or (
+                isinstance(n, ast.FunctionDef)
+                and any(_dotted(d).split(".")[-1] == "dag" for d in n.decorator_list)
+            )
             for stmt in body
             for n in ast.walk(stmt)
         )
