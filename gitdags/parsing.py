@@ -502,8 +502,12 @@ def apply(found: FileDefinitions, result: dict[str, Any]) -> FileDefinitions:
         if trace:
             message += "\n" + trace.rstrip()
         issue = Issue(code, "error", path, "", None, message)
+        # a file Airflow takes for a DAG file (it names airflow and dag) and cannot import is
+        # a DAG file in error for Airflow too, whatever the static reading saw in it: its
+        # DAGs keep their last good version
+        kind = "airflow" if found.kind == "module" else found.kind
         return FileDefinitions(
-            path, found.kind, found.content_hash, (), found.imports, (*static, issue), found.text
+            path, kind, found.content_hash, (), found.imports, (*static, issue), found.text
         )
     text = found.text
     dags = tuple(

@@ -854,10 +854,15 @@ class HistoryStore:
             "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1 AND v.blob IS NOT NULL "
             "AND v.path LIKE '%.py' GROUP BY d.source, v.path"
         )
-        rows += self._tuples(
-            "SELECT source, path, served_blob FROM files "
-            "WHERE kind = 'module' AND served_blob IS NOT NULL"
-        )
+        dag_files = {(source, path) for source, path, _blob in rows}
+        rows += [  # a path once: a DAG file's served version wins over a module's row
+            row
+            for row in self._tuples(
+                "SELECT source, path, served_blob FROM files "
+                "WHERE kind = 'module' AND served_blob IS NOT NULL"
+            )
+            if (row[0], row[1]) not in dag_files
+        ]
         return sorted(rows)
 
     # -- syncs -----------------------------------------------------------------------------------
