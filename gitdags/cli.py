@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import typer
 
 from gitdags import logs, render
-from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings
-from gitdags.engine import SyncEngine, build_engine
+from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings, missing_config
+from gitdags.engine import SyncEngine, build_engine, sources_to_sync
 from gitdags.errors import GitdagsError, UsageError, problem
 from gitdags.model import ActionResult
 
@@ -93,11 +93,20 @@ def settings() -> Settings:
     return load_settings(state.config)
 
 
+def configured() -> Settings:
+    """The settings of a command that uses the database. With no config.toml and no database
+    yet, the missing config is said first, and no database is made."""
+    cfg = settings()
+    if cfg.config_path is None and not cfg.database.exists():
+        raise missing_config()
+    return cfg
+
+
 @contextmanager
-def engine(*, readonly: bool = False) -> Iterator[SyncEngine]:
+def engine(*, readonly: bool = False, cfg: Settings | None = None) -> Iterator[SyncEngine]:
     """The engine over the configured database; a command that only reads opens it read-only
     and never creates it."""
-    eng = build_engine(settings(), readonly=readonly)
+    eng = build_engine(cfg or configured(), readonly=readonly)
     try:
         yield eng
     finally:
@@ -164,7 +173,9 @@ def sync(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch each source and record what its new commits changed."""
-    with engine() as eng:
+    cfg = configured()
+    sources_to_sync(cfg, source)  # no source to sync: said before a database is made
+    with engine(cfg=cfg) as eng:
         shown = Progress() if sys.stderr.isatty() and not state.quiet else None
         results = eng.sync(source, dry_run=dry_run, progress=shown)
         if shown is not None:
@@ -256,6 +267,8 @@ def list_(
         echo(render.dags(dags, wide=output == "wide"))
     elif source or status:
         echo("No DAGs match; `gitdags list` shows them all.")
+    elif eng.settings.config_path is None and not eng.settings.sources:
+        echo("No DAGs yet; write a config.toml with `gitdags init`, then run `gitdags sync`.")
     else:
         echo("No DAGs yet; run `gitdags sync`.")
 
@@ -555,6 +568,8 @@ def daemon_(
     from gitdags.daemon import Daemon
 
     cfg = settings()
+    if cfg.config_path is None:  # its sources can only come from a config file
+        raise missing_config()
     fmt = log_format or cfg.log_format
     if fmt not in ("text", "json"):
         raise UsageError(f"--log-format must be text or json, not {fmt!r}.")
@@ -652,7 +667,12 @@ def backup(
     """Copy the database while the daemon runs (SQLite's online backup), checked."""
     from gitdags import doctor as doctor_checks
 
-    database = settings().database
+    database = configured().database
+    if not path.parent.is_dir():
+        raise GitdagsError(
+            f"The folder {path.parent} does not exist; create it first, or give a path in a "
+            "folder that exists."
+        )
     pages = doctor_checks.backup(database, path)
     echo(f"Backed up {database} to {path} ({pages} pages, integrity check ok).")
 

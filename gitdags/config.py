@@ -233,6 +233,15 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, b
     return Path("config.toml"), False
 
 
+def missing_config() -> ConfigError:
+    """No config file was named and ./config.toml does not exist: what a newcomer hears first
+    from a command that needs one (before anything about the database)."""
+    return ConfigError(
+        f"There is no config.toml in {Path.cwd()}; write one with `gitdags init`, or name "
+        "yours with --config PATH (or GITDAGS_CONFIG)."
+    )
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:

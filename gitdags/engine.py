@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
-from gitdags.config import Settings, SourceConfig
+from gitdags.config import Settings, SourceConfig, missing_config
 from gitdags.errors import GitdagsError, StoreError, damaged
 from gitdags.hooks import payload
 from gitdags.model import (
@@ -154,12 +154,7 @@ class SyncEngine:
         dry_run: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[SyncResult]:
-        configs = [self.settings.source(source)] if source else list(self.settings.sources)
-        if not configs:
-            raise GitdagsError(
-                "No sources are configured; add a [[sources]] table to config.toml "
-                "(or run `gitdags init`)."
-            )
+        configs = sources_to_sync(self.settings, source)
         return [self.sync_source(c, dry_run=dry_run, progress=progress) for c in configs]
 
     def sync_source(
@@ -515,6 +510,18 @@ class Publisher:
         )
         mirror = self.settings.mirrors_dir / f"{source}.git"
         return GitSource(config, mirror, self.settings.max_file_size).blobs(blobs)
+
+
+def sources_to_sync(settings: Settings, source: str | None = None) -> list[SourceConfig]:
+    """The sources a sync covers: the one named, else all; an error when there are none."""
+    configs = [settings.source(source)] if source else list(settings.sources)
+    if not configs:
+        if settings.config_path is None:
+            raise missing_config()
+        raise GitdagsError(
+            f"No sources are configured; add a [[sources]] table to {settings.config_path}."
+        )
+    return configs
 
 
 def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:

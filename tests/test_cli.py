@@ -126,6 +126,44 @@ def test_user_errors_are_one_sentence_on_stderr(tmp_path: Path, repo: GitRepo, r
     assert code == 1 and "does not exist" in err
 
 
+def test_without_a_config_the_config_is_named_first_and_no_database_is_made(
+    tmp_path: Path, runner, monkeypatch
+) -> None:
+    """A newcomer in an empty folder: every command that needs the database says that
+    config.toml is missing (not that the database is), and none of them makes a database."""
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("GITDAGS_")]:
+        monkeypatch.delenv(var)
+    commands = [["list"], ["status"], ["sync"], ["tui"], ["daemon"], ["backup", "b.db"]]
+    commands += [["syncs"], ["rollback", "a"], ["pause", "a"]]
+    for args in commands:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr == (
+            f"error: There is no config.toml in {tmp_path}; write one with `gitdags init`, or "
+            "name yours with --config PATH (or GITDAGS_CONFIG).\n"
+        ), args
+        assert list(tmp_path.iterdir()) == [], args
+    # a database left by an older gitdags: sync still names the missing config
+    runner.invoke(app, ["--config", str(tmp_path / "c.toml"), "init", "--path", "c.toml"])
+    runner.invoke(app, ["--config", "c.toml", "sync"])
+    (tmp_path / "c.toml").unlink()
+    monkeypatch.setenv("GITDAGS_STATE_DATABASE", str(tmp_path / "gitdags.db"))
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 1 and "There is no config.toml in" in result.stderr
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0 and "gitdags init" in result.stdout
+
+
+def test_a_config_without_sources_makes_no_database(tmp_path: Path, runner) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[state]\ndatabase = "state.db"\n')
+    code, out, err = run(runner, config, "sync")
+    assert code == 1 and out == ""
+    assert err == f"error: No sources are configured; add a [[sources]] table to {config}.\n"
+    assert not (tmp_path / "state.db").exists()
+
+
 def test_unknown_config_key_names_the_key(tmp_path: Path, repo: GitRepo, runner) -> None:
     config = write_config(tmp_path, repo, extra="[daemon]\nintreval = '5s'\n")
     code, _, err = run(runner, config, "list")
