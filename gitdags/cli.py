@@ -182,9 +182,11 @@ def sync(
             shown.done()
     if as_json:
         out_json([r.to_dict() for r in results])
-    else:
+    else:  # a failure on stderr, as every error is; what did sync on stdout
         for result in results:
-            echo(render.sync_result(result))
+            echo(render.sync_result(result, publish_error=False), err=bool(result.error))
+            if result.publish_error:
+                echo(render.not_published(result), err=True)
     if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
 

@@ -55,13 +55,16 @@ def counts(result: SyncResult) -> str:
     )
 
 
-def sync_result(result: SyncResult) -> str:
+def sync_result(result: SyncResult, *, publish_error: bool = True) -> str:
+    """A sync's outcome; without its publish error when `publish_error` is False (the CLI
+    says that on stderr, see `not_published`)."""
     prefix = "[dry run] " if result.dry_run else ""
     if result.error:
         return f"{prefix}{result.source}: FAILED: {result.error}"
+    shown = result.publish_error if publish_error else None
     if result.nothing_new:
         return f"{prefix}{result.source}: up to date at {short(result.to_commit)}, no changes" + (
-            f"\n  NOT PUBLISHED: {result.publish_error}" if result.publish_error else ""
+            f"\n  NOT PUBLISHED: {shown}" if shown else ""
         )
     head = (
         f"{prefix}{result.source}: {short(result.from_commit)} -> {short(result.to_commit)}"
@@ -80,9 +83,13 @@ def sync_result(result: SyncResult) -> str:
             f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         )
         lines.append(f"  {len(skipped)} files are not DAG definitions (GD007), no DAG: {names}")
-    if result.publish_error:
-        lines.append(f"  NOT PUBLISHED: {result.publish_error}")
+    if shown:
+        lines.append(f"  NOT PUBLISHED: {shown}")
     return "\n".join(lines)
+
+
+def not_published(result: SyncResult) -> str:
+    return f"{result.source}: NOT PUBLISHED: {result.publish_error}"
 
 
 def dags(states: list[DagState], *, wide: bool = False) -> str:

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,52 @@ def test_a_config_without_sources_makes_no_database(tmp_path: Path, runner) -> N
     assert code == 1 and out == ""
     assert err == f"error: No sources are configured; add a [[sources]] table to {config}.\n"
     assert not (tmp_path / "state.db").exists()
+
+
+def test_sync_says_failures_on_stderr_one_designed_sentence_each(
+    tmp_path: Path, repo: GitRepo, runner, monkeypatch
+) -> None:
+    """A refused connection (git:// and http://), a connection that times out and a host
+    that does not resolve each get one sentence of gitdags' own, on stderr; what synced is
+    on stdout."""
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    silent = socket.socket()  # accepts the connection and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    slow = silent.getsockname()[1]
+    monkeypatch.setenv("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # git's own timeout, in 1 s
+    monkeypatch.setenv("GIT_HTTP_LOW_SPEED_TIME", "1")
+    sources = {
+        "good": str(repo.path),
+        "git": f"git://127.0.0.1:{port}/x.git",
+        "http": f"http://127.0.0.1:{port}/x.git",
+        "slow": f"http://127.0.0.1:{slow}/x.git",
+        "dns": "https://no-such-host.invalid/x.git",
+    }
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[state]\ndatabase = "state.db"\n'
+        + "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n' for n, u in sources.items())
+    )
+    try:
+        code, out, err = run(runner, config, "sync")
+    finally:
+        silent.close()
+    assert code == 1
+    assert out.startswith("good: - -> ") and "FAILED" not in out
+    refused = "refused the connection (nothing serves git at that host and port); check the "
+    refused += "URL's host and port, and that the git server runs."
+    assert err.splitlines() == [
+        f"git: FAILED: Source 'git': {sources['git']} {refused}",
+        f"http: FAILED: Source 'http': {sources['http']} {refused}",
+        f"slow: FAILED: Source 'slow': {sources['slow']} did not answer in time (the connection "
+        "timed out); check the URL, the network and any firewall on the way.",
+        f"dns: FAILED: Source 'dns': {sources['dns']} is unreachable; check the URL and the "
+        "network.",
+    ]
 
 
 def test_unknown_config_key_names_the_key(tmp_path: Path, repo: GitRepo, runner) -> None:
