@@ -357,7 +357,7 @@ def syncs(
                 f"There is no source named {source!r}; `gitdags status` lists the sources."
             )
     if not emitted(lambda: [r.to_dict() for r in results], as_json, output):
-        echo(render.syncs(results) if results else "No syncs yet.")
+        echo(render.syncs(results, wide=output == "wide") if results else "No syncs yet.")
 
 
 @command()

@@ -220,8 +220,22 @@ def sync_row(r: SyncResult) -> tuple[Any, ...]:
     )
 
 
-def syncs(results: list[SyncResult]) -> str:
-    return table(SYNC_COLUMNS, [sync_row(r) for r in results])
+SHOWN_ERRORS = 5  # a sync's errors under its row in the text log; `-o wide` shows them all
+
+
+def syncs(results: list[SyncResult], *, wide: bool = False) -> str:
+    """The sync log, newest first; under each sync, the files it found in error and why (the
+    first line of each message; `--json` has them whole)."""
+    lines = table(SYNC_COLUMNS, [sync_row(r) for r in results]).splitlines()
+    out = lines[:1]
+    for result, line in zip(results, lines[1:], strict=True):
+        out.append(line)
+        errors = [i for i in result.issues if i.severity == "error"]
+        shown = errors if wide else errors[:SHOWN_ERRORS]
+        out += [f"    {str(issue).splitlines()[0]}" for issue in shown]
+        if len(errors) > len(shown):
+            out.append(f"    and {len(errors) - len(shown)} more errors (`-o wide` shows them)")
+    return "\n".join(out)
 
 
 def colored_diff(text: str) -> str:

@@ -211,6 +211,32 @@ def test_sync_says_failures_on_stderr_one_designed_sentence_each(
     ]
 
 
+def test_syncs_shows_the_files_that_status_counts_as_errors(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    """`status` says "`gitdags syncs` shows why": the text log names each file and its error
+    under the sync that found it (five, and how many more; `-o wide` all of them)."""
+    broken = {f"b{i}.yaml": "a: [\n" for i in range(7)}
+    repo.commit("broken", {"a.yaml": dag_yaml("a"), "bin.json": b"\x00\x01", **broken})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    _, out, _ = run(runner, config, "status")
+    assert "files with errors:  8" in out and "`gitdags syncs` shows why" in out
+    _, out, _ = run(runner, config, "syncs")
+    lines = out.splitlines()
+    assert lines[0].startswith("STARTED") and lines[1].split()[2] == "main"
+    assert lines[2:] == [
+        "    b0.yaml:2: error GD004 The file cannot be parsed: while parsing a flow node did not "
+        "find expected node content.",
+        *[lines[i] for i in range(3, 7)],
+        "    and 3 more errors (`-o wide` shows them)",
+    ]
+    _, out, _ = run(runner, config, "syncs", "-o", "wide")
+    named = {line.split(":")[0].strip() for line in out.splitlines()[2:]}
+    assert named == {"bin.json", *broken}
+    assert "bin.json: error GD002 The file is binary" in out
+
+
 def test_unknown_config_key_names_the_key(tmp_path: Path, repo: GitRepo, runner) -> None:
     config = write_config(tmp_path, repo, extra="[daemon]\nintreval = '5s'\n")
     code, _, err = run(runner, config, "list")
