@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -402,7 +403,94 @@ def test_prune_retires_the_dags_of_a_source_that_left_the_config(
     assert json.loads(status.stdout) == []
     assert not (tmp_path / "state" / "gitdags.db.mirrors" / "old.git").exists()
     done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
-    assert done.exit_code == 1 and "no source named 'old'" in done.stderr
+    assert done.exit_code == 0 and done.stdout == (
+        "Source old is already pruned: its 1 DAGs are retired and keep their history; "
+        "nothing to do.\n"
+    )
+    done = runner.invoke(app, ["--config", str(config), "prune", "--source", "never"])
+    assert done.exit_code == 1 and "no source named 'never'" in done.stderr
+    audit = runner.invoke(app, ["--config", str(config), "audit", "--json"]).stdout
+    assert [e["action"] for e in json.loads(audit)] == ["prune-source"]  # once
+
+
+def test_prune_after_the_daemon_pruned_on_sighup_agrees(tmp_path: Path, runner) -> None:
+    """The daemon prunes a source removed from the config on SIGHUP; `prune` by hand then
+    says it is pruned already (its DAG is still listed, deleted, as history) and changes
+    nothing."""
+    one, two = GitRepo(tmp_path / "one"), GitRepo(tmp_path / "two")
+    one.commit("one", {"a.yaml": dag_yaml("a")})
+    two.commit("two", {"b.yaml": dag_yaml("b")})
+    config, database = tmp_path / "config.toml", tmp_path / "gitdags.db"
+    head = f'[state]\ndatabase = "{database}"\n[daemon]\nlisten = ""\n'
+    sources = {"main": one.path, "other": two.path}
+    config.write_text(
+        head + "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n' for n, u in sources.items())
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "daemon"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_log(daemon, "synced source=other")
+        config.write_text(head + f'[[sources]]\nname = "main"\nurl = "{one.path}"\n')
+        daemon.send_signal(signal.SIGHUP)
+        wait_for_log(daemon, "config reloaded")
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    listed = json.loads(run(runner, config, "list", "--json")[1])
+    assert [(d["dag_id"], d["source"], d["status"]) for d in listed] == [
+        ("a", "main", "active"),
+        ("b", "other", "deleted"),
+    ]
+    code, out, err = run(runner, config, "prune", "--source", "other")
+    assert (code, err) == (0, "") and "already pruned" in out
+    audit = json.loads(run(runner, config, "audit", "--json")[1])
+    assert [(e["action"], e["actor"]) for e in audit] == [("prune-source", "gitdags")]
+
+
+def wait_for_log(proc: subprocess.Popen[str], text: str) -> None:
+    """Read the daemon's log until a line holds `text` (the log is the event waited on)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"the daemon ended (exit {proc.wait()}) before logging {text!r}")
+
+
+def test_unpin_source_of_a_source_not_rolled_back_does_nothing(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    first = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    for _ in range(2):
+        code, out, _ = run(runner, config, "unpin", "--source", "main", "--yes")
+        assert (code, out) == (0, "Source main is not rolled back; nothing to do.\n")
+    assert json.loads(run(runner, config, "audit", "--json")[1]) == []  # no audit row
+    assert run(runner, config, "rollback", "--source", "main", "--to", first, "--yes")[0] == 0
+    code, out, _ = run(runner, config, "unpin", "--source", "main", "--yes")
+    assert code == 0 and "is unpinned; 1 DAGs serve their newest" in out
+    audit = json.loads(run(runner, config, "audit", "--json")[1])
+    assert [e["action"] for e in audit] == ["unpin-source", "rollback-source"]
+
+
+def test_backup_into_a_missing_folder_is_refused(tmp_path: Path, repo: GitRepo, runner) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    target = tmp_path / "nonexistent" / "dir" / "b.db"
+    code, out, err = run(runner, config, "backup", str(target))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: The folder {target.parent} does not exist; create it first, or give a path "
+        "in a folder that exists.\n"
+    )
+    assert not (tmp_path / "nonexistent").exists()
+    code, out, _ = run(runner, config, "backup", str(tmp_path / "b.db"))
+    assert code == 0 and "integrity check ok" in out
 
 
 def test_the_systemd_path_one_database_and_the_person_behind_sudo(
