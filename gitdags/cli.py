@@ -705,15 +705,47 @@ def doctor(
 def init(
     url: str = typer.Option("dags_repo", "--url", help="The first source's repository."),
     name: str = typer.Option("main", "--name", help="The first source's name."),
+    branch: str = typer.Option("main", "--branch", help="The branch to follow."),
+    subdir: str = typer.Option("", "--subdir", help="The folder of the DAG files in it."),
+    include: list[str] | None = typer.Option(
+        None,
+        "--include",
+        help="A glob of the files that count (repeat it); default: YAML, JSON and TOML, and "
+        "**/*.py when the repository holds Airflow DAG files.",
+    ),
     path: Path = typer.Option(Path("config.toml"), "--path", help="Where to write the config."),
     database: str = typer.Option("gitdags.db", "--database", help="The state database."),
 ) -> None:
     """Write a starter config.toml."""
+    from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
+    from gitdags.engine import airflow_dag_files
+    from gitdags.spec import ID_RE
+
     if path.exists():
         raise GitdagsError(f"{path} already exists; edit it, or pass --path to write elsewhere.")
-    text = CONFIG_TEMPLATE.format(name=name, url=url, database=database)
+    if not ID_RE.fullmatch(name):
+        raise UsageError(f"--name {name!r}: a source name uses letters, digits, '_', '.', '-'.")
+    found: list[str] = []
+    if not include:  # a local repository with Airflow files: count them (url as the config has it)
+        local = url if "://" in url else str(path.parent / Path(url).expanduser())
+        found = airflow_dag_files(local, branch, subdir)
+        include = [*DEFAULT_INCLUDE, PY_INCLUDE] if found else list(DEFAULT_INCLUDE)
+    text = CONFIG_TEMPLATE.format(
+        name=json.dumps(name),
+        url=json.dumps(url),
+        branch=json.dumps(branch),
+        subdir=json.dumps(subdir.strip("/")),
+        include=json.dumps(include),
+        database=database,
+    )
     path.write_text(text, encoding="utf-8")
-    echo(f"Wrote {path}; next: gitdags sync")
+    if found:
+        echo(
+            f"Wrote {path}; {url} holds Airflow DAG files ({', '.join(found)}), so its include "
+            f"has {PY_INCLUDE}; next: gitdags sync"
+        )
+    else:
+        echo(f"Wrote {path}; next: gitdags sync")
 
 
 def main() -> None:

@@ -37,11 +37,11 @@ webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
 deploy_dir = ""                 # "" = no deploy folder
 
 [[sources]]
-name = "{name}"
-url = "{url}"
-branch = "main"
-subdir = ""                     # "" = whole repository
-include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]   # add "**/*.py" for Airflow files
+name = {name}
+url = {url}
+branch = {branch}
+subdir = {subdir}    # "" = whole repository
+include = {include}    # which files count ("**/*.py": Airflow DAG files)
 exclude = []
 namespace = ""                  # DAG id prefix this source owns, e.g. "sales_"
 dag_id_pattern = ""             # a regex every DAG id must match ("" = any)

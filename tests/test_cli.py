@@ -267,6 +267,50 @@ def test_init_writes_a_config_that_loads(tmp_path: Path, runner) -> None:
     assert result.exit_code == 1 and "already exists" in result.stderr
 
 
+AIRFLOW_DAG = 'from airflow import DAG\n\nwith DAG("hourly_report"):\n    pass\n'
+
+
+def test_init_counts_airflow_files_and_takes_branch_subdir_include(
+    tmp_path: Path, repo: GitRepo, runner, monkeypatch
+) -> None:
+    """A newcomer whose repository holds Airflow DAG files gets an include with **/*.py, and
+    `gitdags sync` finds them without editing TOML; --branch, --subdir and --include are
+    written as given."""
+    repo.commit("airflow", {"dags/hourly.py": AIRFLOW_DAG, "dags/common/util.py": "X = 1\n"})
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("GITDAGS_")]:
+        monkeypatch.delenv(var)
+    done = runner.invoke(app, ["init", "--url", "repo", "--subdir", "dags"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == (
+        "Wrote config.toml; repo holds Airflow DAG files (dags/hourly.py), so its include has "
+        "**/*.py; next: gitdags sync\n"
+    )
+    (written,) = settings_of(tmp_path / "config.toml").sources
+    assert written.include == ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml", "**/*.py")
+    assert (written.url, written.branch, written.subdir) == (str(repo.path), "main", "dags")
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    assert [(d["dag_id"], d["path"], d["status"]) for d in listed] == [
+        ("hourly_report", "dags/hourly.py", "active")
+    ]
+
+    args = ["init", "--path", "other.toml", "--url", "https://git.example.com/dags.git"]
+    args += ["--branch", "release", "--subdir", "/flows/", "--include", "**/*.yaml"]
+    done = runner.invoke(app, [*args, "--include", "**/*.py", "--name", 'my "team"'])
+    assert done.exit_code == 2 and "a source name uses letters" in done.stderr
+    assert not (tmp_path / "other.toml").exists()
+    done = runner.invoke(app, [*args, "--include", "**/*.py", "--name", "team"])
+    assert done.exit_code == 0 and done.stdout == "Wrote other.toml; next: gitdags sync\n"
+    (given,) = settings_of(tmp_path / "other.toml").sources
+    assert (given.name, given.branch, given.subdir) == ("team", "release", "flows")
+    assert given.include == ("**/*.yaml", "**/*.py")
+    done = runner.invoke(app, ["init", "--path", "plain.toml", "--url", "repo", "--branch", "x"])
+    assert done.exit_code == 0  # no branch x: nothing to look at, the default include
+    (plain,) = settings_of(tmp_path / "plain.toml").sources
+    assert "**/*.py" not in plain.include
+
+
 def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gitdags", "demo", "--dir", str(tmp_path / "demo")],
