@@ -648,8 +648,6 @@ def test_kubectl_and_argocd_conventions(tmp_path: Path, repo: GitRepo, runner) -
 
 
 def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> None:
-    import signal
-
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     config = tmp_path / "config.toml"
     config.write_text(
@@ -659,7 +657,12 @@ def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> Non
     base = [sys.executable, "-m", "gitdags", "--config", str(config)]
     subprocess.run([*base, "sync"], check=True, capture_output=True)
     watch = subprocess.Popen(
-        [*base, "status", "--watch", "--interval", "0.1"], stdout=subprocess.PIPE, text=True
+        [*base, "status", "--watch", "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        # ctrl-c as in a terminal: a pytest-xdist worker ignores SIGINT, and a child would
+        # inherit that (Python then never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert watch.stdout is not None
     seen = 0
