@@ -391,6 +391,8 @@ def confirmed(eng: SyncEngine, source: str, what: str, yes: bool) -> None:
     if yes or not sys.stdin.isatty():
         return
     count = sum(1 for d in eng.list_dags(source=source) if d.status != "deleted")
+    if not count:  # nothing it could change: the action says so without a question
+        return
     if not typer.confirm(f"{what} ({count} DAGs of source {source})?", default=False):
         raise GitdagsError("Nothing changed (not confirmed); pass --yes to skip the question.")
 
@@ -454,7 +456,9 @@ def unpin(
     """Release a pin: serve the newest valid version again."""
     with engine() as eng:
         if source and dag_id is None:
-            confirmed(eng, source, f"Release the rollback of source {source}", yes)
+            record = eng.source_record(source)
+            if record is not None and record.pinned_commit:  # else there is nothing to release
+                confirmed(eng, source, f"Release the rollback of source {source}", yes)
             result = eng.unpin_source(source, reason=reason, actor=actor)
         elif dag_id and not source:
             result = eng.unpin(dag_id, reason=reason, actor=actor)

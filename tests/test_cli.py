@@ -686,6 +686,19 @@ def test_a_source_wide_action_asks_on_a_terminal(tmp_path: Path, repo: GitRepo) 
     )
     base = [sys.executable, "-m", "gitdags", "--config", str(config)]
     subprocess.run([*base, "sync"], check=True, capture_output=True)
+    leader, follower = pty.openpty()  # nothing to release: no question
+    unasked = subprocess.Popen(
+        [*base, "unpin", "--source", "main"], stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    said = b""
+    while not said.endswith(b"\n") and b"?" not in said:  # a line, or a question
+        said += os.read(leader, 1024)
+    if b"?" in said:
+        os.write(leader, b"n\n")
+    assert said == b"Source main is not rolled back; nothing to do.\r\n"
+    assert unasked.wait(timeout=30) == 0
+    os.close(leader)
     leader, follower = pty.openpty()
     asked = subprocess.Popen(
         [*base, "rollback", "--source", "main", "--to", first],
