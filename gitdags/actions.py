@@ -426,6 +426,11 @@ class OperatorActions:
         operator had rolled back or pinned on their own before it: they get that back."""
         self.settings.source(source)
         with self.store.transaction():
+            record = self.store.source_record(source)
+            if record is None or not record.pinned_commit:  # as `unpin DAG` of an unpinned DAG
+                return ActionResult(
+                    "unpin-source", f"Source {source} is not rolled back; nothing to do."
+                )
             held = self._own_decisions(source)
             changes, kept = [], []
             for dag in self.store.dags(source=source, pinned=True):
@@ -484,8 +489,15 @@ class OperatorActions:
                 "first, then prune it."
             )
         with self.store.transaction():
-            dags = [d for d in self.store.dags(source=source) if not d.deleted]
+            every = self.store.dags(source=source)
+            dags = [d for d in every if not d.deleted]
             if not dags and self.store.source_record(source) is None:
+                if every:  # pruned before (by the daemon on SIGHUP, or by hand): kept as history
+                    return ActionResult(
+                        "prune-source",
+                        f"Source {source} is already pruned: its {len(every)} DAGs are retired "
+                        "and keep their history; nothing to do.",
+                    )
                 raise NotFoundError(f"The database holds no source named {source!r}.")
             changes = []
             for dag in dags:

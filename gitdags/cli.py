@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import typer
 
 from gitdags import logs, render
-from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings
-from gitdags.engine import SyncEngine, build_engine
+from gitdags.config import CONFIG_TEMPLATE, Settings, load_settings, missing_config
+from gitdags.engine import SyncEngine, build_engine, sources_to_sync
 from gitdags.errors import GitdagsError, UsageError, problem
 from gitdags.model import ActionResult
 
@@ -93,11 +93,20 @@ def settings() -> Settings:
     return load_settings(state.config)
 
 
+def configured() -> Settings:
+    """The settings of a command that uses the database. With no config.toml and no database
+    yet, the missing config is said first, and no database is made."""
+    cfg = settings()
+    if cfg.config_path is None and not cfg.database.exists():
+        raise missing_config()
+    return cfg
+
+
 @contextmanager
-def engine(*, readonly: bool = False) -> Iterator[SyncEngine]:
+def engine(*, readonly: bool = False, cfg: Settings | None = None) -> Iterator[SyncEngine]:
     """The engine over the configured database; a command that only reads opens it read-only
     and never creates it."""
-    eng = build_engine(settings(), readonly=readonly)
+    eng = build_engine(cfg or configured(), readonly=readonly)
     try:
         yield eng
     finally:
@@ -164,16 +173,20 @@ def sync(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch each source and record what its new commits changed."""
-    with engine() as eng:
+    cfg = configured()
+    sources_to_sync(cfg, source)  # no source to sync: said before a database is made
+    with engine(cfg=cfg) as eng:
         shown = Progress() if sys.stderr.isatty() and not state.quiet else None
         results = eng.sync(source, dry_run=dry_run, progress=shown)
         if shown is not None:
             shown.done()
     if as_json:
         out_json([r.to_dict() for r in results])
-    else:
+    else:  # a failure on stderr, as every error is; what did sync on stdout
         for result in results:
-            echo(render.sync_result(result))
+            echo(render.sync_result(result, publish_error=False), err=bool(result.error))
+            if result.publish_error:
+                echo(render.not_published(result), err=True)
     if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
 
@@ -260,6 +273,8 @@ def list_(
         echo(render.dags(dags, wide=output == "wide"))
     elif source or status:
         echo("No DAGs match; `gitdags list` shows them all.")
+    elif eng.settings.config_path is None and not eng.settings.sources:
+        echo("No DAGs yet; write a config.toml with `gitdags init`, then run `gitdags sync`.")
     else:
         echo("No DAGs yet; run `gitdags sync`.")
 
@@ -347,7 +362,7 @@ def syncs(
                 f"There is no source named {source!r}; `gitdags status` lists the sources."
             )
     if not emitted(lambda: [r.to_dict() for r in results], as_json, output):
-        echo(render.syncs(results) if results else "No syncs yet.")
+        echo(render.syncs(results, wide=output == "wide") if results else "No syncs yet.")
 
 
 @command()
@@ -381,6 +396,8 @@ def confirmed(eng: SyncEngine, source: str, what: str, yes: bool) -> None:
     if yes or not sys.stdin.isatty():
         return
     count = sum(1 for d in eng.list_dags(source=source) if d.status != "deleted")
+    if not count:  # nothing it could change: the action says so without a question
+        return
     if not typer.confirm(f"{what} ({count} DAGs of source {source})?", default=False):
         raise GitdagsError("Nothing changed (not confirmed); pass --yes to skip the question.")
 
@@ -444,7 +461,9 @@ def unpin(
     """Release a pin: serve the newest valid version again."""
     with engine() as eng:
         if source and dag_id is None:
-            confirmed(eng, source, f"Release the rollback of source {source}", yes)
+            record = eng.source_record(source)
+            if record is not None and record.pinned_commit:  # else there is nothing to release
+                confirmed(eng, source, f"Release the rollback of source {source}", yes)
             result = eng.unpin_source(source, reason=reason, actor=actor)
         elif dag_id and not source:
             result = eng.unpin(dag_id, reason=reason, actor=actor)
@@ -560,6 +579,8 @@ def daemon_(
     from gitdags.daemon import Daemon
 
     cfg = settings()
+    if cfg.config_path is None:  # its sources can only come from a config file
+        raise missing_config()
     fmt = log_format or cfg.log_format
     if fmt not in ("text", "json"):
         raise UsageError(f"--log-format must be text or json, not {fmt!r}.")
@@ -657,7 +678,7 @@ def backup(
     """Copy the database while the daemon runs (SQLite's online backup), checked."""
     from gitdags import doctor as doctor_checks
 
-    database = settings().database
+    database = configured().database
     pages = doctor_checks.backup(database, path)
     echo(f"Backed up {database} to {path} ({pages} pages, integrity check ok).")
 
@@ -688,15 +709,47 @@ def doctor(
 def init(
     url: str = typer.Option("dags_repo", "--url", help="The first source's repository."),
     name: str = typer.Option("main", "--name", help="The first source's name."),
+    branch: str = typer.Option("main", "--branch", help="The branch to follow."),
+    subdir: str = typer.Option("", "--subdir", help="The folder of the DAG files in it."),
+    include: list[str] | None = typer.Option(
+        None,
+        "--include",
+        help="A glob of the files that count (repeat it); default: YAML, JSON and TOML, and "
+        "**/*.py when the repository holds Airflow DAG files.",
+    ),
     path: Path = typer.Option(Path("config.toml"), "--path", help="Where to write the config."),
     database: str = typer.Option("gitdags.db", "--database", help="The state database."),
 ) -> None:
     """Write a starter config.toml."""
+    from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
+    from gitdags.engine import airflow_dag_files
+    from gitdags.spec import ID_RE
+
     if path.exists():
         raise GitdagsError(f"{path} already exists; edit it, or pass --path to write elsewhere.")
-    text = CONFIG_TEMPLATE.format(name=name, url=url, database=database)
+    if not ID_RE.fullmatch(name):
+        raise UsageError(f"--name {name!r}: a source name uses letters, digits, '_', '.', '-'.")
+    found: list[str] = []
+    if not include:  # a local repository with Airflow files: count them (url as the config has it)
+        local = url if "://" in url else str(path.parent / Path(url).expanduser())
+        found = airflow_dag_files(local, branch, subdir)
+        include = [*DEFAULT_INCLUDE, PY_INCLUDE] if found else list(DEFAULT_INCLUDE)
+    text = CONFIG_TEMPLATE.format(
+        name=json.dumps(name),
+        url=json.dumps(url),
+        branch=json.dumps(branch),
+        subdir=json.dumps(subdir.strip("/")),
+        include=json.dumps(include),
+        database=database,
+    )
     path.write_text(text, encoding="utf-8")
-    echo(f"Wrote {path}; next: gitdags sync")
+    if found:
+        echo(
+            f"Wrote {path}; {url} holds Airflow DAG files ({', '.join(found)}), so its include "
+            f"has {PY_INCLUDE}; next: gitdags sync"
+        )
+    else:
+        echo(f"Wrote {path}; next: gitdags sync")
 
 
 def main() -> None:

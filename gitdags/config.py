@@ -37,11 +37,11 @@ webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
 deploy_dir = ""                 # "" = no deploy folder
 
 [[sources]]
-name = "{name}"
-url = "{url}"
-branch = "main"
-subdir = ""                     # "" = whole repository
-include = ["**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml"]   # add "**/*.py" for Airflow files
+name = {name}
+url = {url}
+branch = {branch}
+subdir = {subdir}    # "" = whole repository
+include = {include}    # which files count ("**/*.py": Airflow DAG files)
 exclude = []
 namespace = ""                  # DAG id prefix this source owns, e.g. "sales_"
 dag_id_pattern = ""             # a regex every DAG id must match ("" = any)
@@ -239,6 +239,15 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, b
     if os.environ.get("GITDAGS_CONFIG"):
         return Path(os.environ["GITDAGS_CONFIG"]), True
     return Path("config.toml"), False
+
+
+def missing_config() -> ConfigError:
+    """No config file was named and ./config.toml does not exist: what a newcomer hears first
+    from a command that needs one (before anything about the database)."""
+    return ConfigError(
+        f"There is no config.toml in {Path.cwd()}; write one with `gitdags init`, or name "
+        "yours with --config PATH (or GITDAGS_CONFIG)."
+    )
 
 
 def load_settings(

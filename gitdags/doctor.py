@@ -73,7 +73,11 @@ def backup(database: Path, target: Path) -> int:
         raise GitdagsError(f"{target} exists; give a new file for the backup.")
     if not database.exists():
         raise StoreError(f"Database {database} does not exist; there is nothing to back up.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        raise GitdagsError(
+            f"The folder {target.parent} does not exist; create it first, or give a path in a "
+            "folder that exists."
+        )
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     copy = sqlite3.connect(target)
     try:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
 from gitdags.actions import OperatorActions, require_dag, require_version
-from gitdags.config import Settings, SourceConfig
+from gitdags.config import Settings, SourceConfig, missing_config
 from gitdags.errors import GitdagsError, PublishError, StoreError, damaged
 from gitdags.hooks import payload
 from gitdags.model import (
@@ -179,12 +179,7 @@ class SyncEngine:
         dry_run: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[SyncResult]:
-        configs = [self.settings.source(source)] if source else list(self.settings.sources)
-        if not configs:
-            raise GitdagsError(
-                "No sources are configured; add a [[sources]] table to config.toml "
-                "(or run `gitdags init`)."
-            )
+        configs = sources_to_sync(self.settings, source)
         return [self.sync_source(c, dry_run=dry_run, progress=progress) for c in configs]
 
     def sync_source(
@@ -626,6 +621,45 @@ class Publisher:
         )
         mirror = self.settings.mirrors_dir / f"{source}.git"
         return GitSource(config, mirror, self.settings.max_file_size).blobs(blobs)
+
+
+def airflow_dag_files(url: str, branch: str, subdir: str = "", *, most: int = 3) -> list[str]:
+    """Up to `most` .py files that look like Airflow DAG files (Airflow's safe-mode test) at
+    the tip of `branch` under `subdir`, in a repository on this machine (a path or file://);
+    [] for a remote URL, a folder that is not a repository, or a branch it does not have."""
+    from gitdags.config import PY_INCLUDE
+    from gitdags.kinds.airflow_py import is_dag_file
+    from gitdags.spec import MAX_FILE_SIZE
+
+    config = SourceConfig("init", url, branch, subdir.strip("/"), include=(PY_INCLUDE,))
+    local = GitSource(config, Path(), MAX_FILE_SIZE).local_path()
+    if local is None or not ((local / "objects").is_dir() or (local / ".git").exists()):
+        return []
+    git = GitSource(config, local, MAX_FILE_SIZE)  # read only: ls-tree and cat-file
+    commit = git.resolve(f"refs/heads/{branch}")
+    if commit is None:
+        return []
+    entries = [e for e in git.tree(commit).values() if 0 <= e.size <= MAX_FILE_SIZE]
+    found: list[str] = []
+    for start in range(0, len(entries), 200):
+        chunk = entries[start : start + 200]
+        blobs = git.blobs(e.blob for e in chunk)
+        found += [e.path for e in chunk if is_dag_file(blobs[e.blob])]
+        if len(found) >= most:
+            break
+    return found[:most]
+
+
+def sources_to_sync(settings: Settings, source: str | None = None) -> list[SourceConfig]:
+    """The sources a sync covers: the one named, else all; an error when there are none."""
+    configs = [settings.source(source)] if source else list(settings.sources)
+    if not configs:
+        if settings.config_path is None:
+            raise missing_config()
+        raise GitdagsError(
+            f"No sources are configured; add a [[sources]] table to {settings.config_path}."
+        )
+    return configs
 
 
 def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:

@@ -55,13 +55,16 @@ def counts(result: SyncResult) -> str:
     )
 
 
-def sync_result(result: SyncResult) -> str:
+def sync_result(result: SyncResult, *, publish_error: bool = True) -> str:
+    """A sync's outcome; without its publish error when `publish_error` is False (the CLI
+    says that on stderr, see `not_published`)."""
     prefix = "[dry run] " if result.dry_run else ""
     if result.error:
         return f"{prefix}{result.source}: FAILED: {result.error}"
+    shown = result.publish_error if publish_error else None
     if result.nothing_new:
         return f"{prefix}{result.source}: up to date at {short(result.to_commit)}, no changes" + (
-            f"\n  NOT PUBLISHED: {result.publish_error}" if result.publish_error else ""
+            f"\n  NOT PUBLISHED: {shown}" if shown else ""
         )
     head = (
         f"{prefix}{result.source}: {short(result.from_commit)} -> {short(result.to_commit)}"
@@ -80,9 +83,13 @@ def sync_result(result: SyncResult) -> str:
             f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         )
         lines.append(f"  {len(skipped)} files are not DAG definitions (GD007), no DAG: {names}")
-    if result.publish_error:
-        lines.append(f"  NOT PUBLISHED: {result.publish_error}")
+    if shown:
+        lines.append(f"  NOT PUBLISHED: {shown}")
     return "\n".join(lines)
+
+
+def not_published(result: SyncResult) -> str:
+    return f"{result.source}: NOT PUBLISHED: {result.publish_error}"
 
 
 def dags(states: list[DagState], *, wide: bool = False) -> str:
@@ -219,8 +226,22 @@ def sync_row(r: SyncResult) -> tuple[Any, ...]:
     )
 
 
-def syncs(results: list[SyncResult]) -> str:
-    return table(SYNC_COLUMNS, [sync_row(r) for r in results])
+SHOWN_ERRORS = 5  # a sync's errors under its row in the text log; `-o wide` shows them all
+
+
+def syncs(results: list[SyncResult], *, wide: bool = False) -> str:
+    """The sync log, newest first; under each sync, the files it found in error and why (the
+    first line of each message; `--json` has them whole)."""
+    lines = table(SYNC_COLUMNS, [sync_row(r) for r in results]).splitlines()
+    out = lines[:1]
+    for result, line in zip(results, lines[1:], strict=True):
+        out.append(line)
+        errors = [i for i in result.issues if i.severity == "error"]
+        shown = errors if wide else errors[:SHOWN_ERRORS]
+        out += [f"    {str(issue).splitlines()[0]}" for issue in shown]
+        if len(errors) > len(shown):
+            out.append(f"    and {len(errors) - len(shown)} more errors (`-o wide` shows them)")
+    return "\n".join(out)
 
 
 def colored_diff(text: str) -> str:

@@ -208,15 +208,19 @@ class GitSource:
             )
         ):
             return f"Source {name!r}: authentication to {url} failed; check the credentials."
+        if any(s in lower for s in ("timed out", "operation too slow")):
+            return (
+                f"Source {name!r}: {url} did not answer in time (the connection timed out); "
+                "check the URL, the network and any firewall on the way."
+            )
+        if any(s in lower for s in ("connection refused", "couldn't connect to server")):
+            return (
+                f"Source {name!r}: {url} refused the connection (nothing serves git at that "
+                "host and port); check the URL's host and port, and that the git server runs."
+            )
         if any(
             s in lower
-            for s in (
-                "could not resolve host",
-                "connection refused",
-                "unable to connect",
-                "connection timed out",
-                "network is unreachable",
-            )
+            for s in ("could not resolve host", "unable to connect", "network is unreachable")
         ):
             return f"Source {name!r}: {url} is unreachable; check the URL and the network."
         if "does not appear to be a git repository" in lower or "not a git repository" in lower:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,65 @@ from gitdags.config import Settings, SourceConfig
 from gitdags.engine import SyncEngine, build_engine
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_repo"
+
+# Every process this test process starts inherits this mark (one per process, so xdist workers
+# tell their own apart); a daemon that leaves the process tree (gpg-agent) still carries it.
+MARK = "PYTEST_GITDAGS_RUN"
+os.environ[MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
+# Python's own helpers that live as long as the interpreter that started them
+INTERPRETER_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+
+
+def _processes_of_this_run() -> dict[int, str]:
+    """pid -> command line of every living process this test process started: its
+    descendants, and the processes elsewhere that carry its mark (zombies left out)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X"):
+            parents[int(stat.parent.name)] = int(fields[1])
+    me, mark = os.getpid(), f"{MARK}={os.environ[MARK]}".encode()
+    found: dict[int, str] = {}
+    for pid in parents:
+        if pid == me:
+            continue
+        up, chain = parents.get(pid), 0
+        while up not in (None, 0, 1, me) and chain < 64:
+            up, chain = parents.get(up), chain + 1
+        try:
+            ours = up == me or mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # ended meanwhile, or another user's
+            continue
+        if ours and not any(helper in command for helper in INTERPRETER_HELPERS):
+            found[pid] = command.strip()
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fails the test that leaves a process running (a gpg-agent, a git daemon, a moto
+    server, an Airflow parse, a gitdags daemon), after its own fixtures have stopped theirs.
+    A process that is ending gets up to 5 s to be gone; what is left is killed."""
+    before = set(_processes_of_this_run())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        left = {p: c for p, c in _processes_of_this_run().items() if p not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        shown = "; ".join(f"{pid}: {command[:200]}" for pid, command in sorted(left.items()))
+        pytest.fail(f"the test left {len(left)} processes running: {shown}", pytrace=False)
+
+
 ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
     "GIT_AUTHOR_EMAIL": "author@example.com",

@@ -6,6 +6,7 @@ repository, or where GITDAGS_AIRFLOW_VENV points, and reused by later runs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -36,6 +37,14 @@ def airflow_python() -> Path:
     wanted = " ".join(PACKAGES) + "\n"  # a venv made for other packages gets them added
     if python.exists() and ready.exists() and ready.read_text() == wanted:
         return python
+    with open(f"{venv}.lock", "a") as lock:  # tests in parallel (xdist): one of them builds it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (python.exists() and ready.exists() and ready.read_text() == wanted):
+            _install(venv, python, ready, wanted)
+    return python
+
+
+def _install(venv: Path, python: Path, ready: Path, wanted: str) -> None:
     steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
     steps += [
         [str(python), "-m", "pip", "install", "-q", *PACKAGES],
@@ -46,7 +55,6 @@ def airflow_python() -> Path:
         if done.returncode != 0:
             pytest.fail(f"cannot install Apache Airflow into {venv}: {done.stderr[-2000:]}")
     ready.write_text(wanted)
-    return python
 
 
 def test_served_sample_dags_load_in_airflow(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +128,116 @@ def test_user_errors_are_one_sentence_on_stderr(tmp_path: Path, repo: GitRepo, r
     assert code == 1 and "does not exist" in err
 
 
+def test_without_a_config_the_config_is_named_first_and_no_database_is_made(
+    tmp_path: Path, runner, monkeypatch
+) -> None:
+    """A newcomer in an empty folder: every command that needs the database says that
+    config.toml is missing (not that the database is), and none of them makes a database."""
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("GITDAGS_")]:
+        monkeypatch.delenv(var)
+    commands = [["list"], ["status"], ["sync"], ["tui"], ["daemon"], ["backup", "b.db"]]
+    commands += [["syncs"], ["rollback", "a"], ["pause", "a"]]
+    for args in commands:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr == (
+            f"error: There is no config.toml in {tmp_path}; write one with `gitdags init`, or "
+            "name yours with --config PATH (or GITDAGS_CONFIG).\n"
+        ), args
+        assert list(tmp_path.iterdir()) == [], args
+    # a database left by an older gitdags: sync still names the missing config
+    runner.invoke(app, ["--config", str(tmp_path / "c.toml"), "init", "--path", "c.toml"])
+    runner.invoke(app, ["--config", "c.toml", "sync"])
+    (tmp_path / "c.toml").unlink()
+    monkeypatch.setenv("GITDAGS_STATE_DATABASE", str(tmp_path / "gitdags.db"))
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 1 and "There is no config.toml in" in result.stderr
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0 and "gitdags init" in result.stdout
+
+
+def test_a_config_without_sources_makes_no_database(tmp_path: Path, runner) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[state]\ndatabase = "state.db"\n')
+    code, out, err = run(runner, config, "sync")
+    assert code == 1 and out == ""
+    assert err == f"error: No sources are configured; add a [[sources]] table to {config}.\n"
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_sync_says_failures_on_stderr_one_designed_sentence_each(
+    tmp_path: Path, repo: GitRepo, runner, monkeypatch
+) -> None:
+    """A refused connection (git:// and http://), a connection that times out and a host
+    that does not resolve each get one sentence of gitdags' own, on stderr; what synced is
+    on stdout."""
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    silent = socket.socket()  # accepts the connection and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    slow = silent.getsockname()[1]
+    monkeypatch.setenv("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # git's own timeout, in 1 s
+    monkeypatch.setenv("GIT_HTTP_LOW_SPEED_TIME", "1")
+    sources = {
+        "good": str(repo.path),
+        "git": f"git://127.0.0.1:{port}/x.git",
+        "http": f"http://127.0.0.1:{port}/x.git",
+        "slow": f"http://127.0.0.1:{slow}/x.git",
+        "dns": "https://no-such-host.invalid/x.git",
+    }
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[state]\ndatabase = "state.db"\n'
+        + "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n' for n, u in sources.items())
+    )
+    try:
+        code, out, err = run(runner, config, "sync")
+    finally:
+        silent.close()
+    assert code == 1
+    assert out.startswith("good: - -> ") and "FAILED" not in out
+    refused = "refused the connection (nothing serves git at that host and port); check the "
+    refused += "URL's host and port, and that the git server runs."
+    assert err.splitlines() == [
+        f"git: FAILED: Source 'git': {sources['git']} {refused}",
+        f"http: FAILED: Source 'http': {sources['http']} {refused}",
+        f"slow: FAILED: Source 'slow': {sources['slow']} did not answer in time (the connection "
+        "timed out); check the URL, the network and any firewall on the way.",
+        f"dns: FAILED: Source 'dns': {sources['dns']} is unreachable; check the URL and the "
+        "network.",
+    ]
+
+
+def test_syncs_shows_the_files_that_status_counts_as_errors(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    """`status` says "`gitdags syncs` shows why": the text log names each file and its error
+    under the sync that found it (five, and how many more; `-o wide` all of them)."""
+    broken = {f"b{i}.yaml": "a: [\n" for i in range(7)}
+    repo.commit("broken", {"a.yaml": dag_yaml("a"), "bin.json": b"\x00\x01", **broken})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    _, out, _ = run(runner, config, "status")
+    assert "files with errors:  8" in out and "`gitdags syncs` shows why" in out
+    _, out, _ = run(runner, config, "syncs")
+    lines = out.splitlines()
+    assert lines[0].startswith("STARTED") and lines[1].split()[2] == "main"
+    assert lines[2:] == [
+        "    b0.yaml:2: error GD004 The file cannot be parsed: while parsing a flow node did not "
+        "find expected node content.",
+        *[lines[i] for i in range(3, 7)],
+        "    and 3 more errors (`-o wide` shows them)",
+    ]
+    _, out, _ = run(runner, config, "syncs", "-o", "wide")
+    named = {line.split(":")[0].strip() for line in out.splitlines()[2:]}
+    assert named == {"bin.json", *broken}
+    assert "bin.json: error GD002 The file is binary" in out
+
+
 def test_unknown_config_key_names_the_key(tmp_path: Path, repo: GitRepo, runner) -> None:
     config = write_config(tmp_path, repo, extra="[daemon]\nintreval = '5s'\n")
     code, _, err = run(runner, config, "list")
@@ -153,6 +265,50 @@ def test_init_writes_a_config_that_loads(tmp_path: Path, runner) -> None:
     assert settings_of(target).sources[0].name == "main"
     result = runner.invoke(app, ["init", "--path", str(target)])
     assert result.exit_code == 1 and "already exists" in result.stderr
+
+
+AIRFLOW_DAG = 'from airflow import DAG\n\nwith DAG("hourly_report"):\n    pass\n'
+
+
+def test_init_counts_airflow_files_and_takes_branch_subdir_include(
+    tmp_path: Path, repo: GitRepo, runner, monkeypatch
+) -> None:
+    """A newcomer whose repository holds Airflow DAG files gets an include with **/*.py, and
+    `gitdags sync` finds them without editing TOML; --branch, --subdir and --include are
+    written as given."""
+    repo.commit("airflow", {"dags/hourly.py": AIRFLOW_DAG, "dags/common/util.py": "X = 1\n"})
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("GITDAGS_")]:
+        monkeypatch.delenv(var)
+    done = runner.invoke(app, ["init", "--url", "repo", "--subdir", "dags"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == (
+        "Wrote config.toml; repo holds Airflow DAG files (dags/hourly.py), so its include has "
+        "**/*.py; next: gitdags sync\n"
+    )
+    (written,) = settings_of(tmp_path / "config.toml").sources
+    assert written.include == ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml", "**/*.py")
+    assert (written.url, written.branch, written.subdir) == (str(repo.path), "main", "dags")
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    assert [(d["dag_id"], d["path"], d["status"]) for d in listed] == [
+        ("hourly_report", "dags/hourly.py", "active")
+    ]
+
+    args = ["init", "--path", "other.toml", "--url", "https://git.example.com/dags.git"]
+    args += ["--branch", "release", "--subdir", "/flows/", "--include", "**/*.yaml"]
+    done = runner.invoke(app, [*args, "--include", "**/*.py", "--name", 'my "team"'])
+    assert done.exit_code == 2 and "a source name uses letters" in done.stderr
+    assert not (tmp_path / "other.toml").exists()
+    done = runner.invoke(app, [*args, "--include", "**/*.py", "--name", "team"])
+    assert done.exit_code == 0 and done.stdout == "Wrote other.toml; next: gitdags sync\n"
+    (given,) = settings_of(tmp_path / "other.toml").sources
+    assert (given.name, given.branch, given.subdir) == ("team", "release", "flows")
+    assert given.include == ("**/*.yaml", "**/*.py")
+    done = runner.invoke(app, ["init", "--path", "plain.toml", "--url", "repo", "--branch", "x"])
+    assert done.exit_code == 0  # no branch x: nothing to look at, the default include
+    (plain,) = settings_of(tmp_path / "plain.toml").sources
+    assert "**/*.py" not in plain.include
 
 
 def test_demo_runs_in_a_subprocess(tmp_path: Path) -> None:
@@ -291,7 +447,94 @@ def test_prune_retires_the_dags_of_a_source_that_left_the_config(
     assert json.loads(status.stdout) == []
     assert not (tmp_path / "state" / "gitdags.db.mirrors" / "old.git").exists()
     done = runner.invoke(app, ["--config", str(config), "prune", "--source", "old"])
-    assert done.exit_code == 1 and "no source named 'old'" in done.stderr
+    assert done.exit_code == 0 and done.stdout == (
+        "Source old is already pruned: its 1 DAGs are retired and keep their history; "
+        "nothing to do.\n"
+    )
+    done = runner.invoke(app, ["--config", str(config), "prune", "--source", "never"])
+    assert done.exit_code == 1 and "no source named 'never'" in done.stderr
+    audit = runner.invoke(app, ["--config", str(config), "audit", "--json"]).stdout
+    assert [e["action"] for e in json.loads(audit)] == ["prune-source"]  # once
+
+
+def test_prune_after_the_daemon_pruned_on_sighup_agrees(tmp_path: Path, runner) -> None:
+    """The daemon prunes a source removed from the config on SIGHUP; `prune` by hand then
+    says it is pruned already (its DAG is still listed, deleted, as history) and changes
+    nothing."""
+    one, two = GitRepo(tmp_path / "one"), GitRepo(tmp_path / "two")
+    one.commit("one", {"a.yaml": dag_yaml("a")})
+    two.commit("two", {"b.yaml": dag_yaml("b")})
+    config, database = tmp_path / "config.toml", tmp_path / "gitdags.db"
+    head = f'[state]\ndatabase = "{database}"\n[daemon]\nlisten = ""\n'
+    sources = {"main": one.path, "other": two.path}
+    config.write_text(
+        head + "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n' for n, u in sources.items())
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(config), "daemon"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_log(daemon, "synced source=other")
+        config.write_text(head + f'[[sources]]\nname = "main"\nurl = "{one.path}"\n')
+        daemon.send_signal(signal.SIGHUP)
+        wait_for_log(daemon, "config reloaded")
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    listed = json.loads(run(runner, config, "list", "--json")[1])
+    assert [(d["dag_id"], d["source"], d["status"]) for d in listed] == [
+        ("a", "main", "active"),
+        ("b", "other", "deleted"),
+    ]
+    code, out, err = run(runner, config, "prune", "--source", "other")
+    assert (code, err) == (0, "") and "already pruned" in out
+    audit = json.loads(run(runner, config, "audit", "--json")[1])
+    assert [(e["action"], e["actor"]) for e in audit] == [("prune-source", "gitdags")]
+
+
+def wait_for_log(proc: subprocess.Popen[str], text: str) -> None:
+    """Read the daemon's log until a line holds `text` (the log is the event waited on)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"the daemon ended (exit {proc.wait()}) before logging {text!r}")
+
+
+def test_unpin_source_of_a_source_not_rolled_back_does_nothing(
+    tmp_path: Path, repo: GitRepo, runner
+) -> None:
+    first = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    for _ in range(2):
+        code, out, _ = run(runner, config, "unpin", "--source", "main", "--yes")
+        assert (code, out) == (0, "Source main is not rolled back; nothing to do.\n")
+    assert json.loads(run(runner, config, "audit", "--json")[1]) == []  # no audit row
+    assert run(runner, config, "rollback", "--source", "main", "--to", first, "--yes")[0] == 0
+    code, out, _ = run(runner, config, "unpin", "--source", "main", "--yes")
+    assert code == 0 and "is unpinned; 1 DAGs serve their newest" in out
+    audit = json.loads(run(runner, config, "audit", "--json")[1])
+    assert [e["action"] for e in audit] == ["unpin-source", "rollback-source"]
+
+
+def test_backup_into_a_missing_folder_is_refused(tmp_path: Path, repo: GitRepo, runner) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    config = write_config(tmp_path, repo)
+    assert run(runner, config, "sync")[0] == 0
+    target = tmp_path / "nonexistent" / "dir" / "b.db"
+    code, out, err = run(runner, config, "backup", str(target))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: The folder {target.parent} does not exist; create it first, or give a path "
+        "in a folder that exists.\n"
+    )
+    assert not (tmp_path / "nonexistent").exists()
+    code, out, _ = run(runner, config, "backup", str(tmp_path / "b.db"))
+    assert code == 0 and "integrity check ok" in out
 
 
 def test_the_systemd_path_one_database_and_the_person_behind_sudo(
@@ -405,8 +648,6 @@ def test_kubectl_and_argocd_conventions(tmp_path: Path, repo: GitRepo, runner) -
 
 
 def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> None:
-    import signal
-
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     config = tmp_path / "config.toml"
     config.write_text(
@@ -416,7 +657,12 @@ def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> Non
     base = [sys.executable, "-m", "gitdags", "--config", str(config)]
     subprocess.run([*base, "sync"], check=True, capture_output=True)
     watch = subprocess.Popen(
-        [*base, "status", "--watch", "--interval", "0.1"], stdout=subprocess.PIPE, text=True
+        [*base, "status", "--watch", "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        # ctrl-c as in a terminal: a pytest-xdist worker ignores SIGINT, and a child would
+        # inherit that (Python then never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert watch.stdout is not None
     seen = 0
@@ -440,6 +686,19 @@ def test_a_source_wide_action_asks_on_a_terminal(tmp_path: Path, repo: GitRepo) 
     )
     base = [sys.executable, "-m", "gitdags", "--config", str(config)]
     subprocess.run([*base, "sync"], check=True, capture_output=True)
+    leader, follower = pty.openpty()  # nothing to release: no question
+    unasked = subprocess.Popen(
+        [*base, "unpin", "--source", "main"], stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    said = b""
+    while not said.endswith(b"\n") and b"?" not in said:  # a line, or a question
+        said += os.read(leader, 1024)
+    if b"?" in said:
+        os.write(leader, b"n\n")
+    assert said == b"Source main is not rolled back; nothing to do.\r\n"
+    assert unasked.wait(timeout=30) == 0
+    os.close(leader)
     leader, follower = pty.openpty()
     asked = subprocess.Popen(
         [*base, "rollback", "--source", "main", "--to", first],

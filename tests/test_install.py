@@ -69,9 +69,11 @@ def test_the_wheel_installed_in_a_fresh_venv_works_from_an_empty_folder(tmp_path
     empty = tmp_path / "newcomer"
     empty.mkdir()
 
-    before = run(venv, empty, "list")
-    assert before.returncode == 1 and "does not exist" in before.stderr
-    assert not (empty / "gitdags.db").exists()  # a read-only command made nothing
+    for command in ("list", "status", "sync"):  # what is missing first: the config
+        before = run(venv, empty, command)
+        assert before.returncode == 1 and before.stdout == "", before.stdout
+        assert "There is no config.toml in" in before.stderr and "gitdags init" in before.stderr
+    assert list(empty.iterdir()) == []  # and no command made a database
 
     demo = run(venv, empty, "demo")
     assert demo.returncode == 0, demo.stderr

@@ -314,7 +314,11 @@ def test_unreachable_network_remote_is_an_error(make_engine) -> None:
         port = s.getsockname()[1]
     engine = make_engine(source(f"git://127.0.0.1:{port}/nothing.git"))
     (result,) = engine.sync()
-    assert result.error and "unreachable" in result.error
+    assert result.error == (
+        f"Source 'main': git://127.0.0.1:{port}/nothing.git refused the connection (nothing "
+        "serves git at that host and port); check the URL's host and port, and that the git "
+        "server runs."
+    )
 
 
 def test_credentials_never_reach_the_database(make_engine) -> None:

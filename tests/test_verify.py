@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,31 @@ def test_only_commits_signed_by_an_allowed_ssh_key_are_served(
     assert result.error is None and engine2.dag("c").served_commit == last
 
 
-def test_gpg_signatures_are_checked_against_gpg_home(
-    tmp_path: Path, repo: GitRepo, make_engine, monkeypatch
-) -> None:
+@pytest.fixture
+def gnupg_homes(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Two GnuPG homes (one with a key, one empty); the gpg-agent that gpg starts in each
+    is stopped when the test ends (gpg would leave it running, daemonized)."""
     if shutil.which("gpg") is None:
         pytest.skip("gnupg is not installed")
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
+    homes = tmp_path / "gnupg", tmp_path / "empty-gnupg"
+    for home in homes:
+        home.mkdir(mode=0o700)
+    try:
+        yield homes
+    finally:
+        for home in homes:
+            subprocess.run(
+                ["gpgconf", "--kill", "all"],
+                env={**os.environ, "GNUPGHOME": str(home)},
+                capture_output=True,
+                timeout=60,
+            )
+
+
+def test_gpg_signatures_are_checked_against_gpg_home(
+    repo: GitRepo, make_engine, gnupg_homes: tuple[Path, Path]
+) -> None:
+    home, empty = gnupg_homes
     env = {**os.environ, "GNUPGHOME": str(home)}
     made = subprocess.run(
         ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "ops@example.com", "ed25519"],
@@ -83,8 +102,6 @@ def test_gpg_signatures_are_checked_against_gpg_home(
     )
     if made.returncode != 0:
         pytest.skip("gpg cannot make a key here")
-    empty = tmp_path / "empty-gnupg"
-    empty.mkdir(mode=0o700)
     os.environ["GNUPGHOME"] = str(home)  # the committer signs with the key of `home`
     try:
         signed_commit(
