@@ -185,6 +185,7 @@ class World:
     def __init__(self, root: Path, tier: str) -> None:
         from tests.test_airflow import airflow_python
 
+        self.tier = tier
         self.repo = GitRepo(root / "repo")
         self.repo.commit("dags", FILES)
         self.deploy = root / "deploy"
@@ -225,20 +226,27 @@ def dynamic(tmp_path_factory: pytest.TempPathFactory) -> World:
     world.engine.close()
 
 
-@pytest.mark.parametrize("tier", ["static", "dynamic"])
-def test_a_helper_that_mentions_airflow_and_dag_is_served(tier: str, request) -> None:
+@pytest.fixture(scope="module")
+def tiered(request: pytest.FixtureRequest) -> World:
+    """The world of one tier, set up with the module's fixtures (before a test starts: its
+    parse worker is not the test's to stop)."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.mark.parametrize("tiered", ["static", "dynamic"], indirect=True)
+def test_a_helper_that_mentions_airflow_and_dag_is_served(tiered: World) -> None:
     """1. `utils.py` (no DAG, but the words) is a helper module: served, so `etl` loads."""
-    world: World = request.getfixturevalue(tier)
+    world = tiered
     assert world.served("utils.py").read_text() == UTILS
     assert ("GD404", "warning") in world.issues("utils.py")
     assert world.status["etl"] == "active" and "etl" in world.bag["dags"]
     assert "utils.py" not in world.bag["errors"] and "etl.py" not in world.bag["errors"]
 
 
-@pytest.mark.parametrize("tier", ["static", "dynamic"])
-def test_the_tree_is_served_as_at_the_served_commit(tier: str, request) -> None:
+@pytest.mark.parametrize("tiered", ["static", "dynamic"], indirect=True)
+def test_the_tree_is_served_as_at_the_served_commit(tiered: World) -> None:
     """2. SQL templates, configs read at parse time, docs: in `current/` as in git."""
-    world: World = request.getfixturevalue(tier)
+    world = tiered
     assert world.served("config/etl.json").is_file() and world.served("sql/query.sql").is_file()
     assert world.served("README.md").read_text() == FILES["dags/README.md"]
     assert world.served("scripts/backfill.py").is_file()  # not counted, not a DAG file
@@ -290,11 +298,11 @@ def test_guarded_imports_follow_what_python_does(static: World, dynamic: World) 
         assert world.status["present_dag"] == "active" and "present_dag" in world.bag["dags"]
 
 
-@pytest.mark.parametrize("tier", ["static", "dynamic"])
-def test_a_provider_missing_where_airflow_runs_is_gd407(tier: str, request) -> None:
+@pytest.mark.parametrize("tiered", ["static", "dynamic"], indirect=True)
+def test_a_provider_missing_where_airflow_runs_is_gd407(tiered: World) -> None:
     """5. `airflow.providers.apache.kafka` is not installed where Airflow runs: GD407 (not a
     GD402 after a parse), for the static tier too when it knows that interpreter."""
-    world: World = request.getfixturevalue(tier)
+    world = tiered
     assert [c for c, s in world.issues("kafka.py") if s == "error"] == ["GD407"]
     message = next(i.message for i in world.result.issues if i.file == "dags/kafka.py")
     assert "airflow.providers.apache.kafka" in message
@@ -308,10 +316,10 @@ def test_a_moved_name_airflow_still_imports_is_a_warning(static: World) -> None:
     assert static.status["email_dag"] == "active" and "email_dag" in static.bag["dags"]
 
 
-@pytest.mark.parametrize("tier", ["static", "dynamic"])
-def test_a_dag_id_in_two_files_follows_airflow(tier: str, request) -> None:
+@pytest.mark.parametrize("tiered", ["static", "dynamic"], indirect=True)
+def test_a_dag_id_in_two_files_follows_airflow(tiered: World) -> None:
     """7. The file Airflow parses first keeps the id (served, active); the other's is GD301."""
-    world: World = request.getfixturevalue(tier)
+    world = tiered
     assert world.status["twin"] == "active"
     assert world.engine.dag("twin").path == "dags/a_first.py"
     assert ("GD301", "error") in world.issues("b_second.py")
@@ -333,11 +341,12 @@ def test_dag_factory_callables_resolve_in_the_served_tree(dynamic: World) -> Non
         assert dag_id in dynamic.bag["dags"]
 
 
-@pytest.mark.parametrize("tier", ["static", "dynamic"])
+@pytest.mark.parametrize("tiered", ["static", "dynamic"], indirect=True)
 def test_every_active_dag_loads_and_the_served_folder_adds_no_import_error(
-    tier: str, request
+    tiered: World,
 ) -> None:
-    world: World = request.getfixturevalue(tier)
+    world = tiered
+    tier = world.tier
     active = {d for d, s in world.status.items() if s == "active"}
     # the static tier cannot know that a file reads a config written at deploy time: its
     # DAG is active, and fails in Airflow as it fails in the repository itself
