@@ -250,10 +250,8 @@ class Daemon:
         self.metrics.observe(config.name, outcome, result.duration_ms / 1000)
         failures = record.failures if record else 0
         if result.error:
+            wait = backoff(self.settings.interval_of(config), failures, self.settings.max_backoff)
             if unsaid or failures in (1, 2, 4, 8, 16) or failures % 50 == 0:
-                wait = backoff(
-                    self.settings.interval_of(config), failures, self.settings.max_backoff
-                )
                 log.warning(
                     "sync failed",
                     extra={
@@ -263,7 +261,10 @@ class Daemon:
                         "retry_in_s": round(wait, 1),
                     },
                 )
-            sdnotify.notify(f"STATUS={config.name} failing: {result.error}")
+            sdnotify.notify(
+                f"STATUS={config.name} failing ({failures} in a row, retrying in {wait:.0f}s): "
+                f"{result.error}"
+            )
             return
         if before is not None and before.failures:
             log.info(
