@@ -386,24 +386,26 @@ class Daemon:
                         self._attempted.discard(name)
                     self.metrics.forget(name)  # before the prune: its commit is what others see
                     self._prune(name)
-        for name, config in new.items():
-            if name not in self.workers:
-                if name not in old:
-                    with self.lock:
-                        self._added.add(name)
-                self._start(config)
-                log.info("source started", extra={"source": name, "url": config.safe_url})
-                self._say_inherited_failures(name)
+        starting = [config for name, config in new.items() if name not in self.workers]
+        # their records as they were before these workers ran (a new database has none)
+        records = self.records() if starting and self.settings.database.exists() else {}
+        for config in starting:
+            name = config.name
+            if name not in old:
+                with self.lock:
+                    self._added.add(name)
+            self._start(config)
+            log.info("source started", extra={"source": name, "url": config.safe_url})
+            self._say_inherited_failures(records.get(name))
 
-    def _say_inherited_failures(self, name: str) -> None:
+    def _say_inherited_failures(self, record: SourceRecord | None) -> None:
         """A source that was failing when the last daemon stopped (or was killed): said at
         start, so that a restarted daemon never waits on an old failure in silence."""
-        record = self.records().get(name)
         if record is not None and record.failures:
             log.warning(
                 "source was failing before this start; syncing it now",
                 extra={
-                    "source": name,
+                    "source": record.name,
                     "failures": record.failures,
                     "failing_since": record.last_error_at,
                     "error": record.last_error,
