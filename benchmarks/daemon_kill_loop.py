@@ -15,7 +15,8 @@ The database must stay whole throughout.
 
 `--remote` serves the repository as a bare file:// remote (no ref watch: interval polls only);
 `--group` kills the daemon's process group (its git commands too), as `systemctl kill` or a
-container runtime does, instead of the daemon's process alone.
+container runtime does, instead of the daemon's process alone; `--served-branch` and `--hooks`
+add those consumers.
 """
 
 from __future__ import annotations
@@ -157,13 +158,16 @@ def main() -> None:
     parser.add_argument(
         "--group", action="store_true", help="kill the whole process group (git included)"
     )
+    parser.add_argument("--dir", type=Path, default=WORK / "daemon-kill-loop")
+    parser.add_argument("--served-branch", action="store_true", help="publish served branches")
+    parser.add_argument("--hooks", action="store_true", help="a command hook on every change")
     args = parser.parse_args()
     rnd = random.Random(args.seed)
     total = {"kills": 0, "checked": 0, "caught up": 0, "stalls": 0, "broken database": 0}
     longest = 0.0
     started = time.perf_counter()
     for loop in range(1, args.loops + 1):
-        root = WORK / "daemon-kill-loop"
+        root = args.dir
         shutil.rmtree(root, ignore_errors=True)
         repo = root / "repo"
         repo.mkdir(parents=True)
@@ -180,10 +184,13 @@ def main() -> None:
             url = f"file://{remote}"
         database = root / "state" / "g.db"
         cfg = root / "config.toml"
+        served = f'git_repo = "{root / "served.git"}"\n' if args.served_branch else ""
+        hooks = f'[[hooks]]\nname = "log"\ncommand = "cat >> {root / "hooks.log"}"\n'
         cfg.write_text(
-            f'[state]\ndatabase = "{database}"\n[publish]\ndeploy_dir = "{root / "deploy"}"\n'
+            f'[state]\ndatabase = "{database}"\n'
+            f'[publish]\ndeploy_dir = "{root / "deploy"}"\n{served}'
             f'[daemon]\ninterval = "1s"\nlisten = "127.0.0.1:{free_port()}"\n'
-            f'[[sources]]\nname = "main"\nurl = "{url}"\n'
+            f'[[sources]]\nname = "main"\nurl = "{url}"\n' + (hooks if args.hooks else "")
         )
         log = root / "daemon.log"
         committer = Committer(repo, remote, rnd, args.files)
