@@ -32,7 +32,7 @@ SYMLINK = "120000"
 AIRFLOWIGNORE = ".airflowignore"
 GITLINK = "160000"
 FETCH_TIMEOUT = 300
-LOCK_PATIENCE = 2.0  # seconds of waiting for a mirror's lock before the wait is logged
+LOCK_PATIENCE = 1.0  # seconds of waiting for a mirror's lock before the wait is logged
 # git's words for a lock file that is in its way
 _LOCK_IN_THE_WAY = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 

@@ -664,3 +664,43 @@ def test_a_quiet_source_polled_successfully_is_not_reported_stale(
     # is less than the time since then (before, the age was that of the first sync)
     assert 0 <= age < time.time() - since
     assert d.stop()[0] == 0
+
+
+def test_a_mirror_held_by_another_process_is_waited_for_until_the_deadline_and_said(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """Another process holding a mirror's lock (a stuck `gitdags sync`) kept the daemon's
+    sync waiting forever in silence; now it waits until the sync's deadline, says who holds
+    the lock, and syncs once the lock is free."""
+    tip = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    lock = tmp_path / "state" / "gitdags.db.mirrors" / "main.git.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            f"f = open({str(lock)!r}, 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'{os.getpid()}\\n'); f.flush()\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        d = start(source_toml("main", str(repo.path), "1s"), 'sync_timeout = "3s"')
+        until(lambda: (d.query("SELECT failures FROM sources") or [(0,)])[0][0] >= 1, timeout=60)
+        ((error,),) = d.query("SELECT last_error FROM sources")
+        assert f"is held by process {holder.pid}" in error, error
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    until(lambda: d.query("SELECT served_commit FROM sources") == [(tip,)], timeout=60)
+    code, err = d.stop()
+    assert code == 0
+    said = [ln for ln in err.splitlines() if "waiting for the mirror lock" in ln]
+    assert said and all(f"holder={holder.pid}" in ln for ln in said), err
