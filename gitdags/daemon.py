@@ -10,6 +10,7 @@ Only one daemon may hold a database: an exclusive lock on `<database>.lock`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import IO, TypeVar
 
 from gitdags import sdnotify
 from gitdags.config import Settings, SourceConfig
-from gitdags.engine import build_engine
+from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
 from gitdags.metrics import DaemonMetrics
 from gitdags.model import SourceRecord, SyncResult
@@ -90,6 +91,7 @@ class SourceWorker(threading.Thread):
         self.next_sync: float | None = None  # time.monotonic() of the next sync, when waiting
         self.failures = 0  # failed syncs in a row, as the wait began
         self.said_slow = False  # the running sync was logged as slow
+        self.problem: str | None = None  # what keeps it from syncing at all (not a failed sync)
         self.trigger.set()  # the first sync runs at once
 
     def activity(self) -> str:
@@ -100,9 +102,11 @@ class SourceWorker(threading.Thread):
             return f"syncing for {now - busy:.0f}s"
         if not self.is_alive():
             return "stopped"
+        left = max(0.0, (self.next_sync or now) - now)
+        if self.problem:
+            return f"retrying in {left:.0f}s: {self.problem}"
         if self.next_sync is None or self.trigger.is_set():
             return "starting a sync"
-        left = max(0.0, self.next_sync - now)
         if self.failures:
             return f"retrying in {left:.0f}s after {self.failures} failed syncs in a row"
         return f"next sync in {left:.0f}s"
@@ -113,40 +117,77 @@ class SourceWorker(threading.Thread):
 
     def run(self) -> None:
         settings = self.owner.settings
-        engine = build_engine(settings)
-        self.owner.attach(engine)
-        rounds = 0
+        interval = settings.interval_of(self.config)
+        engine: SyncEngine | None = None
+        rounds = faults = 0
         maintained = time.monotonic()
         try:
             while not self.halt.is_set():
-                record = engine.source_record(self.config.name)
-                failures = record.failures if record else 0
-                wait = backoff(settings.interval_of(self.config), failures, settings.max_backoff)
-                self.next_sync = time.monotonic() + wait
-                self.failures = failures
-                self.trigger.wait(wait)
-                if self.halt.is_set():
-                    break
-                self.trigger.clear()
-                self.said_slow = False
-                self.busy_since = time.monotonic()
                 try:
-                    result = engine.sync_source(self.config, progress=self.owner.progress)
-                finally:
-                    self.busy_since = None
-                after = engine.source_record(self.config.name)
-                self.owner.record(self.config, result, after, before=record)
-                if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
+                    if engine is None:
+                        engine = build_engine(settings)
+                        self.owner.attach(engine)
+                    synced = self._round(engine, interval, maintained)
+                    faults, self.problem = 0, None
+                except Exception as exc:  # outside a sync: opening the database, reading it
+                    faults += 1
+                    wait = backoff(interval, faults, settings.max_backoff)
+                    self.problem = str(exc).rstrip(".") or type(exc).__name__
+                    log.error(
+                        "cannot sync this source; retrying",
+                        extra={
+                            "source": self.config.name,
+                            "error": self.problem,
+                            "retry_in_s": round(wait, 1),
+                        },
+                        exc_info=not isinstance(exc, GitdagsError),
+                    )
+                    if engine is not None:
+                        with contextlib.suppress(Exception):
+                            engine.close()
+                        engine = None
+                    self.next_sync, self.failures = time.monotonic() + wait, faults
+                    self.halt.wait(wait)
+                    continue
+                if synced is None:  # halted while waiting
+                    break
+                if synced:
                     maintained = time.monotonic()
-                    try:
-                        engine.git(self.config).maintain()
-                    except GitdagsError as exc:
-                        log.warning("mirror maintenance failed: %s", exc)
                 rounds += 1
                 if self.max_rounds is not None and rounds >= self.max_rounds:
                     break
         finally:
-            engine.close()
+            if engine is not None:
+                engine.close()
+
+    def _round(self, engine: SyncEngine, interval: float, maintained: float) -> bool | None:
+        """Wait for the next sync (the interval, a trigger, or the backoff), then sync once;
+        whether the mirror was maintained, or None when halted while waiting."""
+        settings = self.owner.settings
+        record = engine.source_record(self.config.name)
+        failures = record.failures if record else 0
+        wait = backoff(interval, failures, settings.max_backoff)
+        self.next_sync = time.monotonic() + wait
+        self.failures = failures
+        self.trigger.wait(wait)
+        if self.halt.is_set():
+            return None
+        self.trigger.clear()
+        self.said_slow = False
+        self.busy_since = time.monotonic()
+        try:
+            result = engine.sync_source(self.config, progress=self.owner.progress)
+        finally:
+            self.busy_since = None
+        after = engine.source_record(self.config.name)
+        self.owner.record(self.config, result, after, before=record)
+        if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
+            try:
+                engine.git(self.config).maintain()
+            except GitdagsError as exc:
+                log.warning("mirror maintenance failed: %s", exc)
+            return True
+        return False
 
 
 class Daemon:

@@ -704,3 +704,24 @@ def test_a_mirror_held_by_another_process_is_waited_for_until_the_deadline_and_s
     assert code == 0
     said = [ln for ln in err.splitlines() if "waiting for the mirror lock" in ln]
     assert said and all(f"holder={holder.pid}" in ln for ln in said), err
+
+
+def test_a_source_worker_that_cannot_start_retries_and_says_why(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """An error outside a sync (here the engine cannot be built: the Airflow template of the
+    served branches cannot be read) ended the source's worker thread: the daemon logged
+    "daemon started" and then never synced again. Now the worker says why and retries."""
+    tip = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    template = tmp_path / "dag.py.tmpl"
+    d = start(
+        source_toml("main", str(repo.path), "1s"),
+        f'[publish]\ngit_repo = "{tmp_path / "served.git"}"\nairflow_template = "{template}"',
+    )
+    until(lambda: "Airflow template" in healthz_activity(d), timeout=60)
+    template.write_text("# $dag_id from $json_file\n")
+    until(lambda: d.query("SELECT served_commit FROM sources") == [(tip,)], timeout=60)
+    code, err = d.stop()
+    assert code == 0
+    (said, *_) = [ln for ln in err.splitlines() if "cannot sync this source; retrying" in ln]
+    assert "source=main" in said and str(template) in said and "retry_in_s=" in said
