@@ -164,6 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     rnd = random.Random(args.seed)
     total = {"kills": 0, "checked": 0, "caught up": 0, "stalls": 0, "broken database": 0}
+    total["stale git locks removed"] = 0
     longest = 0.0
     started = time.perf_counter()
     for loop in range(1, args.loops + 1):
@@ -231,6 +232,8 @@ def main() -> None:
                 kill_daemon(proc, args.group)
             total["kills"] += 1
             total["broken database"] += database.exists() and not whole(database)
+        said = log.read_text("utf-8", "replace") if log.exists() else ""
+        total["stale git locks removed"] += said.count("removing a stale git lock")
         print(
             f"loop {loop}: {committer.commits} commits; so far {total['caught up']}/"
             f"{total['checked']} checked restarts caught up, longest {longest:.1f}s",
@@ -241,7 +244,8 @@ def main() -> None:
         f"daemon kill -9 loop: {args.loops} loops, {total['kills']} kills, "
         f"{total['caught up']}/{total['checked']} checked restarts caught up "
         f"(longest {longest:.1f}s), {total['stalls']} stalls, "
-        f"{total['broken database']} broken databases, {seconds:.0f}s (seed {args.seed})"
+        f"{total['broken database']} broken databases, {total['stale git locks removed']} "
+        f"stale git locks removed, {seconds:.0f}s (seed {args.seed})"
     )
     if total["stalls"] or total["broken database"]:
         raise SystemExit(1)
