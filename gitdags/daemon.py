@@ -10,19 +10,22 @@ Only one daemon may hold a database: an exclusive lock on `<database>.lock`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
 from gitdags import sdnotify
 from gitdags.config import Settings, SourceConfig
-from gitdags.engine import build_engine
+from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
 from gitdags.metrics import DaemonMetrics
 from gitdags.model import SourceRecord, SyncResult
@@ -32,6 +35,7 @@ from gitdags.store import HistoryStore
 
 log = logging.getLogger(__name__)
 MAINTENANCE_EVERY = 3600.0  # seconds between `git gc --auto` of a source's mirror
+SLOW_SYNC = 30.0  # seconds after which a running sync is logged with where it waits
 T = TypeVar("T")
 
 
@@ -84,7 +88,28 @@ class SourceWorker(threading.Thread):
         self.halt = threading.Event()
         self.max_rounds = max_rounds
         self.busy_since: float | None = None  # time.monotonic() when the running sync began
+        self.next_sync: float | None = None  # time.monotonic() of the next sync, when waiting
+        self.failures = 0  # failed syncs in a row, as the wait began
+        self.said_slow = False  # the running sync was logged as slow
+        self.problem: str | None = None  # what keeps it from syncing at all (not a failed sync)
         self.trigger.set()  # the first sync runs at once
+
+    def activity(self) -> str:
+        """What the worker does now, in words: syncing (since), or what it waits for."""
+        now = time.monotonic()
+        busy = self.busy_since
+        if busy is not None:
+            return f"syncing for {now - busy:.0f}s"
+        if not self.is_alive():
+            return "stopped"
+        left = max(0.0, (self.next_sync or now) - now)
+        if self.problem:
+            return f"retrying in {left:.0f}s: {self.problem}"
+        if self.next_sync is None or self.trigger.is_set():
+            return "starting a sync"
+        if self.failures:
+            return f"retrying in {left:.0f}s after {self.failures} failed syncs in a row"
+        return f"next sync in {left:.0f}s"
 
     def stop(self) -> None:
         self.halt.set()
@@ -92,36 +117,77 @@ class SourceWorker(threading.Thread):
 
     def run(self) -> None:
         settings = self.owner.settings
-        engine = build_engine(settings)
-        self.owner.attach(engine)
-        rounds = 0
+        interval = settings.interval_of(self.config)
+        engine: SyncEngine | None = None
+        rounds = faults = 0
         maintained = time.monotonic()
         try:
             while not self.halt.is_set():
-                record = engine.source_record(self.config.name)
-                failures = record.failures if record else 0
-                wait = backoff(settings.interval_of(self.config), failures, settings.max_backoff)
-                self.trigger.wait(wait)
-                if self.halt.is_set():
-                    break
-                self.trigger.clear()
-                self.busy_since = time.monotonic()
                 try:
-                    result = engine.sync_source(self.config, progress=self.owner.progress)
-                finally:
-                    self.busy_since = None
-                self.owner.record(self.config, result, engine.source_record(self.config.name))
-                if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
+                    if engine is None:
+                        engine = build_engine(settings)
+                        self.owner.attach(engine)
+                    synced = self._round(engine, interval, maintained)
+                    faults, self.problem = 0, None
+                except Exception as exc:  # outside a sync: opening the database, reading it
+                    faults += 1
+                    wait = backoff(interval, faults, settings.max_backoff)
+                    self.problem = str(exc).rstrip(".") or type(exc).__name__
+                    log.error(
+                        "cannot sync this source; retrying",
+                        extra={
+                            "source": self.config.name,
+                            "error": self.problem,
+                            "retry_in_s": round(wait, 1),
+                        },
+                        exc_info=not isinstance(exc, GitdagsError),
+                    )
+                    if engine is not None:
+                        with contextlib.suppress(Exception):
+                            engine.close()
+                        engine = None
+                    self.next_sync, self.failures = time.monotonic() + wait, faults
+                    self.halt.wait(wait)
+                    continue
+                if synced is None:  # halted while waiting
+                    break
+                if synced:
                     maintained = time.monotonic()
-                    try:
-                        engine.git(self.config).maintain()
-                    except GitdagsError as exc:
-                        log.warning("mirror maintenance failed: %s", exc)
                 rounds += 1
                 if self.max_rounds is not None and rounds >= self.max_rounds:
                     break
         finally:
-            engine.close()
+            if engine is not None:
+                engine.close()
+
+    def _round(self, engine: SyncEngine, interval: float, maintained: float) -> bool | None:
+        """Wait for the next sync (the interval, a trigger, or the backoff), then sync once;
+        whether the mirror was maintained, or None when halted while waiting."""
+        settings = self.owner.settings
+        record = engine.source_record(self.config.name)
+        failures = record.failures if record else 0
+        wait = backoff(interval, failures, settings.max_backoff)
+        self.next_sync = time.monotonic() + wait
+        self.failures = failures
+        self.trigger.wait(wait)
+        if self.halt.is_set():
+            return None
+        self.trigger.clear()
+        self.said_slow = False
+        self.busy_since = time.monotonic()
+        try:
+            result = engine.sync_source(self.config, progress=self.owner.progress)
+        finally:
+            self.busy_since = None
+        after = engine.source_record(self.config.name)
+        self.owner.record(self.config, result, after, before=record)
+        if not result.error and time.monotonic() - maintained > MAINTENANCE_EVERY:
+            try:
+                engine.git(self.config).maintain()
+            except GitdagsError as exc:
+                log.warning("mirror maintenance failed: %s", exc)
+            return True
+        return False
 
 
 class Daemon:
@@ -142,9 +208,13 @@ class Daemon:
         self.workers: dict[str, SourceWorker] = {}
         self.lock = threading.Lock()
         self._attempted: set[str] = set()
+        self._failing: set[str] = set()  # sources whose failure this process has logged
+        self._succeeded: dict[str, float] = {}  # source -> time.time() of its last good sync
         self._added: set[str] = set()  # sources a reload added: not yet in readiness
         self._reader: HistoryStore | None = None
-        self.metrics = DaemonMetrics(self.records, self.dag_counts, self.publishes)
+        self.metrics = DaemonMetrics(
+            self.records, self.dag_counts, self.publishes, last_success=self.last_success
+        )
         self.attachments: list[Callable[[object], None]] = []
         self.started = time.time()
         self.watcher: RefWatcher | None = None
@@ -171,6 +241,17 @@ class Daemon:
     def publishes(self) -> dict[str, dict[str, object]]:
         return self._read(lambda store: store.publish_targets(), {})
 
+    def last_success(self) -> dict[str, float]:
+        """When each source last synced without an error in this process (time.time()), a
+        poll that found nothing new included: the database records only syncs that changed
+        something, to keep quiet polls from writing."""
+        with self.lock:
+            return dict(self._succeeded)
+
+    def activity(self) -> dict[str, str]:
+        """What each source's worker does now, or waits for (for /healthz and STATUS=)."""
+        return {name: worker.activity() for name, worker in list(self.workers.items())}
+
     def attempted(self) -> set[str]:
         with self.lock:
             return set(self._attempted)
@@ -186,19 +267,32 @@ class Daemon:
         for hook in self.attachments:
             hook(engine)
 
-    def record(self, config: SourceConfig, result: SyncResult, record: SourceRecord | None) -> None:
-        """Count and log a finished sync; `record` is the source's reconcile record after it."""
+    def record(
+        self,
+        config: SourceConfig,
+        result: SyncResult,
+        record: SourceRecord | None,
+        *,
+        before: SourceRecord | None = None,
+    ) -> None:
+        """Count and log a finished sync; `record` is the source's reconcile record after it,
+        `before` the one before it."""
         with self.lock:
             first = config.name not in self._attempted
             self._attempted.add(config.name)
+            # the first failure this process sees is said, whatever the count it inherited
+            unsaid = result.error is not None and config.name not in self._failing
+            if result.error:
+                self._failing.add(config.name)
+            else:
+                self._failing.discard(config.name)
+                self._succeeded[config.name] = time.time()
         outcome = "failure" if result.error else "noop" if result.nothing_new else "success"
         self.metrics.observe(config.name, outcome, result.duration_ms / 1000)
         failures = record.failures if record else 0
         if result.error:
-            if failures in (1, 2, 4, 8, 16) or failures % 50 == 0:
-                wait = backoff(
-                    self.settings.interval_of(config), failures, self.settings.max_backoff
-                )
+            wait = backoff(self.settings.interval_of(config), failures, self.settings.max_backoff)
+            if unsaid or failures in (1, 2, 4, 8, 16) or failures % 50 == 0:
                 log.warning(
                     "sync failed",
                     extra={
@@ -208,8 +302,25 @@ class Daemon:
                         "retry_in_s": round(wait, 1),
                     },
                 )
-            sdnotify.notify(f"STATUS={config.name} failing: {result.error}")
+            sdnotify.notify(
+                f"STATUS={config.name} failing ({failures} in a row, retrying in {wait:.0f}s): "
+                f"{result.error}"
+            )
             return
+        if before is not None and before.failures:
+            log.info(
+                "source %s recovered after %d failures: serving %s (the last error was: %s)",
+                config.name,
+                before.failures,
+                short(result.to_commit),
+                before.last_error,
+                extra={
+                    "source": config.name,
+                    "failures": before.failures,
+                    "commit": short(result.to_commit),
+                    "failing_since": before.last_error_at,
+                },
+            )
         if result.changes or first:
             log.info(
                 "synced",
@@ -316,13 +427,48 @@ class Daemon:
                         self._attempted.discard(name)
                     self.metrics.forget(name)  # before the prune: its commit is what others see
                     self._prune(name)
-        for name, config in new.items():
-            if name not in self.workers:
-                if name not in old:
-                    with self.lock:
-                        self._added.add(name)
-                self._start(config)
-                log.info("source started", extra={"source": name, "url": config.safe_url})
+        starting = [config for name, config in new.items() if name not in self.workers]
+        # their records as they were before these workers ran (a new database has none)
+        records = self.records() if starting and self.settings.database.exists() else {}
+        for config in starting:
+            name = config.name
+            if name not in old:
+                with self.lock:
+                    self._added.add(name)
+            self._start(config)
+            log.info("source started", extra={"source": name, "url": config.safe_url})
+            self._say_inherited_failures(records.get(name))
+
+    def _say_inherited_failures(self, record: SourceRecord | None) -> None:
+        """A source that was failing when the last daemon stopped (or was killed): said at
+        start, so that a restarted daemon never waits on an old failure in silence."""
+        if record is not None and record.failures:
+            log.warning(
+                "source was failing before this start; syncing it now",
+                extra={
+                    "source": record.name,
+                    "failures": record.failures,
+                    "failing_since": record.last_error_at,
+                    "error": record.last_error,
+                },
+            )
+
+    def _say_slow_syncs(self) -> None:
+        """Once per sync: a sync that runs past SLOW_SYNC seconds, and where it is (the
+        function it waits in), so that a daemon that seems idle says what it waits for."""
+        for name, worker in list(self.workers.items()):
+            busy = worker.busy_since
+            if busy is None or worker.said_slow or time.monotonic() - busy < SLOW_SYNC:
+                continue
+            worker.said_slow = True
+            log.warning(
+                "sync still running",
+                extra={
+                    "source": name,
+                    "seconds": round(time.monotonic() - busy),
+                    "waiting_in": where(worker),
+                },
+            )
 
     def _prune(self, name: str) -> None:
         """A source removed from the config (SIGHUP): its DAGs are retired, history kept, as
@@ -425,6 +571,7 @@ class Daemon:
                     else:
                         sdnotify.notify("WATCHDOG=1")
                     next_ping = time.monotonic() + watchdog
+                self._say_slow_syncs()
                 if self.max_rounds is not None and not any(
                     w.is_alive() for w in self.workers.values()
                 ):
@@ -445,6 +592,22 @@ class Daemon:
                 self._reader.close()
             lock.release()
             log.info("daemon stopped")
+
+
+def where(thread: threading.Thread) -> str:
+    """The innermost gitdags function a thread is in, and the call it waits on."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "unknown"
+    stack = traceback.extract_stack(frame)
+    ours = [f for f in stack if f"{os.sep}gitdags{os.sep}" in f.filename]
+    parts = []
+    if ours:
+        f = ours[-1]
+        parts.append(f"{Path(f.filename).name}:{f.lineno} {f.name}")
+    if stack and (not ours or stack[-1] is not ours[-1]):
+        parts.append(f"in {stack[-1].name}")
+    return " ".join(parts) or "unknown"
 
 
 def _warm_up() -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RECOVERED = "recovered after"  # the note of a sync that ended a run of failures
 # Called after a committed change to what is served: (source, commit, changes).
 Listener = Callable[[str, str | None, tuple[DagChange, ...]], None]
 
@@ -222,7 +223,7 @@ class SyncEngine:
                     )
                     if dry_run:
                         raise _DryRun
-                    self._record_success(config, result, head)
+                    result = self._record_success(config, result, head)
                     if self.settings.hooks and result.changes:  # delivered at least once
                         self.store.queue_delivery(
                             payload(config.name, result.to_commit, result.changes)
@@ -253,18 +254,25 @@ class SyncEngine:
                 log.error("%s", problem)
         return dataclasses.replace(result, publish_error=problem) if problem else result
 
-    def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> None:
+    def _record_success(self, config: SourceConfig, result: SyncResult, head: str) -> SyncResult:
         """The reconcile record (and the sync log) after a sync that worked. A poll that found
-        nothing new writes nothing, unless it ends a run of failures."""
+        nothing new writes nothing, unless it ends a run of failures: that one is logged with
+        a note, so that `syncs` and `status` show the recovery."""
         before = self.store.source_record(config.name)
         if result.nothing_new and before is not None and not before.last_error and not result.note:
-            return
+            return result
+        if before is not None and before.failures:
+            said = f"{RECOVERED} {before.failures} failed syncs"
+            result = dataclasses.replace(
+                result, note=f"{result.note}; {said}" if result.note else said
+            )
         if not result.nothing_new or result.forced or result.note:
             self.store.insert_sync(result)
         self.store.record_synced(
             config.name, config.safe_url, config.branch, config.fingerprint(), head
         )
         self.store.bump()
+        return result
 
     def _fail(
         self,
@@ -370,6 +378,11 @@ class SyncEngine:
         for name in names:
             r = records.get(name) or SourceRecord(name)
             cfg = configured.get(name)
+            recovered = ""
+            if not r.last_error:  # the last run of failures it ended, while it is the news
+                last = self.store.syncs(source=name, limit=1)
+                if last and RECOVERED in last[0].note:
+                    recovered = f"{last[0].started_at}: {last[0].note}"
             out.append(
                 SourceStatus(
                     source=name,
@@ -388,6 +401,7 @@ class SyncEngine:
                     file_errors=file_errors.get(name, 0),
                     publish=published,
                     sandbox=cfg.sandbox_state if cfg else None,
+                    recovered=recovered,
                 )
             )
         return out

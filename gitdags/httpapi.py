@@ -37,10 +37,11 @@ def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
 def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     """Ready once every configured source has synced (its first round in this process done
     and a commit served), a source added by a reload counting once its first sync ran; each
-    source's reconcile record as the engine wrote it."""
+    source's reconcile record as the engine wrote it, and what its worker does now."""
     records = daemon.records()
     attempted = daemon.attempted()
     pending = daemon.pending()
+    activity = daemon.activity()
     sources = []
     for config in daemon.settings.sources:
         r = records.get(config.name)
@@ -54,6 +55,9 @@ def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
                 "consecutive_failures": r.failures if r else 0,
                 "pending": config.name in pending,
                 "sandbox": config.sandbox_state,
+                # what its worker does now or waits for: "syncing for 3s", "next sync in
+                # 20s", "retrying in 40s after 4 failed syncs in a row"
+                "activity": activity.get(config.name, "not started"),
             }
         )
     ready = all(s["synced"] or s["pending"] for s in sources)

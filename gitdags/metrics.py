@@ -27,16 +27,18 @@ class _StateCollector(Collector):
         records: Callable[[], dict[str, SourceRecord]],
         counts: Callable[[], dict[str, dict[str, int]]],
         publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        last_success: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.records = records
         self.counts = counts
         self.publishes = publishes
+        self.last_success = last_success
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         records = self.records()
         age = GaugeMetricFamily(
             "gitdags_seconds_since_last_successful_sync",
-            "Age of the last successful sync.",
+            "Age of the last successful sync (a poll that found nothing new included).",
             labels=["source"],
         )
         failures = GaugeMetricFamily(
@@ -48,12 +50,18 @@ class _StateCollector(Collector):
             labels=["source", "commit"],
         )
         now = time.time()
+        polled = self.last_success() if self.last_success else {}
         for name, r in sorted(records.items()):
             failures.add_metric([name], r.failures)
             if r.served_commit:
                 served.add_metric([name, r.served_commit], 1)
+            # a poll that found nothing new is a successful sync too (the database records
+            # only the syncs that changed something; the daemon knows its quiet polls)
+            synced = [polled[name]] if name in polled else []
             if r.last_sync_at:
-                age.add_metric([name], now - datetime.fromisoformat(r.last_sync_at).timestamp())
+                synced.append(datetime.fromisoformat(r.last_sync_at).timestamp())
+            if synced:
+                age.add_metric([name], max(0.0, now - max(synced)))
         dags = GaugeMetricFamily(
             "gitdags_dags", "DAGs by source and status.", labels=["source", "status"]
         )
@@ -78,6 +86,8 @@ class DaemonMetrics:
         records: Callable[[], dict[str, SourceRecord]],
         counts: Callable[[], dict[str, dict[str, int]]],
         publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        *,
+        last_success: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.syncs = Counter(
@@ -93,7 +103,7 @@ class DaemonMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(records, counts, publishes))
+        self.registry.register(_StateCollector(records, counts, publishes, last_success))
 
     def observe(self, source: str, outcome: str, seconds: float) -> None:
         self.syncs.labels(source, outcome).inc()

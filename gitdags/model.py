@@ -505,6 +505,7 @@ class SourceStatus:
     file_errors: int = 0  # files that are not DAG definitions or cannot be read
     publish: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> its last
     sandbox: str | None = None  # where repository code runs: "bwrap", "none", or None (static)
+    recovered: str = ""  # "<when>: recovered after N failed syncs", while its last sync says so
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -518,6 +519,7 @@ class SourceStatus:
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "consecutive_failures": self.failures,
+            "recovered": self.recovered or None,
             "pinned_commit": self.pinned_commit,
             "file_errors": self.file_errors,
             "counts": dict(self.counts),

@@ -172,6 +172,9 @@ def status(sources: list[SourceStatus]) -> str:
                 f"  files with errors:  {s.file_errors} (not DAG files, or unreadable; "
                 "`gitdags syncs` shows why)"
             )
+        if s.recovered:
+            at, _, said = s.recovered.partition(": ")
+            lines.append(f"  recovered:          {when(at)}, {said}")
         if s.last_error:
             lines.append(
                 f"  last error (since {when(s.last_error_at)}, {s.failures} in a row): "

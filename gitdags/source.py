@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ SYMLINK = "120000"
 AIRFLOWIGNORE = ".airflowignore"
 GITLINK = "160000"
 FETCH_TIMEOUT = 300
+LOCK_PATIENCE = 1.0  # seconds of waiting for a mirror's lock before the wait is logged
+# git's words for a lock file that is in its way
+_LOCK_IN_THE_WAY = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +260,10 @@ class GitSource:
         self._git("config", "gc.autoDetach", "false")
 
     def maintain(self) -> None:
-        """Repack the mirror when git thinks it is due (the daemon calls this now and then)."""
-        self._git("gc", "--auto", "--quiet", timeout=FETCH_TIMEOUT)
+        """Repack the mirror when git thinks it is due (the daemon calls this now and then),
+        under the mirror's lock: never beside a fetch."""
+        with self.locked():
+            self._git("gc", "--auto", "--quiet", timeout=FETCH_TIMEOUT)
 
     def local_path(self) -> Path | None:
         """The repository's folder when it is on this machine (a path or a file:// URL)."""
@@ -274,15 +280,49 @@ class GitSource:
                 f"Source {self.config.name!r}: repository {self.config.url} does not exist; "
                 "check its url."
             )
-        self.mirror.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{self.mirror}.lock", "a") as lock:  # one fetch per mirror, across processes
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self.locked():
             return self._fetch()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the mirror's lock (one writer of a mirror at a time, across processes): wait
+        for it until the sync's deadline, saying who holds it, then fail in one sentence."""
+        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(f"{self.mirror}.lock")
+        with open(path, "a+") as lock:
+            said = False
+            waited = time.monotonic()
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+                lock.seek(0)
+                holder = lock.read().strip() or "unknown"
+                if not said and time.monotonic() - waited >= LOCK_PATIENCE:
+                    log.warning(
+                        "waiting for the mirror lock",
+                        extra={"source": self.config.name, "lock": str(path), "holder": holder},
+                    )
+                    said = True
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise SourceError(
+                        f"Source {self.config.name!r}: the mirror lock {path} is held by "
+                        f"process {holder} (another gitdags sync of this mirror) past the "
+                        "sync's deadline; stop that process or raise [daemon] sync_timeout."
+                    )
+                time.sleep(0.05)
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            yield
 
     def _fetch(self) -> str:
         self.ensure_mirror()
         branch = self.config.branch
-        self._git(
+        args = (
             "-c",
             "gc.auto=0",  # never a surprise repack inside a sync: see maintain()
             "fetch",
@@ -292,9 +332,35 @@ class GitSource:
             "--no-write-fetch-head",
             self.config.url,
             f"+refs/heads/{branch}:refs/heads/{branch}",
-            timeout=FETCH_TIMEOUT,
         )
+        done = self._git(*args, timeout=FETCH_TIMEOUT, check=False)
+        if done.returncode != 0 and self._clear_stale_locks(done.stderr.decode("utf-8", "replace")):
+            done = self._git(*args, timeout=FETCH_TIMEOUT, check=False)
+        if done.returncode != 0:
+            raise SourceError(self._explain("fetch", done.stderr.decode("utf-8", "replace")))
         return self.head()
+
+    def _clear_stale_locks(self, stderr: str) -> bool:
+        """Remove the lock files git names as in the way ("Unable to create '...lock': File
+        exists") when no process works in the mirror: a git killed with SIGKILL (by a
+        service manager stopping the daemon's group, or by the sync's own deadline) leaves
+        them, and every later fetch would fail until someone deletes them. True if any went."""
+        root = self.mirror.resolve()
+        stale = []
+        for named in _LOCK_IN_THE_WAY.findall(stderr):
+            path = Path(named)
+            path = path if path.is_absolute() else root / path
+            if path.name.endswith(".lock") and path.resolve().is_relative_to(root):
+                stale.append(path)
+        if not stale or _working_in(root):
+            return False
+        for path in stale:
+            log.warning(
+                "removing a stale git lock (left by a killed git)",
+                extra={"source": self.config.name, "lock": str(path)},
+            )
+            path.unlink(missing_ok=True)
+        return True
 
     def head(self) -> str:
         done = self._git(
@@ -513,6 +579,24 @@ def _verb(args: tuple[str, ...] | list[str]) -> str:
     while len(rest) > 1 and rest[0] == "-c":
         rest = rest[2:]
     return rest[0] if rest else "git"
+
+
+def _working_in(folder: Path) -> bool:
+    """Whether a process of this machine has its working directory in `folder` (every git
+    command working on a mirror has: `git -C`); without /proc, assume one has."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone, or not ours to read
+            continue
+        if cwd == folder or cwd.is_relative_to(folder):
+            return True
+    return False
 
 
 def _is_repository(path: Path | None) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gitdags.daemon import backoff
-from tests.conftest import Gate, GitRepo, dag_yaml, git
+from tests.conftest import Gate, GitRepo, dag_yaml, git, killed_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -537,3 +537,192 @@ def test_a_long_first_sync_shows_progress_in_the_status_line(
         assert d.stop()[0] == 0
     finally:
         sock.close()
+
+
+def healthz_activity(d: DaemonProcess, source: str = "main") -> str:
+    code, body = d.http("GET", "/healthz")
+    if code is None:
+        return ""
+    found = [s for s in json.loads(body or "{}").get("sources", []) if s["source"] == source]
+    return found[0].get("activity", "") if found else ""
+
+
+def test_a_daemon_killed_with_its_git_restarts_past_the_lock_git_left(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """A daemon SIGKILLed in a sync together with its git (a service manager kills the whole
+    group; the sync's own deadline kills git too) leaves git's lock in the mirror: the
+    restarted daemon must still reach the tip, and say what it cleared."""
+    first = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    d = start(source_toml("main", str(repo.path), "1s"), env=killed_at("after-plan"))
+    assert d.proc.wait(timeout=60) == -signal.SIGKILL
+    mirror = d.db.with_name(d.db.name + ".mirrors") / "main.git"
+    # its git, killed in the middle of updating the branch: a real git holding the ref's
+    # lock (a prepared transaction) gets SIGKILL, and its lock stays behind
+    held = subprocess.Popen(
+        ["git", "-C", str(mirror), "update-ref", "--stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert held.stdin is not None
+    held.stdin.write(f"start\nupdate refs/heads/main {first}\nprepare\n".encode())
+    held.stdin.flush()
+    until(lambda: (mirror / "refs" / "heads" / "main.lock").exists())
+    held.kill()
+    held.wait()
+    held.stdin.close()
+    assert (mirror / "refs" / "heads" / "main.lock").exists()
+    tip = repo.commit("two", {"b.yaml": dag_yaml("b")})
+    d2 = start(source_toml("main", str(repo.path), "1s"))
+    until(lambda: d2.query("SELECT served_commit FROM sources") == [(tip,)], timeout=60)
+    code, err = d2.stop()
+    assert code == 0
+    assert "removing a stale git lock" in err and "main.lock" in err
+
+
+def test_a_restarted_daemon_says_the_failure_it_inherited_and_what_it_waits_for(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """The failures in a row are read back from the database: a daemon restarted on a
+    failing source used to fail in silence (its count was not one of those logged) and wait
+    out the backoff without a word."""
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    bare = bare_remote(tmp_path, repo)
+    d = start(source_toml("main", f"file://{bare}", "1s"))
+    until(lambda: d.served("a") == 1)
+    bare.rename(tmp_path / "hidden.git")
+    until(lambda: (d.query("SELECT failures FROM sources") or [(0,)])[0][0] >= 4, timeout=60)
+    d.proc.kill()  # kill -9
+    d.proc.wait()
+    ((inherited,),) = d.query("SELECT failures FROM sources")
+    d2 = start(source_toml("main", f"file://{bare}", "1s"))
+    until(lambda: d2.query("SELECT failures FROM sources")[0][0] > inherited, timeout=60)
+    activity = until(lambda: "retrying in" in healthz_activity(d2) and healthz_activity(d2))
+    assert f"after {inherited + 1} failed syncs in a row" in str(activity)
+    code, err = d2.stop()
+    assert code == 0
+    assert "source was failing before this start; syncing it now" in err
+    assert f"failures={inherited}" in err
+    (said,) = [ln for ln in err.splitlines() if "sync failed" in ln]
+    assert f"failures={inherited + 1}" in said and "retry_in_s=" in said
+
+
+def test_a_source_that_fails_and_recovers_is_said_to_recover(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    bare = bare_remote(tmp_path, repo)
+    d = start(source_toml("main", f"file://{bare}", "1s"))
+    until(lambda: d.served("a") == 1)
+    hidden = tmp_path / "hidden.git"
+    bare.rename(hidden)
+    until(lambda: (d.query("SELECT failures FROM sources") or [(0,)])[0][0] >= 2, timeout=60)
+    hidden.rename(bare)
+    until(lambda: d.query("SELECT failures, last_error FROM sources") == [(0, None)], timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "gitdags", "--config", str(d.config), "status"],
+        capture_output=True,
+        text=True,
+    )
+    (line,) = [ln for ln in status.stdout.splitlines() if "recovered" in ln]
+    assert "recovered after" in line and "failed syncs" in line, status.stdout
+    as_json = subprocess.run(
+        [sys.executable, "-m", "gitdags", "--config", str(d.config), "status", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    (src,) = json.loads(as_json.stdout)
+    assert "recovered after" in src["recovered"]
+    code, err = d.stop()
+    assert code == 0
+    (said,) = [ln for ln in err.splitlines() if "recovered after" in ln]
+    assert " INFO " in said and "source main recovered after" in said
+    assert "not a git repository" in said or "does not exist" in said  # the error it ended
+
+
+def test_a_quiet_source_polled_successfully_is_not_reported_stale(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """gitdags_seconds_since_last_successful_sync counts a poll that found nothing new as a
+    successful sync: on a quiet repository the alert on its age must not fire."""
+    repo.commit("one", {"a.yaml": dag_yaml("a")})
+    bare = bare_remote(tmp_path, repo)
+    d = start(source_toml("main", f"file://{bare}", "1s"))
+    until(lambda: d.served("a") == 1)
+    until(lambda: d.http("GET", "/metrics")[0] == 200)
+    since = time.time()  # the first sync, with news, finished before this
+    noop = metric(d.http("GET", "/metrics")[1], "gitdags_syncs_total", outcome="noop")
+
+    def two_more_quiet_polls() -> str:
+        code, body = d.http("GET", "/metrics")
+        done = code == 200 and metric(body, "gitdags_syncs_total", outcome="noop") >= noop + 2
+        return body if done else ""
+
+    body = str(until(two_more_quiet_polls, timeout=60))
+    age = metric(body, "gitdags_seconds_since_last_successful_sync", source="main")
+    # the second quiet poll began after the first had been counted, after `since`: its age
+    # is less than the time since then (before, the age was that of the first sync)
+    assert 0 <= age < time.time() - since
+    assert d.stop()[0] == 0
+
+
+def test_a_mirror_held_by_another_process_is_waited_for_until_the_deadline_and_said(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """Another process holding a mirror's lock (a stuck `gitdags sync`) kept the daemon's
+    sync waiting forever in silence; now it waits until the sync's deadline, says who holds
+    the lock, and syncs once the lock is free."""
+    tip = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    lock = tmp_path / "state" / "gitdags.db.mirrors" / "main.git.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            f"f = open({str(lock)!r}, 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'{os.getpid()}\\n'); f.flush()\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        d = start(source_toml("main", str(repo.path), "1s"), 'sync_timeout = "3s"')
+        until(lambda: (d.query("SELECT failures FROM sources") or [(0,)])[0][0] >= 1, timeout=60)
+        ((error,),) = d.query("SELECT last_error FROM sources")
+        assert f"is held by process {holder.pid}" in error, error
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    until(lambda: d.query("SELECT served_commit FROM sources") == [(tip,)], timeout=60)
+    code, err = d.stop()
+    assert code == 0
+    said = [ln for ln in err.splitlines() if "waiting for the mirror lock" in ln]
+    assert said and all(f"holder={holder.pid}" in ln for ln in said), err
+
+
+def test_a_source_worker_that_cannot_start_retries_and_says_why(
+    tmp_path: Path, repo: GitRepo, start
+) -> None:
+    """An error outside a sync (here the engine cannot be built: the Airflow template of the
+    served branches cannot be read) ended the source's worker thread: the daemon logged
+    "daemon started" and then never synced again. Now the worker says why and retries."""
+    tip = repo.commit("one", {"a.yaml": dag_yaml("a")})
+    template = tmp_path / "dag.py.tmpl"
+    d = start(
+        source_toml("main", str(repo.path), "1s"),
+        f'[publish]\ngit_repo = "{tmp_path / "served.git"}"\nairflow_template = "{template}"',
+    )
+    until(lambda: "Airflow template" in healthz_activity(d), timeout=60)
+    template.write_text("# $dag_id from $json_file\n")
+    until(lambda: d.query("SELECT served_commit FROM sources") == [(tip,)], timeout=60)
+    code, err = d.stop()
+    assert code == 0
+    (said, *_) = [ln for ln in err.splitlines() if "cannot sync this source; retrying" in ln]
+    assert "source=main" in said and str(template) in said and "retry_in_s=" in said
