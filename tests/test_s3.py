@@ -434,7 +434,7 @@ def test_status_exits_1_while_a_publish_target_fails(
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
     synced = gitdags("sync")
-    assert synced.returncode == 1 and "S3 (s3://later/prod) was not brought up" in synced.stdout
+    assert synced.returncode == 1 and "S3 (s3://later/prod) was not brought up" in synced.stderr
     text = gitdags("status")
     assert text.returncode == 1, text.stdout
     assert "s3: FAILING since" in text.stdout and "deploy folder: g000001" in text.stdout

@@ -301,13 +301,18 @@ class _LogScreen(Screen[None]):
         table.clear()
         table.add_rows(self.row(item) for item in message.rows)
         if message.rows:
-            table.move_cursor(row=min(row, len(message.rows) - 1), animate=False)
+            row = min(row, len(message.rows) - 1)
+            table.move_cursor(row=row, animate=False)
+            self._detail(table, row)  # the cursor may not move: no highlight event then
         else:
             self.query_one("#log-detail", Static).update(self.EMPTY)
 
     @on(DataTable.RowHighlighted, "#log")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        last = event.data_table.get_row_at(event.cursor_row)[-1]
+        self._detail(event.data_table, event.cursor_row)
+
+    def _detail(self, table: DataTable, row: int) -> None:
+        last = table.get_row_at(row)[-1]
         label = self.COLUMNS[-1]
         detail = Text(f"{label}: ", style="bold") + (
             last if isinstance(last, Text) else Text(str(last))
