@@ -263,7 +263,10 @@ class AirflowTier:
             checked,
             paths,
             prefix=root,
-            own={module_of(p, root).split(".")[0] for p in graph},
+            # the repository's top-level modules, and the folder a deploy_subdir serves it
+            # under (Airflow imports the source's modules through it)
+            own={module_of(p, root).split(".")[0] for p in graph}
+            | {self.sync.config.deploy_subdir.split("/")[0]},
             timeout=self.sync.config.parse_timeout,
             memory=self.sync.config.memory_limit,
         )

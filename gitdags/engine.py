@@ -107,8 +107,11 @@ class SyncEngine:
                 mirrors / "parse" / config.name,
                 self.settings.parsing_processes,
                 sandbox=config.sandbox,
-                readable=(self.tree_dir(config.name),),
+                # the source's files as the deploy folder serves them: its subdir's content,
+                # under its deploy_subdir (what Airflow's DAGs folder and sys.path see)
+                readable=(self.tree_dir(config.name) / config.subdir,),
                 private=self.private_paths(),
+                served_under=config.deploy_subdir,
             )
             self.parse_workers[config.name] = worker
         return worker

@@ -27,6 +27,7 @@ from typing import Any
 from gitdags import faults
 from gitdags.errors import SourceError
 from gitdags.model import DagFile, FileDefinitions, Issue
+from gitdags.sandbox import DAGS_FOLDER
 
 log = logging.getLogger(__name__)
 WORKER = Path(__file__).with_name("parse_worker.py")
@@ -48,6 +49,7 @@ class ParseWorker:
         sandbox: str = "bwrap",
         readable: tuple[Path, ...] = (),
         private: tuple[Path, ...] = (),
+        served_under: str = "",
     ) -> None:
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
@@ -59,7 +61,7 @@ class ParseWorker:
         if sandbox != "none":
             from gitdags.sandbox import inside
 
-            self.mounts = inside(self.readable)
+            self.mounts = inside(self.readable, served_under)
         self.proc: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.airflow_version = ""
@@ -97,7 +99,7 @@ class ParseWorker:
         for folder in self.readable:
             folder.mkdir(parents=True, exist_ok=True)
         return sandbox.command(
-            self.python, WORKER, self.scratch / "etc", self.readable, list(self.private)
+            self.python, WORKER, self.scratch / "etc", self.mounts, list(self.private)
         )
 
     def _inside(self, root: Path) -> str:
@@ -254,10 +256,14 @@ class ParseWorker:
     ) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """Results of one request, and the files in flight when the worker stopped (empty
         when it answered them all)."""
+        root_inside, under = self._inside(root), ""
+        if root_inside.startswith(DAGS_FOLDER + "/"):  # a source served under a folder: Airflow
+            under = root_inside[len(DAGS_FOLDER) + 1 :] + "/"  # has the deploy folder's root
+            root_inside = DAGS_FOLDER  # on sys.path, not that folder
         request = {
             "op": "parse",
-            "root": self._inside(root),
-            "files": files,
+            "root": root_inside,
+            "files": [under + f for f in files],
             "timeout": timeout,
             "memory": memory,
             "parallel": 1 if alone else self.parallel,
@@ -281,12 +287,16 @@ class ParseWorker:
                 if isinstance(peak, int):
                     self.children_peak_kb = max(self.children_peak_kb, peak)
                 return results, set()
-            if isinstance(answer.get("started"), str):
-                in_flight.add(answer["started"])
+            name = answer.get("started") or answer.get("file")
+            if not isinstance(name, str) or not name.startswith(under):
+                continue
+            rel = name[len(under) :]
+            if "started" in answer:
+                in_flight.add(rel)
                 faults.point("in-parse")
-            elif answer.get("file") in in_flight:
-                in_flight.discard(answer["file"])
-                results[answer["file"]] = self._outside(checked(answer.get("result")))
+            elif rel in in_flight:
+                in_flight.discard(rel)
+                results[rel] = self._outside(checked(answer.get("result")))
 
     def missing(self, names: list[str]) -> set[str]:
         if not names:

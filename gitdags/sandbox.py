@@ -93,17 +93,26 @@ def check_binds(paths: tuple[str, ...], private: list[Path]) -> None:
                 )
 
 
-def inside(readable: tuple[Path, ...]) -> list[tuple[str, str]]:
-    """Where each readable folder is seen in the sandbox: /sources/0, /sources/1, ..."""
-    return [(str(path), f"/sources/{number}") for number, path in enumerate(readable)]
+DAGS_FOLDER = "/sources/0"  # the first readable folder: the DAGs folder as Airflow has it
+
+
+def inside(readable: tuple[Path, ...], served_under: str = "") -> list[tuple[str, str]]:
+    """Where each readable folder is seen in the sandbox: /sources/0, /sources/1, ...; the
+    first (a source's files as served) under `served_under` in /sources/0, as a source's
+    `deploy_subdir` puts them in the deploy folder."""
+    first = f"{DAGS_FOLDER}/{served_under}".rstrip("/")
+    return [
+        (str(path), first if number == 0 else f"/sources/{number}")
+        for number, path in enumerate(readable)
+    ]
 
 
 def command(
-    python: str, worker: Path, scratch: Path, readable: tuple[Path, ...], private: list[Path]
+    python: str, worker: Path, scratch: Path, mounts: list[tuple[str, str]], private: list[Path]
 ) -> list[str]:
-    """The command that runs `python worker` in the sandbox, with `readable` (the trees it
-    parses) bound read-only where `inside` says; `scratch` is a folder of gitdags' own for
-    the sandbox's /etc/passwd and /etc/group."""
+    """The command that runs `python worker` in the sandbox, with `mounts` (the trees it
+    parses: (folder here, where the sandbox sees it), from `inside`) bound read-only;
+    `scratch` is a folder of gitdags' own for the sandbox's /etc/passwd and /etc/group."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SourceError(
@@ -114,7 +123,7 @@ def command(
     check_binds(prefixes, private)
     binds: list[tuple[str, str]] = [(p, p) for p in prefixes]
     binds.append((str(worker), "/run/gitdags/parse_worker.py"))
-    binds += inside(readable)
+    binds += mounts
     scratch.mkdir(parents=True, exist_ok=True)
     for name, text in (("passwd", PASSWD), ("group", GROUP)):
         (scratch / name).write_text(text)

@@ -483,3 +483,48 @@ def test_the_sync_deadline_bounds_the_airflow_parse(repo: GitRepo, tmp_path: Pat
         assert engine.dag("a").status == "active"
     finally:
         engine.close()
+
+
+def test_a_source_served_under_a_folder_is_parsed_as_airflow_will_load_it(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """With deploy_subdir, the source's files lie in a folder of Airflow's DAGs folder, which
+    alone is on sys.path: an import written against the source's own root fails there, and
+    gitdags' parse fails it too (it was active, and an import error in Airflow)."""
+    from tests.test_active_airflow import load_dagbag
+    from tests.test_airflow import airflow_python
+
+    helper = "def owner() -> str:\n    return 'team'\n"
+    uses = "from {module} import owner\n" + GOOD
+    repo.commit(
+        "team",
+        {
+            "dags/common/__init__.py": "",
+            "dags/common/helpers.py": helper,
+            "dags/rooted.py": uses.format(module="common.helpers", id="rooted"),
+            "dags/served.py": uses.format(module="team.common.helpers", id="served"),
+        },
+    )
+    config = SourceConfig(
+        name="main",
+        url=str(repo.path),
+        subdir="dags",
+        include=("**/*.py",),
+        python="airflow",
+        airflow_python=str(airflow_python()),
+        deploy_subdir="team",
+    )
+    deploy = tmp_path / "deploy"
+    engine = build_engine(settings_for(tmp_path, config, deploy_dir=deploy))
+    try:
+        (result,) = engine.sync()
+        assert result.error is None, result.error
+        statuses = {d.dag_id: d.status for d in engine.list_dags()}
+        (issue,) = [i for i in result.issues if i.file == "dags/rooted.py"]
+        assert "No module named 'common'" in issue.message
+        assert "rooted" not in statuses or statuses["rooted"] != "active"
+        assert statuses["served"] == "active"
+        bag = load_dagbag(deploy / "current", tmp_path / "airflow-home")
+        assert "served" in bag["dags"] and "rooted" not in bag["dags"]
+    finally:
+        engine.close()
