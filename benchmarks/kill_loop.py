@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 from repo import WORK, git  # noqa: E402
 
 from gitdags.faults import POINTS, VARIABLE  # noqa: E402
-from gitdags.publish import read_manifest  # noqa: E402
+from gitdags.serve.deploy import read_manifest  # noqa: E402
 
 N = 40
 

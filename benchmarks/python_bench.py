@@ -34,7 +34,7 @@ from repo import WORK, commit_all, git  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
-from gitdags.parsing import ParseWorker  # noqa: E402
+from gitdags.orchestrators.airflow.parsing import ParseWorker  # noqa: E402
 
 HELPER = 'def owner() -> str:\n    return "team-{rev}"\n'
 OPERATORS = ["BashOperator", "EmptyOperator", "PythonOperator"]

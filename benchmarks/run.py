@@ -38,8 +38,8 @@ import console_bench  # noqa: E402
 import daemon_bench  # noqa: E402
 from repo import WORK, commit_change, git, make_repo  # noqa: E402
 
+from gitdags.checks.crosscheck import EmptyCatalog, check_across  # noqa: E402
 from gitdags.config import Settings, SourceConfig  # noqa: E402
-from gitdags.crosscheck import EmptyCatalog, check_across  # noqa: E402
 from gitdags.engine import SyncEngine, build_engine  # noqa: E402
 from gitdags.kinds import check_file  # noqa: E402
 

@@ -30,7 +30,7 @@ from repo import WORK, commit_change, make_repo  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
-from gitdags.s3 import Puller, S3Settings  # noqa: E402
+from gitdags.serve.s3 import Puller, S3Settings  # noqa: E402
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from repo import WORK, commit_change, make_repo  # noqa: E402
 
 from gitdags.config import Settings, SourceConfig  # noqa: E402
 from gitdags.engine import build_engine  # noqa: E402
-from gitdags.served_branch import ServedBranches  # noqa: E402
+from gitdags.serve.branches import ServedBranches  # noqa: E402
 
 
 def main() -> None:

@@ -230,7 +230,7 @@ def validate(
     ),
 ) -> None:
     """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
-    from gitdags.offline import check_paths
+    from gitdags.checks.offline import check_paths
 
     cfg = settings()
     files, issues = check_paths(
@@ -342,7 +342,7 @@ def _status_rounds(as_json: bool, output: str | None, watch: bool, interval: flo
 
 
 def render_now() -> str:
-    from gitdags.store import now
+    from gitdags.history.store import now
 
     return now()
 
@@ -576,7 +576,7 @@ def daemon_(
     ),
 ) -> None:
     """Keep every source synced: intervals, ref watch, webhooks, /healthz, /metrics."""
-    from gitdags.daemon import Daemon
+    from gitdags.daemon.loop import Daemon
 
     cfg = settings()
     if cfg.config_path is None:  # its sources can only come from a config file
@@ -612,7 +612,7 @@ def pull(
     as_json: bool = JsonOpt,
 ) -> None:
     """The scheduler side: follow the S3 pointer into DIR/current, atomically, verified."""
-    from gitdags.s3 import Puller, PullResult, pull_loop
+    from gitdags.serve.s3 import Puller, PullResult, pull_loop
     from gitdags.spec import parse_duration
 
     seconds = parse_duration(interval)

@@ -50,7 +50,7 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 """
 
 if TYPE_CHECKING:
-    from gitdags.s3 import S3Settings
+    from gitdags.serve.s3 import S3Settings
 
 
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
@@ -399,7 +399,7 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
     for section, keys in SECTIONS.items():
         for key, value in raw.get(section, {}).items():
             if section == "publish" and key == "s3":
-                from gitdags.s3 import S3Settings
+                from gitdags.serve.s3 import S3Settings
 
                 values["s3"] = S3Settings(
                     **{

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitdags.errors import GitdagsError, StoreError, damaged
-from gitdags.publish import LEGACY_MANIFEST, legacy_layout, read_manifest
+from gitdags.serve.deploy import LEGACY_MANIFEST, legacy_layout, read_manifest
 
 if TYPE_CHECKING:
     from gitdags.engine import Publisher, SyncEngine
-    from gitdags.publish import DeployFolder
-    from gitdags.served_branch import ServedBranches
+    from gitdags.serve.branches import ServedBranches
+    from gitdags.serve.deploy import DeployFolder
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class Finding:
 
 def quick_check(database: Path) -> str | None:
     """None when SQLite finds the database whole (its quick check), else what it found."""
-    from gitdags.store import _read_only  # immutable where this user cannot write the folder
+    from gitdags.history.store import (
+        _read_only,  # immutable where this user cannot write the folder
+    )
 
     try:
         conn = _read_only(database)
@@ -386,7 +388,7 @@ def _branches(branches: ServedBranches, folder: DeployFolder, *, repair: bool) -
 
 
 def _branch_problem(repo: Path, current: Path, manifest: dict[str, Any]) -> str | None:
-    from gitdags.served_branch import files_by_source
+    from gitdags.serve.branches import files_by_source
 
     by_source = files_by_source(manifest)
     wanted = {"all": sorted({p for paths in by_source.values() for p in paths})}

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
-from gitdags.actions import OperatorActions, require_dag, require_version
 from gitdags.config import Settings, SourceConfig, missing_config
 from gitdags.errors import GitdagsError, PublishError, StoreError, damaged
-from gitdags.hooks import payload
+from gitdags.git.source import GitSource
+from gitdags.history.actions import OperatorActions, require_dag, require_version
+from gitdags.history.store import HistoryStore, now
 from gitdags.model import (
     STATUSES,
     ActionResult,
@@ -37,13 +38,12 @@ from gitdags.model import (
     SyncResult,
     Version,
 )
-from gitdags.source import GitSource
-from gitdags.store import HistoryStore, now
+from gitdags.serve.hooks import payload
 from gitdags.sync import SourceSync
 
 if TYPE_CHECKING:
-    from gitdags.parsing import ParseWorker
-    from gitdags.publish import Generation
+    from gitdags.orchestrators.airflow.parsing import ParseWorker
+    from gitdags.serve.deploy import Generation
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class SyncEngine:
     def parse_worker(self, config: SourceConfig) -> ParseWorker:
         """The long-lived Airflow parse worker of a source (started on use): one per source,
         so that repository code sees its own source's tree and no other."""
-        from gitdags.parsing import ParseWorker
+        from gitdags.orchestrators.airflow.parsing import ParseWorker
 
         worker = self.parse_workers.get(config.name)
         if worker is not None and (worker.python, worker.sandbox) != (
@@ -439,9 +439,9 @@ class Publisher:
     """A listener: after each change to what is served, the deploy folder and the hooks."""
 
     def __init__(self, settings: Settings, store: HistoryStore) -> None:
-        from gitdags.hooks import HookRunner
-        from gitdags.publish import DeployFolder
-        from gitdags.served_branch import ServedBranches
+        from gitdags.serve.branches import ServedBranches
+        from gitdags.serve.deploy import DeployFolder
+        from gitdags.serve.hooks import HookRunner
 
         self.store = store
         self.settings = settings
@@ -465,7 +465,7 @@ class Publisher:
         self.branches = ServedBranches(settings.git_repo) if settings.git_repo else None
         self.s3 = None
         if settings.s3 is not None:
-            from gitdags.s3 import S3Target
+            from gitdags.serve.s3 import S3Target
 
             self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
@@ -513,7 +513,7 @@ class Publisher:
         only: set[str] | None = None,
     ) -> None:
         """A deploy-folder generation to the served branches and S3 (those in `only`)."""
-        from gitdags.publish import read_manifest
+        from gitdags.serve.deploy import read_manifest
 
         branches, s3 = self.branches, self.s3
         wanted = [
@@ -553,7 +553,7 @@ class Publisher:
     ) -> Any:
         """Publish to one target and record how it went (`status` and /metrics show it); a
         failure is kept in `outcomes`, so that the other targets still get their turn."""
-        from gitdags.store import now
+        from gitdags.history.store import now
 
         try:
             result = publish()
@@ -611,7 +611,7 @@ class Publisher:
         """(source, path, blob) of the files of each configured source's tree at its served
         commit that are not DAG definitions: SQL templates, configs, docs, `.airflowignore`
         and the like, as git-sync would check them out (see `publish.other_files`)."""
-        from gitdags.publish import other_files
+        from gitdags.serve.deploy import other_files
 
         found: list[tuple[str, str, str]] = []
         records = self.store.source_records()
@@ -645,7 +645,7 @@ def airflow_dag_files(url: str, branch: str, subdir: str = "", *, most: int = 3)
     the tip of `branch` under `subdir`, in a repository on this machine (a path or file://);
     [] for a remote URL, a folder that is not a repository, or a branch it does not have."""
     from gitdags.config import PY_INCLUDE
-    from gitdags.kinds.airflow_py import is_dag_file
+    from gitdags.orchestrators.airflow.kind import is_dag_file
     from gitdags.spec import MAX_FILE_SIZE
 
     config = SourceConfig("init", url, branch, subdir.strip("/"), include=(PY_INCLUDE,))

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gitdags.store import HistoryStore
+from gitdags.history.store import HistoryStore
 
 
 class Registry:

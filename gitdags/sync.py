@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitdags import airflow3
-from gitdags.airflow_tier import AirflowTier
-from gitdags.checking import DeadlinePassed, check_all, context
+from gitdags.checks.crosscheck import check_across, whole_files
+from gitdags.checks.pool import DeadlinePassed, check_all, context
 from gitdags.config import Settings, SourceConfig
-from gitdags.crosscheck import check_across, whole_files
+from gitdags.git.source import AIRFLOWIGNORE, Change, Entry, GitSource, unchanged
+from gitdags.history.store import FileRow, HistoryStore, now
 from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
-from gitdags.kinds.dagfactory_defaults import is_defaults
 from gitdags.model import (
     Commit,
     DagChange,
@@ -38,11 +37,12 @@ from gitdags.model import (
     Issue,
     SyncResult,
 )
-from gitdags.source import AIRFLOWIGNORE, Change, Entry, GitSource, unchanged
-from gitdags.store import FileRow, HistoryStore, now
+from gitdags.orchestrators.airflow import compat
+from gitdags.orchestrators.airflow.dagfactory_defaults import is_defaults
+from gitdags.orchestrators.airflow.tier import AirflowTier
 
 if TYPE_CHECKING:
-    from gitdags.parsing import ParseWorker
+    from gitdags.orchestrators.airflow.parsing import ParseWorker
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class SourceSync:
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
-        check = airflow3.start(plan.checked)  # ruff's Airflow 3 rules, while Airflow parses
+        check = compat.start(plan.checked)  # ruff's Airflow 3 rules, while Airflow parses
         parsed = self.git.accepts.python and self.config.python == "airflow"
         parsed = parsed and self.worker is not None
         if parsed:
@@ -202,9 +202,7 @@ class SourceSync:
         if self.config.python == "airflow" and self.worker is not None:
             self.git.remaining(1)
             AirflowTier(self).build_dagfactory(plan, head)
-        airflow3.finish(
-            check, plan.checked, parsed=parsed, airflow_python=self.config.airflow_python
-        )
+        compat.finish(check, plan.checked, parsed=parsed, airflow_python=self.config.airflow_python)
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",

@@ -9,7 +9,7 @@ import warnings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitdags.airflowignore import AirflowIgnore, Linear
+from gitdags.orchestrators.airflow.ignore import AirflowIgnore, Linear
 from tests.conftest import GitRepo
 from tests.test_airflow_py import py_source
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gitdags.daemon import backoff
+from gitdags.daemon.loop import backoff
 from tests.conftest import Gate, GitRepo, dag_yaml, git, killed_at
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gitdags.checks.offline import check_paths
 from gitdags.config import SourceConfig
 from gitdags.engine import SyncEngine
-from gitdags.offline import check_paths
 from tests.conftest import GitRepo
 from tests.test_airflow_py import airflow_loads
 from tests.test_sync import statuses

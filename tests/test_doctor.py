@@ -314,7 +314,7 @@ def test_doctor_says_which_files_an_older_gitdags_left_without_a_hash(
     tmp_path: Path, repo: GitRepo
 ) -> None:
     config, runner = world(tmp_path, repo)
-    from gitdags.publish import manifest_path
+    from gitdags.serve.deploy import manifest_path
 
     current = (tmp_path / "deploy" / "current").resolve()
     manifest = json.loads(manifest_path(current).read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gitdags.store import MIGRATIONS, HistoryStore
+from gitdags.history.store import MIGRATIONS, HistoryStore
 from tests.conftest import GitRepo, dag_yaml, git
 from tests.test_sync import source, statuses
 

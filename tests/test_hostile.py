@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitdags.offline import check_paths
+from gitdags.checks.offline import check_paths
 from tests.conftest import GitRepo, dag_yaml
 from tests.test_sync import source, statuses
 

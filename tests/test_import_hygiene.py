@@ -10,7 +10,14 @@ import sys
 import pytest
 
 UI = ("textual", "typer", "rich")
-WRITE_SIDE = ("gitdags.engine", "gitdags.source", "gitdags.sync", "networkx", "yaml", "croniter")
+WRITE_SIDE = (
+    "gitdags.engine",
+    "gitdags.git.source",
+    "gitdags.sync",
+    "networkx",
+    "yaml",
+    "croniter",
+)
 
 
 def loaded(module: str, candidates: tuple[str, ...]) -> list[str]:
@@ -25,7 +32,7 @@ def loaded(module: str, candidates: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["gitdags", "gitdags.registry", "gitdags.airflow", "gitdags.engine", "gitdags.daemon"],
+    ["gitdags", "gitdags.registry", "gitdags.airflow", "gitdags.engine", "gitdags.daemon.loop"],
 )
 def test_headless_entry_points_never_load_the_console_or_cli(module: str) -> None:
     assert loaded(module, UI) == []

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitdags.crosscheck import EmptyCatalog, check_across
+from gitdags.checks.crosscheck import EmptyCatalog, check_across
 from gitdags.kinds import check_file
 
 EXTENSIONS = ["a.yaml", "a.yml", "a.json", "a.toml"]

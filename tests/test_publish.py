@@ -14,8 +14,8 @@ import pytest
 
 from gitdags.config import HookConfig
 from gitdags.engine import SyncEngine
-from gitdags.publish import read_manifest, safe_name
 from gitdags.registry import Registry
+from gitdags.serve.deploy import read_manifest, safe_name
 from tests.conftest import GitRepo, dag_yaml
 from tests.test_sync import source
 
@@ -280,7 +280,7 @@ def test_publish_command(tmp_path: Path, repo: GitRepo) -> None:
 
 
 def test_long_or_unsafe_dag_ids_get_file_names_of_their_own() -> None:
-    from gitdags.publish import safe_name
+    from gitdags.serve.deploy import safe_name
 
     long_a, long_b = "a" * 240 + "x", "a" * 240 + "y"
     assert safe_name(long_a) != safe_name(long_b)
@@ -322,7 +322,7 @@ def test_a_deploy_folder_of_the_old_layout_moves_its_manifest_out_of_the_tree(
     """Before, a generation kept gitdags' manifest.json among its files: doctor says so, and
     the next publish (the daemon makes one at start) writes the new layout."""
     from gitdags.doctor import examine
-    from gitdags.publish import manifest_path
+    from gitdags.serve.deploy import manifest_path
 
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     deploy = tmp_path / "deploy"

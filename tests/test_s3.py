@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitdags.config import SourceConfig
-from gitdags.s3 import Puller, S3Settings
+from gitdags.serve.s3 import Puller, S3Settings
 from tests.conftest import GitRepo, dag_yaml
 
 CREDENTIALS = {
@@ -171,7 +171,7 @@ def test_status_and_metrics_show_each_publish_target(
 ) -> None:
     from prometheus_client import generate_latest
 
-    from gitdags.metrics import DaemonMetrics
+    from gitdags.daemon.metrics import DaemonMetrics
 
     repo.commit("one", {"a.yaml": dag_yaml("a")})
     s3 = S3Settings(bucket="dags", endpoint_url=s3_server)
@@ -367,7 +367,7 @@ def test_a_dag_named_manifest_is_served_as_itself_everywhere(
     """gitdags' bookkeeping never shares a name with a served file: a DAG whose file is
     `manifest.json` is that DAG in the deploy folder, on the served branch and in S3."""
     from gitdags.doctor import examine
-    from gitdags.publish import manifest_path
+    from gitdags.serve.deploy import manifest_path
     from tests.test_served_branch import served_git
 
     repo.commit("one", {"manifest.yaml": dag_yaml("manifest"), "b.yaml": dag_yaml("b")})

@@ -397,7 +397,7 @@ def test_a_worker_that_stops_mid_parse_is_started_again_and_the_file_parsed_alon
     import signal
     import threading
 
-    from gitdags.parsing import ParseWorker
+    from gitdags.orchestrators.airflow.parsing import ParseWorker
     from tests.conftest import Gate
     from tests.test_airflow import airflow_python
 

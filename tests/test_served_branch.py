@@ -157,7 +157,7 @@ def test_airflow_3_reads_the_served_branch_as_a_git_dag_bundle(
 def test_a_generation_without_its_manifest_is_never_served_as_an_empty_tree(
     tmp_path: Path, repo: GitRepo, make_engine
 ) -> None:
-    from gitdags.publish import manifest_path
+    from gitdags.serve.deploy import manifest_path
 
     repo.commit("one", {"etl.yaml": dag_yaml("etl")})
     deploy, branches = tmp_path / "deploy", tmp_path / "served.git"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gitdags.crosscheck import EmptyCatalog, check_across
+from gitdags.checks.crosscheck import EmptyCatalog, check_across
+from gitdags.checks.offline import check_paths
 from gitdags.kinds import check_file
 from gitdags.model import CODES
-from gitdags.offline import check_paths
 from gitdags.spec import parse_duration
 from tests.conftest import SAMPLE, dag_yaml
 

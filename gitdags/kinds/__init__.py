@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitdags import formats
+from gitdags.checks.validate import content_hash
 from gitdags.model import DagFile, FileDefinitions, Issue
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
-from gitdags.validate import content_hash
 
 if TYPE_CHECKING:
-    from gitdags.airflowignore import AirflowIgnore
-    from gitdags.kinds.dagfactory_defaults import Defaults
+    from gitdags.orchestrators.airflow.dagfactory_defaults import Defaults
+    from gitdags.orchestrators.airflow.ignore import AirflowIgnore
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
@@ -54,14 +54,14 @@ class ReadContext:
 
     @functools.cached_property
     def ignore(self) -> AirflowIgnore | None:
-        from gitdags.airflowignore import AirflowIgnore
+        from gitdags.orchestrators.airflow.ignore import AirflowIgnore
 
         found = AirflowIgnore(dict(self.airflowignore)) if self.airflowignore else None
         return found if found else None
 
     @functools.cached_property
     def defaults_by_folder(self) -> dict[str, Defaults]:
-        from gitdags.kinds.dagfactory_defaults import read_defaults
+        from gitdags.orchestrators.airflow.dagfactory_defaults import read_defaults
 
         return read_defaults(self.defaults)
 
@@ -106,7 +106,7 @@ def _read(
     path: str, content: bytes | int | None, *, symlink: bool, ctx: ReadContext
 ) -> FileDefinitions:
     if not path.isascii() and any("\udc80" <= c <= "\udcff" for c in path):
-        from gitdags.source import escaped_name
+        from gitdags.git.source import escaped_name
 
         return misnamed(escaped_name(path))
     if symlink:
@@ -124,10 +124,10 @@ def _read(
         issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
         return FileDefinitions(path, "none", digest, issues=(issue,))
     if path.endswith(".py"):  # read as Python reads it: its coding declaration says how
-        from gitdags.kinds import airflow_py
+        from gitdags.orchestrators.airflow import kind
 
-        dag_file = airflow_py.is_dag_file(raw) and not ctx.airflow_ignores(path)
-        return airflow_py.definitions(path, raw, digest, ctx, dag_file=dag_file)
+        dag_file = kind.is_dag_file(raw) and not ctx.airflow_ignores(path)
+        return kind.definitions(path, raw, digest, ctx, dag_file=dag_file)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -158,8 +158,8 @@ def _read(
 
         dag = v1.definition(path, data, parsed.line_of, ctx, digest, text)
         return FileDefinitions(path, "v1", digest, dags=(dag,), content=text)
-    from gitdags.kinds import dagfactory
-    from gitdags.kinds.dagfactory_defaults import is_defaults
+    from gitdags.orchestrators.airflow import dagfactory
+    from gitdags.orchestrators.airflow.dagfactory_defaults import is_defaults
 
     if is_defaults(path) and formats.format_of(path) == "yaml":
         if data is not None and not isinstance(data, dict):

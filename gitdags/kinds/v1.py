@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from gitdags import validate
+from gitdags.checks import validate
 from gitdags.formats import LineFinder
 from gitdags.model import DagFile, Issue
 

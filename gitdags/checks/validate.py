@@ -6,7 +6,7 @@ and for the graph between DAGs.
 
 `check_dag` turns one format v1 mapping into a normalized spec and a list of issues (every
 problem, not just the first). Reading files is `gitdags.kinds`; the checks that need more than
-one file are in `gitdags.crosscheck`.
+one file are in `gitdags.checks.crosscheck`.
 """
 
 from __future__ import annotations

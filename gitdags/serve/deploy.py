@@ -33,8 +33,8 @@ from typing import Any
 
 from gitdags import faults
 from gitdags.errors import GitdagsError
+from gitdags.history.store import HistoryStore, now
 from gitdags.model import ServedDag
-from gitdags.store import HistoryStore, now
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def other_files(
     counted files) says are served otherwise. A Python file the source does not count (or
     could not read) is served only when Airflow would not take it for a DAG file (safe mode:
     it lacks `airflow` or `dag`): no code gitdags never checked becomes a DAG."""
-    from gitdags.kinds.airflow_py import is_dag_file
+    from gitdags.orchestrators.airflow.kind import is_dag_file
 
     found, unchecked = [], []
     for path, entry in sorted(listing.items()):
@@ -371,7 +371,7 @@ class DeployFolder:
         """The files that serve one DAG: its JSON spec (and the Airflow file of the template);
         for a dag-factory DAG, its loader and its block, beside where its YAML file lies."""
         if (dag.spec or {}).get("format") == "dag-factory":
-            from gitdags.kinds.dagfactory import loader_stem
+            from gitdags.orchestrators.airflow.dagfactory import loader_stem
 
             folder = self.layout(dag.source, dag.path).rpartition("/")[0]
             base = f"{folder}/{loader_stem(dag.path, dag.dag_id)}".lstrip("/")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gitdags.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gitdags.daemon import Daemon
+    from gitdags.daemon.loop import Daemon
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitdags import formats, validate
-from gitdags.kinds.dagfactory_defaults import Defaults, compose, merged
+from gitdags import formats
+from gitdags.checks import validate
 from gitdags.model import DagFile, Issue
+from gitdags.orchestrators.airflow.dagfactory_defaults import Defaults, compose, merged
 
 # DAG-level keys dag-factory reads (others are ignored, silently, by dag-factory)
 DAG_KEYS = frozenset(

@@ -23,15 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from gitdags import sdnotify
 from gitdags.config import Settings, SourceConfig
+from gitdags.daemon import sdnotify
+from gitdags.daemon.metrics import DaemonMetrics
+from gitdags.daemon.refwatch import RefWatcher
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
-from gitdags.metrics import DaemonMetrics
+from gitdags.history.store import HistoryStore
 from gitdags.model import SourceRecord, SyncResult
-from gitdags.refwatch import RefWatcher
 from gitdags.render import short
-from gitdags.store import HistoryStore
 
 log = logging.getLogger(__name__)
 MAINTENANCE_EVERY = 3600.0  # seconds between `git gc --auto` of a source's mirror
@@ -532,7 +532,7 @@ class Daemon:
             )
 
     def run(self) -> None:
-        from gitdags.httpapi import Listener
+        from gitdags.daemon.http import Listener
 
         lock = DaemonLock(self.settings.database)
         lock.acquire()

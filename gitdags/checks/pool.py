@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 from gitdags import faults, kinds
 from gitdags.config import Settings, SourceConfig
+from gitdags.git.source import SYMLINK, Entry
+from gitdags.history.store import dumps
 from gitdags.kinds import ReadContext
 from gitdags.model import DagFile, FileDefinitions
-from gitdags.source import SYMLINK, Entry
-from gitdags.store import dumps
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def check_all(
             mp_context = multiprocessing.get_context("fork")
         else:
             mp_context = multiprocessing.get_context("forkserver")
-            mp_context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checking"])
+            mp_context.set_forkserver_preload(["gitdags.kinds.v1", "gitdags.checks.pool"])
         size = -(-len(items) // (cores * 4))
         chunks = [(items[i : i + size], ctx, deadline) for i in range(0, len(items), size)]
         try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gitdags.config import SourceConfig
 
 if TYPE_CHECKING:
-    from gitdags.daemon import Daemon
+    from gitdags.daemon.loop import Daemon
 
 log = logging.getLogger(__name__)
 

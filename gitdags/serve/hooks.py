@@ -32,8 +32,8 @@ from typing import Any
 
 from gitdags import faults
 from gitdags.config import HookConfig, redact_url
+from gitdags.history.store import HistoryStore
 from gitdags.model import DagChange
-from gitdags.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from gitdags.errors import SourceError
 
 NOBODY = 65534
-LAUNCHER = Path(__file__).with_name("sandbox_launch.py")
+LAUNCHER = Path(__file__).with_name("launch.py")
 SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
 ETC = ("ld.so.cache", "ld.so.conf", "localtime", "timezone", "nsswitch.conf", "hosts", "mime.types")
 PASSWD = (

@@ -10,7 +10,7 @@ operator action is one transaction: a crash leaves the database as before or aft
 between, and two writers are serialized by SQLite, never lost. Readers in other processes see
 whole transactions only (WAL).
 
-Migrations (`gitdags.migrations`) are plain SQL, numbered by `PRAGMA user_version`, each run
+Migrations (`gitdags.history.migrations`) are plain SQL, numbered by `PRAGMA user_version`, each run
 in the transaction that records its number.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gitdags.errors import StoreError, damaged
-from gitdags.migrations import MIGRATIONS
+from gitdags.history.migrations import MIGRATIONS
 from gitdags.model import (
     AuditEntry,
     Commit,

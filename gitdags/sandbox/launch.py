@@ -1,4 +1,4 @@
-"""Run as root by gitdags (`gitdags.sandbox`) to start bubblewrap as uid 65534: it binds the
+"""Run as root by gitdags (`gitdags.sandbox.bwrap`) to start bubblewrap as uid 65534: it binds the
 folders the sandbox may read into a private mount namespace (root can reach them; 65534 may
 not, e.g. a pyenv under /root or a 0700 state folder), becomes 65534 and runs bwrap, which
 binds them from there. Standard library only; its one argument is JSON: [bwrap's options,

@@ -27,7 +27,7 @@ from typing import Any
 from gitdags import faults
 from gitdags.errors import SourceError
 from gitdags.model import DagFile, FileDefinitions, Issue
-from gitdags.sandbox import DAGS_FOLDER
+from gitdags.sandbox.bwrap import DAGS_FOLDER
 
 log = logging.getLogger(__name__)
 WORKER = Path(__file__).with_name("parse_worker.py")
@@ -59,7 +59,7 @@ class ParseWorker:
         self.private = private
         self.mounts: list[tuple[str, str]] = []  # (folder here, where the worker sees it)
         if sandbox != "none":
-            from gitdags.sandbox import inside
+            from gitdags.sandbox.bwrap import inside
 
             self.mounts = inside(self.readable, served_under)
         self.proc: subprocess.Popen[str] | None = None
@@ -94,11 +94,11 @@ class ParseWorker:
     def _command(self) -> list[str]:
         if self.sandbox == "none":
             return [self.python, "-I", str(WORKER)]
-        from gitdags import sandbox
+        from gitdags.sandbox import bwrap
 
         for folder in self.readable:
             folder.mkdir(parents=True, exist_ok=True)
-        return sandbox.command(
+        return bwrap.command(
             self.python, WORKER, self.scratch / "etc", self.mounts, list(self.private)
         )
 
@@ -158,7 +158,7 @@ class ParseWorker:
             self._stop(proc)
             tail = " ".join(list(self.stderr)[-3:]).strip() or "no output"
             if self.sandbox != "none" and "bwrap" in tail:
-                from gitdags.sandbox import SETUP
+                from gitdags.sandbox.bwrap import SETUP
 
                 raise SourceError(
                     f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
@@ -169,7 +169,7 @@ class ParseWorker:
             )
         if ready.get("isolation") and self.sandbox != "none":
             self._stop(proc)
-            from gitdags.sandbox import SETUP
+            from gitdags.sandbox.bwrap import SETUP
 
             raise SourceError(
                 "The parse sandbox cannot give each file namespaces of its own "
@@ -456,7 +456,7 @@ def missing_packages(
     """GD407 (in place) on each of `paths` that imports at module level, outside a guarding
     `try`, a package that is neither the repository's (`own`: its top-level module names)
     nor installed where Airflow runs (`missing` answers for `python`). Returns the others."""
-    from gitdags.kinds.airflow_py import module_level_imports
+    from gitdags.orchestrators.airflow.kind import module_level_imports
 
     needs = {
         p: {n for n in module_level_imports(found[p].text) if n.split(".")[0] not in own | {""}}

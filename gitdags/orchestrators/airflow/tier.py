@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitdags.git.source import unchanged
 from gitdags.kinds import PYTHON_KINDS
 from gitdags.model import FileDefinitions, Issue
-from gitdags.source import unchanged
 
 if TYPE_CHECKING:
     from gitdags.sync import Plan, SourceSync
@@ -29,7 +29,7 @@ class AirflowTier:
         """True when the Airflow environment changed since the last sync (python = airflow)."""
         if self.sync.config.python != "airflow" or not self.sync.config.airflow_python:
             return False
-        from gitdags.parsing import environment_fingerprint
+        from gitdags.orchestrators.airflow.parsing import environment_fingerprint
 
         key = f"airflow-environment:{self.sync.name}"
         now = environment_fingerprint(self.sync.config.airflow_python)
@@ -46,7 +46,7 @@ class AirflowTier:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file
         that imports (even transitively) a Python module it changed; a module change that
         breaks a DAG file importing it is held back."""
-        from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
+        from gitdags.orchestrators.airflow.kind import module_of, parsed_by_airflow
 
         root = self.sync.ctx.root
         checked = plan.checked
@@ -89,7 +89,7 @@ class AirflowTier:
         """The changed modules held back: a module is to blame only when its new version
         breaks an importer that was good with its previous one (the importer parses again
         with that version); otherwise each importer carries its own error."""
-        from gitdags.kinds.airflow_py import module_of
+        from gitdags.orchestrators.airflow.kind import module_of
 
         root = self.sync.ctx.root
         store, name = self.sync.store, self.sync.name
@@ -135,10 +135,14 @@ class AirflowTier:
     def missing_packages(self, plan: Plan) -> None:
         """The static tier, when the interpreter Airflow runs is known (`airflow_python`):
         GD407 on the DAG files that import a package missing there, as Airflow's tier does."""
-        from gitdags import airflow3
         from gitdags.kinds import read
-        from gitdags.kinds.airflow_py import module_of, optional_modules, parsed_by_airflow
-        from gitdags.parsing import missing_packages
+        from gitdags.orchestrators.airflow import compat
+        from gitdags.orchestrators.airflow.kind import (
+            module_of,
+            optional_modules,
+            parsed_by_airflow,
+        )
+        from gitdags.orchestrators.airflow.parsing import missing_packages
 
         python = self.sync.config.airflow_python
         paths = sorted(p for p, f in plan.checked.items() if parsed_by_airflow(f))
@@ -149,7 +153,7 @@ class AirflowTier:
         graph.update({p: f.imports for p, f in plan.checked.items() if f.kind in PYTHON_KINDS})
         own = {module_of(p, root).split(".")[0] for p in graph}
         rest = missing_packages(
-            plan.checked, paths, own, lambda names: airflow3.missing(python, names), python
+            plan.checked, paths, own, lambda names: compat.missing(python, names), python
         )
         # a DAG defined only when an optional import works: read again knowing whether it does
         guarded = {
@@ -160,7 +164,7 @@ class AirflowTier:
         asked = sorted({m for modules in guarded.values() for m in modules})
         if not asked:
             return
-        present = frozenset(asked) - airflow3.missing(python, asked)
+        present = frozenset(asked) - compat.missing(python, asked)
         if not present:
             return
         ctx = dataclasses.replace(self.sync.ctx, present=present)
@@ -179,9 +183,9 @@ class AirflowTier:
         `$VARS` are not set in the sandbox: an error there is a warning."""
         import os
 
-        from gitdags.kinds.dagfactory import loader_stem
         from gitdags.model import ServedDag
-        from gitdags.publish import dagfactory_block, dagfactory_loader
+        from gitdags.orchestrators.airflow.dagfactory import loader_stem
+        from gitdags.serve.deploy import dagfactory_block, dagfactory_loader
 
         root = self.sync.ctx.root
         todo = [
@@ -253,8 +257,8 @@ class AirflowTier:
         paths: list[str],
         graph: dict[str, tuple[str, ...]],
     ) -> None:
-        from gitdags import parsing
-        from gitdags.kinds.airflow_py import module_of
+        from gitdags.orchestrators.airflow import parsing
+        from gitdags.orchestrators.airflow.kind import module_of
 
         root = self.sync.ctx.root
         parsing.parse_files(
@@ -299,7 +303,7 @@ class AirflowTier:
 
 def importers(graph: dict[str, tuple[str, ...]], modules: set[str], root: str) -> set[str]:
     """The Python files that import one of `modules`, directly or through other modules."""
-    from gitdags.kinds.airflow_py import module_of
+    from gitdags.orchestrators.airflow.kind import module_of
 
     found: set[str] = set()
     todo = {m for m in modules if m}

@@ -7,14 +7,15 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gitdags import airflow3, kinds
+from gitdags import kinds
+from gitdags.checks.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
-from gitdags.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.errors import ConfigError, GitdagsError
+from gitdags.git.source import PathFilter
 from gitdags.kinds import ReadContext
-from gitdags.kinds.dagfactory_defaults import is_defaults
 from gitdags.model import FileDefinitions, Issue
-from gitdags.source import PathFilter
+from gitdags.orchestrators.airflow import compat
+from gitdags.orchestrators.airflow.dagfactory_defaults import is_defaults
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
 
@@ -86,13 +87,13 @@ def check_paths(
         content: bytes | int = size if size > max_file_size else path.read_bytes()
         checked.append(kinds.read(name, content, ctx=ctx))
     by_path = {f.path: f for f in checked}
-    check = airflow3.start(by_path)
+    check = compat.start(by_path)
     if sandbox not in ("bwrap", "none"):
         raise ConfigError(f'--sandbox {sandbox!r}: use "bwrap" (bubblewrap) or "none".')
     if airflow_python:
         parsed = _parse_with_airflow(checked, files, airflow_python, parse_timeout, sandbox)
         by_path = {f.path: f for f in parsed}
-    airflow3.finish(check, by_path, parsed=bool(airflow_python))
+    compat.finish(check, by_path, parsed=bool(airflow_python))
     checked = [by_path[f.path] for f in checked]
     dags = [d for f in checked for d in f.dags]
     extra = check_across(
@@ -118,8 +119,8 @@ def _parse_with_airflow(
     each from the folder it was found under (its DAGs folder)."""
     import tempfile
 
-    from gitdags.kinds.airflow_py import module_of, parsed_by_airflow
-    from gitdags.parsing import ParseWorker, parse_files
+    from gitdags.orchestrators.airflow.kind import module_of, parsed_by_airflow
+    from gitdags.orchestrators.airflow.parsing import ParseWorker, parse_files
 
     found = {f.path: f for f in checked}
     by_root: dict[Path, list[str]] = {}

@@ -121,7 +121,7 @@ class S3Target:
         return "/".join(p.strip("/") for p in (self.settings.prefix, source, *parts) if p)
 
     def publish(self, generation: Path, manifest: dict[str, Any], commit: str | None) -> None:
-        from gitdags.served_branch import files_by_source
+        from gitdags.serve.branches import files_by_source
 
         try:
             for source, paths in sorted(files_by_source(manifest).items()):
@@ -234,7 +234,7 @@ class S3Target:
 
 
 def _now() -> str:
-    from gitdags.store import now
+    from gitdags.history.store import now
 
     return now()
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from gitdags.config import Settings
 from gitdags.errors import ActionError, NotFoundError, UsageError
+from gitdags.git.source import GitSource
+from gitdags.history.store import HistoryStore
 from gitdags.model import ActionResult, AuditEntry, DagChange, DagRow, SpecDiff, Version
-from gitdags.source import GitSource
-from gitdags.store import HistoryStore
 
 VERSION_RE = re.compile(r"v?(\d{1,6})")
 

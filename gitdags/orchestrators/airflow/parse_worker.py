@@ -1,5 +1,5 @@
 """The Airflow parse worker: run by the `airflow_python` interpreter inside bubblewrap (see
-`gitdags.sandbox`), never imported by gitdags (this file uses only the standard library and
+`gitdags.sandbox.bwrap`), never imported by gitdags (this file uses only the standard library and
 Airflow, which need not have gitdags installed beside them).
 
 It imports Airflow once, freezes the garbage collector (as Airflow's own DAG processor does),

@@ -20,9 +20,9 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from gitdags import formats
-from gitdags.kinds.dagfactory_checks import DagReader, probes_of
-from gitdags.kinds.dagfactory_defaults import chain
 from gitdags.model import FileDefinitions, Issue
+from gitdags.orchestrators.airflow.dagfactory_checks import DagReader, probes_of
+from gitdags.orchestrators.airflow.dagfactory_defaults import chain
 
 if TYPE_CHECKING:
     from gitdags.kinds import ReadContext
@@ -90,6 +90,6 @@ def definitions(
 
 def loader_stem(path: str, dag_id: str) -> str:
     """The name of a served DAG's loader and data files, beside where its YAML file lies."""
-    from gitdags.publish import safe_name
+    from gitdags.serve.deploy import safe_name
 
     return f"{PurePosixPath(path).stem}__{safe_name(dag_id)}"

@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from gitdags.checks.validate import spell_cycle
 from gitdags.model import DagFile, Issue, has_errors
-from gitdags.validate import spell_cycle
 
 
 class Catalog(Protocol):
