@@ -37,36 +37,14 @@ from gitdags.model import (
     Issue,
     SyncResult,
 )
-from gitdags.orchestrators.airflow import compat
+from gitdags.orchestrators import tiers
 from gitdags.orchestrators.airflow.dagfactory_defaults import is_defaults
-from gitdags.orchestrators.airflow.tier import AirflowTier
+from gitdags.plan import Plan
 
 if TYPE_CHECKING:
     from gitdags.orchestrators.airflow.parsing import ParseWorker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Plan:
-    """What a sync will record, worked out before taking the write lock."""
-
-    base: tuple[str | None, str | None]  # the source's (served commit, settings) it started from
-    old: str | None
-    head: str
-    forced: bool = False
-    nothing_new: bool = False
-    commit: Commit | None = None  # the head commit
-    commits: dict[str, Commit] = field(default_factory=dict)  # path -> the commit that changed it
-    changes: list[Change] = field(default_factory=list)
-    checked: dict[str, FileDefinitions] = field(default_factory=dict)
-    again: set[str] = field(default_factory=set)  # unchanged files checked again
-    environment: tuple[str, str] | None = None  # (meta key, fingerprint) of the Airflow env
-    note: str = ""
-
-    def commit_of(self, path: str) -> Commit:
-        assert self.commit is not None
-        return self.commits.get(path, self.commit)
 
 
 class StoreCatalog:
@@ -137,8 +115,9 @@ class SourceSync:
         same_config = fingerprint == self.config.fingerprint()
         plan = Plan(base=(old, fingerprint), old=old, head=head)
         asked = self.store.rechecks(self.name)
-        environment = AirflowTier(self).environment(plan)
-        if environment:  # what Airflow runs with changed: every Airflow file is parsed again
+        judges = tiers(self)  # the orchestrators' own loaders, after the static reading
+        if any([tier.environment(plan) for tier in judges]):  # what an orchestrator runs with
+            # changed: every file it judges is read again
             asked = {**self.store.python_files(self.name), **asked}
         if old == head and same_config and not asked:
             plan.nothing_new = True
@@ -175,34 +154,19 @@ class SourceSync:
             log.info("source %s: %s", self.name, note)
         changes += again
         started = time.perf_counter()
-        plan.checked = self._read(plan, head, changes)
+        plan.checked = self.read_changes(plan, head, changes)
         if changes:  # the source's DAGs that wait for, or depend on, what this sync changes
             defined = {d.dag_id for f in plan.checked.values() for d in f.dags if d.valid}
             seen = touched | {c.path for c in changes}
             dependents = unchanged(self.store.dependent_files(self.name, freed - defined), seen)
             if dependents:
-                plan.checked.update(self._read(plan, head, dependents))
+                plan.checked.update(self.read_changes(plan, head, dependents))
                 changes += dependents
                 again += dependents
         plan.changes = changes
         plan.again = {c.path for c in again}
-        check = compat.start(plan.checked)  # ruff's Airflow 3 rules, while Airflow parses
-        parsed = self.git.accepts.python and self.config.python == "airflow"
-        parsed = parsed and self.worker is not None
-        if parsed:
-            if self.config.sandbox == "none":
-                log.warning(
-                    'source %s: Airflow parses its files UNSANDBOXED (sandbox = "none")',
-                    self.name,
-                )
-            self.git.remaining(1)  # the sync's one deadline, between its stages too
-            AirflowTier(self).parse(plan, head)
-        elif self.git.accepts.python:
-            AirflowTier(self).missing_packages(plan)
-        if self.config.python == "airflow" and self.worker is not None:
-            self.git.remaining(1)
-            AirflowTier(self).build_dagfactory(plan, head)
-        compat.finish(check, plan.checked, parsed=parsed, airflow_python=self.config.airflow_python)
+        for tier in judges:
+            tier.judge(plan, head)
         plan.commits = self._attribution(plan)
         log.debug(
             "sync planned",
@@ -214,7 +178,10 @@ class SourceSync:
         )
         return plan
 
-    def _read(self, plan: Plan, head: str, changes: list[Change]) -> dict[str, FileDefinitions]:
+    def read_changes(
+        self, plan: Plan, head: str, changes: list[Change]
+    ) -> dict[str, FileDefinitions]:
+        """The definitions the kinds read from `changes` at `head` (in the pool of readers)."""
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
         items = [(e, contents.get(e.path)) for e in entries]

@@ -16,14 +16,40 @@ from gitdags.kinds import PYTHON_KINDS
 from gitdags.model import FileDefinitions, Issue
 
 if TYPE_CHECKING:
-    from gitdags.sync import Plan, SourceSync
+    from gitdags.orchestrators import SyncView
+    from gitdags.plan import Plan
 
 log = logging.getLogger(__name__)
 
 
 class AirflowTier:
-    def __init__(self, sync: SourceSync) -> None:
+    def __init__(self, sync: SyncView) -> None:
         self.sync = sync
+
+    def judge(self, plan: Plan, head: str) -> None:
+        """After the static reading: ruff's Airflow 3 rules, and Airflow itself (in the
+        sandbox) parses the Airflow files and builds the dag-factory DAGs this plan changed;
+        without python = "airflow", the packages Airflow would miss."""
+        from gitdags.orchestrators.airflow import compat
+
+        sync = self.sync
+        check = compat.start(plan.checked)  # ruff's Airflow 3 rules, while Airflow parses
+        dynamic = sync.config.python == "airflow" and sync.worker is not None
+        parsed = dynamic and sync.git.accepts.python
+        if parsed:
+            if sync.config.sandbox == "none":
+                log.warning(
+                    'source %s: Airflow parses its files UNSANDBOXED (sandbox = "none")',
+                    sync.name,
+                )
+            sync.git.remaining(1)  # the sync's one deadline, between its stages too
+            self.parse(plan, head)
+        elif sync.git.accepts.python:
+            self.missing_packages(plan)
+        if dynamic:
+            sync.git.remaining(1)
+            self.build_dagfactory(plan, head)
+        compat.finish(check, plan.checked, parsed=parsed, airflow_python=sync.config.airflow_python)
 
     def environment(self, plan: Plan) -> bool:
         """True when the Airflow environment changed since the last sync (python = airflow)."""
@@ -60,7 +86,7 @@ class AirflowTier:
         }
         again = unchanged(later, set(checked))
         if again:
-            plan.checked.update(self.sync._read(plan, head, again))
+            plan.checked.update(self.sync.read_changes(plan, head, again))
             plan.changes += again
             plan.again |= {c.path for c in again}
         dag_files = sorted(p for p, f in checked.items() if parsed_by_airflow(f))
