@@ -184,7 +184,7 @@ class AirflowTier:
         import os
 
         from gitdags.model import ServedDag
-        from gitdags.orchestrators.airflow.dagfactory import loader_stem
+        from gitdags.naming import loader_stem
         from gitdags.serve.deploy import dagfactory_block, dagfactory_loader
 
         root = self.sync.ctx.root
