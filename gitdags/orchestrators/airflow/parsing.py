@@ -456,7 +456,7 @@ def missing_packages(
     """GD407 (in place) on each of `paths` that imports at module level, outside a guarding
     `try`, a package that is neither the repository's (`own`: its top-level module names)
     nor installed where Airflow runs (`missing` answers for `python`). Returns the others."""
-    from gitdags.orchestrators.airflow.kind import module_level_imports
+    from gitdags.orchestrators.airflow.imports import module_level_imports
 
     needs = {
         p: {n for n in module_level_imports(found[p].text) if n.split(".")[0] not in own | {""}}

@@ -137,11 +137,8 @@ class AirflowTier:
         GD407 on the DAG files that import a package missing there, as Airflow's tier does."""
         from gitdags.kinds import read
         from gitdags.orchestrators.airflow import compat
-        from gitdags.orchestrators.airflow.kind import (
-            module_of,
-            optional_modules,
-            parsed_by_airflow,
-        )
+        from gitdags.orchestrators.airflow.imports import optional_modules
+        from gitdags.orchestrators.airflow.kind import module_of, parsed_by_airflow
         from gitdags.orchestrators.airflow.parsing import missing_packages
 
         python = self.sync.config.airflow_python
