@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from gitdags import faults
 from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore, now
 from gitdags.model import ServedDag
+from gitdags.naming import loader_stem, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ SEEN = ".database-generation"  # the database's change counter the folder was br
 MANIFEST = ".manifest.json"  # a generation's manifest: `<generation>.manifest.json` beside it
 LEGACY_MANIFEST = "manifest.json"  # the old layout: inside the generation, among its files
 BUILTIN_TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def safe_name(dag_id: str) -> str:
-    """A file name that stays in its folder whatever the DAG id, and differs for different
-    ids: one that had to be changed (unsafe characters, or too long) ends in a hash of the id."""
-    name = _UNSAFE.sub("_", dag_id).lstrip(".") or "_"
-    if name == dag_id and len(name) <= 200:
-        return name
-    return f"{name[:180]}-{hashlib.sha256(dag_id.encode()).hexdigest()[:16]}"
 
 
 def manifest_path(generation: Path) -> Path:
@@ -371,8 +361,6 @@ class DeployFolder:
         """The files that serve one DAG: its JSON spec (and the Airflow file of the template);
         for a dag-factory DAG, its loader and its block, beside where its YAML file lies."""
         if (dag.spec or {}).get("format") == "dag-factory":
-            from gitdags.orchestrators.airflow.dagfactory import loader_stem
-
             folder = self.layout(dag.source, dag.path).rpartition("/")[0]
             base = f"{folder}/{loader_stem(dag.path, dag.dag_id)}".lstrip("/")
             return [f"{base}.py", f"{base}.dagfactory"]

@@ -16,7 +16,6 @@ dag-factory for that DAG alone (see `publish`); `dagfactory_checks` checks each 
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from gitdags import formats
@@ -86,10 +85,3 @@ def definitions(
         content=text,
         probes=tuple(sorted(set(probes))),
     )
-
-
-def loader_stem(path: str, dag_id: str) -> str:
-    """The name of a served DAG's loader and data files, beside where its YAML file lies."""
-    from gitdags.serve.deploy import safe_name
-
-    return f"{PurePosixPath(path).stem}__{safe_name(dag_id)}"

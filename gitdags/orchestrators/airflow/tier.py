@@ -163,11 +163,8 @@ class AirflowTier:
         GD407 on the DAG files that import a package missing there, as Airflow's tier does."""
         from gitdags.kinds import read
         from gitdags.orchestrators.airflow import compat
-        from gitdags.orchestrators.airflow.kind import (
-            module_of,
-            optional_modules,
-            parsed_by_airflow,
-        )
+        from gitdags.orchestrators.airflow.imports import optional_modules
+        from gitdags.orchestrators.airflow.kind import module_of, parsed_by_airflow
         from gitdags.orchestrators.airflow.parsing import missing_packages
 
         python = self.sync.config.airflow_python
@@ -210,7 +207,7 @@ class AirflowTier:
         import os
 
         from gitdags.model import ServedDag
-        from gitdags.orchestrators.airflow.dagfactory import loader_stem
+        from gitdags.naming import loader_stem
         from gitdags.serve.deploy import dagfactory_block, dagfactory_loader
 
         root = self.sync.ctx.root
