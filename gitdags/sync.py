@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from gitdags.checks.crosscheck import check_across, whole_files
 from gitdags.checks.pool import DeadlinePassed, check_all, context
 from gitdags.config import Settings, SourceConfig
-from gitdags.git.source import AIRFLOWIGNORE, Change, Entry, GitSource, unchanged
+from gitdags.git.paths import AIRFLOWIGNORE, Change, Entry, unchanged
+from gitdags.git.source import GitSource
 from gitdags.history.store import FileRow, HistoryStore, now
 from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
 from gitdags.model import (

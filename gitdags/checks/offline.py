@@ -11,7 +11,7 @@ from gitdags import kinds
 from gitdags.checks.crosscheck import EmptyCatalog, check_across, whole_files
 from gitdags.config import DEFAULT_INCLUDE, PY_INCLUDE
 from gitdags.errors import ConfigError, GitdagsError
-from gitdags.git.source import PathFilter
+from gitdags.git.paths import PathFilter
 from gitdags.kinds import ReadContext
 from gitdags.model import FileDefinitions, Issue
 from gitdags.orchestrators.airflow import compat

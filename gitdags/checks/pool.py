@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from gitdags import faults, kinds
 from gitdags.config import Settings, SourceConfig
-from gitdags.git.source import SYMLINK, Entry
+from gitdags.git.paths import SYMLINK, Entry
 from gitdags.history.store import dumps
 from gitdags.kinds import ReadContext
 from gitdags.model import DagFile, FileDefinitions

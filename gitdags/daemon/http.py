@@ -12,17 +12,33 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gitdags.config import Settings
+from gitdags.daemon.metrics import DaemonMetrics
 from gitdags.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gitdags.daemon.loop import Daemon
+from gitdags.model import SourceRecord
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 MAX_CLIENTS = 64  # requests served at once; more wait in the listen backlog
+
+
+@dataclass(frozen=True, slots=True)
+class Callbacks:
+    """What the listener reads of the daemon and asks of it, as functions: it never holds
+    the daemon itself."""
+
+    settings: Callable[[], Settings]  # the running config (a reload replaces it)
+    records: Callable[[], dict[str, SourceRecord]]  # each source's reconcile record
+    attempted: Callable[[], set[str]]  # sources whose first sync ran in this process
+    pending: Callable[[], set[str]]  # sources a reload added, not synced yet
+    activity: Callable[[], dict[str, str]]  # what each source's worker does now, in words
+    trigger: Callable[[str], bool]  # sync a source now; False when there is no such source
+    metrics: DaemonMetrics
 
 
 def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
@@ -34,16 +50,16 @@ def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
     return gitlab is not None and hmac.compare_digest(gitlab, secret)
 
 
-def health(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
+def health(calls: Callbacks) -> tuple[bool, dict[str, Any]]:
     """Ready once every configured source has synced (its first round in this process done
     and a commit served), a source added by a reload counting once its first sync ran; each
     source's reconcile record as the engine wrote it, and what its worker does now."""
-    records = daemon.records()
-    attempted = daemon.attempted()
-    pending = daemon.pending()
-    activity = daemon.activity()
+    records = calls.records()
+    attempted = calls.attempted()
+    pending = calls.pending()
+    activity = calls.activity()
     sources = []
-    for config in daemon.settings.sources:
+    for config in calls.settings().sources:
         r = records.get(config.name)
         sources.append(
             {
@@ -81,20 +97,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        daemon = self.server.daemon
+        calls = self.server.calls
         path = self.path.split("?", 1)[0]  # a query string changes nothing (probes add them)
         if path == "/healthz":
-            ready, detail = health(daemon)
+            ready, detail = health(calls)
             self._send(200 if ready else 503, detail)
         elif path == "/metrics":
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-            self._send(200, generate_latest(daemon.metrics.registry).decode(), CONTENT_TYPE_LATEST)
+            self._send(200, generate_latest(calls.metrics.registry).decode(), CONTENT_TYPE_LATEST)
         else:
             self._send(404, {"error": "not found; try /healthz, /metrics or POST /hooks/<source>"})
 
     def do_POST(self) -> None:
-        daemon = self.server.daemon
+        calls = self.server.calls
         if not self.path.startswith("/hooks/"):
             self._send(404, {"error": "not found; webhooks go to POST /hooks/<source>"})
             return
@@ -108,12 +124,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, {"error": "body too large"})
             return
         body = self.rfile.read(length) if length else b""
-        secret = daemon.settings.webhook_secret
+        secret = calls.settings().webhook_secret
         if secret and not signature_ok(secret, body, self.headers):
             log.warning("webhook refused: bad or missing signature", extra={"source": source})
             self._send(401, {"error": "bad or missing signature"})
             return
-        if not daemon.trigger(source):
+        if not calls.trigger(source):
             self._send(404, {"error": f"no source named {source!r}"})
             return
         log.info("webhook: sync triggered", extra={"source": source})
@@ -126,7 +142,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 256
-    daemon: Daemon
+    calls: Callbacks
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
         super().__init__(address, handler)
@@ -165,7 +181,7 @@ class Listener:
         self.thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
 
     @classmethod
-    def start(cls, daemon: Daemon, listen: str) -> Listener:
+    def start(cls, calls: Callbacks, listen: str) -> Listener:
         host, _, port = listen.rpartition(":")
         try:
             server = _Server((host or "127.0.0.1", int(port)), _Handler)
@@ -174,7 +190,7 @@ class Listener:
                 f"Cannot listen on {listen!r} ({exc}); set [daemon] listen to a free "
                 'host:port, or "" to turn the listener off.'
             ) from exc
-        server.daemon = daemon
+        server.calls = calls
         listener = cls(server)
         listener.thread.start()
         return listener

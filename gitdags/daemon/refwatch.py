@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitdags.config import SourceConfig
-
-if TYPE_CHECKING:
-    from gitdags.daemon.loop import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +29,8 @@ def git_dir(config: SourceConfig) -> Path | None:
 
 
 class RefWatcher:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, trigger: Callable[[str], bool]) -> None:
+        self.trigger = trigger  # sync a source now (the daemon's; the watch never holds it)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.watched: dict[Path, list[SourceConfig]] = {}
@@ -83,7 +79,7 @@ class RefWatcher:
                         for config in configs:
                             if self._matches(path, gitdir, config):
                                 log.debug("ref moved", extra={"source": config.name})
-                                self.daemon.trigger(config.name)
+                                self.trigger(config.name)
         except Exception:  # the interval still syncs; the watch is an accelerator
             log.exception("the ref watch stopped; syncing at intervals only")
 

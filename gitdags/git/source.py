@@ -9,90 +9,27 @@ the commit and every changed blob of a sync in a single process. Sizes are check
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from gitdags.config import SourceConfig, redact_url
+from gitdags.config import SourceConfig
 from gitdags.errors import SourceError
+from gitdags.git.explain import explain, verb
+from gitdags.git.lock import clear_stale_locks, mirror_lock
+from gitdags.git.paths import GITLINK, SYMLINK, Change, Entry, PathFilter, escaped_name
+from gitdags.git.verify import check_signatures
 from gitdags.model import Commit
 
 log = logging.getLogger(__name__)
 
-SYMLINK = "120000"
-AIRFLOWIGNORE = ".airflowignore"
-GITLINK = "160000"
 FETCH_TIMEOUT = 300
-LOCK_PATIENCE = 1.0  # seconds of waiting for a mirror's lock before the wait is logged
-# git's words for a lock file that is in its way
-_LOCK_IN_THE_WAY = re.compile(r"Unable to create '([^']+\.lock)': File exists")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A file in a tree: its path in the repository, blob id, mode and size (-1: unknown)."""
-
-    path: str
-    blob: str
-    mode: str
-    size: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One file changed between two commits: A, M, D or R (old_path set)."""
-
-    status: str
-    path: str
-    entry: Entry | None  # None for a deletion
-    old_path: str | None = None
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A git-style glob: `**/` matches any folders (or none), `*` and `?` stay in one folder."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out)
-
-
-class PathFilter:
-    """Which repository paths a source counts: under `subdir`, matching include, not exclude."""
-
-    def __init__(self, subdir: str, include: Iterable[str], exclude: Iterable[str]) -> None:
-        self.prefix = subdir.strip("/") + "/" if subdir.strip("/") else ""
-        self.include = [glob_regex(p) for p in include]
-        self.exclude = [glob_regex(p) for p in exclude]
-        # a source that counts Python files also reads .airflowignore, as Airflow does
-        self.python = any(r.fullmatch(p) for r in self.include for p in ("a.py", "x/a.py"))
-
-    def __call__(self, path: str) -> bool:
-        if not path.startswith(self.prefix):
-            return False
-        rel = path[len(self.prefix) :]
-        if self.python and (rel == AIRFLOWIGNORE or rel.endswith("/" + AIRFLOWIGNORE)):
-            return True
-        return any(r.fullmatch(rel) for r in self.include) and not any(
-            r.fullmatch(rel) for r in self.exclude
-        )
 
 
 def _git_env() -> dict[str, str]:
@@ -140,13 +77,13 @@ class GitSource:
             )
         except subprocess.TimeoutExpired as exc:
             raise SourceError(
-                f"Source {self.config.name!r}: `git {_verb(args)}` took over {timeout:.0f}s; "
+                f"Source {self.config.name!r}: `git {verb(args)}` took over {timeout:.0f}s; "
                 "check the network or the repository size."
             ) from exc
         except OSError as exc:
             raise SourceError(f"Cannot run git ({exc.strerror}); install git.") from exc
         if check and done.returncode != 0:
-            raise SourceError(self._explain(_verb(args), done.stderr.decode("utf-8", "replace")))
+            raise SourceError(self._explain(verb(args), done.stderr.decode("utf-8", "replace")))
         return done
 
     def verify(self, old: str | None, head: str) -> None:
@@ -159,29 +96,7 @@ class GitSource:
         commits = [head]
         if config.verify_scope == "all" and old and old != head and self.has_commit(old):
             commits = self._git("rev-list", "--reverse", f"{old}..{head}").stdout.decode().split()
-        with tempfile.TemporaryDirectory(prefix="gitdags-verify-") as empty:
-            env = dict(self._env)
-            if config.verify == "ssh":  # only ssh signatures: gpg sees no keys at all
-                env["GNUPGHOME"] = empty
-                options = ["-c", f"gpg.ssh.allowedSignersFile={config.allowed_signers}"]
-            else:  # only gpg signatures, by the keys of gpg_home
-                env["GNUPGHOME"] = str(config.gpg_home)
-                options = ["-c", f"gpg.ssh.allowedSignersFile={os.devnull}"]
-            for sha in commits:
-                done = subprocess.run(
-                    ["git", "-C", str(self.mirror), *options, "verify-commit", sha],
-                    capture_output=True,
-                    env=env,
-                    timeout=self.remaining(30),
-                )
-                if done.returncode != 0:
-                    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-                    why = said[-1] if said else "no signature"
-                    raise SourceError(
-                        f"Source {config.name!r}: commit {sha[:12]} is not signed by an "
-                        f"allowed signer ({config.verify}: {why}); it is not served, the "
-                        "last verified commit stays served."
-                    )
+        check_signatures(config, self.mirror, self._env, commits, self.remaining)
 
     def remaining(self, timeout: float) -> float:
         """`timeout`, shortened to what is left before the sync's deadline."""
@@ -196,43 +111,7 @@ class GitSource:
         return min(timeout, left)
 
     def _explain(self, what: str, stderr: str) -> str:
-        name, url = self.config.name, self.config.safe_url
-        text = redact_url_text(stderr, self.config.url)
-        lower = text.lower()
-        if "couldn't find remote ref" in lower:
-            branch = self.config.branch
-            return f"Source {name!r}: branch {branch!r} does not exist in {url}; check its branch."
-        if any(
-            s in lower
-            for s in (
-                "authentication failed",
-                "permission denied",
-                "could not read username",
-                "terminal prompts disabled",
-            )
-        ):
-            return f"Source {name!r}: authentication to {url} failed; check the credentials."
-        if any(s in lower for s in ("timed out", "operation too slow")):
-            return (
-                f"Source {name!r}: {url} did not answer in time (the connection timed out); "
-                "check the URL, the network and any firewall on the way."
-            )
-        if any(s in lower for s in ("connection refused", "couldn't connect to server")):
-            return (
-                f"Source {name!r}: {url} refused the connection (nothing serves git at that "
-                "host and port); check the URL's host and port, and that the git server runs."
-            )
-        if any(
-            s in lower
-            for s in ("could not resolve host", "unable to connect", "network is unreachable")
-        ):
-            return f"Source {name!r}: {url} is unreachable; check the URL and the network."
-        if "does not appear to be a git repository" in lower or "not a git repository" in lower:
-            return f"Source {name!r}: {url} is not a git repository; check its url."
-        if "no space left" in lower:
-            return f"Source {name!r}: the disk is full; free space for {self.mirror}."
-        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "no output")
-        return f"Source {name!r}: `git {what}` failed: {first.removeprefix('fatal: ')}."
+        return explain(self.config, self.mirror, what, stderr)
 
     # -- fetching ---------------------------------------------------------------------------------
     def ensure_mirror(self) -> None:
@@ -283,41 +162,10 @@ class GitSource:
         with self.locked():
             return self._fetch()
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold the mirror's lock (one writer of a mirror at a time, across processes): wait
         for it until the sync's deadline, saying who holds it, then fail in one sentence."""
-        self.mirror.parent.mkdir(parents=True, exist_ok=True)
-        path = Path(f"{self.mirror}.lock")
-        with open(path, "a+") as lock:
-            said = False
-            waited = time.monotonic()
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    pass
-                lock.seek(0)
-                holder = lock.read().strip() or "unknown"
-                if not said and time.monotonic() - waited >= LOCK_PATIENCE:
-                    log.warning(
-                        "waiting for the mirror lock",
-                        extra={"source": self.config.name, "lock": str(path), "holder": holder},
-                    )
-                    said = True
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    raise SourceError(
-                        f"Source {self.config.name!r}: the mirror lock {path} is held by "
-                        f"process {holder} (another gitdags sync of this mirror) past the "
-                        "sync's deadline; stop that process or raise [daemon] sync_timeout."
-                    )
-                time.sleep(0.05)
-            lock.seek(0)
-            lock.truncate()
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
-            yield
+        return mirror_lock(self.mirror, self.config.name, self.deadline)
 
     def _fetch(self) -> str:
         self.ensure_mirror()
@@ -334,33 +182,12 @@ class GitSource:
             f"+refs/heads/{branch}:refs/heads/{branch}",
         )
         done = self._git(*args, timeout=FETCH_TIMEOUT, check=False)
-        if done.returncode != 0 and self._clear_stale_locks(done.stderr.decode("utf-8", "replace")):
+        stderr = done.stderr.decode("utf-8", "replace")
+        if done.returncode != 0 and clear_stale_locks(self.mirror, self.config.name, stderr):
             done = self._git(*args, timeout=FETCH_TIMEOUT, check=False)
         if done.returncode != 0:
             raise SourceError(self._explain("fetch", done.stderr.decode("utf-8", "replace")))
         return self.head()
-
-    def _clear_stale_locks(self, stderr: str) -> bool:
-        """Remove the lock files git names as in the way ("Unable to create '...lock': File
-        exists") when no process works in the mirror: a git killed with SIGKILL (by a
-        service manager stopping the daemon's group, or by the sync's own deadline) leaves
-        them, and every later fetch would fail until someone deletes them. True if any went."""
-        root = self.mirror.resolve()
-        stale = []
-        for named in _LOCK_IN_THE_WAY.findall(stderr):
-            path = Path(named)
-            path = path if path.is_absolute() else root / path
-            if path.name.endswith(".lock") and path.resolve().is_relative_to(root):
-                stale.append(path)
-        if not stale or _working_in(root):
-            return False
-        for path in stale:
-            log.warning(
-                "removing a stale git lock (left by a killed git)",
-                extra={"source": self.config.name, "lock": str(path)},
-            )
-            path.unlink(missing_ok=True)
-        return True
 
     def head(self) -> str:
         done = self._git(
@@ -573,32 +400,6 @@ class GitSource:
         return objects
 
 
-def _verb(args: tuple[str, ...] | list[str]) -> str:
-    """The git command a call runs, without its `-c key=value` options."""
-    rest = list(args)
-    while len(rest) > 1 and rest[0] == "-c":
-        rest = rest[2:]
-    return rest[0] if rest else "git"
-
-
-def _working_in(folder: Path) -> bool:
-    """Whether a process of this machine has its working directory in `folder` (every git
-    command working on a mirror has: `git -C`); without /proc, assume one has."""
-    proc = Path("/proc")
-    if not (proc / "self" / "cwd").exists():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:  # gone, or not ours to read
-            continue
-        if cwd == folder or cwd.is_relative_to(folder):
-            return True
-    return False
-
-
 def _is_repository(path: Path | None) -> bool:
     return path is not None and ((path / "objects").is_dir() or (path / ".git").is_dir())
 
@@ -627,23 +428,3 @@ def _iso(epoch: int, offset: str) -> str:
     sign = 1 if offset[0] == "+" else -1
     delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * sign
     return dt.datetime.fromtimestamp(epoch, dt.timezone(delta)).isoformat()
-
-
-def redact_url_text(text: str, url: str) -> str:
-    """Replace the URL (with its credentials) and any user:password@ in free text."""
-    text = text.replace(url, redact_url(url))
-    return re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", text)
-
-
-def escaped_name(path: str) -> str:
-    """A file name read with `surrogateescape`, its bytes that are not UTF-8 as `\\xNN`."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def unchanged(blobs: dict[str, str], skip: set[str]) -> list[Change]:
-    """Files that did not change, to be checked again."""
-    return [
-        Change("M", path, Entry(path, blob, "100644"))
-        for path, blob in sorted(blobs.items())
-        if path not in skip
-    ]

@@ -106,7 +106,7 @@ def _read(
     path: str, content: bytes | int | None, *, symlink: bool, ctx: ReadContext
 ) -> FileDefinitions:
     if not path.isascii() and any("\udc80" <= c <= "\udcff" for c in path):
-        from gitdags.git.source import escaped_name
+        from gitdags.git.paths import escaped_name
 
         return misnamed(escaped_name(path))
     if symlink:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitdags.git.source import unchanged
+from gitdags.git.paths import unchanged
 from gitdags.kinds import PYTHON_KINDS
 from gitdags.model import FileDefinitions, Issue
 
