@@ -30,9 +30,10 @@ from gitdags.errors import GitdagsError, StoreError, damaged
 from gitdags.serve.deploy import LEGACY_MANIFEST, legacy_layout, read_manifest
 
 if TYPE_CHECKING:
-    from gitdags.engine import Publisher, SyncEngine
+    from gitdags.engine import SyncEngine
     from gitdags.serve.branches import ServedBranches
     from gitdags.serve.deploy import DeployFolder
+    from gitdags.serve.publisher import Publisher
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def examine(engine: SyncEngine, *, repair: bool = False) -> list[Finding]:
 def _publisher(engine: SyncEngine) -> Publisher | None:
     """The publish targets, to check them (doctor opens the database read-only, so the engine
     has none): without hooks, so that checking delivers nothing."""
-    from gitdags.engine import Publisher
+    from gitdags.serve.publisher import Publisher
 
     settings = engine.settings
     if not (settings.deploy_dir or settings.git_repo or settings.s3):

@@ -10,15 +10,13 @@ commit fetched and attempted, the commit served, consecutive failures and the la
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitdags import faults
 from gitdags.config import Settings, SourceConfig, missing_config
@@ -39,6 +37,7 @@ from gitdags.model import (
     Version,
 )
 from gitdags.serve.hooks import payload
+from gitdags.serve.publisher import Publisher, what_failed
 from gitdags.sync import SourceSync
 
 if TYPE_CHECKING:
@@ -171,8 +170,8 @@ class SyncEngine:
         folder = self.publisher.folder if self.publisher is not None else None
         where = f"The deploy folder {folder.root}" if folder is not None else "Publishing"
         return (
-            f"{where} was not brought up to date ({_what(exc)}); the DAGs are recorded and the "
-            "next sync tries again."
+            f"{where} was not brought up to date ({what_failed(exc)}); the DAGs are recorded "
+            "and the next sync tries again."
         )
 
     # -- syncing -----------------------------------------------------------------------------
@@ -418,253 +417,6 @@ class SyncEngine:
 
     def generation(self) -> int:
         return self.store.generation()
-
-
-# a publish target ("deploy folder", "served branch", "s3") and what failed there, or None
-Outcome = tuple[str, Exception | None]
-
-
-def _failed(outcomes: list[Outcome]) -> list[tuple[str, Exception]]:
-    return [(t, e) for t, e in outcomes if e is not None]
-
-
-def _what(exc: Exception) -> str:
-    """What went wrong, for the parentheses of a publish problem."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
-    return str(exc).rstrip(".") or type(exc).__name__
-
-
-class Publisher:
-    """A listener: after each change to what is served, the deploy folder and the hooks."""
-
-    def __init__(self, settings: Settings, store: HistoryStore) -> None:
-        from gitdags.serve.branches import ServedBranches
-        from gitdags.serve.deploy import DeployFolder
-        from gitdags.serve.hooks import HookRunner
-
-        self.store = store
-        self.settings = settings
-        # the served branches are made from a deploy-folder generation: one of its own
-        # beside the database when no deploy_dir is configured
-        root = settings.deploy_dir or (
-            Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
-        )
-        self.folder = (
-            DeployFolder(
-                root,
-                settings.keep,
-                settings.airflow_template,
-                layout=self.deploy_path,
-                blobs=self.read_blobs,
-                others=self.other_files,
-            )
-            if root
-            else None
-        )
-        self.branches = ServedBranches(settings.git_repo) if settings.git_repo else None
-        self.s3 = None
-        if settings.s3 is not None:
-            from gitdags.serve.s3 import S3Target
-
-            self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
-        self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
-
-    def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
-        outcomes: list[Outcome] = []
-        folder = self.folder
-        if folder is not None:
-            generation = self._target(
-                "deploy folder", commit, outcomes, lambda: folder.publish(self.store)
-            )
-            if generation is not None and not _failed(outcomes):
-                self._copies(generation.path, source, commit, changes, outcomes)
-        if self.hooks is not None:
-            self.hooks(source, commit, changes)
-        self._raise(outcomes)
-
-    def catch_up(self, source: str, commit: str | None) -> None:
-        """Publish what a killed process left unpublished: the deploy folder behind the
-        database, or a served branch or S3 behind the folder's current generation."""
-        folder = self.folder
-        if folder is None:
-            return
-        if folder.behind(self.store):
-            self(source, commit, ())
-            return
-        current = folder.current()
-        if current is None:
-            return
-        last = self.store.publish_targets()
-        behind = {t for t, at in last.items() if at.get("generation") != current.name} | {
-            t for t in ("served branch", "s3") if t not in last
-        }
-        outcomes: list[Outcome] = []
-        self._copies(current, source, commit, (), outcomes, only=behind)
-        self._raise(outcomes)
-
-    def _copies(
-        self,
-        generation: Path,
-        source: str,
-        commit: str | None,
-        changes: tuple[DagChange, ...],
-        outcomes: list[Outcome],
-        only: set[str] | None = None,
-    ) -> None:
-        """A deploy-folder generation to the served branches and S3 (those in `only`)."""
-        from gitdags.serve.deploy import read_manifest
-
-        branches, s3 = self.branches, self.s3
-        wanted = [
-            t
-            for t, on in (("served branch", branches), ("s3", s3))
-            if on is not None and (only is None or t in only)
-        ]
-        if not wanted:
-            return
-        found = read_manifest(generation)
-        name = generation.name
-
-        def manifest() -> dict[str, Any]:  # never an empty served set for want of a manifest
-            if not found:
-                raise GitdagsError(
-                    f"The generation {generation} has no readable manifest beside it; "
-                    "`gitdags doctor --repair` rewrites the deploy folder."
-                )
-            return found
-
-        if "served branch" in wanted and branches is not None:
-            publish_branch = lambda: branches.publish(  # noqa: E731
-                generation, manifest(), source, commit, changes
-            )
-            self._target("served branch", commit, outcomes, publish_branch, name)
-        if "s3" in wanted and s3 is not None:
-            publish_s3 = lambda: s3.publish(generation, manifest(), commit)  # noqa: E731
-            self._target("s3", commit, outcomes, publish_s3, name)
-
-    def _target(
-        self,
-        name: str,
-        commit: str | None,
-        outcomes: list[Outcome],
-        publish: Callable[[], Any],
-        generation: str = "",
-    ) -> Any:
-        """Publish to one target and record how it went (`status` and /metrics show it); a
-        failure is kept in `outcomes`, so that the other targets still get their turn."""
-        from gitdags.history.store import now
-
-        try:
-            result = publish()
-        except Exception as exc:
-            outcomes.append((name, exc))
-            record: dict[str, Any] = {"error": str(exc), "at": now()}
-            result = None
-        else:
-            if name == "deploy folder" and result is None:
-                return None  # nothing changed: the record stays as it was
-            outcomes.append((name, None))
-            made = getattr(result, "name", generation)
-            record = {"generation": made, "commit": commit, "error": None, "at": now()}
-        with contextlib.suppress(GitdagsError), self.store.transaction():
-            self.store.set_meta(f"publish:{name}", json.dumps(record))
-        return result
-
-    def where(self, target: str) -> str:
-        """A publish target as a person knows it: what it is and where."""
-        if target == "served branch":
-            return f"the served-branch repository {self.settings.git_repo}"
-        if target == "s3" and self.settings.s3 is not None:
-            s3 = self.settings.s3
-            return f"S3 (s3://{s3.bucket}{'/' + s3.prefix if s3.prefix else ''})"
-        root = self.folder.root if self.folder is not None else ""
-        return f"the {'deploy folder' if self.settings.deploy_dir else 'served tree'} {root}"
-
-    def _raise(self, outcomes: list[Outcome]) -> None:
-        """One sentence that names each target that failed, and those brought up to date."""
-        failed = _failed(outcomes)
-        if not failed:
-            return
-        parts = [f"{self.where(t)} was not brought up to date ({_what(e)})" for t, e in failed]
-        done = [self.where(t) for t, e in outcomes if e is None]
-        if done:
-            parts.append(f"{' and '.join(done)} {'is' if len(done) == 1 else 'are'} up to date")
-        parts.append("the DAGs are recorded and the next sync tries again")
-        message = "; ".join(parts) + "."
-        raise PublishError(message[0].upper() + message[1:]) from failed[0][1]
-
-    def close(self) -> None:
-        if self.hooks is not None:
-            self.hooks.close()
-
-    def deploy_path(self, source: str, path: str) -> str:
-        """A Python file's path in the deploy folder: its path under the source's subdir, at
-        the top of `current/` (where Airflow's DAGs folder resolves `import common.x`) or
-        under the source's deploy_subdir."""
-        config = next((s for s in self.settings.sources if s.name == source), None)
-        subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
-        rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
-        return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
-
-    def other_files(self) -> list[tuple[str, str, str]]:
-        """(source, path, blob) of the files of each configured source's tree at its served
-        commit that are not DAG definitions: SQL templates, configs, docs, `.airflowignore`
-        and the like, as git-sync would check them out (see `publish.other_files`)."""
-        from gitdags.serve.deploy import other_files
-
-        found: list[tuple[str, str, str]] = []
-        records = self.store.source_records()
-        for config in self.settings.sources:
-            record = records.get(config.name)
-            commit = record and (record.pinned_commit or record.served_commit)
-            if not commit:
-                continue
-            mirror = self.settings.mirrors_dir / f"{config.name}.git"
-            git = GitSource(config, mirror, self.settings.max_file_size)
-            if not git.has_commit(commit):
-                continue
-            kinds = self.store.file_kinds(config.name)
-            found += [
-                (config.name, path, blob)
-                for path, blob in other_files(git.files_under(commit), kinds, git.blobs)
-            ]
-        return found
-
-    def read_blobs(self, source: str, blobs: list[str]) -> dict[str, bytes]:
-        """Blobs from the source's mirror (which stays when the source leaves the config)."""
-        config = next(
-            (s for s in self.settings.sources if s.name == source), SourceConfig(source, "")
-        )
-        mirror = self.settings.mirrors_dir / f"{source}.git"
-        return GitSource(config, mirror, self.settings.max_file_size).blobs(blobs)
-
-
-def airflow_dag_files(url: str, branch: str, subdir: str = "", *, most: int = 3) -> list[str]:
-    """Up to `most` .py files that look like Airflow DAG files (Airflow's safe-mode test) at
-    the tip of `branch` under `subdir`, in a repository on this machine (a path or file://);
-    [] for a remote URL, a folder that is not a repository, or a branch it does not have."""
-    from gitdags.config import PY_INCLUDE
-    from gitdags.orchestrators.airflow.kind import is_dag_file
-    from gitdags.spec import MAX_FILE_SIZE
-
-    config = SourceConfig("init", url, branch, subdir.strip("/"), include=(PY_INCLUDE,))
-    local = GitSource(config, Path(), MAX_FILE_SIZE).local_path()
-    if local is None or not ((local / "objects").is_dir() or (local / ".git").exists()):
-        return []
-    git = GitSource(config, local, MAX_FILE_SIZE)  # read only: ls-tree and cat-file
-    commit = git.resolve(f"refs/heads/{branch}")
-    if commit is None:
-        return []
-    entries = [e for e in git.tree(commit).values() if 0 <= e.size <= MAX_FILE_SIZE]
-    found: list[str] = []
-    for start in range(0, len(entries), 200):
-        chunk = entries[start : start + 200]
-        blobs = git.blobs(e.blob for e in chunk)
-        found += [e.path for e in chunk if is_dag_file(blobs[e.blob])]
-        if len(found) >= most:
-            break
-    return found[:most]
 
 
 def sources_to_sync(settings: Settings, source: str | None = None) -> list[SourceConfig]:
