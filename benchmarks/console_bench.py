@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from gitdags.engine import SyncEngine
-from gitdags.tui.app import GitdagsApp, MainScreen
+from gitdags.tui.app import GitdagsApp
+from gitdags.tui.mainscreen import MainScreen
 
 
 async def _measure(engine: SyncEngine, expected: int) -> dict[str, Any]:

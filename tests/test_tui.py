@@ -9,7 +9,8 @@ import pytest
 from textual.widgets import Label
 
 from gitdags.engine import SyncEngine, build_engine
-from gitdags.tui.app import OPEN_HITS, SORTS, GitdagsApp, MainScreen
+from gitdags.tui.app import OPEN_HITS, GitdagsApp
+from gitdags.tui.mainscreen import SORTS, MainScreen
 from gitdags.tui.modals import HELP, ConfirmAction, ErrorModal, HelpScreen
 from gitdags.tui.screens import AuditScreen, DagScreen, SyncLogScreen
 from tests.conftest import GitRepo, dag_yaml, settings_for

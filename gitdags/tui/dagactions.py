@@ -11,7 +11,7 @@ from gitdags.model import DagState, Version
 from gitdags.render import short
 
 if TYPE_CHECKING:
-    from gitdags.tui.app import GitdagsApp
+    from gitdags.tui.common import ConsoleApp
 
 
 def describe(version: Version) -> str:
@@ -20,7 +20,7 @@ def describe(version: Version) -> str:
 
 
 def ask_rollback(
-    app: GitdagsApp, state: DagState, to: int | None, *, until_change: bool = False
+    app: ConsoleApp, state: DagState, to: int | None, *, until_change: bool = False
 ) -> None:
     """Roll back to version `to` (None: the one before the served one, as the CLI does)."""
     dag_id = state.dag_id
@@ -46,7 +46,7 @@ def ask_rollback(
     )
 
 
-def ask_pin(app: GitdagsApp, state: DagState) -> None:
+def ask_pin(app: ConsoleApp, state: DagState) -> None:
     """Pin the served version, or unpin a pinned DAG."""
     if state.pinned:
         what = f"{state.dag_id} will serve its newest valid version again."
@@ -59,7 +59,7 @@ def ask_pin(app: GitdagsApp, state: DagState) -> None:
         app.confirm("Pin", what, app.engine.pin, state.dag_id)
 
 
-def ask_pause(app: GitdagsApp, state: DagState) -> None:
+def ask_pause(app: ConsoleApp, state: DagState) -> None:
     """Pause a DAG, or resume a paused one."""
     if state.paused:
         what = f"{state.dag_id} will be served again (v{state.served_version})."

@@ -25,7 +25,7 @@ from gitdags.tui.graph import render as render_graph
 from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
 
 if TYPE_CHECKING:
-    from gitdags.tui.app import GitdagsApp
+    from gitdags.tui.common import ConsoleApp
 
 TABS = ("tab-spec", "tab-graph", "tab-issues", "tab-history", "tab-diff")
 
@@ -61,7 +61,7 @@ class DagScreen(Screen[None]):
         return self.detail.state if self.detail else None
 
     @property
-    def gitdags(self) -> GitdagsApp:
+    def gitdags(self) -> ConsoleApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -329,7 +329,7 @@ class SyncLogScreen(_LogScreen):
     COLUMNS = SYNC_COLUMNS
 
     def fetch(self) -> list[Any]:
-        app: GitdagsApp = self.app  # type: ignore[assignment]
+        app: ConsoleApp = self.app  # type: ignore[assignment]
         return list(app.call_engine(app.engine.syncs, limit=500))
 
     def row(self, r: Any) -> tuple[Any, ...]:
@@ -343,7 +343,7 @@ class AuditScreen(_LogScreen):
     COLUMNS = ("when", "actor", "action", "DAG", "source", "reason")
 
     def fetch(self) -> list[Any]:
-        app: GitdagsApp = self.app  # type: ignore[assignment]
+        app: ConsoleApp = self.app  # type: ignore[assignment]
         return list(app.call_engine(app.engine.audit, limit=500))
 
     def row(self, e: Any) -> tuple[Any, ...]:

@@ -1,8 +1,4 @@
-"""config.toml and GITDAGS_* variables -> one frozen Settings.
-
-Precedence: command-line flag > GITDAGS_<SECTION>_<KEY> > config.toml > default. Unknown keys
-are errors that name the key. Relative paths are relative to the config file's folder.
-"""
+"""Reading config.toml, applying GITDAGS_* overrides and converting values into one Settings."""
 
 from __future__ import annotations
 
@@ -11,225 +7,15 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
+from gitdags.config.keys import HOOK_KEYS, LIST_SECTIONS, S3_KEYS, SECTIONS, SOURCE_KEYS
+from gitdags.config.settings import HookConfig, Settings, SourceConfig, is_local_url
 from gitdags.errors import ConfigError
-from gitdags.spec import ID_RE, MAX_FILE_SIZE, TASK_TYPES, parse_duration
+from gitdags.spec import ID_RE, TASK_TYPES, parse_duration
 
 MAX_DURATION = 30 * 86400  # longer waits overflow timers and mean a typo
-DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
-PY_INCLUDE = "**/*.py"
-
-CONFIG_TEMPLATE = """\
-# gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
-[state]
-database = "{database}"         # relative paths are relative to this file's folder
-
-[daemon]
-interval = "30s"
-listen = "127.0.0.1:8765"
-webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
-
-[publish]
-deploy_dir = ""                 # "" = no deploy folder
-
-[[sources]]
-name = {name}
-url = {url}
-branch = {branch}
-subdir = {subdir}    # "" = whole repository
-include = {include}    # which files count ("**/*.py": Airflow DAG files)
-exclude = []
-namespace = ""                  # DAG id prefix this source owns, e.g. "sales_"
-dag_id_pattern = ""             # a regex every DAG id must match ("" = any)
-python = "static"               # Airflow .py files: "static" or "airflow" (needs airflow_python)
-forbidden_imports = []          # modules DAG files must not import, e.g. ["mycompany.jobs"]
-"""
-
-if TYPE_CHECKING:
-    from gitdags.serve.s3 import S3Settings
-
-
-# Every key of every section, with its kind: str, path, duration, int, size, bool, list.
-SECTIONS: dict[str, dict[str, str]] = {
-    "state": {"database": "path"},
-    "daemon": {
-        "interval": "duration",
-        "listen": "str",
-        "webhook_secret": "str",
-        "log_format": "str",
-        "max_backoff": "duration",
-        "sync_timeout": "duration",
-        "parsing_processes": "int",
-    },
-    "publish": {
-        "deploy_dir": "path",
-        "keep": "int",
-        "airflow_template": "path",
-        "git_repo": "path",
-    },
-    "validation": {"max_file_size": "size"},
-}
-SOURCE_KEYS: dict[str, str] = {
-    "name": "str",
-    "url": "str",
-    "branch": "str",
-    "subdir": "str",
-    "include": "list",
-    "exclude": "list",
-    "interval": "duration",
-    "namespace": "str",
-    "dag_id_pattern": "str",
-    "python": "str",
-    "sandbox": "str",
-    "airflow_python": "str",
-    "parse_timeout": "duration",
-    "memory_limit": "size",
-    "forbidden_imports": "list",
-    "deploy_subdir": "str",
-    "verify": "str",
-    "allowed_signers": "path",
-    "gpg_home": "path",
-    "verify_scope": "str",
-}
-HOOK_KEYS: dict[str, str] = {
-    "name": "str",
-    "command": "str",
-    "url": "str",
-    "timeout": "duration",
-    "retries": "int",
-    "secret": "str",
-}
-LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    name: str
-    url: str
-    branch: str = "main"
-    subdir: str = ""
-    include: tuple[str, ...] = DEFAULT_INCLUDE
-    exclude: tuple[str, ...] = ()
-    interval: float | None = None
-    namespace: str = ""
-    dag_id_pattern: str = ""  # a regex every DAG id of the source must match ("" = any)
-    python: str = "static"  # Airflow .py files: "static" (syntax tree) or "airflow" (parsed)
-    airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
-    sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
-    parse_timeout: float = 30.0
-    memory_limit: int = 2 << 30
-    forbidden_imports: tuple[str, ...] = ()
-    deploy_subdir: str = ""  # folder of the source's files inside the deploy folder
-    verify: str = "none"  # commit signatures: "none", "ssh" (allowed_signers) or "gpg" (gpg_home)
-    allowed_signers: Path | None = None  # an ssh allowed-signers file (git's format)
-    gpg_home: Path | None = None  # a GnuPG home holding the trusted public keys
-    verify_scope: str = "head"  # "head": the commit served; "all": every new commit
-
-    @property
-    def sandbox_state(self) -> str | None:
-        """Where its repository code runs: "bwrap", "none" (unsandboxed), or None when no
-        repository code runs (python = "static")."""
-        return self.sandbox if self.python == "airflow" else None
-
-    @property
-    def is_local(self) -> bool:
-        return is_local_url(self.url)
-
-    @property
-    def safe_url(self) -> str:
-        return redact_url(self.url)
-
-    def fingerprint(self) -> str:
-        """What decides which files count (a change: a comparison with the database on the next
-        sync), then how they are checked (a change: every file checked again)."""
-        parts = [
-            self.safe_url,
-            self.branch,
-            self.subdir,
-            ",".join(self.include),
-            ",".join(self.exclude),
-        ]
-        checks = [self.namespace, self.dag_id_pattern, ",".join(self.forbidden_imports)]
-        if any(checks) or self.python != "static":  # (fingerprints before these keys stay)
-            parts += [*checks, self.python, self.airflow_python]
-        return "|".join(parts)
-
-
-@dataclass(frozen=True)
-class HookConfig:
-    name: str
-    command: str = ""
-    url: str = ""
-    timeout: float = 10.0
-    retries: int = 3
-    secret: str = ""
-
-
-@dataclass(frozen=True)
-class Settings:
-    database: Path
-    config_path: Path | None = None
-    interval: float = 30.0
-    listen: str = "127.0.0.1:8765"
-    webhook_secret: str = ""
-    log_format: str = "text"
-    max_backoff: float = 300.0
-    sync_timeout: float = 300.0  # the deadline of one sync, fetch included
-    parsing_processes: int = 2  # Airflow parse children at once, for python = "airflow"
-    deploy_dir: Path | None = None
-    keep: int = 5
-    airflow_template: Path | None = None
-    git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
-    s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
-    max_file_size: int = MAX_FILE_SIZE
-    task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
-    sources: tuple[SourceConfig, ...] = ()
-    hooks: tuple[HookConfig, ...] = ()
-
-    @property
-    def mirrors_dir(self) -> Path:
-        """gitdags' own bare mirrors live next to the database."""
-        return self.database.with_name(self.database.name + ".mirrors")
-
-    def source(self, name: str) -> SourceConfig:
-        for src in self.sources:
-            if src.name == name:
-                return src
-        known = ", ".join(s.name for s in self.sources) or "none configured"
-        raise ConfigError(f"There is no source named {name!r} (sources: {known}).")
-
-    def interval_of(self, source: SourceConfig) -> float:
-        return source.interval if source.interval is not None else self.interval
-
-    @property
-    def namespaces(self) -> dict[str, str]:
-        return {s.name: s.namespace for s in self.sources if s.namespace}
-
-    def with_sources(self, *sources: SourceConfig) -> Settings:
-        return replace(self, sources=tuple(sources))
-
-
-def is_local_url(url: str) -> bool:
-    return "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url)
-
-
-def redact_url(url: str) -> str:
-    """Strip the password (or token) from a URL before it is logged or stored."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    netloc = f"{user}:***@{host}" if parts.password is not None else f"***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
@@ -300,9 +86,6 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
                     )
-
-
-S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}
 
 
 def _check_s3(body: Any, where: str) -> None:

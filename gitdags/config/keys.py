@@ -1,0 +1,84 @@
+"""What config.toml may hold: the template `gitdags init` writes, and every key with its kind."""
+
+from __future__ import annotations
+
+CONFIG_TEMPLATE = """\
+# gitdags configuration; every key can be overridden by GITDAGS_<SECTION>_<KEY>.
+[state]
+database = "{database}"         # relative paths are relative to this file's folder
+
+[daemon]
+interval = "30s"
+listen = "127.0.0.1:8765"
+webhook_secret = ""             # better given as GITDAGS_DAEMON_WEBHOOK_SECRET
+
+[publish]
+deploy_dir = ""                 # "" = no deploy folder
+
+[[sources]]
+name = {name}
+url = {url}
+branch = {branch}
+subdir = {subdir}    # "" = whole repository
+include = {include}    # which files count ("**/*.py": Airflow DAG files)
+exclude = []
+namespace = ""                  # DAG id prefix this source owns, e.g. "sales_"
+dag_id_pattern = ""             # a regex every DAG id must match ("" = any)
+python = "static"               # Airflow .py files: "static" or "airflow" (needs airflow_python)
+forbidden_imports = []          # modules DAG files must not import, e.g. ["mycompany.jobs"]
+"""
+
+
+# Every key of every section, with its kind: str, path, duration, int, size, bool, list.
+SECTIONS: dict[str, dict[str, str]] = {
+    "state": {"database": "path"},
+    "daemon": {
+        "interval": "duration",
+        "listen": "str",
+        "webhook_secret": "str",
+        "log_format": "str",
+        "max_backoff": "duration",
+        "sync_timeout": "duration",
+        "parsing_processes": "int",
+    },
+    "publish": {
+        "deploy_dir": "path",
+        "keep": "int",
+        "airflow_template": "path",
+        "git_repo": "path",
+    },
+    "validation": {"max_file_size": "size"},
+}
+SOURCE_KEYS: dict[str, str] = {
+    "name": "str",
+    "url": "str",
+    "branch": "str",
+    "subdir": "str",
+    "include": "list",
+    "exclude": "list",
+    "interval": "duration",
+    "namespace": "str",
+    "dag_id_pattern": "str",
+    "python": "str",
+    "sandbox": "str",
+    "airflow_python": "str",
+    "parse_timeout": "duration",
+    "memory_limit": "size",
+    "forbidden_imports": "list",
+    "deploy_subdir": "str",
+    "verify": "str",
+    "allowed_signers": "path",
+    "gpg_home": "path",
+    "verify_scope": "str",
+}
+HOOK_KEYS: dict[str, str] = {
+    "name": "str",
+    "command": "str",
+    "url": "str",
+    "timeout": "duration",
+    "retries": "int",
+    "secret": "str",
+}
+LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
+
+S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}
