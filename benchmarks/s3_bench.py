@@ -28,9 +28,13 @@ sys.path.insert(0, str(HERE))
 
 from repo import WORK, commit_change, make_repo  # noqa: E402
 
-from gitdags.config import Settings, SourceConfig  # noqa: E402
+from gitdags.config import (  # noqa: E402
+    S3Settings,
+    Settings,
+    SourceConfig,
+)
 from gitdags.engine import build_engine  # noqa: E402
-from gitdags.serve.s3 import Puller, S3Settings  # noqa: E402
+from gitdags.serve.s3 import Puller  # noqa: E402
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gitdags.config import SourceConfig
-from gitdags.serve.s3 import Puller, S3Settings
+from gitdags.config import S3Settings, SourceConfig
+from gitdags.serve.s3 import Puller
 from tests.conftest import GitRepo, dag_yaml
 
 CREDENTIALS = {

@@ -182,7 +182,7 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
     for section, keys in SECTIONS.items():
         for key, value in raw.get(section, {}).items():
             if section == "publish" and key == "s3":
-                from gitdags.serve.s3 import S3Settings
+                from gitdags.config.settings import S3Settings
 
                 values["s3"] = S3Settings(
                     **{

@@ -6,17 +6,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from gitdags.errors import ConfigError
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
-if TYPE_CHECKING:
-    from gitdags.serve.s3 import S3Settings
-
 DEFAULT_INCLUDE = ("**/*.yaml", "**/*.yml", "**/*.json", "**/*.toml")
 PY_INCLUDE = "**/*.py"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """[publish.s3]: where the served set goes in S3-compatible storage."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    keep: int = 5
 
 
 @dataclass(frozen=True)

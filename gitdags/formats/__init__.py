@@ -7,26 +7,12 @@ point at a line where the format makes that possible.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
 
+from gitdags.formats.base import FieldPath, LineFinder, Parsed, parse_error, path_text
 from gitdags.model import Issue
 
-# A field path is a tuple of keys and list indexes: ("tasks", 2, "depends_on").
-FieldPath = tuple[str | int, ...]
-LineFinder = Callable[[FieldPath], int | None]
-
 EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
-
-
-@dataclass
-class Parsed:
-    data: Any
-    issues: list[Issue] = field(default_factory=list)
-    line_of: LineFinder = lambda _path: None
-    non_finite: bool = False  # the data may hold Infinity or NaN (the reader saw one)
 
 
 def format_of(path: str) -> str | None:
@@ -60,18 +46,13 @@ def parse(path: str, text: str) -> Parsed:
     return reader.parse(path, text)
 
 
-def parse_error(path: str, line: int | None, detail: str) -> Issue:
-    """A file the parser refused, with its reason (never an empty one)."""
-    reason = detail.strip().rstrip(".") or "the parser gave no reason"
-    return Issue("GD004", "error", path, "", line, f"The file cannot be parsed: {reason}.")
-
-
-def path_text(path: FieldPath) -> str:
-    """("tasks", 2, "depends_on") -> "tasks[2].depends_on"."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+__all__ = [
+    "EXTENSIONS",
+    "FieldPath",
+    "LineFinder",
+    "Parsed",
+    "format_of",
+    "parse",
+    "parse_error",
+    "path_text",
+]

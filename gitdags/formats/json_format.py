@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gitdags.formats import Parsed, parse_error
+from gitdags.formats.base import Parsed, parse_error
 from gitdags.formats.locate import Locator
 
 

@@ -14,7 +14,7 @@ import bisect
 import re
 from typing import Any
 
-from gitdags.formats import FieldPath
+from gitdags.formats.base import FieldPath
 
 _QUOTED = re.compile(r"\"((?:[^\"\\\n]|\\.)*)\"|'([^'\n]*)'")
 _SKIP = frozenset(" \t\r\n{,.[")

@@ -7,7 +7,7 @@ import re
 
 import rtoml
 
-from gitdags.formats import Parsed, parse_error
+from gitdags.formats.base import Parsed, parse_error
 from gitdags.formats.locate import Locator
 
 _AT_LINE = re.compile(r"\s*at line (\d+),? column \d+")

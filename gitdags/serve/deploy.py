@@ -35,6 +35,7 @@ from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore, now
 from gitdags.model import ServedDag
 from gitdags.naming import loader_stem, safe_name
+from gitdags.orchestrators.airflow.served import dagfactory_block, dagfactory_loader
 
 log = logging.getLogger(__name__)
 
@@ -417,35 +418,6 @@ class DeployFolder:
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 stale.unlink(missing_ok=True)
-
-
-DAGFACTORY_LOADER = Path(__file__).with_name("dagfactory_loader.py.tmpl")
-
-
-def dagfactory_block(dag: ServedDag) -> str:
-    """The document dag-factory builds one served DAG from: its block, the `default` block and
-    the defaults that reached it, as YAML."""
-    import yaml
-
-    config = (dag.spec or {})["dag_factory"]["config"]
-    head = (
-        f"# DAG {dag.dag_id} v{dag.version} from {dag.source}:{dag.path} at {dag.commit}, "
-        "with its defaults; read by the loader beside it.\n"
-    )
-    return head + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
-
-
-def dagfactory_loader(dag: ServedDag, data_file: str, up: str) -> str:
-    template = string.Template(DAGFACTORY_LOADER.read_text(encoding="utf-8"))
-    return template.safe_substitute(
-        dag_id=dag.dag_id,
-        version=dag.version,
-        source=dag.source,
-        path=dag.path,
-        commit=dag.commit,
-        data_file=data_file,
-        up=up,
-    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gitdags import faults
+from gitdags.config import S3Settings
 from gitdags.errors import GitdagsError
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,6 @@ POINTER = "current.json"
 STATE = ".gitdags-pull.json"  # in the puller's folder: what its current generation holds
 GENERATION_NAME = re.compile(r"g[0-9]{6,12}-[0-9a-f]{12}")  # as the deploy folder names them
 SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str = ""
-    region: str = ""
-    keep: int = 5
 
 
 def client(settings: S3Settings) -> Any:

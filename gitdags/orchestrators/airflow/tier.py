@@ -16,7 +16,7 @@ from gitdags.kinds import PYTHON_KINDS
 from gitdags.model import FileDefinitions, Issue
 
 if TYPE_CHECKING:
-    from gitdags.orchestrators import SyncView
+    from gitdags.orchestrators.interface import SyncView
     from gitdags.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class AirflowTier:
 
         from gitdags.model import ServedDag
         from gitdags.naming import loader_stem
-        from gitdags.serve.deploy import dagfactory_block, dagfactory_loader
+        from gitdags.orchestrators.airflow.served import dagfactory_block, dagfactory_loader
 
         root = self.sync.ctx.root
         todo = [
