@@ -1,5 +1,4 @@
-"""What every table of the store shares: time and JSON helpers, WHERE and chunked IN
-builders, and the row readers of the connection."""
+"""Shared by the store's tables: time and JSON helpers, WHERE and IN builders, row readers."""
 
 from __future__ import annotations
 
