@@ -1,0 +1,371 @@
+"""The DAGs and versions tables: each DAG's state, every version seen, the served set."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gitdags.history.rows import CHUNK, StoreRows, _issues, _where, dumps, loads, now
+from gitdags.model import Commit, DagFile, DagRow, DagState, ServedDag, Version
+
+_DAG_COLUMNS = (
+    "dag_id",
+    "source",
+    "path",
+    "status",
+    "served_version",
+    "newest_version",
+    "newest_valid",
+    "enabled",
+    "paused",
+    "pinned",
+    "pin_until_change",
+    "deleted",
+    "owner",
+    "tags",
+    "schedule",
+    "depends_on_dags",
+    "served_commit",
+    "created_at",
+    "updated_at",
+)
+_SAVE_DAG = (
+    f"INSERT INTO dags ({', '.join(_DAG_COLUMNS)}) VALUES ({', '.join('?' * len(_DAG_COLUMNS))}) "
+    "ON CONFLICT (dag_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _DAG_COLUMNS[1:])
+)
+_SERVED = (
+    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec "
+    "FROM dags d JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.served_version "
+    "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
+)
+
+_DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
+
+
+def _ids(value: str | None) -> tuple[str, ...]:
+    return () if not value or value == "[]" else tuple(json.loads(value))
+
+
+def _dag_row(r: Sequence[Any]) -> DagRow:
+    """A row of `SELECT {_DAG_SELECT}` (the columns of _DAG_COLUMNS, in order)."""
+    (
+        dag_id,
+        source,
+        path,
+        _status,
+        served_version,
+        newest_version,
+        newest_valid,
+        enabled,
+        paused,
+        pinned,
+        pin_until_change,
+        deleted,
+        owner,
+        tags,
+        schedule,
+        depends_on_dags,
+        served_commit,
+        created_at,
+        updated_at,
+    ) = r[: len(_DAG_COLUMNS)]
+    return DagRow(
+        dag_id=dag_id,
+        source=source,
+        path=path,
+        served_version=served_version,
+        newest_version=newest_version,
+        newest_valid=bool(newest_valid),
+        enabled=enabled is None or bool(enabled),
+        paused=bool(paused),
+        pinned=bool(pinned),
+        pin_until_change=bool(pin_until_change),
+        deleted=bool(deleted),
+        owner=owner,
+        tags=_ids(tags),
+        schedule=schedule,
+        depends_on_dags=_ids(depends_on_dags),
+        served_commit=served_commit,
+        created_at=created_at or "",
+        updated_at=updated_at or "",
+    )
+
+
+def _dag_state(r: Sequence[Any]) -> DagState:
+    """A row of `_DAG_STATE_SQL`: the read model of listings, without a DagRow in between."""
+    dag_id, source, path, status, paused, pinned, until, served, newest, commit, owner = r[:11]
+    return DagState(
+        dag_id=dag_id,
+        source=source,
+        path=path,
+        status=status,
+        paused=bool(paused),
+        pinned=bool(pinned),
+        pin_until_change=bool(until),
+        served_version=served,
+        newest_version=newest,
+        served_commit=commit,
+        owner=owner,
+        tags=_ids(r[11]),
+        schedule=r[12],
+        updated_at=r[13] or "",
+    )
+
+
+_DAG_STATE_SQL = (
+    "SELECT dag_id, source, path, status, paused, pinned, pin_until_change, served_version, "
+    "newest_version, served_commit, owner, tags, schedule, updated_at FROM dags"
+)
+
+
+def _dag_values(d: DagRow) -> tuple[Any, ...]:
+    return (
+        d.dag_id,
+        d.source,
+        d.path,
+        d.status,
+        d.served_version,
+        d.newest_version,
+        int(d.newest_valid),
+        int(d.enabled),
+        int(d.paused),
+        int(d.pinned),
+        int(d.pin_until_change),
+        int(d.deleted),
+        d.owner,
+        dumps(list(d.tags)),
+        d.schedule,
+        dumps(list(d.depends_on_dags)),
+        d.served_commit,
+        d.created_at,
+        d.updated_at,
+    )
+
+
+def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
+    served = dag is not None and r["version"] == dag.served_version and not dag.deleted
+    return Version(
+        dag_id=r["dag_id"],
+        version=r["version"],
+        source=r["source"],
+        commit=r["commit_sha"],
+        author=r["author"] or "",
+        committed_at=r["committed_at"] or "",
+        message=r["message"] or "",
+        path=r["path"],
+        content_hash=r["content_hash"],
+        valid=bool(r["valid"]),
+        served=served,
+        issues=_issues(r["issues"]),
+        spec=loads(r["spec"]),
+        content=r["content"] or "",
+        recorded_at=r["recorded_at"] or "",
+        blob=r["blob"],
+    )
+
+
+class DagTables(StoreRows):
+    """DAGs and their versions: what is found, what is served."""
+
+    # -- DAGs ------------------------------------------------------------------------------------
+    def dag(self, dag_id: str) -> DagRow | None:
+        row = self._tuples(f"SELECT {_DAG_SELECT} FROM dags d WHERE dag_id = ?", (dag_id,))
+        return _dag_row(row[0]) if row else None
+
+    def dags(
+        self, *, source: str | None = None, status: str | None = None, pinned: bool | None = None
+    ) -> list[DagRow]:
+        where, params = _where(source=source, status=status, pinned=pinned)
+        rows = self._tuples(f"SELECT {_DAG_SELECT} FROM dags d{where} ORDER BY dag_id", params)
+        return [_dag_row(r) for r in rows]
+
+    def dag_states(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
+        """The DAGs as listings show them."""
+        where, params = _where(source=source, status=status)
+        rows = self._tuples(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
+        return [_dag_state(r) for r in rows]
+
+    def dags_with_newest(self, dag_ids: Iterable[str]) -> dict[str, tuple[DagRow, str, bool]]:
+        """These DAGs' rows with the content hash and validity of their newest version."""
+        ordered = list(dag_ids)
+        found: dict[str, tuple[DagRow, str, bool]] = {}
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            for r in self._tuples(
+                f"SELECT {_DAG_SELECT}, v.content_hash, v.valid FROM dags d LEFT JOIN versions v "
+                "ON v.dag_id = d.dag_id AND v.version = d.newest_version "
+                f"WHERE d.dag_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[r[0]] = (_dag_row(r), r[-2], bool(r[-1]))
+        return found
+
+    def held_dags(self, source: str, paths: Iterable[str]) -> dict[str, list[str]]:
+        """path -> the live DAGs of this source that the file at path holds."""
+        held: dict[str, list[str]] = {}
+        for r in self._all_in(
+            "SELECT dag_id, path FROM dags WHERE source = ? AND deleted = 0 AND path IN ({marks})",
+            sorted(set(paths)),
+            source,
+        ):
+            held.setdefault(r["path"], []).append(r["dag_id"])
+        return held
+
+    def owners(self, dag_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """dag_id -> (source, path) of each live DAG among `dag_ids`."""
+        rows = self._all_in(
+            "SELECT dag_id, source, path FROM dags WHERE deleted = 0 AND dag_id IN ({marks})",
+            dag_ids,
+        )
+        return {r["dag_id"]: (r["source"], r["path"]) for r in rows}
+
+    def depends_on(self, dag_id: str) -> list[str]:
+        row = self._one(
+            "SELECT depends_on_dags FROM dags WHERE dag_id = ? AND deleted = 0", (dag_id,)
+        )
+        return (loads(row[0]) or []) if row else []
+
+    def live_count(self, source: str) -> int:
+        row = self._one("SELECT count(*) FROM dags WHERE source = ? AND deleted = 0", (source,))
+        return int(row[0]) if row else 0
+
+    def save_dags(self, dags: Iterable[DagRow], *, at: str | None = None) -> None:
+        stamp = at or now()
+        rows = []
+        for dag in dags:
+            dag.updated_at = stamp
+            dag.created_at = dag.created_at or stamp
+            rows.append(_dag_values(dag))
+        self.conn.executemany(_SAVE_DAG, rows)
+
+    def dag_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for r in self._all(
+            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
+        ):
+            counts.setdefault(r["source"], {})[r["status"]] = r["n"]
+        return counts
+
+    # -- versions --------------------------------------------------------------------------------
+    def version(self, dag: DagRow, number: int) -> Version | None:
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND version = ?", (dag.dag_id, number)
+        )
+        return _version(row, dag) if row else None
+
+    def versions(self, dag: DagRow) -> list[Version]:
+        rows = self._all(
+            "SELECT * FROM versions WHERE dag_id = ? ORDER BY version DESC", (dag.dag_id,)
+        )
+        return [_version(r, dag) for r in rows]
+
+    def newest_valid(self, dag: DagRow, below: int | None = None) -> Version | None:
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND valid = 1 AND version < ? "
+            "ORDER BY version DESC LIMIT 1",
+            (dag.dag_id, below if below is not None else 1 << 62),
+        )
+        return _version(row, dag) if row else None
+
+    def version_with_blob(self, dag: DagRow, blob: str) -> Version | None:
+        """The newest valid version of a DAG made from this blob of its file."""
+        row = self._one(
+            "SELECT * FROM versions WHERE dag_id = ? AND blob = ? AND valid = 1 "
+            "ORDER BY version DESC LIMIT 1",
+            (dag.dag_id, blob),
+        )
+        return _version(row, dag) if row else None
+
+    def file_mates(self, dag: DagRow) -> list[DagRow]:
+        """The other live DAGs that the file of this DAG defines."""
+        rows = self._tuples(
+            f"SELECT {_DAG_SELECT} FROM dags d WHERE source = ? AND path = ? AND dag_id != ? "
+            "AND deleted = 0 ORDER BY dag_id",
+            (dag.source, dag.path, dag.dag_id),
+        )
+        return [_dag_row(r) for r in rows]
+
+    def insert_versions(
+        self,
+        source: str,
+        items: list[tuple[str, int, Commit, DagFile, str | None]],
+        recorded_at: str,
+    ) -> None:
+        """One new version per (dag_id, number, commit that made it, the DAG as found, its
+        file's blob)."""
+        self.conn.executemany(
+            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
+            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    dag_id,
+                    number,
+                    source,
+                    commit.sha,
+                    commit.author,
+                    commit.committed_at,
+                    commit.message,
+                    f.path,
+                    f.content_hash,
+                    int(f.valid),
+                    dumps([i.to_dict() for i in f.issues]),
+                    f.spec_json or (dumps(f.spec) if f.spec is not None else None),
+                    f.content,
+                    recorded_at,
+                    blob,
+                )
+                for dag_id, number, commit, f, blob in items
+            ],
+        )
+
+    def served(self, dag_id: str | None = None) -> list[ServedDag]:
+        """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
+        sql, params = _SERVED, ()
+        if dag_id is not None:
+            sql, params = sql + " AND d.dag_id = ?", (dag_id,)
+        return [
+            ServedDag(
+                dag_id=r["dag_id"],
+                source=r["source"],
+                path=r["path"],
+                status=r["status"],
+                version=r["served_version"],
+                commit=r["served_commit"],
+                spec=loads(r["spec"]),
+            )
+            for r in self._all(sql + " ORDER BY d.dag_id", params)
+        ]
+
+    def served_files(self) -> list[tuple[str, str, str]]:
+        """(source, path, blob) of each Python file served as a file: the blob of the served
+        version of the DAGs of each DAG file (a pin or rollback holds the whole file), and
+        each helper module's last good blob."""
+        rows = self._tuples(
+            "SELECT d.source, v.path, min(v.blob) FROM dags d JOIN versions v "
+            "ON v.dag_id = d.dag_id AND v.version = d.served_version "
+            "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1 AND v.blob IS NOT NULL "
+            "AND v.path LIKE '%.py' GROUP BY d.source, v.path"
+        )
+        dag_files = {(source, path) for source, path, _blob in rows}
+        rows += [  # a path once: a DAG file's served version wins over a module's row
+            row
+            for row in self._tuples(
+                "SELECT source, path, served_blob FROM files "
+                "WHERE kind = 'module' AND served_blob IS NOT NULL"
+            )
+            if (row[0], row[1]) not in dag_files
+        ]
+        return sorted(rows)
+
+    def served_without_version(self) -> list[str]:
+        """DAGs whose served version is missing or invalid (the doctor's check)."""
+        rows = self._tuples(
+            "SELECT d.dag_id FROM dags d LEFT JOIN versions v ON v.dag_id = d.dag_id "
+            "AND v.version = d.served_version WHERE d.served_version IS NOT NULL "
+            "AND d.deleted = 0 AND (v.dag_id IS NULL OR v.valid = 0) ORDER BY d.dag_id"
+        )
+        return [r[0] for r in rows]
