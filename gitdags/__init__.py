@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from gitdags import moved
+
+moved.install()  # the import paths of before the layout, for one release
+
 if TYPE_CHECKING:
     from gitdags.config import Settings, SourceConfig, load_settings
     from gitdags.engine import SyncEngine, build_engine

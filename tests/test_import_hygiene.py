@@ -48,3 +48,23 @@ def test_the_package_root_is_lazy_and_complete() -> None:
 
     for name in gitdags.__all__:
         assert getattr(gitdags, name) is not None
+
+
+def test_the_import_paths_of_before_the_layout_still_work_and_say_where_to() -> None:
+    """For one release: each old path is the module at its new path, with a warning."""
+    code = (
+        "import importlib, json, warnings\n"
+        "from gitdags.moved import MOVED\n"
+        "out = {}\n"
+        "for old, new in MOVED.items():\n"
+        "    with warnings.catch_warnings(record=True) as seen:\n"
+        "        warnings.simplefilter('always')\n"
+        "        module = importlib.import_module(old)\n"
+        "    out[old] = [module is importlib.import_module(new),\n"
+        "                any(new in str(w.message) for w in seen)]\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found and all(v == [True, True] for v in found.values()), found
