@@ -644,7 +644,10 @@ def test_kubectl_and_argocd_conventions(tmp_path: Path, repo: GitRepo, runner) -
     bad = run(["--config", str(config), "list", "-o", "xml"])
     assert bad.exit_code == 2 and "use text, json, yaml or wide" in bad.stderr
     completion = run(["--show-completion", "bash"])
-    assert completion.exit_code == 0 and "complete" in completion.stdout
+    assert completion.exit_code == 0 and "complete" in completion.stdout, (
+        completion.output,
+        repr(completion.exception),
+    )
 
 
 def test_status_watch_repeats_until_ctrl_c(tmp_path: Path, repo: GitRepo) -> None:
