@@ -79,6 +79,34 @@ def _outermost(paths: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def where_seen(prefixes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Where each interpreter folder is bound: at its own path, but for one under /tmp (each
+    parse gets an empty /tmp of its own, which would hide it): /interp/N. A venv moves with
+    its folder; a base installation that a venv names by absolute path (pyvenv.cfg) cannot."""
+    out, stuck = [], []
+    for number, path in enumerate(prefixes):
+        if path != "/tmp" and not path.startswith("/tmp/"):
+            out.append((path, path))
+            continue
+        out.append((path, f"/interp/{number}"))
+        if len(prefixes) > 1 and not (Path(path) / "pyvenv.cfg").exists():
+            stuck.append(path)
+    if stuck:
+        raise SourceError(
+            f"The Python that airflow_python runs lives under /tmp ({stuck[0]}), which each "
+            "parse gets empty; install it in another folder."
+        )
+    return out
+
+
+def inside_path(path: str, seen: dict[str, str]) -> str:
+    """`path` as the sandbox sees it."""
+    for host, dest in sorted(seen.items(), key=lambda item: -len(item[0])):
+        if path == host or path.startswith(host + "/"):
+            return dest + path[len(host) :]
+    return path
+
+
 def check_binds(paths: tuple[str, ...], private: list[Path]) -> None:
     """No bound folder may hold gitdags' own state (the database, config, mirrors, deploy
     folder, home): refuse rather than show it to repository code."""
@@ -121,7 +149,8 @@ def command(
         )
     prefixes = interpreter_paths(python)
     check_binds(prefixes, private)
-    binds: list[tuple[str, str]] = [(p, p) for p in prefixes]
+    seen = dict(where_seen(prefixes))
+    binds: list[tuple[str, str]] = list(seen.items())
     binds.append((str(worker), "/run/gitdags/parse_worker.py"))
     binds += mounts
     scratch.mkdir(parents=True, exist_ok=True)
@@ -150,7 +179,7 @@ def command(
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/tmp/home"]
     binding = [flag for source, dest in binds for flag in ("--ro-bind", source, dest)]
-    tail = ["--remount-ro", "/", python, "-I", "/run/gitdags/parse_worker.py"]
+    tail = ["--remount-ro", "/", inside_path(python, seen), "-I", "/run/gitdags/parse_worker.py"]
     if os.geteuid() == 0:
         return [sys.executable, "-I", str(LAUNCHER), json.dumps([args, binds, tail])]
     return [*args, *binding, *tail]
