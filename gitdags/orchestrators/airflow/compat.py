@@ -129,25 +129,7 @@ print(json.dumps(ok))
 def importable(python: str, names: list[str]) -> set[str]:
     """Which of these dotted names (Airflow's own, never repository code) import with
     `python`, the interpreter Airflow runs: a moved name that still imports there works."""
-    if not names:
-        return set()
-    with tempfile.TemporaryDirectory(prefix="gitdags-probe-") as home:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "AIRFLOW_HOME": home}
-        env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-        try:
-            done = subprocess.run(
-                [python, "-I", "-c", _PROBE],
-                input=json.dumps(sorted(set(names))),
-                capture_output=True,
-                text=True,
-                timeout=180,
-                env=env,
-                cwd=home,
-            )
-            return set(json.loads(done.stdout.strip().splitlines()[-1]))
-        except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-            log.warning("cannot ask %s which Airflow names import: %s", python, exc)
-            return set()
+    return _ask(python, _PROBE, names, "which Airflow names import")
 
 
 _FIND = """
@@ -166,13 +148,20 @@ print(json.dumps(out))
 def missing(python: str, names: list[str]) -> set[str]:
     """Which of these packages `python` (the interpreter Airflow runs) does not have; found
     without importing them. Nothing when it cannot be asked."""
+    return _ask(python, _FIND, names, "which packages it has")
+
+
+def _ask(python: str, script: str, names: list[str], what: str) -> set[str]:
+    """The names `script`, run by `python` in a scratch home with `names` on its stdin, prints
+    as a JSON list on its last line; nothing when it cannot be asked."""
     if not names:
         return set()
     with tempfile.TemporaryDirectory(prefix="gitdags-probe-") as home:
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "AIRFLOW_HOME": home}
+        env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
         try:
             done = subprocess.run(
-                [python, "-I", "-c", _FIND],
+                [python, "-I", "-c", script],
                 input=json.dumps(sorted(set(names))),
                 capture_output=True,
                 text=True,
@@ -182,7 +171,7 @@ def missing(python: str, names: list[str]) -> set[str]:
             )
             return set(json.loads(done.stdout.strip().splitlines()[-1]))
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-            log.warning("cannot ask %s which packages it has: %s", python, exc)
+            log.warning("cannot ask %s %s: %s", python, what, exc)
             return set()
 
 
