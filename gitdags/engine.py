@@ -122,7 +122,7 @@ class SyncEngine:
 
     def private_paths(self) -> tuple[Path, ...]:
         """gitdags' own paths, which no folder shown to repository code may hold."""
-        paths = [self.settings.database, self.settings.mirrors_dir / "x.git", Path.home()]
+        paths = [self.settings.database, self.settings.mirrors_dir, Path.home()]
         paths += [p for p in (self.settings.config_path, self.settings.deploy_dir) if p]
         paths += [p for p in (self.settings.git_repo,) if p]
         return tuple(paths)
