@@ -63,6 +63,9 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         ("[daemon]\ninterval = 'soon'\n", {}, "not a duration"),
         ("[[sources]]\nname='a'\nurl='b'\n[[sources]]\nname='a'\nurl='c'\n", {}, "unique"),
         ("[state\n", {}, "not valid TOML"),
+        ("[[sources]]\nname='a'\nurl='b'\norchestrator='luigi'\n", {}, "orchestrator = 'luigi'"),
+        ("[[sources]]\nname='a'\nurl='b'\npython='prefect'\n", {}, "orchestrator = 'prefect'"),
+        ("[[sources]]\nname='a'\nurl='b'\norchestrator='airflow'\npython='x'\n", {}, "python"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, env: dict, needle: str) -> None:

@@ -81,7 +81,10 @@ def context(settings: Settings, config: SourceConfig | None = None) -> ReadConte
         return ctx
     root = config.subdir.strip("/")
     return dataclasses.replace(
-        ctx, root=f"{root}/" if root else "", forbidden_imports=config.forbidden_imports
+        ctx,
+        orchestrator=config.orchestrator,
+        root=f"{root}/" if root else "",
+        forbidden_imports=config.forbidden_imports,
     )
 
 

@@ -29,6 +29,10 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 """
 
 
+# The orchestrators whose files a source may hold (`orchestrator = ...`; each has its package
+# under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
+ORCHESTRATORS = ("airflow",)
+
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
     "state": {"database": "path"},
@@ -59,6 +63,7 @@ SOURCE_KEYS: dict[str, str] = {
     "interval": "duration",
     "namespace": "str",
     "dag_id_pattern": "str",
+    "orchestrator": "str",
     "python": "str",
     "sandbox": "str",
     "airflow_python": "str",

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gitdags.config.keys import HOOK_KEYS, LIST_SECTIONS, S3_KEYS, SECTIONS, SOURCE_KEYS
+from gitdags.config.keys import (
+    HOOK_KEYS,
+    LIST_SECTIONS,
+    ORCHESTRATORS,
+    S3_KEYS,
+    SECTIONS,
+    SOURCE_KEYS,
+)
 from gitdags.config.settings import HookConfig, Settings, SourceConfig, is_local_url
 from gitdags.errors import ConfigError
 from gitdags.spec import ID_RE, TASK_TYPES, parse_duration
@@ -234,8 +241,18 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
     if ".." in values["deploy_subdir"].split("/"):
         raise ConfigError(f"[[sources]] {name}: deploy_subdir must stay inside the deploy folder.")
     python = values.get("python", "static")
-    if python not in ("static", "airflow"):
-        raise ConfigError(f'[[sources]] {name}: python = {python!r}; use "static" or "airflow".')
+    orchestrator = values.setdefault("orchestrator", python if python != "static" else "airflow")
+    if orchestrator not in ORCHESTRATORS:
+        raise ConfigError(
+            f"[[sources]] {name}: orchestrator = {orchestrator!r}; use one of "
+            + ", ".join(f'"{o}"' for o in ORCHESTRATORS)
+            + "."
+        )
+    if python not in ("static", orchestrator):
+        raise ConfigError(
+            f'[[sources]] {name}: python = {python!r}; use "static" or "{orchestrator}" '
+            f"(the orchestrator of the source)."
+        )
     if python == "airflow" and not values.get("airflow_python"):
         raise ConfigError(
             f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '

@@ -37,7 +37,8 @@ class SourceConfig:
     interval: float | None = None
     namespace: str = ""
     dag_id_pattern: str = ""  # a regex every DAG id of the source must match ("" = any)
-    python: str = "static"  # Airflow .py files: "static" (syntax tree) or "airflow" (parsed)
+    orchestrator: str = "airflow"  # what runs the files: one of config.keys.ORCHESTRATORS
+    python: str = "static"  # .py files: "static" (syntax tree) or the orchestrator's name (loaded)
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
     sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
@@ -53,7 +54,7 @@ class SourceConfig:
     def sandbox_state(self) -> str | None:
         """Where its repository code runs: "bwrap", "none" (unsandboxed), or None when no
         repository code runs (python = "static")."""
-        return self.sandbox if self.python == "airflow" else None
+        return self.sandbox if self.python != "static" else None
 
     @property
     def is_local(self) -> bool:
@@ -76,6 +77,8 @@ class SourceConfig:
         checks = [self.namespace, self.dag_id_pattern, ",".join(self.forbidden_imports)]
         if any(checks) or self.python != "static":  # (fingerprints before these keys stay)
             parts += [*checks, self.python, self.airflow_python]
+        if self.orchestrator != "airflow":
+            parts.append(self.orchestrator)
         return "|".join(parts)
 
 

@@ -46,6 +46,7 @@ class ReadContext:
 
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     max_file_size: int = MAX_FILE_SIZE
+    orchestrator: str = "airflow"  # whose files these are (config.keys.ORCHESTRATORS)
     root: str = ""  # the source's subdir with a trailing "/": Airflow's DAGs folder
     forbidden_imports: tuple[str, ...] = ()
     airflowignore: tuple[tuple[str, str], ...] = ()  # (folder under root, text) of each file
@@ -123,6 +124,12 @@ def _read(
     if b"\0" in raw[:8192]:
         issue = file_issue(path, "GD002", "The file is binary; DAG files are UTF-8 text.")
         return FileDefinitions(path, "none", digest, issues=(issue,))
+    if ctx.orchestrator != "airflow":  # the orchestrator's own kinds first
+        from gitdags.orchestrators import read_file
+
+        found = read_file(path, raw, digest, ctx)
+        if found is not None:
+            return found
     if path.endswith(".py"):  # read as Python reads it: its coding declaration says how
         from gitdags.orchestrators.airflow import kind
 

@@ -47,7 +47,9 @@ class ParseWorker:
         readable: tuple[Path, ...] = (),
         private: tuple[Path, ...] = (),
         served_under: str = "",
+        script: Path = WORKER,
     ) -> None:
+        self.script = script  # the worker program: stdlib only, it speaks parse_worker's protocol
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
@@ -90,13 +92,13 @@ class ParseWorker:
 
     def _command(self) -> list[str]:
         if self.sandbox == "none":
-            return [self.python, "-I", str(WORKER)]
+            return [self.python, "-I", str(self.script)]
         from gitdags.sandbox import bwrap
 
         for folder in self.readable:
             folder.mkdir(parents=True, exist_ok=True)
         return bwrap.command(
-            self.python, WORKER, self.scratch / "etc", self.mounts, list(self.private)
+            self.python, self.script, self.scratch / "etc", self.mounts, list(self.private)
         )
 
     def _inside(self, root: Path) -> str:
