@@ -84,6 +84,21 @@ HOOK_KEYS: dict[str, str] = {
     "retries": "int",
     "secret": "str",
 }
-LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
+# [[consumers]]: an orchestrator's API that runs what gitdags serves; its password or token comes
+# from GITDAGS_CONSUMERS_<NAME>_PASSWORD / _TOKEN or from a file, never from config.toml
+CONSUMER_KEYS: dict[str, str] = {
+    "name": "str",
+    "kind": "str",
+    "api_url": "str",
+    "username": "str",
+    "password_file": "path",
+    "token_file": "path",
+    "interval": "duration",
+    "timeout": "duration",
+    "missing_after": "duration",
+    "sources": "list",
+}
+CONSUMER_KINDS = ("airflow",)
+LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS, "consumers": CONSUMER_KEYS}
 
 S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gitdags.config.keys import (
+    CONSUMER_KEYS,
+    CONSUMER_KINDS,
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
@@ -18,7 +20,13 @@ from gitdags.config.keys import (
     SECTIONS,
     SOURCE_KEYS,
 )
-from gitdags.config.settings import HookConfig, Settings, SourceConfig, is_local_url
+from gitdags.config.settings import (
+    ConsumerConfig,
+    HookConfig,
+    Settings,
+    SourceConfig,
+    is_local_url,
+)
 from gitdags.errors import ConfigError
 from gitdags.spec import ID_RE, TASK_TYPES, parse_duration
 
@@ -213,11 +221,15 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
         if names.count(name) > 1:
             raise ConfigError(f"Two [[sources]] are named {name!r}; source names must be unique.")
     hooks = [_hook(t, i, base) for i, t in enumerate(raw.get("hooks", []))]
+    consumers = [_consumer(t, i, base, names) for i, t in enumerate(raw.get("consumers", []))]
+    if len({c.name for c in consumers}) < len(consumers):
+        raise ConfigError("Two [[consumers]] have the same name; consumer names must be unique.")
     return Settings(
         config_path=file,
         task_types=task_types,
         sources=tuple(sources),
         hooks=tuple(hooks),
+        consumers=tuple(consumers),
         **values,
     )
 
@@ -315,3 +327,32 @@ def _hook(table: dict[str, Any], index: int, base: Path) -> HookConfig:
     if bool(values.get("command")) == bool(values.get("url")):
         raise ConfigError(f"Hook {values['name']!r} needs exactly one of command or url.")
     return HookConfig(**values)
+
+
+def _consumer(table: dict[str, Any], index: int, base: Path, sources: list[str]) -> ConsumerConfig:
+    where = f"[[consumers]] {table.get('name') or index + 1}"
+    values = {
+        key: _convert(CONSUMER_KEYS[key], value, f"{where}: {key}", base)
+        for key, value in table.items()
+    }
+    values.setdefault("name", f"airflow{index + 1}" if index else "airflow")
+    if values.get("kind", "airflow") not in CONSUMER_KINDS:
+        raise ConfigError(
+            f"{where}: kind = {values['kind']!r}; use "
+            + ", ".join(f'"{k}"' for k in CONSUMER_KINDS)
+            + "."
+        )
+    url = values.get("api_url", "")
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ConfigError(
+            f"{where} needs api_url, the address of Airflow's API server "
+            "(e.g. http://airflow:8080), without /api/v2."
+        )
+    values["api_url"] = url.rstrip("/").removesuffix("/api/v2")
+    unknown = [s for s in values.get("sources", ()) if s not in sources]
+    if unknown:
+        raise ConfigError(
+            f"{where}: sources names {unknown[0]!r}, which is not a [[sources]] name "
+            f"(sources: {', '.join(sources) or 'none configured'})."
+        )
+    return ConsumerConfig(**values)

@@ -93,6 +93,30 @@ class HookConfig:
 
 
 @dataclass(frozen=True)
+class ConsumerConfig:
+    """An orchestrator's API that runs what gitdags serves (`[[consumers]]`): gitdags asks it
+    what it parsed of each served DAG, and pauses there what is paused here."""
+
+    name: str
+    api_url: str
+    kind: str = "airflow"
+    username: str = "admin"
+    password_file: Path | None = None  # else GITDAGS_CONSUMERS_<NAME>_PASSWORD
+    token_file: Path | None = None  # a ready bearer token, else GITDAGS_CONSUMERS_<NAME>_TOKEN
+    interval: float = 30.0  # how often it is asked when nothing changed
+    timeout: float = 10.0  # per request
+    missing_after: float = 300.0  # served and still absent there after this: "missing"
+    sources: tuple[str, ...] = ()  # the sources whose DAGs it runs (() = every source)
+
+    @property
+    def env_prefix(self) -> str:
+        return "GITDAGS_CONSUMERS_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_"
+
+    def runs(self, source: str) -> bool:
+        return not self.sources or source in self.sources
+
+
+@dataclass(frozen=True)
 class Settings:
     database: Path
     config_path: Path | None = None
@@ -112,6 +136,7 @@ class Settings:
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()
     hooks: tuple[HookConfig, ...] = ()
+    consumers: tuple[ConsumerConfig, ...] = ()
 
     @property
     def mirrors_dir(self) -> Path:

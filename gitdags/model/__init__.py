@@ -6,6 +6,7 @@ below; the modules hold them by aggregate. It imports nothing else of gitdags.""
 from __future__ import annotations
 
 from gitdags.model.actions import ActionResult, AuditEntry
+from gitdags.model.consumers import CONSUMER_STATES, ConsumerDag, ConsumerStatus
 from gitdags.model.dags import (
     STATUSES,
     Commit,
@@ -23,10 +24,13 @@ from gitdags.model.sync import DagChange, SyncResult
 
 __all__ = [
     "CODES",
+    "CONSUMER_STATES",
     "STATUSES",
     "ActionResult",
     "AuditEntry",
     "Commit",
+    "ConsumerDag",
+    "ConsumerStatus",
     "DagChange",
     "DagDetail",
     "DagFile",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitdags.model.issues import Issue
@@ -104,6 +104,8 @@ class DagState:
     tags: tuple[str, ...]
     schedule: str | None
     updated_at: str
+    # consumer -> what it has of this DAG (state, version, since, parsed_at, paused, error)
+    consumers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies, which costs 0.8 s on `list --json` of 10k
@@ -128,6 +130,7 @@ class DagState:
             # the same two names on every record: `time` (UTC) and `commit`
             "time": self.updated_at,
             "commit": None if gone else self.served_commit,
+            "consumers": self.consumers,
         }
 
 

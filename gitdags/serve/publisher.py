@@ -30,6 +30,24 @@ def what_failed(exc: Exception) -> str:
     return str(exc).rstrip(".") or type(exc).__name__
 
 
+def served_root(settings: Settings) -> Path | None:
+    """The folder of the served tree's generations: the deploy folder, else (the served
+    branches and S3 are made from a generation) one of its own beside the database."""
+    if settings.deploy_dir:
+        return settings.deploy_dir
+    return Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
+
+
+def deploy_path(settings: Settings, source: str, path: str) -> str:
+    """A Python file's path in the served tree: its path under the source's subdir, at the top
+    of `current/` (where Airflow's DAGs folder resolves `import common.x`) or under the
+    source's deploy_subdir."""
+    config = next((s for s in settings.sources if s.name == source), None)
+    subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
+    rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
+    return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+
+
 class Publisher:
     """A listener: after each change to what is served, the deploy folder and the hooks."""
 
@@ -42,9 +60,7 @@ class Publisher:
         self.settings = settings
         # the served branches are made from a deploy-folder generation: one of its own
         # beside the database when no deploy_dir is configured
-        root = settings.deploy_dir or (
-            Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
-        )
+        root = served_root(settings)
         self.folder = (
             DeployFolder(
                 root,
@@ -196,13 +212,7 @@ class Publisher:
             self.hooks.close()
 
     def deploy_path(self, source: str, path: str) -> str:
-        """A Python file's path in the deploy folder: its path under the source's subdir, at
-        the top of `current/` (where Airflow's DAGs folder resolves `import common.x`) or
-        under the source's deploy_subdir."""
-        config = next((s for s in self.settings.sources if s.name == source), None)
-        subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
-        rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
-        return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+        return deploy_path(self.settings, source, path)
 
     def other_files(self) -> list[tuple[str, str, str]]:
         """(source, path, blob) of the files of each configured source's tree at its served
