@@ -5,6 +5,9 @@ folder (a LocalDagBundle) and through the served branch (a GitDagBundle), side b
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,9 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from gitdags.cli import app
-from tests.airflow_server import PASSWORD, USER, AirflowServer
+from tests.airflow_server import PASSWORD, USER, AirflowServer, free_port
 from tests.conftest import GitRepo, git
 from tests.test_airflow import airflow_python
+from tests.test_daemon import until
 
 pytestmark = pytest.mark.xdist_group("airflow-api")  # one Airflow for the module, one worker
 
@@ -40,10 +44,10 @@ class Setup:
         self.serve = serve
         self.url = ""
 
-    def write_config(self, url: str) -> None:
+    def write_config(self, url: str, daemon: str = "") -> None:
         self.url = url
         self.config.write_text(
-            '[state]\ndatabase = "state.db"\n'
+            f'[state]\ndatabase = "state.db"\n[daemon]\n{daemon}\n'
             f"[publish]\n{self.serve}\n"
             f'[[sources]]\nname = "main"\nurl = "{self.repo.path}"\ninclude = ["**/*.py"]\n'
             f'[[consumers]]\nname = "airflow"\napi_url = "{url}"\nusername = "{USER}"\n'
@@ -198,3 +202,67 @@ def test_pause_reaches_airflow_and_a_pause_there_shows_here(world: World) -> Non
     setup.run("wait", "land_folder", "--timeout", "2m")
     assert states(setup)["land_folder"]["paused"] is True
     assert world.airflow.get("/dags/land_folder")["is_paused"] is True
+
+
+def test_the_daemon_asks_after_each_change_and_says_it_in_healthz_and_metrics(
+    world: World,
+) -> None:
+    setup = world.folder
+    port = free_port()
+    setup.write_config(world.airflow.url, f'listen = "127.0.0.1:{port}"')
+    env = {**os.environ, "GITDAGS_CONSUMERS_AIRFLOW_PASSWORD": PASSWORD}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "gitdags", "--config", str(setup.config), "daemon"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        health = until(lambda: _get(port, "/healthz").get("consumers"))
+        assert health[0]["name"] == "airflow" and health[0]["error"] is None
+        setup.repo.commit("daemon", {"land_daemon.py": dag_file("land_daemon", "a")})
+        until(lambda: states(setup).get("land_daemon", {}).get("state") == "landed", 120)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        text = metrics.decode()
+        assert 'gitdags_consumer_dags{consumer="airflow",state="landed"}' in text
+        assert 'gitdags_consumer_lag_seconds{consumer="airflow"}' in text
+        landed = _get(port, "/healthz")["consumers"][0]["counts"]["landed"]
+        assert landed >= 2
+    finally:
+        daemon.terminate()
+        _out, err = daemon.communicate(timeout=30)
+        setup.write_config(world.airflow.url)
+    assert daemon.returncode == 0, err.decode()[-2000:]
+
+
+def _get(port: int, path: str) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return {}
+
+
+async def test_the_console_shows_what_airflow_runs(world: World) -> None:
+    from gitdags.config import load_settings
+    from gitdags.engine import build_engine
+    from gitdags.tui.app import GitdagsApp
+    from tests.test_tui import on_screen, settle
+
+    setup = world.folder
+    assert setup.run("wait", "land_folder", "--timeout", "2m")[0] == 0
+    engine = build_engine(load_settings(setup.config), readonly=True)
+    app = GitdagsApp(engine)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            lines = await on_screen(pilot, lambda ls: any("land_folder" in x for x in ls))
+            header = next(x for x in lines if "DAG" in x and "status" in x)
+            row = next(x for x in lines if "land_folder" in x)
+            assert "landed" in header and "landed" in row, "\n".join(lines)
+            await pilot.press("slash", *"land_folder", "enter", "enter")
+            lines = await on_screen(pilot, lambda ls: any("in airflow:" in x for x in ls))
+            said = next(x for x in lines if "in airflow:" in x)
+            assert "landed" in said and "v2" in said and "parsed" in said, said
+    finally:
+        engine.close()

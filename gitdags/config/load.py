@@ -97,6 +97,11 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                 if section == "publish" and key == "s3":
                     _check_s3(table[key], where)
                     continue
+                if section == "consumers" and key in ("password", "token"):
+                    raise ConfigError(
+                        f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
+                        f"give it in GITDAGS_CONSUMERS_<NAME>_{key.upper()} or {key}_file."
+                    )
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))

@@ -1,7 +1,8 @@
 """The daemon's poller of the consumers (`[[consumers]]`): after each change to what is served,
-and on each consumer's interval otherwise, it asks what they have of each served DAG. While a
-DAG is pending it asks again soon (0.5 s, doubling up to the interval), so that a landing is
-seen within a second or two of the orchestrator parsing it."""
+and on each consumer's interval otherwise, it asks what they have of each served DAG. After a
+change it asks once the orchestrator has had a moment to parse (1.5 s: Airflow takes 0.1-2 s), and
+while a DAG is pending again soon (doubling up to the interval): a landing is seen within a
+second or two, for about one request per change."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from gitdags.config import Settings
 from gitdags.engine import SyncEngine, build_engine
 
 log = logging.getLogger(__name__)
-FIRST = 0.5  # seconds before asking again after a change
+FIRST = 1.5  # seconds from a change to the first ask (asking at once never finds it parsed)
 
 
 class ConsumerPoller(threading.Thread):
@@ -58,8 +59,9 @@ class ConsumerPoller(threading.Thread):
                     log.exception("cannot ask the consumers")
                 wait = soon if pending else interval
                 soon = min(soon * 2, interval) if pending else FIRST
-                if self.changed.wait(wait):
-                    soon = FIRST
+                if self.changed.wait(wait):  # a change: asked after a moment, not at once
+                    soon = FIRST * 2
+                    self.halt.wait(FIRST)
         finally:
             if engine is not None:
                 engine.close()
