@@ -196,14 +196,16 @@ def status(sources: list[SourceStatus]) -> str:
                 "`gitdags syncs` shows why)"
             )
         for name, c in s.consumers.items():
-            counted = ", ".join(f"{c[k]} {k}" for k in CONSUMER_STATES if c.get(k)) or "no DAGs"
+            counted = ", ".join(f"{c[k]} {k}" for k in CONSUMER_STATES if c.get(k))
             if c.get("oldest_pending_s") is not None:
                 counted += f" (oldest pending {c['oldest_pending_s']:.0f}s)"
             if c.get("error"):
-                counted += f"; last ask failed: {c['error']}"
+                counted += ("; " if counted else "") + f"last ask failed: {c['error']}"
             elif not c.get("checked_at"):
                 counted = "not asked yet"
-            lines.append(f"  in {name + ':':<16}{counted}")
+            elif not counted:
+                counted = "none of its DAGs served"
+            lines.append(f"  {'in ' + name + ':':<20}{counted}")
         if s.recovered:
             at, _, said = s.recovered.partition(": ")
             lines.append(f"  recovered:          {when(at)}, {said}")

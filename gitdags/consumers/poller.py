@@ -92,7 +92,9 @@ class Consumers:
             )
         except ConsumerError as exc:
             error = str(exc)
-            log.warning("consumer %s: %s", config.name, error)
+            said = self.store.consumer_statuses([config.name])[0].error
+            if error != said:  # said once per run of the same failure, not on every ask
+                log.warning("consumer %s: %s", config.name, error)
         with self.store.transaction():
             self.store.record_consumer(
                 config.name,

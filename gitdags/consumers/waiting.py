@@ -124,6 +124,8 @@ class Waiter:
             return Progress(done=True, dags=dags, line=line)
         if waiting:
             landed = sum(all(s == "landed" for s in by.values()) for by in dags.values())
+            asked = self.store.consumer_statuses(c.name for c in consumers)
+            waiting[:0] = [f"{c.name} cannot be asked: {c.error}" for c in asked if c.error]
             more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
             line = (
                 f"{name}: {short} served; {landed}/{total} DAGs landed; waiting for "
