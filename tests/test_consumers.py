@@ -4,6 +4,7 @@ tests/test_landing.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,34 @@ def test_a_consumer_that_cannot_be_reached_keeps_the_last_states(
         assert source.consumers["af"]["error"] == status.error
     finally:
         engine.close()
+
+
+def test_wait_takes_the_dags_of_the_commit_itself_from_a_sync_of_several(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    """Without consumers, `wait` waits until the commit is served; of a sync that took in
+    several commits, it waits for the DAGs of the files that commit changed."""
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    repo.commit("one", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b")})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndatabase = "s.db"\n[[sources]]\nname = "m"\nurl = "{repo.path}"\n')
+
+    def run(*args: str) -> tuple[int, str, str]:
+        done = CliRunner().invoke(app, ["--config", str(config), *args])
+        return done.exit_code, done.stdout, done.stderr
+
+    assert run("sync")[0] == 0
+    first = repo.commit("a", {"a.yaml": dag_yaml("a", "x", "y")})
+    repo.commit("b", {"b.yaml": dag_yaml("b", "x", "y")})
+    code, out, err = run("wait", "--commit", first[:10], "--timeout", "2s", "--json")
+    assert code == 2 and "not synced yet" in out, (out, err)
+    assert run("sync")[0] == 0
+    code, out, _err = run("wait", "--commit", first[:10], "--json")
+    assert code == 0 and json.loads(out)["dags"] == {"a": {}}, out
+    bad = repo.commit("bad", {"b.yaml": "dag_id: b\ntasks: 3\n"})
+    assert run("sync")[0] == 0
+    code, _out, err = run("wait", "--commit", bad, "--timeout", "5s")
+    assert code == 1 and f"b is invalid in gitdags at {bad[:12]} (GD" in err, err
