@@ -48,8 +48,10 @@ class ParseWorker:
         private: tuple[Path, ...] = (),
         served_under: str = "",
         script: Path = WORKER,
+        check: Callable[[object], dict[str, Any]] | None = None,
     ) -> None:
         self.script = script  # the worker program: stdlib only, it speaks parse_worker's protocol
+        self.check = check or checked  # each file's result, checked for shape as it comes back
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
@@ -295,7 +297,7 @@ class ParseWorker:
                 faults.point("in-parse")
             elif rel in in_flight:
                 in_flight.discard(rel)
-                results[rel] = self._outside(checked(answer.get("result")))
+                results[rel] = self._outside(self.check(answer.get("result")))
 
     def missing(self, names: list[str]) -> set[str]:
         if not names:
