@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
 from gitdags.config import Settings, SourceConfig, missing_config
@@ -93,16 +93,23 @@ class SyncEngine:
         from gitdags.orchestrators.airflow.parsing import ParseWorker
 
         worker = self.parse_workers.get(config.name)
+        prefect = config.orchestrator == "prefect"  # Prefect's loader, in the same sandbox
+        python = config.prefect_python if prefect else config.airflow_python
         if worker is not None and (worker.python, worker.sandbox) != (
-            config.airflow_python,
+            python,
             config.sandbox,
         ):
             worker.close()  # the config changed (SIGHUP)
             worker = None
         if worker is None:
             mirrors = self.settings.mirrors_dir
+            extra: dict[str, Any] = {}
+            if prefect:
+                from gitdags.orchestrators.prefect.loading import check, worker_script
+
+                extra = {"script": worker_script(mirrors / "parse"), "check": check}
             worker = ParseWorker(
-                config.airflow_python,
+                python,
                 mirrors / "parse" / config.name,
                 self.settings.parsing_processes,
                 sandbox=config.sandbox,
@@ -111,6 +118,7 @@ class SyncEngine:
                 readable=(self.tree_dir(config.name) / config.subdir,),
                 private=self.private_paths(),
                 served_under=config.deploy_subdir,
+                **extra,
             )
             self.parse_workers[config.name] = worker
         return worker

@@ -28,6 +28,7 @@ CODE_KINDS = ("prefect-flow", "module")
 class PrefectTier:
     def __init__(self, sync: SyncView) -> None:
         self.sync = sync
+        self.every = False  # the Prefect environment changed: every flow is loaded again
 
     def environment(self, plan: Plan) -> bool:
         """True when the Prefect environment changed since the last sync (python = prefect)."""
@@ -44,6 +45,7 @@ class PrefectTier:
         if before is None or before == now:
             return False
         plan.note = "the Prefect environment changed: every flow loaded again"
+        self.every = True
         log.info("source %s: %s", self.sync.name, plan.note)
         return True
 
@@ -71,7 +73,7 @@ class PrefectTier:
             from gitdags.orchestrators.prefect.loading import load_flows
 
             sync.git.remaining(1)
-            load_flows(sync, plan, head, projects)
+            load_flows(sync, plan, head, projects, self.every)
         hold_code(plan.checked, plan.again)
 
     def tree(self, plan: Plan, head: str) -> ProjectTree:

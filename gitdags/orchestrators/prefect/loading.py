@@ -1,0 +1,184 @@
+"""The sandboxed tier of a Prefect source (`python = "prefect"`): Prefect's own loader loads
+the flow of each deployment whose code or block this sync changed, in the sandboxed worker
+(`load_worker`), from a copy of the source's tree at the commit. A flow that does not load (an
+import error, an exception at import, a timeout) is an error of the deployments that run it
+(GD402, GD403), and the flow's parameter schema, as Prefect builds it from the signature, is
+checked against each deployment's parameters (GD103 unknown, GD101 required and not given).
+The error keeps each deployment's last good version served (and `tier.hold_code` then holds
+back the code that broke it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitdags.model import DagFile, Issue
+
+if TYPE_CHECKING:
+    from gitdags.orchestrators.interface import SyncView
+    from gitdags.plan import Plan
+
+OVERRIDES = Path(__file__).with_name("load_worker.py")
+
+
+def worker_script(folder: Path) -> Path:
+    """The worker program: Airflow's parse worker with `load_worker`'s definitions in place
+    of its Airflow ones, written where the sandbox can bind it (rewritten when it differs)."""
+    from gitdags.orchestrators.airflow.parse_client import WORKER
+
+    base = WORKER.read_text(encoding="utf-8")
+    base = base.replace('\nif __name__ == "__main__":\n    main()\n', "\n")
+    text = (
+        base
+        + "\n\n# --- Prefect: the definitions below replace the Airflow ones above ---\n"
+        + OVERRIDES.read_text(encoding="utf-8")
+        + '\n\nif __name__ == "__main__":\n    main()\n'
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "prefect_load_worker.py"
+    try:
+        if script.read_text(encoding="utf-8") == text:
+            return script
+    except OSError:
+        pass
+    temp = folder / f".prefect_load_worker.py.{os.getpid()}"
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, script)
+    return script
+
+
+def check(result: object) -> dict[str, Any]:
+    """A result from the worker, checked for shape (it crossed from where repository code ran)."""
+    try:
+        return _check(result)
+    except (TypeError, ValueError, KeyError) as exc:
+        return {"error": "crashed", "message": f"The load gave a malformed answer ({exc})."}
+
+
+def _check(result: object) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise TypeError("not an object")
+    if result.get("error") is not None:
+        if not isinstance(result["error"], str) or not isinstance(result.get("message"), str):
+            raise ValueError("an unknown error")
+        trace = result.get("traceback")
+        return {
+            "error": result["error"],
+            "message": result["message"][:2000],
+            "traceback": trace[-20000:] if isinstance(trace, str) else None,
+        }
+    flows = result["flows"]
+    if not isinstance(flows, list) or len(flows) != 1 or not isinstance(flows[0], dict):
+        raise TypeError("flows is not one flow")
+    flow = flows[0]
+    schema = flow["parameters"]
+    if not isinstance(flow.get("name"), str) or not isinstance(schema, dict):
+        raise TypeError("a flow")
+    properties, required = schema.get("properties"), schema.get("required")
+    if not isinstance(properties, dict) or not isinstance(required, list):
+        raise TypeError("a parameter schema")
+    if not all(isinstance(r, str) for r in required):
+        raise TypeError("required parameters")
+    return {
+        "flows": [{"name": flow["name"], "properties": sorted(properties), "required": required}]
+    }
+
+
+def load_flows(sync: SyncView, plan: Plan, head: str, projects: list[str], every: bool) -> None:
+    """Load the flows of the deployments this sync changed (all of them with `every`)."""
+    root = sync.ctx.root
+    changed = {c.path for c in plan.changes if c.path not in plan.again}
+    todo: dict[str, list[tuple[str, DagFile]]] = {}  # request "file" -> (project, deployment)
+    for path in projects:
+        folder = path[len(root) :].rpartition("/")[0] if path.startswith(root) else ""
+        for dag in plan.checked[path].dags:
+            spec = dag.spec or {}
+            if not dag.valid or not spec.get("code"):
+                continue
+            code = {c[0] for c in spec["code"]}
+            if every or path in changed or code & changed:
+                todo.setdefault(f"{folder}\t{spec['entrypoint']}", []).append((path, dag))
+    if not todo:
+        return
+    tree = sync.git.checkout_tree(head, sync.settings.mirrors_dir / f"{sync.name}.tree")
+    results = sync.worker().parse(  # type: ignore[attr-defined]
+        tree / root,
+        sorted(todo),
+        timeout=sync.config.parse_timeout,
+        memory=sync.config.memory_limit,
+    )
+    verdicts: dict[tuple[str, str], list[Issue]] = {}
+    for request, users in todo.items():
+        result = results.get(request) or {"error": "crashed", "message": "No answer."}
+        for path, dag in users:
+            verdicts[(path, dag.dag_id)] = _judge(result, path, dag, str(tree) + "/")
+    for path in projects:
+        found = plan.checked[path]
+        dags = tuple(d.with_issues(verdicts.get((path, d.dag_id), [])) for d in found.dags)
+        plan.checked[path] = dataclasses.replace(found, dags=dags)
+
+
+def _judge(result: dict[str, Any], path: str, dag: DagFile, tree: str) -> list[Issue]:
+    spec = dag.spec or {}
+    name = spec.get("deployment")
+    index = spec.get("index")
+    line = (spec.get("lines") or {}).get("entrypoint") or spec.get("line")
+    if result.get("error"):
+        code = "GD403" if result["error"] == "timeout" else "GD402"
+        message = str(result.get("message") or "").replace(tree, "")
+        return [
+            Issue(
+                code,
+                "error",
+                path,
+                f"deployments.{index}.entrypoint",
+                line,
+                f"Deployment {name!r}: Prefect cannot load {spec.get('entrypoint')}: {message}",
+            )
+        ]
+    flow = result["flows"][0]
+    issues = []
+    if flow["name"] != spec.get("flow_name"):
+        issues.append(
+            Issue(
+                "GD110",
+                "error",
+                path,
+                f"deployments.{index}.entrypoint",
+                line,
+                f"Deployment {name!r}: the flow loads as {flow['name']!r}, not "
+                f"{spec.get('flow_name')!r} as its code reads (a name made at run time); give "
+                "@flow a literal name=.",
+            )
+        )
+    known = set(flow["properties"])
+    given = spec.get("parameters") or {}
+    unknown = sorted(k for k in given if k not in known)
+    if unknown:
+        issues.append(
+            Issue(
+                "GD103",
+                "error",
+                path,
+                f"deployments.{index}.parameters",
+                spec.get("line"),
+                f"Deployment {name!r} passes {', '.join(unknown)}, which the parameter schema "
+                f"Prefect builds for flow {flow['name']!r} does not have.",
+            )
+        )
+    missing = [r for r in flow["required"] if r not in given]
+    if missing:
+        issues.append(
+            Issue(
+                "GD101",
+                "error",
+                path,
+                f"deployments.{index}.parameters",
+                spec.get("line"),
+                f"Deployment {name!r} does not give {', '.join(missing)}, which the parameter "
+                f"schema Prefect builds for flow {flow['name']!r} requires.",
+            )
+        )
+    return issues
