@@ -256,7 +256,7 @@ class SyncEngine:
         problem = None
         if not dry_run and result.changes:
             problem = self._notify(config.name, result.to_commit, result.changes, queued=True)
-        elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
+        elif not dry_run and self.publisher is not None and self.publisher.behind_possible:
             try:  # a sync or action killed before it published: bring every target up
                 self.publisher.catch_up(config.name, result.to_commit)
             except Exception as exc:
@@ -443,7 +443,14 @@ def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
     (for commands that only read) opens the database read-only and never creates it."""
     engine = SyncEngine(settings, readonly=readonly)
-    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo or settings.s3):
+    targets = (
+        settings.deploy_dir,
+        settings.hooks,
+        settings.git_repo,
+        settings.s3,
+        settings.prefect,
+    )
+    if not readonly and any(targets):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     return engine

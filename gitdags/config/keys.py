@@ -87,4 +87,7 @@ HOOK_KEYS: dict[str, str] = {
 }
 LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
 
+# [publish.prefect]: deployments applied to a Prefect API (credentials from the environment:
+# PREFECT_API_KEY or PREFECT_API_AUTH_STRING, passed to Prefect's client only)
+PREFECT_KEYS = {"api_url": "str", "prefect_python": "path", "timeout": "duration"}
 S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}

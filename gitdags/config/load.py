@@ -14,6 +14,7 @@ from gitdags.config.keys import (
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
+    PREFECT_KEYS,
     S3_KEYS,
     SECTIONS,
     SOURCE_KEYS,
@@ -89,6 +90,9 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                 if section == "publish" and key == "s3":
                     _check_s3(table[key], where)
                     continue
+                if section == "publish" and key == "prefect":
+                    _check_prefect(table[key], where)
+                    continue
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
@@ -105,6 +109,21 @@ def _check_s3(body: Any, where: str) -> None:
             )
     if not body.get("bucket"):
         raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
+
+
+def _check_prefect(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.prefect] in {where} must be a table.")
+    for key in body:
+        if key not in PREFECT_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.prefect] of {where}"
+                + _suggest(key, list(PREFECT_KEYS))
+            )
+    if not body.get("api_url"):
+        raise ConfigError(
+            f"[publish.prefect] in {where} needs api_url, e.g. http://prefect:4200/api."
+        )
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -194,6 +213,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
                 values["s3"] = S3Settings(
                     **{
                         k: _convert(S3_KEYS[k], v, f"[publish.s3] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
+            if section == "publish" and key == "prefect":
+                from gitdags.config.settings import PrefectSettings
+
+                values["prefect"] = PrefectSettings(
+                    **{
+                        k: _convert(PREFECT_KEYS[k], v, f"[publish.prefect] {k}", base)
                         for k, v in value.items()
                     }
                 )

@@ -27,6 +27,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class PrefectSettings:
+    """[publish.prefect]: the Prefect API the served deployments are applied to."""
+
+    api_url: str
+    prefect_python: Path | None = None  # default: the prefect_python of a Prefect source
+    timeout: float = 120.0  # one run of Prefect's client (all the changed deployments)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     url: str
@@ -111,6 +120,7 @@ class Settings:
     airflow_template: Path | None = None
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
+    prefect: PrefectSettings | None = None  # [publish.prefect]: deployments applied to Prefect
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()

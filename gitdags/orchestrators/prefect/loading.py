@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitdags.model import DagFile, Issue
+from gitdags.orchestrators.prefect.deployments import dedupe
 
 if TYPE_CHECKING:
     from gitdags.orchestrators.interface import SyncView
@@ -93,13 +94,25 @@ def load_flows(sync: SyncView, plan: Plan, head: str, projects: list[str], every
     todo: dict[str, list[tuple[str, DagFile]]] = {}  # request "file" -> (project, deployment)
     for path in projects:
         folder = path[len(root) :].rpartition("/")[0] if path.startswith(root) else ""
+        dags = []
         for dag in plan.checked[path].dags:
             spec = dag.spec or {}
+            guessed = [i for i in dag.issues if _guessed(i)]
+            if (
+                guessed
+                and spec.get("code")
+                and not any(i.severity == "error" for i in dag.issues if i not in guessed)
+            ):  # what the syntax tree could not see: Prefect's loader says
+                dag = dataclasses.replace(
+                    dag, issues=tuple(i for i in dag.issues if i not in guessed)
+                )
+            dags.append(dag)
             if not dag.valid or not spec.get("code"):
                 continue
             code = {c[0] for c in spec["code"]}
-            if every or path in changed or code & changed:
+            if every or path in changed or code & changed or guessed:
                 todo.setdefault(f"{folder}\t{spec['entrypoint']}", []).append((path, dag))
+        plan.checked[path] = dataclasses.replace(plan.checked[path], dags=tuple(dags))
     if not todo:
         return
     tree = sync.git.checkout_tree(head, sync.settings.mirrors_dir / f"{sync.name}.tree")
@@ -109,18 +122,39 @@ def load_flows(sync: SyncView, plan: Plan, head: str, projects: list[str], every
         timeout=sync.config.parse_timeout,
         memory=sync.config.memory_limit,
     )
-    verdicts: dict[tuple[str, str], list[Issue]] = {}
+    verdicts: dict[tuple[str, str], tuple[list[Issue], str | None]] = {}
     for request, users in todo.items():
         result = results.get(request) or {"error": "crashed", "message": "No answer."}
         for path, dag in users:
             verdicts[(path, dag.dag_id)] = _judge(result, path, dag, str(tree) + "/")
     for path in projects:
         found = plan.checked[path]
-        dags = tuple(d.with_issues(verdicts.get((path, d.dag_id), [])) for d in found.dags)
-        plan.checked[path] = dataclasses.replace(found, dags=dags)
+        dags = [_named(d, *verdicts.get((path, d.dag_id), ([], None))) for d in found.dags]
+        plan.checked[path] = dataclasses.replace(found, dags=dedupe(dags))
 
 
-def _judge(result: dict[str, Any], path: str, dag: DagFile, tree: str) -> list[Issue]:
+def _guessed(issue: Issue) -> bool:
+    """A finding of the syntax tree about the flow an entrypoint names (not a flow, or its
+    parameters), which Prefect's loader decides instead."""
+    return issue.code in ("GD110", "GD103", "GD101") and (
+        issue.location.endswith(".entrypoint") or ".parameters" in issue.location
+    )
+
+
+def _named(dag: DagFile, issues: list[Issue], name: str | None) -> DagFile:
+    """The deployment with what the loader found: its flow's name (Prefect's, which a name
+    made at run time changes) and the issues."""
+    spec = dag.spec or {}
+    if name and name != spec.get("flow_name"):
+        dag_id = f"{name}/{spec.get('deployment')}"
+        spec = {**spec, "flow_name": name, "dag_id": dag_id}
+        dag = dataclasses.replace(dag, dag_id=dag_id, spec=spec, spec_json="")
+    return dag.with_issues(issues)
+
+
+def _judge(
+    result: dict[str, Any], path: str, dag: DagFile, tree: str
+) -> tuple[list[Issue], str | None]:
     spec = dag.spec or {}
     name = spec.get("deployment")
     index = spec.get("index")
@@ -128,31 +162,17 @@ def _judge(result: dict[str, Any], path: str, dag: DagFile, tree: str) -> list[I
     if result.get("error"):
         code = "GD403" if result["error"] == "timeout" else "GD402"
         message = str(result.get("message") or "").replace(tree, "")
-        return [
-            Issue(
-                code,
-                "error",
-                path,
-                f"deployments.{index}.entrypoint",
-                line,
-                f"Deployment {name!r}: Prefect cannot load {spec.get('entrypoint')}: {message}",
-            )
-        ]
+        issue = Issue(
+            code,
+            "error",
+            path,
+            f"deployments.{index}.entrypoint",
+            line,
+            f"Deployment {name!r}: Prefect cannot load {spec.get('entrypoint')}: {message}",
+        )
+        return [issue], None
     flow = result["flows"][0]
     issues = []
-    if flow["name"] != spec.get("flow_name"):
-        issues.append(
-            Issue(
-                "GD110",
-                "error",
-                path,
-                f"deployments.{index}.entrypoint",
-                line,
-                f"Deployment {name!r}: the flow loads as {flow['name']!r}, not "
-                f"{spec.get('flow_name')!r} as its code reads (a name made at run time); give "
-                "@flow a literal name=.",
-            )
-        )
     known = set(flow["properties"])
     given = spec.get("parameters") or {}
     unknown = sorted(k for k in given if k not in known)
@@ -181,4 +201,4 @@ def _judge(result: dict[str, Any], path: str, dag: DagFile, tree: str) -> list[I
                 f"schema Prefect builds for flow {flow['name']!r} requires.",
             )
         )
-    return issues
+    return issues, flow["name"]

@@ -6,11 +6,13 @@ differ from the file's carries its own (Prefect lets a deployment override them)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gitdags.model import ServedDag
 
 STEPS = ("build", "push", "pull")
+API_WORKER = Path(__file__).with_name("api_worker.py")  # run by prefect_python, never imported
 
 
 def is_deployment(dag: ServedDag) -> bool:
@@ -44,3 +46,43 @@ def project_file(deployments: list[ServedDag]) -> str:
         else "# Served by gitdags: no deployment is served\n"
     )
     return head + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def deployment_payload(dag: ServedDag, *, paused: bool = False) -> dict[str, Any]:
+    """What Prefect's client is given for one served deployment (see `api_worker`): its block
+    at the served version, the project's steps it inherits, `version` = the gitdags version
+    and commit, and the parameter schema of its flow as the syntax tree shows it."""
+    spec = dag.spec or {}
+    block = spec.get("block") or {}
+    project = spec.get("project") or {}
+    items = list(block.get("schedules") or [])
+    if isinstance(block.get("schedule"), dict):
+        items.insert(0, block["schedule"])
+    pull = block.get("pull", project.get("pull"))
+    flow = spec.get("flow") or {}
+    signature = flow.get("parameters") or []
+    schema = {
+        "title": "Parameters",
+        "type": "object",
+        "properties": {
+            p["name"]: {"title": p["name"], "position": i} for i, p in enumerate(signature)
+        },
+        "required": [p["name"] for p in signature if p.get("required")],
+        "definitions": {},
+    }
+    return {
+        "flow_name": spec.get("flow_name"),
+        "name": spec.get("deployment"),
+        "version": f"gitdags v{dag.version} {dag.commit[:12]}",
+        "description": block.get("description"),
+        "entrypoint": block.get("entrypoint"),
+        "parameters": block.get("parameters") or {},
+        "tags": block.get("tags") if isinstance(block.get("tags"), list) else [],
+        "schedules": items,
+        "work_pool": block.get("work_pool") if isinstance(block.get("work_pool"), dict) else {},
+        "pull": [pull] if isinstance(pull, dict) else pull,
+        "parameter_openapi_schema": schema if flow else None,
+        "enforce_parameter_schema": block.get("enforce_parameter_schema"),
+        "concurrency_limit": block.get("concurrency_limit"),
+        "paused": paused,
+    }
