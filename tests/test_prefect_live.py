@@ -274,3 +274,92 @@ def test_sandboxed_tier_loads_flows_with_prefects_loader(
     assert ("GD110", "deployments.0.entrypoint") not in found  # the loader found the flow
     messages = [i.message for i in result.issues if i.code == "GD103"]
     assert "parameter schema Prefect builds for flow 'event-pipeline'" in messages[0]
+
+
+def api_post(api: str, path: str, body: dict) -> dict | list:
+    request = urllib.request.Request(
+        f"{api}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def run_to_end(api: str, dag_id: str, timeout: float = 180) -> tuple[str, str]:
+    """Start a flow run of a deployment and wait for its end: (final state, its logs)."""
+    found = deployment(api, dag_id)
+    assert found is not None
+    run = api_post(api, f"/deployments/{found['id']}/create_flow_run", {})
+    deadline = time.monotonic() + timeout
+    while True:
+        state = api_get(api, f"/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        assert time.monotonic() < deadline, f"flow run still {state} after {timeout}s"
+        time.sleep(0.5)  # polling the run's state: the event is its answer
+    while True:  # the run's logs arrive after its state: wait for its last line
+        logs = api_post(api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+        text = "\n".join(entry["message"] for entry in logs)  # type: ignore[union-attr]
+        if "Finished in state" in text or time.monotonic() > deadline:
+            return state, text
+        time.sleep(0.5)
+
+
+def test_a_worker_runs_the_last_good_code_from_the_served_branch(
+    tmp_path: Path, repo: GitRepo, make_engine, server: str
+) -> None:
+    served = tmp_path / "served.git"
+    sample(repo, "run")
+    text = (repo.path / "prefect.yaml").read_text()
+    text = text.replace("https://git.example.com/data/served.git", f"file://{served}")
+    flow = (repo.path / "flows/events.py").read_text()
+    good = flow.replace('print(f"loaded', 'print(f"v2 loaded')
+    repo.commit("serve from gitdags", {"prefect.yaml": text, "flows/events.py": good})
+    engine: SyncEngine = make_engine(
+        source(repo, "run"),
+        git_repo=served,
+        prefect=PrefectSettings(server, prefect_python()),
+    )
+    [result] = engine.sync()
+    assert result.publish_error is None, result.publish_error
+    repo.commit(
+        "events: oops", {"flows/events.py": good.replace("return loaded", "return loaded)")}
+    )
+    [result] = engine.sync()
+    assert {d.status for d in engine.list_dags()} == {"invalid"}
+
+    python = prefect_python()
+    home = tmp_path / "worker"
+    home.mkdir()
+    log = open(home / "worker.log", "w")  # noqa: SIM115  (open while the worker runs)
+    worker = subprocess.Popen(
+        [
+            str(python.parent / "prefect"),
+            "worker",
+            "start",
+            "--pool",
+            "default-pool",
+            "--type",
+            "process",
+        ],
+        env={**prefect_env(home, server), "PATH": f"{python.parent}:{os.environ['PATH']}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=home,
+    )
+    try:
+        state, logs = run_to_end(server, "event-pipeline/run-hourly")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        log.close()
+    assert state == "COMPLETED", (home / "worker.log").read_text()[-3000:]
+    assert "v2 loaded 500 events from clickstream" in logs
