@@ -114,7 +114,8 @@ def make_project(n: int) -> tuple[Path, Path]:
     (work / "common").mkdir()
     (work / "common" / "__init__.py").write_text("")
     (work / "common" / "util.py").write_text(
-        "def chunks(rows, size):\n    return [rows[i : i + size] for i in range(0, len(rows), size)]\n"
+        "def chunks(rows, size):\n"
+        "    return [rows[i : i + size] for i in range(0, len(rows), size)]\n"
     )
     for i in range(n):
         (work / "flows" / f"f{i:03}.py").write_text(flow_file(i))

@@ -38,7 +38,13 @@ def served_project(tmp_path: Path) -> dict:
 
 
 def by_id(engine: SyncEngine) -> dict[str, str]:
-    return {d.dag_id: d.status for d in engine.list_dags()}
+    """The deployments' statuses (their ids have a /)."""
+    return {d.dag_id: d.status for d in engine.list_dags() if "/" in d.dag_id}
+
+
+def flows(engine: SyncEngine) -> dict[str, str]:
+    """The flows' statuses."""
+    return {d.dag_id: d.status for d in engine.list_dags() if "/" not in d.dag_id}
 
 
 def test_deployments_are_dags_named_as_prefect_names_them(
@@ -49,6 +55,17 @@ def test_deployments_are_dags_named_as_prefect_names_them(
     [result] = engine.sync()
     assert result.error is None and result.issues == ()
     assert by_id(engine) == {"event-pipeline/hourly": "active", "event-pipeline/backfill": "active"}
+    assert flows(engine) == {
+        "event-pipeline": "active",
+        "extract-events": "active",
+        "load-events": "active",
+    }
+    flow = engine.show("event-pipeline").spec
+    assert flow["format"] == "prefect-flow" and flow["subflows"] == [
+        "extract-events",
+        "load-events",
+    ]
+    assert [p["name"] for p in flow["parameters"]] == ["source", "batch_size"]
     states = {d.dag_id: d for d in engine.list_dags()}
     assert states["event-pipeline/hourly"].schedule == "cron 5 * * * * Europe/Paris"
     assert states["event-pipeline/backfill"].schedule == "every 21600s UTC"
@@ -101,10 +118,22 @@ def test_a_helper_change_makes_new_versions_and_a_broken_flow_keeps_the_last_goo
     assert (served_tree(tmp_path) / "flows/events.py").read_text() == good_flow
     assert engine.show("event-pipeline/hourly").state.served_version == 2
 
+    assert set(flows(engine).values()) == {"invalid"}
+
     repo.commit("events: fixed", {"flows/events.py": good_flow + "\n# fixed\n"})
     engine.sync()
     assert set(by_id(engine).values()) == {"active"}
+    assert set(flows(engine).values()) == {"active"}
     assert (served_tree(tmp_path) / "flows/events.py").read_text().endswith("# fixed\n")
+
+    # a flow rolled back: its file is served at that version, its file mates held with it
+    engine.rollback("event-pipeline", to="1", reason="the fix is slower")
+    assert (served_tree(tmp_path) / "flows/events.py").read_text() == good_flow
+    assert flows(engine) == {
+        "event-pipeline": "pinned",
+        "extract-events": "pinned",
+        "load-events": "pinned",
+    }
 
 
 def test_a_deployment_broken_by_a_flow_change_holds_the_change_back(
@@ -222,6 +251,12 @@ def test_a_flow_renamed_in_code_renames_its_deployments(
         "event-pipeline/backfill": "deleted",
         "events/hourly": "active",
         "events/backfill": "active",
+    }
+    assert flows(engine) == {
+        "event-pipeline": "deleted",
+        "events": "active",
+        "extract-events": "active",
+        "load-events": "active",
     }
 
 

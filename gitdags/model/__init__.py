@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gitdags.model.actions import ActionResult, AuditEntry
 from gitdags.model.dags import (
+    FILE_FORMATS,
     STATUSES,
     Commit,
     DagDetail,
@@ -23,6 +24,7 @@ from gitdags.model.sync import DagChange, SyncResult
 
 __all__ = [
     "CODES",
+    "FILE_FORMATS",
     "STATUSES",
     "ActionResult",
     "AuditEntry",

@@ -33,7 +33,7 @@ from typing import Any
 from gitdags import faults
 from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore, now
-from gitdags.model import ServedDag
+from gitdags.model import FILE_FORMATS, ServedDag
 from gitdags.naming import loader_stem, safe_name
 from gitdags.orchestrators.airflow.served import dagfactory_block, dagfactory_loader
 from gitdags.orchestrators.prefect.served import is_deployment, project_file
@@ -206,7 +206,7 @@ class DeployFolder:
             return f"{current.name} has no readable manifest"
         if legacy_layout(current):
             return f"{current.name} keeps gitdags' manifest among the served files (old layout)"
-        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in FILE_FORMATS]
         files, _others = self._files(store)
         if manifest.get("fingerprint") != fingerprint(served, files):
             return f"{current.name} is not what the database serves"
@@ -226,7 +226,7 @@ class DeployFolder:
             return True
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
-        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in FILE_FORMATS]
         files, others = self._files(store)
         print_ = fingerprint(served, files)
         previous = self.current()

@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gitdags.model import FileDefinitions, Issue
+from gitdags.model import DagFile, FileDefinitions, Issue
 from gitdags.orchestrators.airflow.imports import dotted, forbidden_imports, imported_modules
 from gitdags.orchestrators.airflow.kind import module_of, source_text
 
@@ -207,7 +207,59 @@ def definitions(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDef
                     "gitdags names its deployments by the function until Prefect loads it.",
                 )
             )
-    kind = "prefect-flow" if found.flows else "module"
-    return FileDefinitions(
-        path, kind, digest, imports=found.imports, issues=tuple(found.issues), content=text
+    if not found.flows:
+        return FileDefinitions(
+            path, "module", digest, imports=found.imports, issues=tuple(found.issues), content=text
+        )
+    dags = tuple(
+        DagFile(path, spec["dag_id"], spec, (), digest, text)
+        for spec in sorted(
+            (_row(flow, found) for flow in found.flows.values()), key=lambda s: s["line"]
+        )
     )
+    return FileDefinitions(
+        path,
+        "prefect-flow",
+        digest,
+        dags=_unique(dags),
+        imports=found.imports,
+        issues=tuple(found.issues),
+        content=text,
+    )
+
+
+def _row(flow: Flow, found: FlowFile) -> dict[str, Any]:
+    """A flow as a DAG of its own (listed, versioned; deployed through prefect.yaml)."""
+    name = flow.name or flow.function.replace("_", "-")
+    return {
+        "dag_id": name,
+        "format": "prefect-flow",
+        "schedule": None,
+        "owner": None,
+        "tags": [],
+        "depends_on_dags": [],
+        **flow.spec(found.tasks, found.flows),
+        "flow_name": name,
+    }
+
+
+def _unique(dags: tuple[DagFile, ...]) -> tuple[DagFile, ...]:
+    """A flow name given twice in one file: the first keeps it (GD301 on the other)."""
+    seen: set[str] = set()
+    out = []
+    for dag in dags:
+        if dag.dag_id in seen:
+            line = (dag.spec or {}).get("line")
+            issue = Issue(
+                "GD301",
+                "error",
+                dag.path,
+                (dag.spec or {}).get("function", ""),
+                line,
+                f"Flow name {dag.dag_id!r} is given to two flows of this file; Prefect would "
+                "file their runs under one flow. Rename one.",
+            )
+            dag = DagFile(dag.path, "", dag.spec, (issue,), dag.content_hash, dag.content)
+        seen.add(dag.dag_id)
+        out.append(dag)
+    return tuple(out)
