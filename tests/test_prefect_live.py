@@ -253,7 +253,7 @@ def test_sandboxed_tier_loads_flows_with_prefects_loader(
     found = {(i.file, i.code) for i in result.issues}
     assert ("prefect.yaml", "GD402") in found and ("common/batching.py", "GD409") in found
     assert "No module named 'kafka_magic'" in " ".join(i.message for i in result.issues)
-    assert {d.status for d in engine.list_dags()} == {"invalid"}
+    assert {d.status for d in engine.list_dags() if "/" in d.dag_id} == {"invalid"}
     assert (tmp_path / "deploy/current/common/batching.py").read_text() == good
 
     # a flow made at import time by a factory: the syntax tree sees no @flow there, Prefect's
@@ -328,7 +328,7 @@ def test_a_worker_runs_the_last_good_code_from_the_served_branch(
         "events: oops", {"flows/events.py": good.replace("return loaded", "return loaded)")}
     )
     [result] = engine.sync()
-    assert {d.status for d in engine.list_dags()} == {"invalid"}
+    assert {d.status for d in engine.list_dags() if "/" in d.dag_id} == {"invalid"}
 
     python = prefect_python()
     home = tmp_path / "worker"
