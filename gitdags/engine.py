@@ -107,7 +107,11 @@ class SyncEngine:
             if prefect:
                 from gitdags.orchestrators.prefect.loading import check, worker_script
 
-                extra = {"script": worker_script(mirrors / "parse"), "check": check}
+                extra = {
+                    "script": worker_script(mirrors / "parse"),
+                    "check": check,
+                    "orchestrator": "prefect",
+                }
             worker = ParseWorker(
                 python,
                 mirrors / "parse" / config.name,

@@ -223,6 +223,8 @@ def test_rollback_serves_the_older_block(tmp_path: Path, repo: GitRepo, make_eng
     [result] = engine.sync()
     assert [(c.dag_id, c.change) for c in result.changes] == [("event-pipeline/hourly", "changed")]
     assert served_project(tmp_path)["deployments"][0]["parameters"]["batch_size"] == 50
+    diff = engine.diff("event-pipeline/hourly", 1, 2).text
+    assert "-    batch_size: 500\n" in diff and "+    batch_size: 50\n" in diff
 
     engine.rollback("event-pipeline/hourly", reason="too slow")
     served = served_project(tmp_path)

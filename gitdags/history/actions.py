@@ -71,9 +71,13 @@ class OperatorActions(DagActions, SourceActions):
 
         def shown(v: Version) -> dict[str, Any] | None:
             """What people changed: an Airflow file's source, a dag-factory DAG's block (with
-            its defaults), a format v1 spec."""
+            its defaults), a Prefect deployment's block and the blobs of its code, a format v1
+            spec."""
             if python:
                 return None
+            if (v.spec or {}).get("format") == "prefect":  # its block, and its code's blobs
+                code = {path: blob[:12] for path, blob in v.spec.get("code") or []}  # type: ignore[union-attr]
+                return {"deployment": v.spec.get("block"), "code": code}  # type: ignore[union-attr]
             factory = (v.spec or {}).get("dag_factory")
             return factory["config"] if isinstance(factory, dict) else v.spec
 

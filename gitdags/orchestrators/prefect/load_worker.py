@@ -31,8 +31,9 @@ def main() -> None:
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     import prefect
-    import prefect.flows
+    import prefect.flows  # what every load needs: imported once, before the forks
 
+    warm_up(home)
     gc.freeze()
     ready = {"ready": True, "airflow": prefect.__version__, "isolation": probe_isolation()}
     protocol.write(json.dumps(ready) + "\n")
@@ -48,6 +49,35 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         done = {"id": request["id"], "done": True, "children_peak_kb": peak}
         protocol.write(json.dumps(done) + "\n")
+
+
+WARM_UP = """
+from prefect import flow, task
+
+
+@task(retries=1)
+def step(x: int) -> int:
+    return x
+
+
+@flow(name="gitdags-warm-up")
+def warm_up(day: str, limit: int = 1, tags: list[str] | None = None) -> int:
+    return step(limit)
+"""
+
+
+def warm_up(home: Path) -> None:
+    """Load one flow the way every child will (a script, its decorators, its parameter
+    schema), so that what Prefect imports and builds on first use is there before the forks."""
+    import contextlib
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    script = home / "gitdags_warm_up.py"
+    with contextlib.suppress(Exception):  # a slower start, never a broken worker
+        script.write_text(WARM_UP)
+        flow = load_flow_from_entrypoint(f"{script}:warm_up", use_placeholder_flow=False)
+        flow.parameters.model_dump(mode="json")
 
 
 def prefect_environment(home: Path) -> dict:
