@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gitdags.checks.offline import check_paths
@@ -279,3 +280,30 @@ def test_validate_reads_a_prefect_project(tmp_path: Path) -> None:
         ("GD103", "deployments.0.parameters.batch_size"),
         ("GD103", "deployments.1.parameters.batch_size"),
     }
+
+
+def test_publish_prefect_config(tmp_path: Path) -> None:
+    from gitdags.config import load_settings
+    from gitdags.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[publish.prefect]\napi_url = "http://127.0.0.1:4200/api"\n'
+        'prefect_python = "venv/bin/python"\ntimeout = "30s"\n'
+        '[[sources]]\nname = "flows"\nurl = "repo"\npython = "prefect"\n'
+        'prefect_python = "venv/bin/python"\n'
+    )
+    settings = load_settings(str(config))
+    assert settings.prefect is not None
+    assert settings.prefect.api_url == "http://127.0.0.1:4200/api"
+    assert settings.prefect.prefect_python == tmp_path / "venv/bin/python"
+    assert settings.prefect.timeout == 30
+    [src] = settings.sources
+    assert src.orchestrator == "prefect" and src.prefect_python == str(tmp_path / "venv/bin/python")
+    for text, needle in (
+        ('[publish.prefect]\napi_ur = "x"\n', "Unknown key 'api_ur' in \\[publish.prefect\\]"),
+        ("[publish.prefect]\ntimeout = '1m'\n", "needs api_url"),
+    ):
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            load_settings(str(config))

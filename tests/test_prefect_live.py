@@ -28,6 +28,7 @@ from gitdags.config import PrefectSettings, SourceConfig
 from gitdags.engine import SyncEngine
 from tests.conftest import SAMPLE, GitRepo
 
+pytestmark = pytest.mark.xdist_group("prefect")  # one worker of -n starts the one server
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["prefect==3.9.1"]
 PROJECT = SAMPLE / "prefect"

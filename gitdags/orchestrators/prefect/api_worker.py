@@ -47,8 +47,11 @@ def schedule_of(item: dict):
     )
 
 
-def apply(client, deployment: dict) -> str:
-    flow_id = client.create_flow_from_name(deployment["flow_name"])
+def apply(client, deployment: dict, flows: dict) -> str:
+    name = deployment["flow_name"]
+    if name not in flows:  # one request per flow, however many deployments it has
+        flows[name] = client.create_flow_from_name(name)
+    flow_id = flows[name]
     pool = deployment.get("work_pool") or {}
     concurrency = deployment.get("concurrency_limit")
     if isinstance(concurrency, dict):
@@ -69,12 +72,8 @@ def apply(client, deployment: dict) -> str:
         parameter_openapi_schema=deployment.get("parameter_openapi_schema"),
         enforce_parameter_schema=deployment.get("enforce_parameter_schema"),
         concurrency_limit=concurrency,
-        paused=bool(deployment.get("paused")),
+        paused=bool(deployment.get("paused")),  # paused: its schedules stop, it stays
     )
-    if deployment.get("paused"):  # its schedules stop; the deployment stays
-        client.pause_deployment(made)
-    else:
-        client.resume_deployment(made)
     return str(made)
 
 
@@ -94,11 +93,13 @@ def main() -> None:
     out = sys.stdout
     from prefect.client.orchestration import get_client
 
+    flows: dict = {}
     with get_client(sync_client=True) as client:
         for deployment in request.get("apply", []):
             key = f"{deployment['flow_name']}/{deployment['name']}"
             try:
-                answer = {"id": key, "ok": True, "deployment_id": apply(client, deployment)}
+                made = apply(client, deployment, flows)
+                answer = {"id": key, "ok": True, "deployment_id": made}
             except Exception as exc:  # one deployment's failure is its own
                 answer = {"id": key, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000]}
             out.write(json.dumps(answer) + "\n")

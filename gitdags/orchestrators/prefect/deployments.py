@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gitdags.checks.validate import plain
@@ -172,7 +173,7 @@ def _deployment(
     line_of: LineFinder,
     digest: str,
     text: str,
-    issue: Any,
+    issue: Callable[..., Issue],
 ) -> DagFile:
     issues: list[Issue] = []
     name = block.get("name")

@@ -148,6 +148,8 @@ def _resolve(dag: DagFile, project: str, root: str, tree: ProjectTree) -> DagFil
         )
         return dataclasses.replace(dag, spec=spec, content_hash=content).with_issues([bad])
     flow = flow_file.flows.get(function)
+    if flow is None and "." in function:  # a flow method of a class: the syntax tree does not
+        return dataclasses.replace(dag, spec=spec, content_hash=content)  # follow; the loader does
     if flow is None:
         what = "a @task, not a @flow" if function in flow_file.tasks else "no @flow function"
         bad = issue(
