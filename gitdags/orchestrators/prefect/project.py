@@ -39,14 +39,28 @@ class ProjectTree:
 
     def load(self, paths: list[str], root: str) -> None:
         wanted = [p for p in paths if p in self.blobs and p not in self.flow_files]
+        for path in wanted:  # a blob read before: its reading (blobs name their content)
+            known = _READ.get((self.blobs[path], path, root))
+            if known is not None:
+                self.flow_files[path] = known
+                self.imports[path] = known.imports
+        wanted = [p for p in wanted if p not in self.flow_files]
         if not wanted:
             return
         contents = self.read(wanted)
+        if len(_READ) > 8192:
+            _READ.clear()
         for path in wanted:
             if path in contents:
                 found = read_flows(path, contents[path], root)
+                _READ[(self.blobs[path], path, root)] = found
                 self.flow_files[path] = found
                 self.imports[path] = found.imports
+
+
+# (blob, path, project folder) -> its reading: a long-lived daemon reads an unchanged flow file
+# once, however often the deployments that run it are resolved again
+_READ: dict[tuple[str, str, str], FlowFile] = {}
 
 
 def folder_of(path: str) -> str:

@@ -45,7 +45,9 @@ def project_file(deployments: list[ServedDag]) -> str:
         if where
         else "# Served by gitdags: no deployment is served\n"
     )
-    return head + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 10x faster, same text
+    text = yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True, width=100)
+    return head + text
 
 
 def deployment_payload(dag: ServedDag, *, paused: bool = False) -> dict[str, Any]:
