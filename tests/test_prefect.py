@@ -307,3 +307,29 @@ def test_publish_prefect_config(tmp_path: Path) -> None:
         config.write_text(text)
         with pytest.raises(ConfigError, match=needle):
             load_settings(str(config))
+
+
+@pytest.mark.parametrize(
+    ("item", "accepted"),
+    [  # what Prefect 3.9.1's prefect.yaml model (RawScheduleConfig) accepts, measured
+        ({"interval": 3600}, True),
+        ({"interval": "PT1H"}, True),
+        ({"interval": "01:00:00"}, True),
+        ({"interval": "1 day, 01:00:00"}, True),
+        ({"interval": "2 days"}, True),
+        ({"interval": "3600"}, False),
+        ({"interval": "-PT1H"}, False),
+        ({"cron": "0 2 * * *", "timezone": "America/New_York"}, True),
+        ({"cron": "H * * * *"}, False),
+        ({"cron": "0 2 * * *", "colour": "red"}, False),
+        ({"rrule": "FREQ=WEEKLY;BYDAY=MO,WE"}, True),
+        ({"rrule": '{"rrule": "FREQ=DAILY"}'}, True),
+        ({"cron": "0 2 * * *", "interval": 60}, False),
+    ],
+)
+def test_schedules_as_prefect_reads_them(item: dict, accepted: bool) -> None:
+    from gitdags.orchestrators.prefect.schedules import check
+
+    summary, issues = check("prefect.yaml", ("schedules", 0), item, lambda _where: None)
+    errors = [i for i in issues if i.severity == "error"]
+    assert (not errors) == accepted, errors

@@ -31,9 +31,13 @@ _ISO_DURATION = re.compile(
     r"-?P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
     r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?"
 )
-_CLOCK = re.compile(r"-?(\d+ days?,? )?\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
+# pydantic's other durations: `1d`, `2 days`, `1 day, 01:00:00`, `01:00:00`, `00:30`
+_CLOCK = re.compile(
+    r"-?(?P<days>\d+\s*(?:d|days?))?,?\s*(?P<clock>\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+)
 
 Where = tuple[str | int, ...]
+MAX_RRULE = 6500  # Prefect's own limit (about a year of RDATEs)
 
 
 def templated(value: Any) -> bool:
@@ -143,6 +147,8 @@ def _cron(value: Any) -> tuple[str | None, str]:
         ok = False
     if not ok:
         return None, f"cron {value!r} is not a valid cron expression (e.g. '0 2 * * *')."
+    if any(field.casefold() in ("r", "h") for field in value.split()):  # as Prefect refuses
+        return None, f"cron {value!r}: Prefect refuses random (R) and hashed (H) fields."
     return f"cron {value}", ""
 
 
@@ -153,7 +159,10 @@ def _interval(value: Any) -> tuple[str | None, str]:
         if value <= 0:
             return None, f"interval {value} must be more than 0 seconds."
         return f"every {value:g}s", ""
-    if isinstance(value, str) and (_ISO_DURATION.fullmatch(value) or _CLOCK.fullmatch(value)):
+    clock = _CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if isinstance(value, str) and (
+        _ISO_DURATION.fullmatch(value) or (clock and (clock["days"] or clock["clock"]))
+    ):
         if value.startswith("-"):
             return None, f"interval {value!r} must be positive."
         return f"every {value}", ""
@@ -174,6 +183,8 @@ def _rrule(value: Any) -> tuple[str | None, str]:
         loaded = None
     if isinstance(loaded, dict):
         text = loaded.get("rrule") if isinstance(loaded.get("rrule"), str) else ""
+    if len(text) > MAX_RRULE:
+        return None, f"rrule is {len(text)} characters long; Prefect takes at most {MAX_RRULE}."
     try:
         rrulestr(text, cache=True)
     except (ValueError, TypeError, OverflowError, KeyError) as exc:
