@@ -330,6 +330,6 @@ def test_publish_prefect_config(tmp_path: Path) -> None:
 def test_schedules_as_prefect_reads_them(item: dict, accepted: bool) -> None:
     from gitdags.orchestrators.prefect.schedules import check
 
-    summary, issues = check("prefect.yaml", ("schedules", 0), item, lambda _where: None)
+    _summary, issues = check("prefect.yaml", ("schedules", 0), item, lambda _where: None)
     errors = [i for i in issues if i.severity == "error"]
     assert (not errors) == accepted, errors

@@ -1,8 +1,7 @@
 """The streaming pipeline: a flow with two subflows and retrying tasks."""
 
-from prefect import flow, task
-
 from common.batching import batches
+from prefect import flow, task
 
 
 @task(retries=3, retry_delay_seconds=10)
