@@ -333,3 +333,29 @@ def test_schedules_as_prefect_reads_them(item: dict, accepted: bool) -> None:
     _summary, issues = check("prefect.yaml", ("schedules", 0), item, lambda _where: None)
     errors = [i for i in issues if i.severity == "error"]
     assert (not errors) == accepted, errors
+
+
+def test_a_bad_deployment_does_not_hold_back_new_code_and_a_deleted_project_retires(
+    tmp_path: Path, repo: GitRepo, make_engine
+) -> None:
+    """On the first sync a deployment with a bad schedule is invalid alone: the flow file
+    has no older version to keep, so the deployment beside it runs the new code. Deleting
+    prefect.yaml retires the deployments (the flows stay)."""
+    shutil.copytree(PROJECT, repo.path, dirs_exist_ok=True)
+    text = (repo.path / "prefect.yaml").read_text().replace("interval: 21600", "interval: -5")
+    repo.commit("the streaming project, a bad interval", {"prefect.yaml": text})
+    engine = make_engine(prefect_source(repo), deploy_dir=tmp_path / "deploy")
+    [result] = engine.sync()
+    assert by_id(engine) == {
+        "event-pipeline/hourly": "active",
+        "event-pipeline/backfill": "invalid",
+    }
+    assert [i.code for i in result.issues] == ["GD106"]
+    assert (served_tree(tmp_path) / "flows/events.py").is_file()
+    assert [d["name"] for d in served_project(tmp_path)["deployments"]] == ["hourly"]
+
+    repo.commit("no deployments here any more", delete=["prefect.yaml"])
+    engine.sync()
+    assert set(by_id(engine).values()) == {"deleted"}
+    assert set(flows(engine).values()) == {"active"}
+    assert not (served_tree(tmp_path) / "prefect.yaml").exists()

@@ -74,7 +74,9 @@ class PrefectTier:
 
             sync.git.remaining(1)
             load_flows(sync, plan, head, projects, self.every)
-        hold_code(plan.checked, plan.again)
+        changed = [p for p, f in plan.checked.items() if f.kind in CODE_KINDS]
+        had = set(sync.store.served_blobs(sync.name, changed))  # files with a last good blob
+        hold_code(plan.checked, plan.again, had)
 
     def tree(self, plan: Plan, head: str) -> ProjectTree:
         sync = self.sync
@@ -91,9 +93,11 @@ class PrefectTier:
         return ProjectTree({p: e.blob for p, e in listing.items()}, read, imports)
 
 
-def hold_code(checked: dict[str, FileDefinitions], again: set[str]) -> None:
+def hold_code(checked: dict[str, FileDefinitions], again: set[str], had: set[str]) -> None:
     """Hold back the changed code of invalid deployments, and the deployments that run
-    held-back code (to a fixed point): their last good versions stay served together."""
+    held-back code (to a fixed point): their last good versions stay served together. Only a
+    file with a last good blob (`had`) is held for a deployment's sake: a new file has no
+    older version to keep."""
     changed = {p for p, f in checked.items() if f.kind in CODE_KINDS and p not in again}
     held = {p for p in changed if checked[p].broken}
     why: dict[str, str] = {p: "it is invalid" for p in held}
@@ -123,7 +127,7 @@ def hold_code(checked: dict[str, FileDefinitions], again: set[str]) -> None:
                     )
                     grew = True
                 elif not dag.valid and dag.spec is not None:
-                    for file in sorted((code & changed) - held):
+                    for file in sorted((code & changed & had) - held):
                         held.add(file)
                         who = dag.dag_id or dag.spec.get("deployment")
                         why[file] = f"deployment {who} is invalid with it"
