@@ -364,3 +364,28 @@ def test_a_worker_runs_the_last_good_code_from_the_served_branch(
         log.close()
     assert state == "COMPLETED", (home / "worker.log").read_text()[-3000:]
     assert "v2 loaded 500 events from clickstream" in logs
+
+
+def test_validate_loads_flows_with_prefect_python(tmp_path: Path) -> None:
+    """`gitdags validate --prefect-python`: offline, Prefect's loader in the sandbox."""
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project)
+    python = str(prefect_python())
+    runner = CliRunner()
+    done = runner.invoke(app, ["validate", str(project), "--prefect-python", python])
+    assert done.exit_code == 0, done.output
+    assert "0 errors" in done.output
+    helper = project / "common" / "batching.py"
+    helper.write_text("import kafka_magic\n" + helper.read_text())
+    done = runner.invoke(
+        app, ["validate", str(project), "--prefect-python", python, "--format", "github"]
+    )
+    assert done.exit_code == 1
+    lines = done.output.splitlines()
+    assert len(lines) == 2 and all(line.startswith("::error") for line in lines), done.output
+    assert "title=GD402::Deployment 'hourly': Prefect cannot load" in lines[0]
+    assert "No module named 'kafka_magic'" in lines[0]

@@ -59,6 +59,7 @@ def check_paths(
     airflow_python: str = "",
     parse_timeout: float = 30.0,
     sandbox: str = "bwrap",
+    prefect_python: str = "",
 ) -> tuple[list[FileDefinitions], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues.
     `namespaces` maps source names to the id prefix each owns: the files checked here belong
@@ -94,8 +95,10 @@ def check_paths(
         if here is in_prefect and isinstance(content, bytes) and is_dag_file(content):
             here = ctx  # an Airflow DAG file beside a Prefect project stays Airflow's
         checked.append(kinds.read(name, content, ctx=here))
-    if projects:  # each deployment against its flow on disk
+    if projects:  # each deployment against its flow on disk (and loaded by Prefect)
         checked = prefect.resolve_on_disk(checked, max_file_size)
+        if prefect_python:
+            checked = prefect.load_on_disk(checked, prefect_python, parse_timeout, sandbox)
     by_path = {f.path: f for f in checked}
     check = compat.start(by_path)
     if sandbox not in ("bwrap", "none"):

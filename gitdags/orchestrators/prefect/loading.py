@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitdags.model import DagFile, Issue
+from gitdags.model import DagFile, FileDefinitions, Issue
 from gitdags.orchestrators.prefect.deployments import dedupe
 
 if TYPE_CHECKING:
@@ -87,15 +88,47 @@ def _check(result: object) -> dict[str, Any]:
     }
 
 
+Todo = dict[str, list[tuple[str, DagFile]]]  # request "file" -> (project path, deployment)
+Wanted = Callable[[str, DagFile, bool], bool]  # (project path, deployment, guessed) -> load?
+
+
 def load_flows(sync: SyncView, plan: Plan, head: str, projects: list[str], every: bool) -> None:
     """Load the flows of the deployments this sync changed (all of them with `every`)."""
     root = sync.ctx.root
     changed = {c.path for c in plan.changes if c.path not in plan.again}
-    todo: dict[str, list[tuple[str, DagFile]]] = {}  # request "file" -> (project, deployment)
+
+    def wanted(path: str, dag: DagFile, guessed: bool) -> bool:
+        code = {c[0] for c in (dag.spec or {})["code"]}
+        return every or guessed or path in changed or bool(code & changed)
+
+    def folder(path: str) -> str:
+        return path[len(root) :].rpartition("/")[0] if path.startswith(root) else ""
+
+    todo = requests(plan.checked, projects, folder, wanted)
+    if not todo:
+        return
+    tree = sync.git.checkout_tree(head, sync.settings.mirrors_dir / f"{sync.name}.tree")
+    results = sync.worker().parse(  # type: ignore[attr-defined]
+        tree / root,
+        sorted(todo),
+        timeout=sync.config.parse_timeout,
+        memory=sync.config.memory_limit,
+    )
+    judged(plan.checked, projects, todo, results, str(tree) + "/")
+
+
+def requests(
+    checked: dict[str, FileDefinitions],
+    projects: list[str],
+    folder: Callable[[str], str],
+    wanted: Wanted,
+) -> Todo:
+    """The loads to ask the worker for (`<project folder>\\t<entrypoint>`), and the
+    deployments each is for; what the syntax tree could not see is left to the loader."""
+    todo: Todo = {}
     for path in projects:
-        folder = path[len(root) :].rpartition("/")[0] if path.startswith(root) else ""
         dags = []
-        for dag in plan.checked[path].dags:
+        for dag in checked[path].dags:
             spec = dag.spec or {}
             guessed = [i for i in dag.issues if _guessed(i)]
             if (
@@ -107,30 +140,30 @@ def load_flows(sync: SyncView, plan: Plan, head: str, projects: list[str], every
                     dag, issues=tuple(i for i in dag.issues if i not in guessed)
                 )
             dags.append(dag)
-            if not dag.valid or not spec.get("code"):
-                continue
-            code = {c[0] for c in spec["code"]}
-            if every or path in changed or code & changed or guessed:
-                todo.setdefault(f"{folder}\t{spec['entrypoint']}", []).append((path, dag))
-        plan.checked[path] = dataclasses.replace(plan.checked[path], dags=tuple(dags))
-    if not todo:
-        return
-    tree = sync.git.checkout_tree(head, sync.settings.mirrors_dir / f"{sync.name}.tree")
-    results = sync.worker().parse(  # type: ignore[attr-defined]
-        tree / root,
-        sorted(todo),
-        timeout=sync.config.parse_timeout,
-        memory=sync.config.memory_limit,
-    )
+            if dag.valid and spec.get("code") and wanted(path, dag, bool(guessed)):
+                todo.setdefault(f"{folder(path)}\t{spec['entrypoint']}", []).append((path, dag))
+        checked[path] = dataclasses.replace(checked[path], dags=tuple(dags))
+    return todo
+
+
+def judged(
+    checked: dict[str, FileDefinitions],
+    projects: list[str],
+    todo: Todo,
+    results: dict[str, dict[str, Any]],
+    tree: str,
+) -> None:
+    """Each deployment with what Prefect's loader made of its flow (`tree`: the prefix of the
+    paths in its messages, taken out)."""
     verdicts: dict[tuple[str, str], tuple[list[Issue], str | None]] = {}
     for request, users in todo.items():
         result = results.get(request) or {"error": "crashed", "message": "No answer."}
         for path, dag in users:
-            verdicts[(path, dag.dag_id)] = _judge(result, path, dag, str(tree) + "/")
+            verdicts[(path, dag.dag_id)] = _judge(result, path, dag, tree)
     for path in projects:
-        found = plan.checked[path]
+        found = checked[path]
         dags = [_named(d, *verdicts.get((path, d.dag_id), ([], None))) for d in found.dags]
-        plan.checked[path] = dataclasses.replace(found, dags=dedupe(dags))
+        checked[path] = dataclasses.replace(found, dags=dedupe(dags))
 
 
 def _guessed(issue: Issue) -> bool:

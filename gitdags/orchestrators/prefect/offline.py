@@ -69,3 +69,43 @@ def resolve_on_disk(checked: list[FileDefinitions], max_size: int) -> list[FileD
 
         out.append(resolve(found, ProjectTree(blobs, read)))
     return out
+
+
+def load_on_disk(
+    checked: list[FileDefinitions], python: str, timeout: float, sandbox: str
+) -> list[FileDefinitions]:
+    """`--prefect-python`: Prefect's own loader, in the sandbox, loads the flow of each
+    deployment of the project files among `checked` (from its project's folder on disk)."""
+    import tempfile
+
+    from gitdags.orchestrators.airflow.parse_client import ParseWorker
+    from gitdags.orchestrators.prefect.loading import check, judged, requests, worker_script
+
+    found = {f.path: f for f in checked}
+    projects = sorted(
+        p for p, f in found.items() if f.kind == "prefect" and f.dags and not f.broken
+    )
+    roots = {p: Path(folder_of(p) or ".").resolve() for p in projects}
+    if not projects:
+        return checked
+    with tempfile.TemporaryDirectory(prefix="gitdags-load-") as scratch:
+        worker = ParseWorker(
+            python,
+            Path(scratch) / "worker",
+            sandbox=sandbox,
+            readable=tuple(sorted(set(roots.values()))),
+            script=worker_script(Path(scratch)),
+            check=check,
+            orchestrator="prefect",
+        )
+        try:
+            for path in projects:
+                todo = requests(found, [path], lambda _path: "", lambda *_: True)
+                if todo:
+                    results = worker.parse(
+                        roots[path], sorted(todo), timeout=timeout, memory=2 << 30
+                    )
+                    judged(found, [path], todo, results, f"{roots[path]}/")
+        finally:
+            worker.close()
+    return [found[f.path] for f in checked]
