@@ -179,7 +179,7 @@ class Publisher:
             record: dict[str, Any] = {"error": str(exc), "at": now()}
             result = None
         else:
-            if name == "deploy folder" and result is None:
+            if name in ("deploy folder", "prefect") and result is None:
                 return None  # nothing changed: the record stays as it was
             outcomes.append((name, None))
             made = getattr(result, "name", generation)
