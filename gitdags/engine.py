@@ -124,16 +124,27 @@ class SyncEngine:
         from gitdags.orchestrators.airflow.parsing import ParseWorker
 
         worker = self.parse_workers.get(config.name)
+        prefect = config.orchestrator == "prefect"  # Prefect's loader, in the same sandbox
+        python = config.prefect_python if prefect else config.airflow_python
         if worker is not None and (worker.python, worker.sandbox) != (
-            config.airflow_python,
+            python,
             config.sandbox,
         ):
             worker.close()  # the config changed (SIGHUP)
             worker = None
         if worker is None:
             mirrors = self.settings.mirrors_dir
+            extra: dict[str, Any] = {}
+            if prefect:
+                from gitdags.orchestrators.prefect.loading import check, worker_script
+
+                extra = {
+                    "script": worker_script(mirrors / "parse"),
+                    "check": check,
+                    "orchestrator": "prefect",
+                }
             worker = ParseWorker(
-                config.airflow_python,
+                python,
                 mirrors / "parse" / config.name,
                 self.settings.parsing_processes,
                 sandbox=config.sandbox,
@@ -142,6 +153,7 @@ class SyncEngine:
                 readable=(self.tree_dir(config.name) / config.subdir,),
                 private=self.private_paths(),
                 served_under=config.deploy_subdir,
+                **extra,
             )
             self.parse_workers[config.name] = worker
         return worker
@@ -279,7 +291,7 @@ class SyncEngine:
         problem = None
         if not dry_run and result.changes:
             problem = self._notify(config.name, result.to_commit, result.changes, queued=True)
-        elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
+        elif not dry_run and self.publisher is not None and self.publisher.behind_possible:
             try:  # a sync or action killed before it published: bring every target up
                 self.publisher.catch_up(config.name, result.to_commit)
             except Exception as exc:
@@ -495,7 +507,14 @@ def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
     (for commands that only read) opens the database read-only and never creates it."""
     engine = SyncEngine(settings, readonly=readonly)
-    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo or settings.s3):
+    targets = (
+        settings.deploy_dir,
+        settings.hooks,
+        settings.git_repo,
+        settings.s3,
+        settings.prefect,
+    )
+    if not readonly and any(targets):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
     if settings.consumers:

@@ -47,8 +47,10 @@ def test_every_code_has_a_bad_file() -> None:
 
 def test_sample_repo_is_valid() -> None:
     files, issues = check_paths([str(SAMPLE)])
-    assert len(files) == 16  # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory
-    assert sum(len(f.dags) for f in files) == 17
+    # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory; and a Prefect project:
+    # its prefect.yaml (2 deployments), 1 flow file (3 flows), 2 modules
+    assert len(files) == 20
+    assert sum(len(f.dags) for f in files) == 22  # the 3 flows of the flow file count
     assert issues == []
 
 

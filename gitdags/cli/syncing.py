@@ -136,6 +136,9 @@ def validate(
     airflow_python: str | None = typer.Option(
         None, "--airflow-python", help="Also parse Airflow .py files with this interpreter."
     ),
+    prefect_python: str | None = typer.Option(
+        None, "--prefect-python", help="Also load Prefect flows with this interpreter."
+    ),
     parse_timeout: float = typer.Option(30.0, "--parse-timeout", help="Seconds per file."),
     sandbox: str = typer.Option(
         "bwrap", "--sandbox", help='Where Airflow parses: "bwrap" (bubblewrap) or "none".'
@@ -152,6 +155,7 @@ def validate(
         airflow_python=airflow_python or "",
         parse_timeout=parse_timeout,
         sandbox=sandbox,
+        prefect_python=prefect_python or "",
     )
     errors = sum(1 for i in issues if i.severity == "error")
     if fmt is Format.json:

@@ -31,7 +31,7 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 
 # The orchestrators whose files a source may hold (`orchestrator = ...`; each has its package
 # under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
-ORCHESTRATORS = ("airflow",)
+ORCHESTRATORS = ("airflow", "prefect")
 
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
@@ -67,6 +67,7 @@ SOURCE_KEYS: dict[str, str] = {
     "python": "str",
     "sandbox": "str",
     "airflow_python": "str",
+    "prefect_python": "str",
     "parse_timeout": "duration",
     "memory_limit": "size",
     "forbidden_imports": "list",
@@ -101,4 +102,7 @@ CONSUMER_KEYS: dict[str, str] = {
 CONSUMER_KINDS = ("airflow",)
 LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS, "consumers": CONSUMER_KEYS}
 
+# [publish.prefect]: deployments applied to a Prefect API (credentials from the environment:
+# PREFECT_API_KEY or PREFECT_API_AUTH_STRING, passed to Prefect's client only)
+PREFECT_KEYS = {"api_url": "str", "prefect_python": "path", "timeout": "duration"}
 S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}

@@ -16,6 +16,7 @@ from gitdags.config.keys import (
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
+    PREFECT_KEYS,
     S3_KEYS,
     SECTIONS,
     SOURCE_KEYS,
@@ -102,6 +103,9 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                         f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
                         f"give it in GITDAGS_CONSUMERS_<NAME>_{key.upper()} or {key}_file."
                     )
+                if section == "publish" and key == "prefect":
+                    _check_prefect(table[key], where)
+                    continue
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
@@ -118,6 +122,21 @@ def _check_s3(body: Any, where: str) -> None:
             )
     if not body.get("bucket"):
         raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
+
+
+def _check_prefect(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.prefect] in {where} must be a table.")
+    for key in body:
+        if key not in PREFECT_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.prefect] of {where}"
+                + _suggest(key, list(PREFECT_KEYS))
+            )
+    if not body.get("api_url"):
+        raise ConfigError(
+            f"[publish.prefect] in {where} needs api_url, e.g. http://prefect:4200/api."
+        )
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -211,6 +230,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
                     }
                 )
                 continue
+            if section == "publish" and key == "prefect":
+                from gitdags.config.settings import PrefectSettings
+
+                values["prefect"] = PrefectSettings(
+                    **{
+                        k: _convert(PREFECT_KEYS[k], v, f"[publish.prefect] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
             values[key] = _convert(keys[key], value, f"[{section}] {key}", base)
     values["database"] = values.get("database") or base / "gitdags.db"
     if "log_format" in values and values["log_format"] not in ("text", "json"):
@@ -275,13 +304,19 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '
             "of the environment the schedulers run (e.g. /opt/airflow/venv/bin/python)."
         )
+    if python == "prefect" and not values.get("prefect_python"):
+        raise ConfigError(
+            f'[[sources]] {name}: python = "prefect" needs prefect_python, the interpreter '
+            "of the environment Prefect's workers run (e.g. /opt/prefect/venv/bin/python)."
+        )
     if values.get("sandbox", "bwrap") not in ("bwrap", "none"):
         raise ConfigError(
             f'[[sources]] {name}: sandbox = {values["sandbox"]!r}; use "bwrap" (bubblewrap, '
             'the default) or "none" (repository code runs unsandboxed).'
         )
-    if values.get("airflow_python") and "/" in values["airflow_python"]:
-        values["airflow_python"] = str(base / Path(values["airflow_python"]).expanduser())
+    for key in ("airflow_python", "prefect_python"):
+        if values.get(key) and "/" in values[key]:
+            values[key] = str(base / Path(values[key]).expanduser())
     _check_verify(name, values)
     pattern = values.get("dag_id_pattern", "")
     try:

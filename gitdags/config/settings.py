@@ -27,6 +27,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class PrefectSettings:
+    """[publish.prefect]: the Prefect API the served deployments are applied to."""
+
+    api_url: str
+    prefect_python: Path | None = None  # default: the prefect_python of a Prefect source
+    timeout: float = 120.0  # one run of Prefect's client (all the changed deployments)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     url: str
@@ -40,6 +49,7 @@ class SourceConfig:
     orchestrator: str = "airflow"  # what runs the files: one of config.keys.ORCHESTRATORS
     python: str = "static"  # .py files: "static" (syntax tree) or the orchestrator's name (loaded)
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
+    prefect_python: str = ""  # the interpreter with Prefect, for python = "prefect"
     sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
     memory_limit: int = 2 << 30
@@ -79,6 +89,8 @@ class SourceConfig:
             parts += [*checks, self.python, self.airflow_python]
         if self.orchestrator != "airflow":
             parts.append(self.orchestrator)
+        if self.prefect_python:
+            parts.append(self.prefect_python)
         return "|".join(parts)
 
 
@@ -132,6 +144,7 @@ class Settings:
     airflow_template: Path | None = None
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
+    prefect: PrefectSettings | None = None  # [publish.prefect]: deployments applied to Prefect
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()

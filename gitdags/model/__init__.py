@@ -8,6 +8,7 @@ from __future__ import annotations
 from gitdags.model.actions import ActionResult, AuditEntry
 from gitdags.model.consumers import CONSUMER_STATES, ConsumerDag, ConsumerStatus
 from gitdags.model.dags import (
+    FILE_FORMATS,
     STATUSES,
     Commit,
     DagDetail,
@@ -25,6 +26,7 @@ from gitdags.model.sync import DagChange, SyncResult
 __all__ = [
     "CODES",
     "CONSUMER_STATES",
+    "FILE_FORMATS",
     "STATUSES",
     "ActionResult",
     "AuditEntry",

@@ -8,6 +8,9 @@ from typing import Any
 from gitdags.model.issues import Issue
 
 STATUSES = ("active", "invalid", "disabled", "deleted", "paused", "pinned")
+# The formats of DAGs served as their Python file, as a whole (an Airflow DAG file, a Prefect
+# flow file): held, rolled back and paused with the file's other DAGs
+FILE_FORMATS = ("airflow", "prefect-flow")
 
 
 @dataclass(slots=True)

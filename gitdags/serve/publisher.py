@@ -80,6 +80,11 @@ class Publisher:
 
             self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
+        self.prefect = None
+        if settings.prefect is not None:
+            from gitdags.serve.prefect_api import PrefectTarget
+
+            self.prefect = PrefectTarget(settings)
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         outcomes: list[Outcome] = []
@@ -90,13 +95,30 @@ class Publisher:
             )
             if generation is not None and not _failed(outcomes):
                 self._copies(generation.path, source, commit, changes, outcomes)
+        self._prefect(commit, outcomes)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
         self._raise(outcomes)
 
+    @property
+    def behind_possible(self) -> bool:
+        """Whether a target may have been left behind by a killed process."""
+        return self.folder is not None or self.prefect is not None
+
+    def _prefect(self, commit: str | None, outcomes: list[Outcome]) -> None:
+        """The deployments that changed, to the Prefect API (nothing to send: no call)."""
+        prefect = self.prefect
+        if prefect is not None:
+            self._target("prefect", commit, outcomes, lambda: prefect.publish(self.store))
+
     def catch_up(self, source: str, commit: str | None) -> None:
         """Publish what a killed process left unpublished: the deploy folder behind the
-        database, or a served branch or S3 behind the folder's current generation."""
+        database, or a served branch or S3 behind the folder's current generation, or
+        deployments Prefect does not hold yet."""
+        if self.prefect is not None:
+            sent: list[Outcome] = []
+            self._prefect(commit, sent)
+            self._raise(sent)
         folder = self.folder
         if folder is None:
             return
@@ -173,7 +195,7 @@ class Publisher:
             record: dict[str, Any] = {"error": str(exc), "at": now()}
             result = None
         else:
-            if name == "deploy folder" and result is None:
+            if name in ("deploy folder", "prefect") and result is None:
                 return None  # nothing changed: the record stays as it was
             outcomes.append((name, None))
             made = getattr(result, "name", generation)
@@ -186,6 +208,8 @@ class Publisher:
         """A publish target as a person knows it: what it is and where."""
         if target == "served branch":
             return f"the served-branch repository {self.settings.git_repo}"
+        if target == "prefect" and self.settings.prefect is not None:
+            return f"the Prefect API {self.settings.prefect.api_url}"
         if target == "s3" and self.settings.s3 is not None:
             s3 = self.settings.s3
             return f"S3 (s3://{s3.bucket}{'/' + s3.prefix if s3.prefix else ''})"

@@ -48,8 +48,13 @@ class ParseWorker:
         private: tuple[Path, ...] = (),
         served_under: str = "",
         script: Path = WORKER,
+        check: Callable[[object], dict[str, Any]] | None = None,
+        orchestrator: str = "airflow",
     ) -> None:
+        self.orchestrator = orchestrator  # whose loader the worker runs (named in its errors)
+        self.runs = "schedulers" if orchestrator == "airflow" else "workers"
         self.script = script  # the worker program: stdlib only, it speaks parse_worker's protocol
+        self.check = check or checked  # each file's result, checked for shape as it comes back
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
@@ -146,8 +151,8 @@ class ParseWorker:
             )
         except OSError as exc:
             raise SourceError(
-                f"Cannot run airflow_python {self.python} ({exc.strerror}); point it at the "
-                "python of the environment the schedulers run."
+                f"Cannot run {self.orchestrator}_python {self.python} ({exc.strerror}); point "
+                f"it at the python of the environment the {self.runs} run."
             ) from exc
         self.lines = queue.Queue()
         threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
@@ -162,9 +167,10 @@ class ParseWorker:
                 raise SourceError(
                     f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
                 )
+            product = "Apache Airflow" if self.orchestrator == "airflow" else "Prefect"
             raise SourceError(
-                f"The Airflow parse worker did not start with {self.python}: {tail[-300:]}; "
-                "check that Apache Airflow is installed there."
+                f"The {self.orchestrator.title()} parse worker did not start with "
+                f"{self.python}: {tail[-300:]}; check that {product} is installed there."
             )
         if ready.get("isolation") and self.sandbox != "none":
             self._stop(proc)
@@ -277,7 +283,11 @@ class ParseWorker:
                     self._stop(self.proc)
                 self._wait(0.1)  # past the sync's deadline: that is the sync's error
                 tail = " ".join(list(self.stderr)[-2:]).strip()
-                log.warning("the Airflow parse worker stopped (%s)", tail[-200:] or "no output")
+                log.warning(
+                    "the %s parse worker stopped (%s)",
+                    self.orchestrator.title(),
+                    tail[-200:] or "no output",
+                )
                 return results, in_flight or (set(files) - set(results))
             if answer.get("id") != request["id"]:
                 continue
@@ -295,7 +305,7 @@ class ParseWorker:
                 faults.point("in-parse")
             elif rel in in_flight:
                 in_flight.discard(rel)
-                results[rel] = self._outside(checked(answer.get("result")))
+                results[rel] = self._outside(self.check(answer.get("result")))
 
     def missing(self, names: list[str]) -> set[str]:
         if not names:
@@ -308,7 +318,8 @@ class ParseWorker:
                     if self.proc is not None:
                         self._stop(self.proc)
                     raise SourceError(
-                        "The Airflow parse worker stopped answering; it is started again at "
+                        f"The {self.orchestrator.title()} parse worker stopped answering; it is "
+                        "started again at "
                         "the next sync."
                     )
                 if answer.get("id") == self.next_id:
