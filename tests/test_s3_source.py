@@ -1,0 +1,188 @@
+"""An S3 prefix as a source, against a real S3 API server (moto's server mode) on 127.0.0.1,
+started once for the module: each poll becomes a commit in the source's mirror, and from
+there everything is as for a git source. No mocks of S3 calls."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitdags.config import SourceConfig
+from gitdags.git.s3mirror import STATE_REF
+from tests.conftest import dag_yaml
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the S3 server never started") from None
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    pytest.importorskip("moto")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in CREDENTIALS.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        patch.delenv("AWS_PROFILE", raising=False)
+        proc, url = start_moto()
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+class Bucket:
+    """A fresh bucket on the server, written the way a CI job publishes."""
+
+    def __init__(self, url: str, *, versioned: bool = False) -> None:
+        import boto3
+
+        self.url = url
+        self.name = f"b{uuid.uuid4().hex[:12]}"
+        self.client = boto3.client("s3", endpoint_url=url)
+        self.client.create_bucket(Bucket=self.name)
+        if versioned:
+            self.client.put_bucket_versioning(
+                Bucket=self.name, VersioningConfiguration={"Status": "Enabled"}
+            )
+
+    def put(self, key: str, body: str | bytes) -> dict[str, Any]:
+        data = body.encode() if isinstance(body, str) else body
+        return self.client.put_object(Bucket=self.name, Key=key, Body=data)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.name, Key=key)
+
+    def source(self, prefix: str, name: str = "s3dags", **keys: Any) -> SourceConfig:
+        keys.setdefault("settle", 0.0)
+        return SourceConfig(name, f"s3://{self.name}/{prefix}", endpoint_url=self.url, **keys)
+
+
+@pytest.fixture
+def bucket(moto_url: str) -> Bucket:
+    return Bucket(moto_url)
+
+
+def mirror_log(engine: Any, source: str = "s3dags") -> list[str]:
+    mirror = engine.settings.mirrors_dir / f"{source}.git"
+    out = subprocess.run(
+        ["git", "-C", str(mirror), "log", "--format=%an|%s", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.splitlines()
+
+
+def commit_message(engine: Any, rev: str = "main", source: str = "s3dags") -> str:
+    mirror = engine.settings.mirrors_dir / f"{source}.git"
+    return subprocess.run(
+        ["git", "-C", str(mirror), "log", "-1", "--format=%B", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def statuses(engine: Any) -> dict[str, str]:
+    return {d.dag_id: d.status for d in engine.list_dags()}
+
+
+def test_a_prefix_is_synced_changed_deleted_and_rolled_back(
+    tmp_path: Path, bucket: Bucket, make_engine
+) -> None:
+    bucket.put("prod/pkg/dags/a.yaml", dag_yaml("a"))
+    bucket.put("prod/pkg/dags/b.yaml", dag_yaml("b"))
+    bucket.put("prod/other/c.yaml", dag_yaml("c"))  # outside the prefix
+    deploy = tmp_path / "deploy"
+    engine = make_engine(bucket.source("prod/pkg/dags/"), deploy_dir=deploy)
+    (first,) = engine.sync()
+    assert first.error is None, first.error
+    assert (first.added, first.invalid) == (2, 0)
+    assert statuses(engine) == {"a": "active", "b": "active"}
+    assert sorted(p.name for p in (deploy / "current").rglob("*.json") if p.name != "manifest.json")
+    log = mirror_log(engine)
+    assert log == ["s3|s3: 2 added, 0 changed, 0 deleted"]
+    message = commit_message(engine)
+    assert "added    a.yaml" in message and "S3-Object: a.yaml etag=" in message
+
+    (idle,) = engine.sync()
+    assert idle.nothing_new and len(mirror_log(engine)) == 1  # no new commit for no change
+
+    bucket.put("prod/pkg/dags/a.yaml", dag_yaml("a", "x", "y", "z"))
+    bucket.delete("prod/pkg/dags/b.yaml")
+    (second,) = engine.sync()
+    assert (second.changed, second.deleted) == (1, 1), second
+    assert statuses(engine) == {"a": "active", "b": "deleted"}
+    assert mirror_log(engine)[0] == "s3|s3: 0 added, 1 changed, 1 deleted"
+    assert [v.version for v in engine.history("a")] == [2, 1]
+    assert engine.history("a")[0].author == "s3"
+
+    bucket.put("prod/pkg/dags/a.yaml", "dag_id: a\ntasks: [")  # broken: last good stays
+    (third,) = engine.sync()
+    assert third.invalid == 1
+    a = engine.dag("a")
+    assert (a.status, a.served_version, a.newest_version) == ("invalid", 2, 3)
+
+    engine.rollback("a", to="1", reason="back to the first")
+    assert engine.dag("a").served_version == 1 and engine.dag("a").pinned
+    served = {d.dag_id: d for d in engine.served()}
+    assert [t["id"] for t in served["a"].spec["tasks"]] == ["a", "b"]  # version 1's tasks
+
+
+def test_an_empty_prefix_is_a_source_with_no_dags(bucket: Bucket, make_engine) -> None:
+    engine = make_engine(bucket.source("nothing/here/"))
+    (result,) = engine.sync()
+    assert result.error is None and result.added == 0
+    assert mirror_log(engine) == ["s3|s3: 0 added, 0 changed, 0 deleted"]
+
+
+def test_the_state_moves_with_the_branch(bucket: Bucket, make_engine) -> None:
+    bucket.put("p/a.yaml", dag_yaml("a"))
+    engine = make_engine(bucket.source("p/"))
+    engine.sync()
+    mirror = engine.settings.mirrors_dir / "s3dags.git"
+    state = json.loads(
+        subprocess.run(
+            ["git", "-C", str(mirror), "cat-file", "blob", STATE_REF],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    head = subprocess.run(
+        ["git", "-C", str(mirror), "rev-parse", "main"], capture_output=True, text=True
+    ).stdout.strip()
+    assert state["head"] == head and set(state["files"]) == {"a.yaml"}
