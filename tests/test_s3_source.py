@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gitdags.config import SourceConfig
+from gitdags.config import S3Settings, SourceConfig
 from gitdags.git.s3mirror import STATE_REF
-from tests.conftest import dag_yaml
+from tests.conftest import Gate, GitRepo, dag_yaml
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -117,6 +118,21 @@ def commit_message(engine: Any, rev: str = "main", source: str = "s3dags") -> st
     ).stdout
 
 
+def py_dag(dag_id: str, *tasks: str) -> str:
+    """An Airflow DAG file, as the distribution design's packages publish them."""
+    lines = [
+        "from airflow.sdk import DAG",
+        "from airflow.providers.standard.operators.empty import EmptyOperator",
+        "",
+        f'with DAG(dag_id="{dag_id}", schedule="@daily"):',
+    ]
+    lines += [f'    EmptyOperator(task_id="{t}")' for t in tasks or ("start",)]
+    return "\n".join(lines) + "\n"
+
+
+PY = ("**/*.py",)
+
+
 def statuses(engine: Any) -> dict[str, str]:
     return {d.dag_id: d.status for d in engine.list_dags()}
 
@@ -186,3 +202,140 @@ def test_the_state_moves_with_the_branch(bucket: Bucket, make_engine) -> None:
         ["git", "-C", str(mirror), "rev-parse", "main"], capture_output=True, text=True
     ).stdout.strip()
     assert state["head"] == head and set(state["files"]) == {"a.yaml"}
+
+
+def poll(engine: Any, config: SourceConfig) -> tuple[str, int]:
+    """One poll of the source, as a sync starts it: the head and the S3 requests it made."""
+    source = engine.git(config)
+    head = source.fetch()
+    return head, source.requests
+
+
+def test_an_idle_poll_costs_one_listing_per_thousand_keys(bucket: Bucket, make_engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: bucket.put(f"many/d{i:04}.yaml", dag_yaml(f"d{i}")), range(1001)))
+    config = bucket.source("many/")
+    engine = make_engine(config)
+    head, first = poll(engine, config)
+    assert first == 2 + 1001  # two pages, every object read once
+    again, idle = poll(engine, config)
+    assert (again, idle) == (head, 2)  # nothing new: the listing alone
+    bucket.put("many/d0007.yaml", dag_yaml("d7", "x"))
+    moved, one = poll(engine, config)
+    assert moved != head and one == 2 + 1  # the listing, and the one object that changed
+    assert "changed  d0007.yaml" in commit_message(engine)
+
+
+def test_a_prefix_that_gitdags_publishes_is_followed_with_one_get(
+    tmp_path: Path, repo: GitRepo, bucket: Bucket, make_engine
+) -> None:
+    from gitdags.engine import build_engine
+    from tests.conftest import settings_for
+
+    repo.commit("one", {"a.py": py_dag("a"), "b.py": py_dag("b")})
+    s3 = S3Settings(bucket=bucket.name, prefix="prod", endpoint_url=bucket.url)
+    upstream = make_engine(
+        SourceConfig("main", str(repo.path), include=PY), deploy_dir=tmp_path / "d", s3=s3
+    )
+    (published,) = upstream.sync()
+    assert published.publish_error is None, published.publish_error
+    config = bucket.source("prod/main/", name="mirror", include=PY)
+    down = build_engine(settings_for(tmp_path / "down", config))
+    try:
+        (first,) = down.sync()
+        assert first.error is None and first.added == 2, first
+        assert statuses(down) == {"a": "active", "b": "active"}
+        message = commit_message(down, source="mirror")
+        assert "S3-Generation: g" in message and f"Published-From: {repo.head()}" in message
+        head, idle = poll(down, config)
+        assert idle == 1  # the pointer, not modified since
+        repo.commit("two", {"a.py": py_dag("a", "x", "y")})
+        upstream.sync()
+        moved, requests = poll(down, config)
+        assert moved != head and requests == 1 + 1 + 1  # pointer, manifest, the changed object
+        (second,) = down.sync()  # the poll above brought it into the mirror; this records it
+        assert second.changed == 1 and second.to_commit == moved
+        repo.commit("three", {"b.py": py_dag("b", "q")})
+        upstream.sync()
+        (third,) = down.sync()
+        assert third.changed == 1 and [v.version for v in down.history("b")] == [2, 1]
+    finally:
+        down.close()
+
+
+def test_keys_that_cannot_be_paths_are_left_out_and_said(bucket: Bucket, make_engine) -> None:
+    bucket.put("k/good.yaml", dag_yaml("good"))
+    for key in ("k/../evil.yaml", "k//abs.yaml", "k/x/./y.yaml", "k/.git/config", "k/a\\b.yaml"):
+        bucket.put(key, dag_yaml("evil"))
+    bucket.put("k/clash", "a file")
+    bucket.put("k/clash/inner.yaml", dag_yaml("inner"))
+    bucket.put("k/folder/", b"")  # a folder marker
+    engine = make_engine(bucket.source("k/"))
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    assert statuses(engine) == {"good": "active", "inner": "active"}
+    assert result.note.startswith("6 key(s) under s3://")
+    message = commit_message(engine)
+    assert "skipped  k/../evil.yaml: not a plain relative path" in message
+    assert "skipped  k//abs.yaml: an absolute path" in message
+    assert "skipped  k/.git/config: a .git folder" in message
+    assert "skipped  k/clash: a file that is also a folder" in message
+
+
+def test_an_object_over_the_size_limit_is_refused_as_a_git_file_is(
+    bucket: Bucket, make_engine
+) -> None:
+    bucket.put("big/a.yaml", dag_yaml("a"))
+    engine = make_engine(bucket.source("big/"), max_file_size=2048)
+    engine.sync()
+    bucket.put("big/a.yaml", dag_yaml("a") + "# padding\n" * 400)
+    (result,) = engine.sync()
+    assert result.invalid == 1
+    a = engine.dag("a")
+    assert (a.status, a.served_version) == ("invalid", 1)  # the last good stays served
+    issues = engine.show("a").issues
+    assert any("limit" in i.message for i in issues), issues
+
+
+def run_sync(engine: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.extend(engine.sync()))
+    thread.start()
+    return thread, out
+
+
+def test_a_publisher_mid_upload_is_one_commit_once_it_is_quiet(
+    tmp_path: Path, bucket: Bucket, make_engine, monkeypatch
+) -> None:
+    gate = Gate(tmp_path / "gate", "s3-settle")
+    monkeypatch.setenv("GITDAGS_TEST_FAULTS", gate.env["GITDAGS_TEST_FAULTS"])
+    engine = make_engine(bucket.source("up/", settle=2.0))
+    bucket.put("up/a.yaml", dag_yaml("a"))  # the publisher has written one file of two ...
+    thread, out = run_sync(engine)
+    gate.wait_reached()  # ... when the poll sees it, too young to be taken
+    bucket.put("up/b.yaml", dag_yaml("b"))  # ... and writes the second meanwhile
+    gate.open()
+    thread.join(timeout=60)
+    (result,) = out
+    assert result.error is None and result.added == 2
+    assert mirror_log(engine) == ["s3|s3: 2 added, 0 changed, 0 deleted"]
+
+
+def test_an_object_replaced_between_listing_and_read_is_read_again(
+    tmp_path: Path, bucket: Bucket, make_engine, monkeypatch
+) -> None:
+    gate = Gate(tmp_path / "gate", "s3-read")
+    monkeypatch.setenv("GITDAGS_TEST_FAULTS", gate.env["GITDAGS_TEST_FAULTS"])
+    engine = make_engine(bucket.source("r/"))
+    bucket.put("r/a.yaml", dag_yaml("a"))
+    thread, out = run_sync(engine)
+    gate.wait_reached()  # listed, not read yet
+    bucket.put("r/a.yaml", dag_yaml("a", "new"))
+    gate.open()
+    thread.join(timeout=60)
+    (result,) = out
+    assert result.error is None and result.added == 1
+    assert [t["id"] for t in engine.show("a").spec["tasks"]] == ["new"]  # never the old bytes
+    assert len(mirror_log(engine)) == 1

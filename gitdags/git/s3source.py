@@ -129,6 +129,7 @@ class S3Source(GitSource):
         if head is not None and state and not changed and state.get("skipped") == sorted(skipped):
             return head
         wanted = sorted(p for p in changed if p in listing)
+        faults.point("s3-read")
         reads = self._read_all([(p, self._key(p), listing[p][0]) for p in wanted])
         deleted = sorted(p for p in known if p not in listing)
         lines = [f"{'changed' if r.path in known else 'added':<8} {r.path}" for r in reads]
