@@ -339,3 +339,158 @@ def test_an_object_replaced_between_listing_and_read_is_read_again(
     assert result.error is None and result.added == 1
     assert [t["id"] for t in engine.show("a").spec["tasks"]] == ["new"]  # never the old bytes
     assert len(mirror_log(engine)) == 1
+
+
+def run_cli(config: Path, *args: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    result = CliRunner().invoke(app, ["--config", str(config), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_two_packages_under_one_bucket_each_own_their_namespace(
+    tmp_path: Path, bucket: Bucket
+) -> None:
+    """The distribution design: each package's CI publishes to
+    s3://<bucket>/prod/<package>/dags/, each package is a source owning its namespace."""
+    b = bucket.name
+    bucket.put("prod/pipeline_processing/dags/daily.py", py_dag("pipeline_processing_daily"))
+    bucket.put("prod/reporting/dags/daily.py", py_dag("reporting_daily"))
+    # a reporting file that would shadow the other package's DAG
+    bucket.put("prod/reporting/dags/shadow.py", py_dag("pipeline_processing_daily"))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        """[state]
+database = "state.db"
+[publish]
+deploy_dir = "deploy"
+"""
+        + "".join(
+            f"""
+[[sources]]
+name = "{package}"
+url = "s3://{b}/prod/{package}/dags/"
+endpoint_url = "{bucket.url}"
+region = "us-east-1"
+settle = "0s"
+include = ["**/*.py"]
+namespace = "{package}_"
+deploy_subdir = "{package}"
+"""
+            for package in ("pipeline_processing", "reporting")
+        )
+    )
+    code, out, err = run_cli(config, "sync")
+    assert code == 0, (out, err)
+    assert "in namespace 'pipeline_processing_' of source 'pipeline_processing'" in out
+    code, out, _ = run_cli(config, "list", "--json")
+    listed = {(d["dag_id"], d["source"]): d["status"] for d in json.loads(out)}
+    assert listed == {
+        ("pipeline_processing_daily", "pipeline_processing"): "active",
+        ("reporting_daily", "reporting"): "active",
+    }
+    code, out, _ = run_cli(config, "status", "--json")
+    status = {s["source"]: s for s in json.loads(out)}
+    assert status["reporting"]["url"] == f"s3://{b}/prod/reporting/dags/"
+    served = tmp_path / "deploy" / "current"
+    assert (served / "pipeline_processing" / "daily.py").read_text() == py_dag(
+        "pipeline_processing_daily"
+    )
+    assert not (served / "reporting" / "shadow.py").exists()
+
+
+def test_versioning_on_puts_each_objects_version_in_the_trailers(
+    moto_url: str, make_engine
+) -> None:
+    bucket = Bucket(moto_url, versioned=True)
+    put = bucket.put("v/a.yaml", dag_yaml("a"))
+    engine = make_engine(bucket.source("v/"))
+    engine.sync()
+    assert f"S3-Object: a.yaml etag={put['ETag']} version={put['VersionId']}" in commit_message(
+        engine
+    )
+    again = bucket.put("v/a.yaml", dag_yaml("a", "x"))
+    (changed,) = engine.sync()
+    assert changed.changed == 1 and again["VersionId"] != put["VersionId"]
+    assert f"version={again['VersionId']}" in commit_message(engine)
+    bucket.delete("v/a.yaml")  # a delete marker: the key is gone from the listing
+    (deleted,) = engine.sync()
+    assert deleted.deleted == 1 and statuses(engine) == {"a": "deleted"}
+    engine.rollback("a", to="1", reason="restore")  # a deleted DAG is restored by rollback
+    assert engine.dag("a").served_version == 1
+
+
+def test_versioning_off_says_version_null(bucket: Bucket, make_engine) -> None:
+    put = bucket.put("n/a.yaml", dag_yaml("a"))
+    engine = make_engine(bucket.source("n/"))
+    engine.sync()
+    assert "VersionId" not in put
+    assert f"S3-Object: a.yaml etag={put['ETag']} version=null" in commit_message(engine)
+
+
+def test_the_endpoint_down_keeps_the_last_good_served_and_says_one_sentence(
+    tmp_path: Path, moto_url: str, make_engine
+) -> None:
+    proc, url = start_moto()  # a server of its own, to stop
+    try:
+        bucket = Bucket(url)
+        bucket.put("d/a.yaml", dag_yaml("a"))
+        deploy = tmp_path / "deploy"
+        engine = make_engine(bucket.source("d/"), deploy_dir=deploy)
+        (ok,) = engine.sync()
+        assert ok.error is None
+        before = sorted(p.name for p in (deploy / "current").iterdir())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    (down,) = engine.sync()
+    assert down.error == (
+        f"Source 's3dags': the S3 endpoint {url} cannot be reached; the last good state "
+        "stays served and the next poll tries again."
+    )
+    (status,) = engine.status()
+    assert status.last_error == down.error and status.failures == 1
+    assert statuses(engine) == {"a": "active"}
+    assert sorted(p.name for p in (deploy / "current").iterdir()) == before
+
+
+def test_config_of_an_s3_source_is_checked(tmp_path: Path) -> None:
+    from gitdags.config import load_settings
+    from gitdags.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text('[[sources]]\nname = "s"\nurl = "s3://b/p/"\nsettle = "0s"\n')
+    (source,) = load_settings(config, env={}).sources
+    assert (source.is_s3, source.settle, source.url) == (True, 0.0, "s3://b/p/")
+    for body, said in (
+        ('url = "s3:///p/"', "names no bucket"),
+        ('url = "repo"\nendpoint_url = "http://x"', "endpoint_url is for s3:// sources"),
+        ('url = "s3://b/p/"\nverify = "ssh"', "no signed commits"),
+        ('url = "s3://b/p/"\nsettle = "-1s"', "not a duration"),
+    ):
+        config.write_text(f'[[sources]]\nname = "s"\n{body}\n')
+        with pytest.raises(ConfigError, match=said):
+            load_settings(config, env={})
+
+
+def test_a_deleted_prefix_retires_its_dags_and_the_source_rolls_back(
+    tmp_path: Path, bucket: Bucket, make_engine
+) -> None:
+    for name in ("a", "b"):
+        bucket.put(f"gone/{name}.yaml", dag_yaml(name))
+    deploy = tmp_path / "deploy"
+    engine = make_engine(bucket.source("gone/"), deploy_dir=deploy)
+    (first,) = engine.sync()
+    for name in ("a", "b"):
+        bucket.delete(f"gone/{name}.yaml")
+    (emptied,) = engine.sync()
+    assert emptied.deleted == 2 and statuses(engine) == {"a": "deleted", "b": "deleted"}
+    assert mirror_log(engine)[0] == "s3|s3: 0 added, 0 changed, 2 deleted"
+    assert not engine.served()
+    engine.rollback_source("s3dags", first.to_commit or "", reason="the bucket was emptied")
+    assert sorted(d.dag_id for d in engine.served()) == ["a", "b"]
+    bucket.put("gone/c.yaml", dag_yaml("c"))
+    (pinned,) = engine.sync()  # new objects are recorded, the pinned source serves nothing new
+    assert pinned.added == 1 and sorted(d.dag_id for d in engine.served()) == ["a", "b"]
