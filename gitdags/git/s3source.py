@@ -105,12 +105,6 @@ class S3Source(GitSource):
             followed = self._follow_pointer(state if state.get("mode") == "pointer" else {}, head)
             if followed is not None:
                 return followed
-        if skipped:
-            shown = ", ".join(repr(k) for k in sorted(skipped)[:3])
-            self.note = (
-                f"{len(skipped)} key(s) under {self.config.url} cannot be file paths and were "
-                f"left out ({shown}: {next(iter(sorted(skipped.items())))[1]})"
-            )
         known: dict[str, dict[str, Any]] = state.get("files", {})
         changed = _changed(listing, known)
         rounds = 0
@@ -126,6 +120,12 @@ class S3Source(GitSource):
             listing, changed = again, _changed(again, known)
             if quiet:
                 break
+        if skipped:
+            first, why = min(skipped.items())
+            self.note = (
+                f"{len(skipped)} key(s) under {self.config.url} cannot be file paths and were "
+                f"left out, e.g. {first!r} ({why}); the mirror's commit names them all"
+            )
         if head is not None and state and not changed and state.get("skipped") == sorted(skipped):
             return head
         wanted = sorted(p for p in changed if p in listing)
@@ -252,6 +252,9 @@ class S3Source(GitSource):
             files = checked_files(body, str(generation))
         except GitdagsError as exc:
             raise self._refused(str(exc).partition("; refused")[0]) from exc
+        odd = next((p for p in files if git_path_problem(p)), None)
+        if odd is not None:
+            raise self._refused(f"its manifest names {odd!r}, {git_path_problem(odd)}")
         known: dict[str, dict[str, Any]] = state.get("files", {})
         wanted = sorted(
             p for p, m in files.items() if known.get(p, {}).get("sha256") != m["sha256"]
