@@ -574,3 +574,21 @@ def test_a_deleted_prefix_retires_its_dags_and_the_source_rolls_back(
     bucket.put("gone/c.yaml", dag_yaml("c"))
     (pinned,) = engine.sync()  # new objects are recorded, the pinned source serves nothing new
     assert pinned.added == 1 and sorted(d.dag_id for d in engine.served()) == ["a", "b"]
+
+
+def test_the_daemon_follows_a_prefix_at_its_interval(tmp_path: Path, bucket: Bucket) -> None:
+    from tests.test_daemon import DaemonProcess, until
+
+    bucket.put("live/a.yaml", dag_yaml("a"))
+    daemon = DaemonProcess(
+        tmp_path,
+        f'[[sources]]\nname = "live"\nurl = "s3://{bucket.name}/live/"\n'
+        f'endpoint_url = "{bucket.url}"\ninterval = "1s"\nsettle = "0s"\n',
+    )
+    try:
+        until(lambda: daemon.served("a") == 1)
+        bucket.put("live/a.yaml", dag_yaml("a", "x", "y"))
+        until(lambda: daemon.served("a") == 2)
+    finally:
+        code, err = daemon.stop()
+    assert code == 0, err
