@@ -177,6 +177,16 @@ def commit_message(engine: Any, rev: str = "main", source: str = "s3dags") -> st
     ).stdout
 
 
+def mirror_note(engine: Any, rev: str = "main", source: str = "s3dags") -> str:
+    mirror = engine.settings.mirrors_dir / f"{source}.git"
+    return subprocess.run(
+        ["git", "-C", str(mirror), "notes", "--ref=s3", "show", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def py_dag(dag_id: str, *tasks: str) -> str:
     """An Airflow DAG file, as the distribution design's packages publish them."""
     lines = [
@@ -279,6 +289,10 @@ def test_an_idle_poll_costs_one_listing_per_thousand_keys(bucket: Bucket, make_e
     engine = make_engine(config)
     head, first = poll(engine, config)
     assert first == 2 + 1001  # two pages, every object read once
+    message, note = commit_message(engine), mirror_note(engine)
+    assert "... and 991 more" in message and "S3-More: 991 more objects" in message
+    assert len(message) < 2000  # each DAG's version records it: it stays short
+    assert note.count("S3-Object: ") == 1001 and "added    d1000.yaml" in note
     again, idle = poll(engine, config)
     assert (again, idle) == (head, 2)  # nothing new: the listing alone
     bucket.put("many/d0007.yaml", dag_yaml("d7", "x"))

@@ -15,7 +15,10 @@ from gitdags.git.source import GitSource
 
 STATE_REF = "refs/gitdags/s3-state"  # a blob: what the branch's head was made from
 IMPORT_REF = "refs/gitdags/s3-import"  # fast-import's scratch branch
-SHOWN = 100  # paths named in a commit message (and trailers); the rest are counted
+NOTES_REF = "refs/notes/s3"  # per commit, every object it read: `git notes --ref=s3 show C`
+SHOWN = 10  # paths named in a commit message (and trailers); the rest are counted: each
+# version of a DAG records its commit's message, so a first poll of 10,000 objects must not
+# give each of them a message naming all 10,000
 ZERO = "0" * 40
 
 
@@ -87,11 +90,19 @@ def message(change: Change, url: str) -> str:
     )
 
 
+def note(change: Change) -> bytes:
+    """Everything the poll changed and every object it read, without the message's cap."""
+    return "\n".join([*change.lines, "", *change.trailers, ""]).encode("utf-8")
+
+
 def write(git: GitSource, head: str | None, change: Change, reset: bool) -> str:
     """Commit `change` on the source's branch (from scratch when `reset`) and store its state;
     the new head (the old one when the tree did not change: only the state moves)."""
     marks = git.mirror / "s3-import.marks"
     text = message(change, git.config.url).encode("utf-8")
+    notes = git._git("rev-parse", "--verify", "--quiet", NOTES_REF, check=False)
+    notes_tip = notes.stdout.decode().strip()
+    mark = len(change.reads) + 1
     when = int(change.when)
     proc = subprocess.Popen(
         [
@@ -118,7 +129,7 @@ def write(git: GitSource, head: str | None, change: Change, reset: bool) -> str:
                 out.write(chunk)
             out.write(b"\n")
         out.write(b"reset %s\n" % IMPORT_REF.encode())
-        out.write(b"commit %s\n" % IMPORT_REF.encode())
+        out.write(b"commit %s\nmark :%d\n" % (IMPORT_REF.encode(), mark))
         out.write(b"author s3 <s3@gitdags> %d +0000\n" % when)
         out.write(b"committer gitdags <gitdags@localhost> %d +0000\n" % int(_now()))
         out.write(b"data %d\n%s\n" % (len(text), text))
@@ -130,6 +141,12 @@ def write(git: GitSource, head: str | None, change: Change, reset: bool) -> str:
             out.write(b"D %s\n" % quoted(path))
         for number, read in enumerate(change.reads, 1):
             out.write(b"M 100644 :%d %s\n" % (number, quoted(read.path)))
+        out.write(b"\ncommit %s\n" % NOTES_REF.encode())
+        out.write(b"committer gitdags <gitdags@localhost> %d +0000\ndata 0\n" % int(_now()))
+        if notes_tip:
+            out.write(b"from %s\n" % notes_tip.encode())
+        body = note(change)
+        out.write(b"N inline :%d\ndata %d\n%s\n" % (mark, len(body), body))
         out.write(b"\ndone\n")
         out.close()
     except BrokenPipeError:
