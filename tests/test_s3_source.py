@@ -4,6 +4,7 @@ there everything is as for a git source. No mocks of S3 calls."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -606,3 +607,26 @@ def test_the_daemon_follows_a_prefix_at_its_interval(tmp_path: Path, bucket: Buc
     finally:
         code, err = daemon.stop()
     assert code == 0, err
+
+
+def test_a_publisher_busy_past_the_wait_is_two_commits_at_most(
+    bucket: Bucket, make_engine, monkeypatch
+) -> None:
+    import gitdags.git.s3source as s3source
+
+    monkeypatch.setattr(s3source, "SETTLE_ROUNDS", 0)  # the poll stops waiting at once
+    busy = bucket.source("busy/", settle=3600.0)  # every upload is young
+    engine = make_engine(busy)
+    bucket.put("busy/a.yaml", dag_yaml("a"))
+    (first,) = engine.sync()  # seen mid-upload: the state at that moment, one commit
+    assert first.added == 1 and len(mirror_log(engine)) == 1
+    bucket.put("busy/b.yaml", dag_yaml("b"))
+    for _ in range(3):  # the publisher still busy: the rest waits, no commit
+        (waiting,) = engine.sync()
+        assert waiting.nothing_new and len(mirror_log(engine)) == 1
+    bucket.put("busy/c.yaml", dag_yaml("c"))
+    quiet = dataclasses.replace(busy, settle=0.0)  # as if `settle` had passed since
+    engine.settings = engine.settings.with_sources(quiet)
+    second = engine.sync_source(quiet)
+    assert second.added == 2 and len(mirror_log(engine)) == 2
+    assert mirror_log(engine)[0] == "s3|s3: 2 added, 0 changed, 0 deleted"

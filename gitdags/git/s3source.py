@@ -10,8 +10,10 @@ A poll, by the layout of the prefix:
 - anything else: a listing (ListObjectsV2, one request per 1,000 keys) compared with the last
   commit's objects by ETag. A change waits for the publisher to be done: it is taken when every
   changed object is older than `settle` by the server's clock (to the second), or when two
-  listings `settle` apart agree, re-listing at most SETTLE_ROUNDS times (a publisher still
-  busy then is seen as the state at that moment, and its rest as the next commit). Changed
+  listings `settle` apart agree, re-listing at most SETTLE_ROUNDS times. A publisher still
+  busy then is seen as the state at that moment (the state says "unsettled"), and the next
+  polls take the rest only once it is quiet, without waiting: an upload is at most two
+  commits. Changed
   objects are read in parallel, each GET conditional on its listed ETag, so that a read never
   mixes in a newer upload (the poll lists again instead).
 Keys that cannot be git paths (`..`, absolute, empty parts, control characters, `.git`, a file
@@ -107,19 +109,18 @@ class S3Source(GitSource):
                 return followed
         known: dict[str, dict[str, Any]] = state.get("files", {})
         changed = _changed(listing, known)
+        busy = self._busy(listing, changed, server_now)
+        if busy and state.get("unsettled") and head is not None:
+            return head  # the rest of an upload it stopped waiting for: taken once quiet
         rounds = 0
-        while changed and self.config.settle > 0 and rounds < SETTLE_ROUNDS:
-            newest = max((listing[p][2] for p in changed if p in listing), default=0.0)
-            if newest + self.config.settle + 1 <= server_now:  # quiet, to the second
-                break
+        while busy and rounds < SETTLE_ROUNDS:
             faults.point("s3-settle")
             time.sleep(self.remaining(self.config.settle))
             again, skipped, server_now = self._list()
             rounds += 1
             quiet = {p: o[0] for p, o in again.items()} == {p: o[0] for p, o in listing.items()}
             listing, changed = again, _changed(again, known)
-            if quiet:
-                break
+            busy = not quiet and self._busy(listing, changed, server_now)
         if skipped:
             first, why = min(skipped.items())
             self.note = (
@@ -147,13 +148,27 @@ class S3Source(GitSource):
                 f"S3-Object: {r.path} etag={r.record['etag']} version={r.record['version']}"
                 for r in reads
             ],
-            {"url": self.config.url, "mode": "list", "files": kept, "skipped": sorted(skipped)},
+            {
+                "url": self.config.url,
+                "mode": "list",
+                "files": kept,
+                "skipped": sorted(skipped),
+                "unsettled": busy,  # still uploading: the rest waits until it is quiet
+            },
             max((listing[p][2] for p in wanted), default=server_now),
         )
         return write(self, head, change, reset=not state)
 
     def _key(self, path: str) -> str:
         return self.prefix + path
+
+    def _busy(self, listing: dict[str, Listed], changed: set[str], server_now: float) -> bool:
+        """Whether a changed object is younger than `settle` by the server's clock (whose
+        times are whole seconds)."""
+        if not changed or self.config.settle <= 0:
+            return False
+        newest = max((listing[p][2] for p in changed if p in listing), default=0.0)
+        return newest + self.config.settle + 1 > server_now
 
     def _list(self) -> tuple[dict[str, Listed], dict[str, str], float]:
         """Every object under the prefix by its path below it, the keys left out (and why),
