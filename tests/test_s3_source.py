@@ -560,10 +560,11 @@ def test_config_of_an_s3_source_is_checked(tmp_path: Path) -> None:
     (source,) = load_settings(config, env={}).sources
     assert (source.is_s3, source.settle, source.url) == (True, 0.0, "s3://b/p/")
     for body, said in (
-        ('url = "s3:///p/"', "names no bucket"),
+        ('url = "s3:///p/"', "does not name a bucket"),
         ('url = "repo"\nendpoint_url = "http://x"', "endpoint_url is for s3:// sources"),
         ('url = "s3://b/p/"\nverify = "ssh"', "no signed commits"),
         ('url = "s3://b/p/"\nsettle = "-1s"', "not a duration"),
+        ('url = "s3://b/../p/"', "does not name a bucket and a plain prefix"),
     ):
         config.write_text(f'[[sources]]\nname = "s"\n{body}\n')
         with pytest.raises(ConfigError, match=said):
@@ -630,3 +631,12 @@ def test_a_publisher_busy_past_the_wait_is_two_commits_at_most(
     second = engine.sync_source(quiet)
     assert second.added == 2 and len(mirror_log(engine)) == 2
     assert mirror_log(engine)[0] == "s3|s3: 2 added, 0 changed, 0 deleted"
+
+
+def test_a_missing_bucket_is_one_sentence(s3_url: str, make_engine) -> None:
+    config = SourceConfig("s3dags", "s3://no-such-bucket-here/p/", endpoint_url=s3_url)
+    engine = make_engine(config)
+    (result,) = engine.sync()
+    assert result.error == (
+        f"Source 's3dags': bucket 'no-such-bucket-here' does not exist at {s3_url}; check its url."
+    )

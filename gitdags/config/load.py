@@ -285,8 +285,8 @@ def _check_s3_source(name: str, values: dict[str, Any]) -> None:
         bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket or ".." in prefix.split("/"):
             raise ConfigError(
-                f"[[sources]] {name}: url {url!r} names no bucket and plain prefix; write "
-                "s3://BUCKET/PREFIX/."
+                f"[[sources]] {name}: url {url!r} does not name a bucket and a plain prefix; "
+                "write s3://BUCKET/PREFIX/."
             )
         if values.get("verify", "none") != "none":
             raise ConfigError(
