@@ -271,7 +271,8 @@ def pointer_mode(url: str, state: Path, n: int, rounds: int) -> dict[str, list[f
         result["requests"].append(source.requests)
     for round_ in range(rounds):
         path = work / "dags" / "group_00" / f"dag_{round_ * 50:05}.py"
-        spec = dag_spec(round_ * 50, random.Random(round_), revision=round_ + 1)
+        commits = int(git(work, "rev-list", "--count", "HEAD"))  # new content every run
+        spec = dag_spec(round_ * 50, random.Random(round_), revision=commits * 1000 + round_)
         path.write_text(airflow_file(spec))
         git(work, "commit", "--quiet", "-am", f"round {round_}")
         git(work, "push", "--quiet", str(bare), "main")
