@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gitdags import faults
 from gitdags.config import Settings, SourceConfig, missing_config
 from gitdags.errors import GitdagsError, PublishError, StoreError, damaged
-from gitdags.git.source import GitSource
+from gitdags.git.source import GitSource, open_source
 from gitdags.history.actions import OperatorActions, require_dag, require_version
 from gitdags.history.store import HistoryStore, now
 from gitdags.model import (
@@ -180,7 +180,7 @@ class SyncEngine:
 
     def git(self, config: SourceConfig, *, deadline: float | None = None) -> GitSource:
         mirror = self.settings.mirrors_dir / f"{config.name}.git"
-        return GitSource(config, mirror, self.settings.max_file_size, deadline=deadline)
+        return open_source(config, mirror, self.settings.max_file_size, deadline=deadline)
 
     def _notify(
         self,

@@ -11,7 +11,9 @@ sync), in-record (inside the sync's transaction), after-commit (between the data
 and the deploy switch), in-switch (inside the deploy switch), in-hook (before a delivery),
 s3-manifest (an S3 publish with its objects written, before its manifest), in-s3 (an S3 publish
 with its objects and manifest written, before its pointer), in-parse (the Airflow parse worker
-has started a file's parse).
+has started a file's parse), s3-settle (an S3 source's poll saw a change younger than its settle
+time, before it waits and lists again), s3-read (an S3 source's poll has listed, before it
+reads the changed objects).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ POINTS = (
     "s3-manifest",
     "in-s3",
     "in-parse",
+    "s3-settle",
+    "s3-read",
 )
 
 

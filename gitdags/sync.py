@@ -115,6 +115,7 @@ class SourceSync:
         fingerprint = src.fingerprint if src else None
         same_config = fingerprint == self.config.fingerprint()
         plan = Plan(base=(old, fingerprint), old=old, head=head)
+        plan.note = self.git.note  # what the fetch left out (keys of an S3 prefix)
         asked = self.store.rechecks(self.name)
         judges = tiers(self)  # the orchestrators' own loaders, after the static reading
         if any([tier.environment(plan) for tier in judges]):  # what an orchestrator runs with

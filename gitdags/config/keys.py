@@ -33,7 +33,8 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 # under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
 ORCHESTRATORS = ("airflow", "prefect")
 
-# Every key of every section, with its kind: str, path, duration, int, size, bool, list.
+# Every key of every section, with its kind: str, path, duration, wait (a duration that may be
+# 0), int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
     "state": {"database": "path"},
     "daemon": {
@@ -76,6 +77,9 @@ SOURCE_KEYS: dict[str, str] = {
     "allowed_signers": "path",
     "gpg_home": "path",
     "verify_scope": "str",
+    "endpoint_url": "str",  # s3:// sources: an S3-compatible server (MinIO, Ceph, ...)
+    "region": "str",
+    "settle": "wait",  # s3:// sources: how long a publisher's uploads must be quiet
 }
 HOOK_KEYS: dict[str, str] = {
     "name": "str",

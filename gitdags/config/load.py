@@ -188,9 +188,9 @@ def _convert(kind: str, value: Any, where: str, base: Path) -> Any:
         if kind == "path":
             return (base / value) if value else None
         return value
-    if kind == "duration":
+    if kind in ("duration", "wait"):
         seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
+        if seconds is None or seconds < 0 or (seconds == 0 and kind == "duration"):
             raise ConfigError(f"{where} = {value!r} is not a duration; write e.g. 30s, 5m or 1h.")
         if seconds > MAX_DURATION:
             raise ConfigError(f"{where} = {value!r} is too long; the most is 30d.")
@@ -283,6 +283,7 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
     if is_local_url(url):
         values["url"] = str((base / Path(url).expanduser()).resolve())
     values["subdir"] = values.get("subdir", "").strip("/")
+    _check_s3_source(name, values)
     values["deploy_subdir"] = values.get("deploy_subdir", "").strip("/")
     if ".." in values["deploy_subdir"].split("/"):
         raise ConfigError(f"[[sources]] {name}: deploy_subdir must stay inside the deploy folder.")
@@ -326,6 +327,31 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f"[[sources]] {name}: dag_id_pattern {pattern!r} is not a regular expression ({exc})."
         ) from None
     return SourceConfig(**values)
+
+
+def _check_s3_source(name: str, values: dict[str, Any]) -> None:
+    """An s3:// url names a bucket (and a prefix); endpoint_url, region and settle are only
+    for such a source."""
+    url = values["url"]
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket or ".." in prefix.split("/"):
+            raise ConfigError(
+                f"[[sources]] {name}: url {url!r} does not name a bucket and a plain prefix; "
+                "write s3://BUCKET/PREFIX/."
+            )
+        if values.get("verify", "none") != "none":
+            raise ConfigError(
+                f"[[sources]] {name}: an s3:// source has no signed commits to verify; "
+                'remove verify (or set it to "none").'
+            )
+        return
+    for key in ("endpoint_url", "region", "settle"):
+        if key in values:
+            raise ConfigError(
+                f"[[sources]] {name}: {key} is for s3:// sources; remove it or give an "
+                "s3://BUCKET/PREFIX/ url."
+            )
 
 
 def _check_verify(name: str, values: dict[str, Any]) -> None:

@@ -59,6 +59,14 @@ class SourceConfig:
     allowed_signers: Path | None = None  # an ssh allowed-signers file (git's format)
     gpg_home: Path | None = None  # a GnuPG home holding the trusted public keys
     verify_scope: str = "head"  # "head": the commit served; "all": every new commit
+    endpoint_url: str = ""  # s3:// sources: the S3 API's URL ("" = AWS, or boto3's settings)
+    region: str = ""  # s3:// sources
+    settle: float = 2.0  # s3:// sources: seconds a changed listing must stay quiet
+
+    @property
+    def is_s3(self) -> bool:
+        """Its files live under an S3 prefix (`s3://bucket/prefix/`), polled into a mirror."""
+        return self.url.startswith("s3://")
 
     @property
     def sandbox_state(self) -> str | None:

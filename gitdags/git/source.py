@@ -63,6 +63,7 @@ class GitSource:
         self.deadline = deadline  # time.monotonic() by which the sync must be done
         self.accepts = PathFilter(config.subdir, config.include, config.exclude)
         self.blobs_read = 0
+        self.note = ""  # what the fetch left out, in one sentence: said in the sync's note
         self._env = _git_env()
 
     # -- running git ------------------------------------------------------------------------------
@@ -398,6 +399,17 @@ class GitSource:
             objects[sha] = out[end + 1 : end + 1 + size]
             pos = end + 1 + size + 1
         return objects
+
+
+def open_source(
+    config: SourceConfig, mirror: Path, max_file_size: int, *, deadline: float | None = None
+) -> GitSource:
+    """The mirror of a source: fetched with git, or polled from S3 for an s3:// url."""
+    if config.is_s3:
+        from gitdags.git.s3source import S3Source
+
+        return S3Source(config, mirror, max_file_size, deadline=deadline)
+    return GitSource(config, mirror, max_file_size, deadline=deadline)
 
 
 def _is_repository(path: Path | None) -> bool:

@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,28 +39,22 @@ from typing import Any
 from gitdags import faults
 from gitdags.config import S3Settings
 from gitdags.errors import GitdagsError
+from gitdags.git.s3layout import (
+    GENERATION_NAME,
+    POINTER,
+    SHA256,
+    checked_files,
+    refused,
+    s3_client,
+    shown,
+)
 
 log = logging.getLogger(__name__)
-POINTER = "current.json"
 STATE = ".gitdags-pull.json"  # in the puller's folder: what its current generation holds
-GENERATION_NAME = re.compile(r"g[0-9]{6,12}-[0-9a-f]{12}")  # as the deploy folder names them
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def client(settings: S3Settings) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:
-        raise GitdagsError(
-            "S3 publishing needs boto3; install it: pip install 'gitdags[s3]'."
-        ) from exc
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.endpoint_url or None,
-        region_name=settings.region or None,
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16),
-    )
+    return s3_client(settings.endpoint_url, settings.region, "S3 publishing")
 
 
 def _explain(exc: Exception, bucket: str) -> GitdagsError:
@@ -384,11 +377,11 @@ class Puller:
         except ValueError:
             pointer = None
         if not isinstance(pointer, dict):
-            raise _refused(f"The pointer {self._key(source, POINTER)} is not a JSON object")
+            raise refused(f"The pointer {self._key(source, POINTER)} is not a JSON object")
         name, key, digest = (pointer.get(k) for k in ("generation", "manifest", "sha256"))
         if not isinstance(name, str) or not GENERATION_NAME.fullmatch(name):
-            raise _refused(
-                f"The pointer names generation {_shown(name)}, which is not a generation name "
+            raise refused(
+                f"The pointer names generation {shown(name)}, which is not a generation name "
                 "(like g000042-3f2a1c0d9e1b)"
             )
         folder = self._key(source, "generations") + "/"
@@ -396,73 +389,13 @@ class Puller:
         named = isinstance(key, str) and key.startswith(folder) and key.endswith(".json")
         # a manifest is named by its digest; a bucket of the old layout named it by generation
         if not named or not (SHA256.fullmatch(stem) or GENERATION_NAME.fullmatch(stem)):
-            raise _refused(
-                f"The pointer names manifest {_shown(key)}, which is not a manifest of "
+            raise refused(
+                f"The pointer names manifest {shown(key)}, which is not a manifest of "
                 f"{folder.rstrip('/')}"
             )
         if not isinstance(digest, str) or not SHA256.fullmatch(digest):
-            raise _refused(f"The pointer's checksum {_shown(digest)} is not a SHA-256 digest")
+            raise refused(f"The pointer's checksum {shown(digest)} is not a SHA-256 digest")
         return name, key, digest
-
-
-def _shown(value: object) -> str:
-    """An untrusted value in a message: quoted, escaped, short."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _refused(what: str) -> GitdagsError:
-    return GitdagsError(f"{what}; refused, the local copy stays as it was.")
-
-
-def path_problem(path: object) -> str | None:
-    """Why a path from a manifest cannot name a file inside the puller's folder, or None: a
-    plain relative path, `/`-separated, without `.`/`..`/empty parts, backslashes, control
-    characters or over-long names."""
-    if not isinstance(path, str) or not path:
-        return "which is not a path"
-    try:
-        encoded = path.encode("utf-8")
-    except UnicodeEncodeError:
-        return "which is not valid UTF-8"
-    if path.startswith("/"):
-        return "an absolute path"
-    if "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "which holds a backslash or a control character"
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return "which is not a plain relative path (it has an empty, . or .. part)"
-    if len(encoded) > 4096 or any(len(part.encode()) > 255 for part in parts):
-        return "which is too long a name"
-    return None
-
-
-def checked_files(raw: bytes, name: str) -> dict[str, dict[str, Any]]:
-    """A manifest's files (path -> {"sha256", "size"}), each path and checksum checked."""
-    try:
-        files = json.loads(raw).get("files")
-    except (ValueError, AttributeError):
-        files = None
-    if not isinstance(files, dict):
-        raise _refused(f"The manifest of generation {name} holds no list of files")
-    folders: set[str] = set()
-    for path, meta in files.items():
-        problem = path_problem(path)
-        if problem is not None:
-            raise _refused(f"The manifest of generation {name} names {_shown(path)}, {problem}")
-        sha, size = (meta.get("sha256"), meta.get("size")) if isinstance(meta, dict) else (0, 0)
-        if not isinstance(sha, str) or not SHA256.fullmatch(sha):
-            raise _refused(f"The manifest of generation {name} gives {path!r} no SHA-256")
-        if type(size) is not int or size < 0:
-            raise _refused(f"The manifest of generation {name} gives {path!r} no size")
-        parts = path.split("/")
-        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    clash = sorted(folders & files.keys())
-    if clash:
-        raise _refused(
-            f"The manifest of generation {name} names {clash[0]!r} as a file and as a folder"
-        )
-    return files
 
 
 def pull_loop(puller: Puller, interval: float, once: bool, report: Any) -> int:
