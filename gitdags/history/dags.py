@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gitdags.history.packing import Dictionary, train, unpacked
 from gitdags.history.rows import CHUNK, StoreRows, _issues, _where, dumps, loads, now
 from gitdags.model import Commit, DagFile, DagRow, DagState, ServedDag, Version
 
@@ -37,11 +38,13 @@ _SAVE_DAG = (
     + ", ".join(f"{c} = excluded.{c}" for c in _DAG_COLUMNS[1:])
 )
 _SERVED = (
-    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec "
+    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec, "
+    "v.zdict "
     "FROM dags d JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.served_version "
     "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
 )
 
+_ISSUES_NONE = "[]"
 _DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
 
 
@@ -145,7 +148,7 @@ def _dag_values(d: DagRow) -> tuple[Any, ...]:
     )
 
 
-def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
+def _version(r: sqlite3.Row, dag: DagRow | None, dictionary: Dictionary | None) -> Version:
     served = dag is not None and r["version"] == dag.served_version and not dag.deleted
     return Version(
         dag_id=r["dag_id"],
@@ -160,8 +163,8 @@ def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
         valid=bool(r["valid"]),
         served=served,
         issues=_issues(r["issues"]),
-        spec=loads(r["spec"]),
-        content=r["content"] or "",
+        spec=loads(unpacked(r["spec"], dictionary, "spec")),
+        content=unpacked(r["content"], dictionary, "text") or "",
         recorded_at=r["recorded_at"] or "",
         blob=r["blob"],
     )
@@ -254,13 +257,13 @@ class DagTables(StoreRows):
         row = self._one(
             "SELECT * FROM versions WHERE dag_id = ? AND version = ?", (dag.dag_id, number)
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def versions(self, dag: DagRow) -> list[Version]:
         rows = self._all(
             "SELECT * FROM versions WHERE dag_id = ? ORDER BY version DESC", (dag.dag_id,)
         )
-        return [_version(r, dag) for r in rows]
+        return [self._version(r, dag) for r in rows]
 
     def newest_valid(self, dag: DagRow, below: int | None = None) -> Version | None:
         row = self._one(
@@ -268,7 +271,7 @@ class DagTables(StoreRows):
             "ORDER BY version DESC LIMIT 1",
             (dag.dag_id, below if below is not None else 1 << 62),
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def version_with_blob(self, dag: DagRow, blob: str) -> Version | None:
         """The newest valid version of a DAG made from this blob of its file."""
@@ -277,7 +280,7 @@ class DagTables(StoreRows):
             "ORDER BY version DESC LIMIT 1",
             (dag.dag_id, blob),
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def file_mates(self, dag: DagRow) -> list[DagRow]:
         """The other live DAGs that the file of this DAG defines."""
@@ -295,12 +298,18 @@ class DagTables(StoreRows):
         recorded_at: str,
     ) -> None:
         """One new version per (dag_id, number, commit that made it, the DAG as found, its
-        file's blob)."""
-        self.conn.executemany(
-            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
-            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        file's blob). Its spec and text are stored packed (`packing`): as the pool's workers
+        packed them, or here."""
+        dictionary = self.dictionary_for_writing(items)
+        rows = []
+        for dag_id, number, commit, f, blob in items:
+            if f.packed and f.packed[0] == dictionary.id:
+                spec, text = f.packed[1], f.packed[2]
+            else:
+                spec_json = f.spec_json or (dumps(f.spec) if f.spec is not None else None)
+                spec = dictionary.pack(spec_json, "spec") if spec_json is not None else None
+                text = dictionary.pack(f.content, "text")
+            rows.append(
                 (
                     dag_id,
                     number,
@@ -312,15 +321,63 @@ class DagTables(StoreRows):
                     f.path,
                     f.content_hash,
                     int(f.valid),
-                    dumps([i.to_dict() for i in f.issues]),
-                    f.spec_json or (dumps(f.spec) if f.spec is not None else None),
-                    f.content,
+                    _ISSUES_NONE if not f.issues else dumps([i.to_dict() for i in f.issues]),
+                    spec,
+                    text,
                     recorded_at,
                     blob,
+                    dictionary.id,
                 )
-                for dag_id, number, commit, f, blob in items
-            ],
+            )
+        self.conn.executemany(
+            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
+            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob, "
+            "zdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
+
+    # -- the dictionaries versions are packed with -----------------------------------------------
+    def dictionary(self, id_: int | None) -> Dictionary | None:
+        if id_ is None:
+            return None
+        cache: dict[int, Dictionary] = self.__dict__.setdefault("_dictionaries", {})
+        found = cache.get(id_)
+        if found is None:
+            row = self._tuples("SELECT spec, text FROM zdicts WHERE id = ?", (id_,))
+            if not row:
+                return None
+            found = cache[id_] = Dictionary(id_, row[0][0], row[0][1])
+        return found
+
+    def current_dictionary(self) -> Dictionary | None:
+        """The dictionary new versions are packed with (None before the first version)."""
+        row = self._tuples("SELECT max(id) FROM zdicts")
+        return self.dictionary(row[0][0]) if row else None
+
+    def dictionary_for_writing(
+        self, items: list[tuple[str, int, Commit, DagFile, str | None]]
+    ) -> Dictionary:
+        """The current dictionary; the first time, one trained from these versions."""
+        found = self.current_dictionary()
+        if found is not None:
+            return found
+        return self.save_dictionary(
+            train(
+                [f.spec_json or dumps(f.spec) for *_, f, _b in items if f.spec is not None],
+                [f.content for *_, f, _b in items],
+                1,
+            )
+        )
+
+    def save_dictionary(self, dictionary: Dictionary) -> Dictionary:
+        self.conn.execute(
+            "INSERT INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
+            (dictionary.id, dictionary.spec, dictionary.text, now()),
+        )
+        return dictionary
+
+    def _version(self, r: sqlite3.Row, dag: DagRow | None) -> Version:
+        return _version(r, dag, self.dictionary(r["zdict"]))
 
     def served(self, dag_id: str | None = None) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
@@ -335,7 +392,7 @@ class DagTables(StoreRows):
                 status=r["status"],
                 version=r["served_version"],
                 commit=r["served_commit"],
-                spec=loads(r["spec"]),
+                spec=loads(unpacked(r["spec"], self.dictionary(r["zdict"]), "spec")),
             )
             for r in self._all(sql + " ORDER BY d.dag_id", params)
         ]

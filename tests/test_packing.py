@@ -1,0 +1,125 @@
+"""Versions stored packed (history.packing): a database of the previous release migrates in
+place and reads the same; new versions round-trip; the state stays small."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gitdags.cli import app
+from gitdags.config import Settings, SourceConfig
+from gitdags.engine import SyncEngine, build_engine
+from gitdags.history.migrations import MIGRATIONS
+from gitdags.history.packing import train
+from gitdags.history.store import HistoryStore
+from tests.conftest import GitRepo, dag_yaml
+
+SCHEMA4 = Path(__file__).parent / "data" / "schema4"
+
+
+def _old_database(tmp_path: Path) -> Path:
+    """The database the release before packing wrote (make_fixture.py says how)."""
+    database = tmp_path / "state" / "gitdags.db"
+    database.parent.mkdir()
+    shutil.copy(SCHEMA4 / "gitdags.sqlite", database)
+    return database
+
+
+def _engine(database: Path, repo: Path) -> SyncEngine:
+    source = SourceConfig(name="main", url=str(repo), include=("**/*.py", "**/*.yaml"))
+    return build_engine(Settings(database=database, listen="", sources=(source,)))
+
+
+def test_a_schema_4_database_migrates_in_place_and_reads_the_same(tmp_path: Path) -> None:
+    database = _old_database(tmp_path)
+    before = sqlite3.connect(database)
+    assert before.execute("PRAGMA user_version").fetchone() == (4,)
+    plain = before.execute("SELECT dag_id, version, spec, content FROM versions").fetchall()
+    before.close()
+    expected = json.loads((SCHEMA4 / "expected.json").read_text())
+
+    engine = _engine(database, tmp_path / "gone")
+    try:
+        assert engine.store.schema_version() == len(MIGRATIONS) == 5
+        dag_ids = sorted(expected["history"])
+        assert {d: [v.to_dict(full=True) for v in engine.history(d)] for d in dag_ids} == expected[
+            "history"
+        ]
+        assert {d: engine.show(d).to_dict() for d in dag_ids} == expected["show"]
+        assert engine.actions.diff("etl", 1, 4).to_dict() == expected["diff"]
+        assert [s.to_dict() for s in engine.served()] == expected["served"]
+        assert [s.to_dict() for s in engine.list_dags()] == expected["list"]
+
+        # every version is stored packed now, and unpacks to the text the old release held
+        db = sqlite3.connect(database)
+        rows = db.execute("SELECT dag_id, version, spec, content, zdict FROM versions").fetchall()
+        assert len(rows) == len(plain) == 6
+        assert all(isinstance(r[3], bytes) and r[4] == 1 for r in rows)
+        dictionary = engine.store.dictionary(1)
+        assert dictionary is not None
+        unpacked = {
+            (d, n): (
+                dictionary.unpack(s, "spec") if s is not None else None,
+                dictionary.unpack(c, "text"),
+            )
+            for d, n, s, c, _z in rows
+        }
+        assert unpacked == {(d, n): (s, c) for d, n, s, c in plain}
+        db.close()
+
+        # rollback reads the packed versions: etl back to version 4, the newest valid
+        engine.rollback("etl", "4", reason="forward again", actor="ops")
+        (served,) = [s for s in engine.served() if s.dag_id == "etl"]
+        (v4,) = [v for v in expected["history"]["etl"] if v["version"] == 4]
+        assert served.version == 4 and served.spec == v4["spec"]
+    finally:
+        engine.close()
+
+
+def test_a_reader_migrates_an_old_database_once_and_the_cli_reads_it(tmp_path: Path) -> None:
+    database = _old_database(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "{database}"\n[[sources]]\nname = "main"\nurl = "{tmp_path}"\n'
+    )
+    result = CliRunner().invoke(app, ["--config", str(config), "history", "etl", "--json"])
+    assert result.exit_code == 0, result.output
+    expected = json.loads((SCHEMA4 / "expected.json").read_text())["history"]["etl"]
+    shown = json.loads(result.stdout)
+    assert [v["version"] for v in shown] == [v["version"] for v in expected]
+    assert HistoryStore(database, readonly=True).schema_version() == 5
+
+
+def test_new_versions_are_packed_and_read_back(tmp_path: Path, repo: GitRepo) -> None:
+    text = dag_yaml("etl", "extract", "load", description="naïve — ünïcode ✓")
+    repo.commit("one", {"etl.yaml": text})
+    engine = _engine(tmp_path / "state" / "gitdags.db", repo.path)
+    try:
+        engine.sync()
+        repo.commit("two", {"etl.yaml": text.replace("load", "store")})
+        engine.sync()
+        history = engine.history("etl")
+        assert [v.version for v in history] == [2, 1]
+        assert history[1].content == text and history[0].content == text.replace("load", "store")
+        assert history[0].spec is not None and history[0].spec["description"] == "naïve — ünïcode ✓"
+        db = sqlite3.connect(engine.settings.database)
+        stored = db.execute("SELECT length(spec), length(content), zdict FROM versions").fetchall()
+        assert all(z == 1 for *_, z in stored)
+        assert all(s < len(json.dumps(history[0].spec)) for s, _c, _z in stored)
+        db.close()
+    finally:
+        engine.close()
+
+
+def test_a_dictionary_survives_pickling_and_packs_what_it_unpacks() -> None:
+    import pickle
+
+    dictionary = train(['{"dag_id": "a", "tasks": []}'], ["dag_id: a\ntasks: []\n"], 7)
+    packed = dictionary.pack('{"dag_id": "b", "tasks": [], "x": "\\ud800"}', "spec")
+    again = pickle.loads(pickle.dumps(dictionary))
+    assert again.id == 7 and again.unpack(packed, "spec") == dictionary.unpack(packed, "spec")
+    assert again.unpack(again.pack("snow ☃ \udc80", "text"), "text") == "snow ☃ \udc80"
