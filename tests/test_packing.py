@@ -58,8 +58,8 @@ def test_a_schema_4_database_migrates_in_place_and_reads_the_same(tmp_path: Path
         db = sqlite3.connect(database)
         rows = db.execute("SELECT dag_id, version, spec, content, zdict FROM versions").fetchall()
         assert len(rows) == len(plain) == 6
-        assert all(isinstance(r[3], bytes) and r[4] == 1 for r in rows)
-        dictionary = engine.store.dictionary(1)
+        dictionary = engine.store.current_dictionary()
+        assert all(isinstance(r[3], bytes) and r[4] == dictionary.id for r in rows)
         assert dictionary is not None
         unpacked = {
             (d, n): (
@@ -108,7 +108,7 @@ def test_new_versions_are_packed_and_read_back(tmp_path: Path, repo: GitRepo) ->
         assert history[0].spec is not None and history[0].spec["description"] == "naïve — ünïcode ✓"
         db = sqlite3.connect(engine.settings.database)
         stored = db.execute("SELECT length(spec), length(content), zdict FROM versions").fetchall()
-        assert all(z == 1 for *_, z in stored)
+        assert all(z == engine.store.current_dictionary().id for *_, z in stored)
         assert all(s < len(json.dumps(history[0].spec)) for s, _c, _z in stored)
         db.close()
     finally:
@@ -118,8 +118,35 @@ def test_new_versions_are_packed_and_read_back(tmp_path: Path, repo: GitRepo) ->
 def test_a_dictionary_survives_pickling_and_packs_what_it_unpacks() -> None:
     import pickle
 
-    dictionary = train(['{"dag_id": "a", "tasks": []}'], ["dag_id: a\ntasks: []\n"], 7)
+    dictionary = train(['{"dag_id": "a", "tasks": []}'], ["dag_id: a\ntasks: []\n"])
     packed = dictionary.pack('{"dag_id": "b", "tasks": [], "x": "\\ud800"}', "spec")
     again = pickle.loads(pickle.dumps(dictionary))
-    assert again.id == 7 and again.unpack(packed, "spec") == dictionary.unpack(packed, "spec")
+    assert again.id == dictionary.id and again.unpack(packed, "spec") == dictionary.unpack(
+        packed, "spec"
+    )
     assert again.unpack(again.pack("snow ☃ \udc80", "text"), "text") == "snow ☃ \udc80"
+
+
+def test_a_first_sync_packs_in_the_pool_with_a_dictionary_it_trained(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    n = 410  # over PARALLEL_MIN: read, validated and packed in worker processes
+    texts = {f"d/{i:04}.yaml": dag_yaml(f"d{i:04}", "extract", f"t{i}") for i in range(n)}
+    repo.commit("many", texts)
+    engine = _engine(tmp_path / "state" / "gitdags.db", repo.path)
+    try:
+        (result,) = engine.sync()
+        assert result.added == n
+        db = sqlite3.connect(engine.settings.database)
+        assert db.execute("SELECT count(*) FROM zdicts").fetchone() == (1,)
+        (zdict,) = db.execute("SELECT DISTINCT zdict FROM versions").fetchone()
+        assert zdict == engine.store.current_dictionary().id
+        db.close()
+        for i in (0, 205, n - 1):
+            (version,) = engine.history(f"d{i:04}")
+            assert version.content == texts[f"d/{i:04}.yaml"]
+            assert [t["id"] for t in version.spec["tasks"]] == ["extract", f"t{i}"]
+        (served,) = [s for s in engine.served() if s.dag_id == "d0007"]
+        assert served.spec["tasks"][1]["depends_on"] == ["extract"]
+    finally:
+        engine.close()

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gitdags.errors import StoreError
 from gitdags.history.packing import Dictionary, train, unpacked
 from gitdags.history.rows import CHUNK, StoreRows, _issues, _where, dumps, loads, now
 from gitdags.model import Commit, DagFile, DagRow, DagState, ServedDag, Version
@@ -44,7 +45,7 @@ _SERVED = (
     "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
 )
 
-_ISSUES_NONE = "[]"
+_ISSUES_NONE = _EMPTY = "[]"
 _DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
 
 
@@ -139,9 +140,9 @@ def _dag_values(d: DagRow) -> tuple[Any, ...]:
         int(d.pin_until_change),
         int(d.deleted),
         d.owner,
-        dumps(list(d.tags)),
+        dumps(list(d.tags)) if d.tags else _EMPTY,
         d.schedule,
-        dumps(list(d.depends_on_dags)),
+        dumps(list(d.depends_on_dags)) if d.depends_on_dags else _EMPTY,
         d.served_commit,
         d.created_at,
         d.updated_at,
@@ -296,19 +297,27 @@ class DagTables(StoreRows):
         source: str,
         items: list[tuple[str, int, Commit, DagFile, str | None]],
         recorded_at: str,
+        offered: Dictionary | None = None,
     ) -> None:
         """One new version per (dag_id, number, commit that made it, the DAG as found, its
         file's blob). Its spec and text are stored packed (`packing`): as the pool's workers
-        packed them, or here."""
+        packed them (with `offered` when the database had no dictionary yet), or here."""
+        if offered is not None and self.dictionary(offered.id) is None:
+            self._save_dictionary(offered)  # the first sync's, trained before its pool ran
         dictionary = self.dictionary_for_writing(items)
         rows = []
         for dag_id, number, commit, f, blob in items:
-            if f.packed and f.packed[0] == dictionary.id:
-                spec, text = f.packed[1], f.packed[2]
+            if f.packed is not None:  # packed in the pool: with the current or the offered
+                zdict, spec, text = f.packed
+                if self.dictionary(zdict) is None:
+                    raise StoreError(
+                        f"Version {number} of {dag_id} was packed with an unknown "
+                        "dictionary; this is a bug in gitdags: report it."
+                    )
             else:
                 spec_json = f.spec_json or (dumps(f.spec) if f.spec is not None else None)
                 spec = dictionary.pack(spec_json, "spec") if spec_json is not None else None
-                text = dictionary.pack(f.content, "text")
+                text, zdict = dictionary.pack(f.content, "text"), dictionary.id
             rows.append(
                 (
                     dag_id,
@@ -326,7 +335,7 @@ class DagTables(StoreRows):
                     text,
                     recorded_at,
                     blob,
-                    dictionary.id,
+                    zdict,
                 )
             )
         self.conn.executemany(
@@ -350,8 +359,9 @@ class DagTables(StoreRows):
         return found
 
     def current_dictionary(self) -> Dictionary | None:
-        """The dictionary new versions are packed with (None before the first version)."""
-        row = self._tuples("SELECT max(id) FROM zdicts")
+        """The dictionary new versions are packed with: the first one written (None before
+        the first version)."""
+        row = self._tuples("SELECT id FROM zdicts ORDER BY created_at, id LIMIT 1")
         return self.dictionary(row[0][0]) if row else None
 
     def dictionary_for_writing(
@@ -361,17 +371,16 @@ class DagTables(StoreRows):
         found = self.current_dictionary()
         if found is not None:
             return found
-        return self.save_dictionary(
+        return self._save_dictionary(
             train(
                 [f.spec_json or dumps(f.spec) for *_, f, _b in items if f.spec is not None],
                 [f.content for *_, f, _b in items],
-                1,
             )
         )
 
-    def save_dictionary(self, dictionary: Dictionary) -> Dictionary:
+    def _save_dictionary(self, dictionary: Dictionary) -> Dictionary:
         self.conn.execute(
-            "INSERT INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
             (dictionary.id, dictionary.spec, dictionary.text, now()),
         )
         return dictionary

@@ -119,7 +119,7 @@ def _v5(conn: sqlite3.Connection) -> None:
     ).fetchall()
     if not sample:
         return
-    dictionary = train([s for s, _c in sample if s], [c for _s, c in sample if c], 1)
+    dictionary = train([s for s, _c in sample if s], [c for _s, c in sample if c])
     conn.execute(
         "INSERT INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
         (dictionary.id, dictionary.spec, dictionary.text, now()),

@@ -5,8 +5,9 @@ repository; compressed on its own it keeps a third of its size, compressed again
 dictionary of other specs of the same repository a fifteenth (the text of its file likewise).
 A dictionary is trained once from the first versions a database records (`train`) and kept in
 the `zdicts` table; each version names the dictionary its spec and text were packed with
-(`versions.zdict`; NULL: plain text, as databases before schema 5 held them). A dictionary is
-never changed once written, so every version stays readable.
+(`versions.zdict`; NULL: plain text, as databases before schema 5 held them). A dictionary's id
+is a digest of its bytes and it is never changed once written, so every version stays readable
+(and two syncs that trained one at once each name their own).
 
 Packing runs where the files are read (the pool's workers, on every core); unpacking where a
 version is read.
@@ -14,6 +15,7 @@ version is read.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 
@@ -60,10 +62,12 @@ class Dictionary:
         return base.copy().decompress(value).decode("utf-8", "surrogatepass")
 
 
-def train(specs: list[str], texts: list[str], id_: int) -> Dictionary:
+def train(specs: list[str], texts: list[str]) -> Dictionary:
     """A dictionary from sample specs and texts: their concatenation, the last DICT_BYTES
     (zlib finds the strings nearest the end of a preset cheapest)."""
-    return Dictionary(id_, _preset(specs), _preset(texts))
+    spec, text = _preset(specs), _preset(texts)
+    digest = hashlib.sha256(len(spec).to_bytes(4, "big") + spec + text).digest()
+    return Dictionary(int.from_bytes(digest[:7], "big"), spec, text)
 
 
 def _preset(samples: list[str]) -> bytes:
