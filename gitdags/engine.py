@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -331,9 +331,15 @@ class SyncEngine:
 
     # -- reading -----------------------------------------------------------------------------
     def list_dags(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
+        return list(self.iter_dags(source=source, status=status))
+
+    def iter_dags(
+        self, *, source: str | None = None, status: str | None = None
+    ) -> Iterator[DagState]:
+        """The DAGs, a page at a time: `list --json` streams them."""
         if status and status not in STATUSES:
             raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-        return self.store.dag_states(source=source, status=status)
+        return self.store.iter_dag_states(source=source, status=status)
 
     def dag(self, dag_id: str) -> DagState:
         return require_dag(self.store, dag_id).state()
@@ -414,6 +420,10 @@ class SyncEngine:
     def served(self) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
         return self.store.served()
+
+    def iter_served(self) -> Iterator[ServedDag]:
+        """The served set, a page at a time: `export` streams it."""
+        return self.store.iter_served()
 
     def generation(self) -> int:
         return self.store.generation()

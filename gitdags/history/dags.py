@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from gitdags.errors import StoreError
@@ -46,6 +46,7 @@ _SERVED = (
 )
 
 _ISSUES_NONE = _EMPTY = "[]"
+PAGE = 1000  # rows a streamed listing reads at a time
 _DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
 
 
@@ -188,9 +189,18 @@ class DagTables(StoreRows):
 
     def dag_states(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
         """The DAGs as listings show them."""
+        return list(self.iter_dag_states(source=source, status=status))
+
+    def iter_dag_states(
+        self, *, source: str | None = None, status: str | None = None
+    ) -> Iterator[DagState]:
+        """The DAGs as listings show them, read a page at a time (constant memory)."""
         where, params = _where(source=source, status=status)
-        rows = self._tuples(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
-        return [_dag_state(r) for r in rows]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
+        while page := cursor.fetchmany(PAGE):
+            yield from (_dag_state(r) for r in page)
 
     def dags_with_newest(self, dag_ids: Iterable[str]) -> dict[str, tuple[DagRow, str, bool]]:
         """These DAGs' rows with the content hash and validity of their newest version."""
@@ -390,21 +400,27 @@ class DagTables(StoreRows):
 
     def served(self, dag_id: str | None = None) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
+        return list(self.iter_served(dag_id))
+
+    def iter_served(self, dag_id: str | None = None) -> Iterator[ServedDag]:
+        """The served set, read a page at a time (constant memory)."""
         sql, params = _SERVED, ()
         if dag_id is not None:
             sql, params = sql + " AND d.dag_id = ?", (dag_id,)
-        return [
-            ServedDag(
-                dag_id=r["dag_id"],
-                source=r["source"],
-                path=r["path"],
-                status=r["status"],
-                version=r["served_version"],
-                commit=r["served_commit"],
-                spec=loads(unpacked(r["spec"], self.dictionary(r["zdict"]), "spec")),
-            )
-            for r in self._all(sql + " ORDER BY d.dag_id", params)
-        ]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(sql + " ORDER BY d.dag_id", params)
+        while page := cursor.fetchmany(PAGE):
+            for dag_id_, source, path, status, version, commit, spec, zdict in page:
+                yield ServedDag(
+                    dag_id=dag_id_,
+                    source=source,
+                    path=path,
+                    status=status,
+                    version=version,
+                    commit=commit,
+                    spec=loads(unpacked(spec, self.dictionary(zdict), "spec")),
+                )
 
     def served_files(self) -> list[tuple[str, str, str]]:
         """(source, path, blob) of each Python file served as a file: the blob of the served

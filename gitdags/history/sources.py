@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from gitdags.history.rows import StoreRows, _issues, _where, dumps, loads, now
+from gitdags.history.rows import StoreRows, _issues, _where, dumps_large, loads, now
 from gitdags.model import DagChange, SourceRecord, SyncResult
 
 
@@ -91,8 +91,8 @@ class SourceTables(StoreRows):
                 round(result.duration_ms, 1),
                 int(result.forced),
                 result.error,
-                dumps([c.to_dict() for c in result.changes]),
-                dumps([i.to_dict() for i in result.issues]),
+                dumps_large([c.to_dict() for c in result.changes]),
+                dumps_large([i.to_dict() for i in result.issues]),
                 result.note or None,
             ),
         )
