@@ -388,9 +388,9 @@ class SyncEngine:
             cfg = configured.get(name)
             recovered = ""
             if not r.last_error:  # the last run of failures it ended, while it is the news
-                last = self.store.syncs(source=name, limit=1)
-                if last and RECOVERED in last[0].note:
-                    recovered = f"{last[0].started_at}: {last[0].note}"
+                last = self.store.last_sync_note(name)  # not its (long) list of changes
+                if last and RECOVERED in last[1]:
+                    recovered = f"{last[0]}: {last[1]}"
             out.append(
                 SourceStatus(
                     source=name,

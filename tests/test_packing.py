@@ -44,7 +44,7 @@ def test_a_schema_4_database_migrates_in_place_and_reads_the_same(tmp_path: Path
 
     engine = _engine(database, tmp_path / "gone")
     try:
-        assert engine.store.schema_version() == len(MIGRATIONS) == 5
+        assert engine.store.schema_version() == len(MIGRATIONS) == 6
         dag_ids = sorted(expected["history"])
         assert {d: [v.to_dict(full=True) for v in engine.history(d)] for d in dag_ids} == expected[
             "history"
@@ -91,7 +91,7 @@ def test_a_reader_migrates_an_old_database_once_and_the_cli_reads_it(tmp_path: P
     expected = json.loads((SCHEMA4 / "expected.json").read_text())["history"]["etl"]
     shown = json.loads(result.stdout)
     assert [v["version"] for v in shown] == [v["version"] for v in expected]
-    assert HistoryStore(database, readonly=True).schema_version() == 5
+    assert HistoryStore(database, readonly=True).schema_version() == 6
 
 
 def test_new_versions_are_packed_and_read_back(tmp_path: Path, repo: GitRepo) -> None:
@@ -148,5 +148,36 @@ def test_a_first_sync_packs_in_the_pool_with_a_dictionary_it_trained(
             assert [t["id"] for t in version.spec["tasks"]] == ["extract", f"t{i}"]
         (served,) = [s for s in engine.served() if s.dag_id == "d0007"]
         assert served.spec["tasks"][1]["depends_on"] == ["extract"]
+    finally:
+        engine.close()
+
+
+def test_status_counts_from_the_index_after_the_migration_and_new_syncs(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    old = _old_database(tmp_path)
+    engine = _engine(old, tmp_path / "gone")
+    try:
+        (status,) = engine.status()
+        assert {k: n for k, n in status.counts.items() if n} == {"deleted": 1, "pinned": 2}
+        plan = engine.store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT source, status, count(*) FROM dags GROUP BY source, status"
+        ).fetchall()
+        assert "COVERING INDEX idx_dags_source_status" in str([tuple(r) for r in plan])
+    finally:
+        engine.close()
+    repo.commit("one", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b"), "c.yaml": dag_yaml("c")})
+    engine = _engine(tmp_path / "new" / "gitdags.db", repo.path)
+    try:
+        engine.sync()
+        engine.pause("a", reason="r", actor="t")
+        repo.commit("two", {"b.yaml": "dag_id: b\ntasks: [\n"}, delete=["c.yaml"])
+        engine.sync()
+        (status,) = engine.status()
+        assert {k: n for k, n in status.counts.items() if n} == {
+            "paused": 1,
+            "invalid": 1,
+            "deleted": 1,
+        }
     finally:
         engine.close()

@@ -256,11 +256,12 @@ class DagTables(StoreRows):
         self.conn.executemany(_SAVE_DAG, rows)
 
     def dag_counts(self) -> dict[str, dict[str, int]]:
+        """source -> status -> DAGs (from the index on just those two columns)."""
         counts: dict[str, dict[str, int]] = {}
-        for r in self._all(
-            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
+        for source, status, n in self._tuples(
+            "SELECT source, status, count(*) FROM dags GROUP BY source, status"
         ):
-            counts.setdefault(r["source"], {})[r["status"]] = r["n"]
+            counts.setdefault(source, {})[status] = n
         return counts
 
     # -- versions --------------------------------------------------------------------------------

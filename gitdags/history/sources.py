@@ -97,6 +97,14 @@ class SourceTables(StoreRows):
             ),
         )
 
+    def last_sync_note(self, source: str) -> tuple[str, str] | None:
+        """(started_at, note) of the source's last sync, without its list of changes."""
+        row = self._tuples(
+            "SELECT started_at, note FROM syncs WHERE source = ? ORDER BY id DESC LIMIT 1",
+            (source,),
+        )
+        return (row[0][0] or "", row[0][1] or "") if row else None
+
     def syncs(self, *, source: str | None = None, limit: int = 50) -> list[SyncResult]:
         where, params = _where(source=source or None)
         rows = self._all(f"SELECT * FROM syncs{where} ORDER BY id DESC LIMIT ?", [*params, limit])
