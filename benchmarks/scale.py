@@ -160,7 +160,8 @@ def measure(n: int, reps: int, console: bool, daemon: bool) -> dict[str, Any]:
 
         engine = build_engine(load_settings(config), readonly=True)
         try:
-            out["console"] = console_bench.measure(engine, engine.store.live_count("bench"))
+            every = sum(n for counts in engine.store.dag_counts().values() for n in counts.values())
+            out["console"] = console_bench.measure(engine, every)
         finally:
             engine.close()
     if daemon:
@@ -222,12 +223,14 @@ def main() -> None:
     parser.add_argument("--no-daemon", action="store_true")
     args = parser.parse_args()
     sizes = sorted({10_000, args.n})
-    results = [measure(n, args.reps, not args.no_console, not args.no_daemon) for n in sizes]
+    results = []
+    RESULTS.mkdir(exist_ok=True)
+    for n in sizes:  # written after each N: a long run keeps what it measured
+        results.append(measure(n, args.reps, not args.no_console, not args.no_daemon))
+        report = {"cpus": os.cpu_count(), "targets": TARGETS, "results": results}
+        (RESULTS / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
     print()
     print(table(results))
-    RESULTS.mkdir(exist_ok=True)
-    report = {"cpus": os.cpu_count(), "targets": TARGETS, "results": results}
-    (RESULTS / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {RESULTS / 'scale.json'}")
 
 

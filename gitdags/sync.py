@@ -133,7 +133,7 @@ class SourceSync:
             return plan
         if old == head and same_config:
             changes: list[Change] = []
-        elif old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
+        elif old and same_config and self.git.is_ancestor(old, head):  # (False: old is gone)
             changes = self.git.diff(old, head)
         else:
             plan.forced = bool(old) and same_config

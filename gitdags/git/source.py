@@ -195,6 +195,8 @@ class GitSource:
         return done.stdout.decode().strip()
 
     def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether `old` is an ancestor of `new`; False too when the mirror lacks `old` (a
+        force-push it no longer holds): git then exits with 128, not 1."""
         done = self._git("merge-base", "--is-ancestor", old, new, check=False)
         return done.returncode == 0
 

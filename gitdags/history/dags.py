@@ -45,7 +45,7 @@ _SERVED = (
     "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
 )
 
-_ISSUES_NONE = _EMPTY = "[]"
+_EMPTY = "[]"
 PAGE = 1000  # rows a streamed listing reads at a time
 _DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
 
@@ -174,6 +174,8 @@ def _version(r: sqlite3.Row, dag: DagRow | None, dictionary: Dictionary | None) 
 
 class DagTables(StoreRows):
     """DAGs and their versions: what is found, what is served."""
+
+    dictionaries: dict[int, Dictionary]  # the packing dictionaries read so far, by id
 
     # -- DAGs ------------------------------------------------------------------------------------
     def dag(self, dag_id: str) -> DagRow | None:
@@ -341,7 +343,7 @@ class DagTables(StoreRows):
                     f.path,
                     f.content_hash,
                     int(f.valid),
-                    _ISSUES_NONE if not f.issues else dumps([i.to_dict() for i in f.issues]),
+                    _EMPTY if not f.issues else dumps([i.to_dict() for i in f.issues]),
                     spec,
                     text,
                     recorded_at,
@@ -360,13 +362,12 @@ class DagTables(StoreRows):
     def dictionary(self, id_: int | None) -> Dictionary | None:
         if id_ is None:
             return None
-        cache: dict[int, Dictionary] = self.__dict__.setdefault("_dictionaries", {})
-        found = cache.get(id_)
+        found = self.dictionaries.get(id_)
         if found is None:
             row = self._tuples("SELECT spec, text FROM zdicts WHERE id = ?", (id_,))
             if not row:
                 return None
-            found = cache[id_] = Dictionary(id_, row[0][0], row[0][1])
+            found = self.dictionaries[id_] = Dictionary(id_, row[0][0], row[0][1])
         return found
 
     def current_dictionary(self) -> Dictionary | None:

@@ -73,6 +73,7 @@ class HistoryStore(DagTables, SourceTables, FileTables, AuditTables):
         self.path = path
         self.readonly = readonly
         self._lock = threading.RLock()
+        self.dictionaries = {}
         try:
             if readonly:
                 if not path.exists():
