@@ -143,11 +143,11 @@ def out_json_rows(rows: Iterable[Any]) -> None:
         return
     if state.quiet:
         return
-    write = sys.stdout.write
-    write("[" + ", ".join(json.dumps(r, default=str) for r in head))
+    write = sys.stdout.write  # a page per call of the C encoder: its items joined by ", "
+    write("[" + json.dumps(head, default=str)[1:-1])
     sys.stdout.flush()
     while page := list(itertools.islice(rows, 1000)):
-        write("".join(", " + json.dumps(r, default=str) for r in page))
+        write(", " + json.dumps(page, default=str)[1:-1])
     write("]\n")
     sys.stdout.flush()
 
