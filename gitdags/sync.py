@@ -23,13 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gitdags.checks.crosscheck import check_across, whole_files
-from gitdags.checks.pool import (
-    PARALLEL_MIN,
-    DeadlinePassed,
-    check_all,
-    context,
-    sample_dictionary,
-)
+from gitdags.checks.pool import DeadlinePassed, check_all, context, packing_dictionary
 from gitdags.config import Settings, SourceConfig
 from gitdags.git.paths import AIRFLOWIGNORE, Change, Entry, unchanged
 from gitdags.git.source import GitSource
@@ -195,9 +189,7 @@ class SourceSync:
         plan.commit, contents = self.git.read(head, entries)
         items = [(e, contents.get(e.path)) for e in entries]
         if self.dictionary is None:  # what versions are packed with: trained at the first sync
-            self.dictionary = self.store.current_dictionary()
-            if self.dictionary is None and len(items) >= PARALLEL_MIN:
-                self.dictionary = sample_dictionary(items, self.ctx)
+            self.dictionary = packing_dictionary(self.store.current_dictionary(), items, self.ctx)
         try:
             found = check_all(
                 items, self.ctx, self.progress, self.git.deadline, dictionary=self.dictionary

@@ -93,9 +93,14 @@ def _light(f: DagFile, dictionary: Dictionary | None, slim: bool) -> DagFile:
     return dataclasses.replace(f, spec=head, spec_json=spec_json, packed=packed)
 
 
-def sample_dictionary(items: list[Item], ctx: ReadContext) -> Dictionary | None:
-    """A packing dictionary trained from the first files of a first sync (read here, once
-    more than the pool reads them: a few milliseconds)."""
+def packing_dictionary(
+    current: Dictionary | None, items: list[Item], ctx: ReadContext
+) -> Dictionary | None:
+    """What the pool packs versions with: the database's dictionary; when it has none yet and
+    the pool will run (a first sync), one trained from the first files (read here, once more
+    than the pool reads them: a few milliseconds). Fewer files are packed as they are stored."""
+    if current is not None or len(items) < PARALLEL_MIN:
+        return current
     specs, texts = [], []
     for found in _read(items[:SAMPLES], ctx, None, None):
         for dag in found.dags:
