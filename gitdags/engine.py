@@ -15,7 +15,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -374,27 +374,40 @@ class SyncEngine:
 
     # -- reading -----------------------------------------------------------------------------
     def list_dags(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
+        return list(self.iter_dags(source=source, status=status))
+
+    def iter_dags(
+        self, *, source: str | None = None, status: str | None = None
+    ) -> Iterator[DagState]:
+        """The DAGs, a page at a time: `list --json` streams them."""
         if status and status not in STATUSES:
             raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-        return self._with_consumers(self.store.dag_states(source=source, status=status))
-
-    def dag(self, dag_id: str) -> DagState:
-        return self._with_consumers([require_dag(self.store, dag_id).state()])[0]
-
-    def _with_consumers(self, states: list[DagState]) -> list[DagState]:
-        """The DAGs, each with what each consumer has of it (as its last poll found)."""
+        states = self.store.iter_dag_states(source=source, status=status)
         if not self.settings.consumers:
             return states
+        found = self._consumer_states()
+        return (
+            dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
+            for d in states
+        )
+
+    def dag(self, dag_id: str) -> DagState:
+        return self._with_consumers(require_dag(self.store, dag_id).state())
+
+    def _with_consumers(self, state: DagState) -> DagState:
+        """A DAG with what each consumer has of it (as its last poll found)."""
+        found = self._consumer_states(state.dag_id) if self.settings.consumers else {}
+        return dataclasses.replace(state, consumers=found[state.dag_id]) if found else state
+
+    def _consumer_states(self, dag_id: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """dag -> consumer -> what it has of the DAG (of one DAG, or of all)."""
         found: dict[str, dict[str, dict[str, Any]]] = {}
-        rows = self.store.consumer_dags_of(states[0].dag_id) if len(states) == 1 else None
-        for row in rows if rows is not None else self.store.consumer_dags():
+        rows = self.store.consumer_dags_of(dag_id) if dag_id else self.store.consumer_dags()
+        for row in rows:
             found.setdefault(row.dag_id, {})[row.consumer] = {
                 k: v for k, v in row.to_dict().items() if k not in ("consumer", "dag_id")
             }
-        return [
-            dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
-            for d in states
-        ]
+        return found
 
     def history(self, dag_id: str) -> list[Version]:
         return self.store.versions(require_dag(self.store, dag_id))
@@ -415,7 +428,7 @@ class SyncEngine:
         if number is None and dag.newest_version and dag.newest_version != dag.served_version:
             issues = require_version(self.store, dag, dag.newest_version).issues
         spec = shown.spec if shown and (number or dag.served_version) else None
-        state = self._with_consumers([dag.state()])[0]
+        state = self._with_consumers(dag.state())
         return DagDetail(state, shown.version if shown else None, spec, issues)
 
     def source_record(self, name: str) -> SourceRecord | None:
@@ -444,9 +457,9 @@ class SyncEngine:
             cfg = configured.get(name)
             recovered = ""
             if not r.last_error:  # the last run of failures it ended, while it is the news
-                last = self.store.syncs(source=name, limit=1)
-                if last and RECOVERED in last[0].note:
-                    recovered = f"{last[0].started_at}: {last[0].note}"
+                last = self.store.last_sync_note(name)  # not its (long) list of changes
+                if last and RECOVERED in last[1]:
+                    recovered = f"{last[0]}: {last[1]}"
             out.append(
                 SourceStatus(
                     source=name,
@@ -486,6 +499,10 @@ class SyncEngine:
     def served(self) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
         return self.store.served()
+
+    def iter_served(self) -> Iterator[ServedDag]:
+        """The served set, a page at a time: `export` streams it."""
+        return self.store.iter_served()
 
     def generation(self) -> int:
         return self.store.generation()

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gitdags.checks.crosscheck import check_across, whole_files
-from gitdags.checks.pool import DeadlinePassed, check_all, context
+from gitdags.checks.pool import DeadlinePassed, check_all, context, packing_dictionary
 from gitdags.config import Settings, SourceConfig
 from gitdags.git.paths import AIRFLOWIGNORE, Change, Entry, unchanged
 from gitdags.git.source import GitSource
+from gitdags.history.packing import Dictionary
 from gitdags.history.store import FileRow, HistoryStore, now
 from gitdags.kinds import PYTHON_KINDS, ReadContext, misnamed
 from gitdags.model import (
@@ -105,6 +106,7 @@ class SourceSync:
         self.name = config.name
         self.worker = worker  # the Airflow parse worker, for python = "airflow"
         self.progress: Callable[[int, int], None] | None = None  # files checked, of how many
+        self.dictionary: Dictionary | None = None  # what the pool packs versions with
 
     # -- planning: reads only --------------------------------------------------------------------
     def plan(self, head: str) -> Plan:
@@ -126,7 +128,7 @@ class SourceSync:
             return plan
         if old == head and same_config:
             changes: list[Change] = []
-        elif old and same_config and self.git.has_commit(old) and self.git.is_ancestor(old, head):
+        elif old and same_config and self.git.is_ancestor(old, head):  # (False: old is gone)
             changes = self.git.diff(old, head)
         else:
             plan.forced = bool(old) and same_config
@@ -187,8 +189,12 @@ class SourceSync:
         entries = [c.entry for c in changes if c.entry is not None]
         plan.commit, contents = self.git.read(head, entries)
         items = [(e, contents.get(e.path)) for e in entries]
+        if self.dictionary is None:  # what versions are packed with: trained at the first sync
+            self.dictionary = packing_dictionary(self.store.current_dictionary(), items, self.ctx)
         try:
-            found = check_all(items, self.ctx, self.progress, self.git.deadline)
+            found = check_all(
+                items, self.ctx, self.progress, self.git.deadline, dictionary=self.dictionary
+            )
         except DeadlinePassed:
             self.git.remaining(1)  # says it in the sync's one sentence
             raise
@@ -393,7 +399,7 @@ class SourceSync:
                 counts.add(change)
                 if f.path in plan.again:
                     issues += f.issues
-        self.store.insert_versions(self.name, self.new_versions, self.now)
+        self.store.insert_versions(self.name, self.new_versions, self.now, self.dictionary)
         self.store.save_dags(self.saved, at=self.now)
 
         for path, dag_id in sorted(released):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -121,3 +122,26 @@ def test_https_with_askpass_and_with_a_url_token_never_leak_the_token(
     (result,) = wrong.sync()
     assert result.error is not None and TOKEN not in result.error
     assert TOKEN not in secrets_anywhere(other, caplog)
+
+
+def test_a_git_command_that_hangs_is_killed_at_the_sync_timeout(make_engine) -> None:
+    """git's commands run without subprocess.run's polled wait (`git.source._run`): one that
+    outlives the sync's deadline is still killed and said in one sentence. Here `git fetch`
+    waits on a server that accepts the connection and never answers."""
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        engine = make_engine(
+            SourceConfig(name="hung", url=f"git://127.0.0.1:{port}/repo.git"), sync_timeout=1.5
+        )
+        started = time.monotonic()
+        (result,) = engine.sync()
+        assert result.error and re.search(r"`git fetch` took over \d+s", result.error), result.error
+        assert time.monotonic() - started < 30
+    finally:
+        server.close()

@@ -141,6 +141,28 @@ def test_force_push_is_diffed_against_the_database(repo: GitRepo, make_engine) -
     assert engine.syncs()[0].forced
 
 
+def test_a_served_commit_the_mirror_no_longer_holds_is_a_force_push(
+    repo: GitRepo, make_engine
+) -> None:
+    """The served commit was force-pushed away and is gone from a mirror made again: the
+    ancestry check (one `git merge-base`, no `cat-file -e` before it) says no, and the sync
+    compares with the files the database holds."""
+    import shutil
+
+    base = repo.commit("base", {"a.yaml": dag_yaml("a"), "b.yaml": dag_yaml("b")})
+    repo.commit("edit a", {"a.yaml": dag_yaml("a", "p", "q")})
+    engine = make_engine(source(repo))
+    engine.sync()
+    git(repo.path, "reset", "--hard", "--quiet", base)
+    rewritten = repo.commit("rewritten", {"c.yaml": dag_yaml("c")})
+    git(repo.path, "reflog", "expire", "--expire=now", "--all")
+    git(repo.path, "gc", "--quiet", "--prune=now")
+    shutil.rmtree(engine.settings.mirrors_dir / "main.git")
+    (result,) = engine.sync()
+    assert result.forced and result.error is None and result.to_commit == rewritten
+    assert {c.dag_id: c.change for c in result.changes} == {"a": "changed", "c": "added"}
+
+
 def test_unchanged_content_makes_no_new_version(repo: GitRepo, make_engine) -> None:
     repo.commit("one", {"x/a.yaml": dag_yaml("a")})
     engine = make_engine(source(repo))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -119,6 +121,35 @@ def emitted(records: Callable[[], Any], as_json: bool, output: str | None) -> bo
 
         echo(yaml.safe_dump(records(), sort_keys=False, allow_unicode=True).rstrip("\n"))
     return fmt in ("json", "yaml")
+
+
+def streamed(rows: Callable[[], Iterable[Any]], as_json: bool, output: str | None) -> bool:
+    """Stream the records as JSON when asked (`--json`, `-o json`); False otherwise (the
+    caller shows them another way)."""
+    fmt = "json" if as_json else (output or "text")
+    if fmt != "json":
+        return False
+    out_json_rows(rows())
+    return True
+
+
+def out_json_rows(rows: Iterable[Any]) -> None:
+    """A JSON array written as its rows come: the first at once, in constant memory. Up to 50
+    rows print as `out_json` prints them (indented); more, in `json.dumps`' compact form."""
+    rows = iter(rows)
+    head = list(itertools.islice(rows, 51))
+    if len(head) <= 50:
+        out_json(head)
+        return
+    if state.quiet:
+        return
+    write = sys.stdout.write  # a page per call of the C encoder: its items joined by ", "
+    write("[" + json.dumps(head, default=str)[1:-1])
+    sys.stdout.flush()
+    while page := list(itertools.islice(rows, 1000)):
+        write(", " + json.dumps(page, default=str)[1:-1])
+    write("]\n")
+    sys.stdout.flush()
 
 
 def out_json(value: Any) -> None:

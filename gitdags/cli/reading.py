@@ -17,7 +17,9 @@ from gitdags.cli.common import (
     emitted,
     engine,
     out_json,
+    out_json_rows,
     settings,
+    streamed,
 )
 from gitdags.errors import GitdagsError
 
@@ -32,7 +34,10 @@ def list_(
 ) -> None:
     """List the DAGs with their status and served version."""
     with engine(readonly=True) as eng:
-        dags = eng.list_dags(source=source, status=status)
+        rows = eng.iter_dags(source=source, status=status)
+        if streamed(lambda: (d.to_dict() for d in rows), as_json, output):
+            return
+        dags = list(rows)
     if emitted(lambda: [d.to_dict() for d in dags], as_json, output):
         return
     if dags:
@@ -135,7 +140,7 @@ def syncs(
 def export(as_json: bool = JsonOpt) -> None:
     """The served set (valid, enabled, unpaused DAGs with their specs) as JSON."""
     with engine(readonly=True) as eng:
-        out_json([dag.to_dict() for dag in eng.served()])
+        out_json_rows(dag.to_dict() for dag in eng.iter_served())
 
 
 @command()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from gitdags.errors import StoreError
+from gitdags.history.packing import Dictionary, train, unpacked
 from gitdags.history.rows import CHUNK, StoreRows, _issues, _where, dumps, loads, now
 from gitdags.model import Commit, DagFile, DagRow, DagState, ServedDag, Version
 
@@ -37,16 +40,26 @@ _SAVE_DAG = (
     + ", ".join(f"{c} = excluded.{c}" for c in _DAG_COLUMNS[1:])
 )
 _SERVED = (
-    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec "
+    "SELECT d.dag_id, d.source, d.path, d.status, d.served_version, d.served_commit, v.spec, "
+    "v.zdict "
     "FROM dags d JOIN versions v ON v.dag_id = d.dag_id AND v.version = d.served_version "
     "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1"
 )
 
+_EMPTY = "[]"
+PAGE = 1000  # rows a streamed listing reads at a time
 _DAG_SELECT = ", ".join(f"d.{c}" for c in _DAG_COLUMNS)
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
-    return () if not value or value == "[]" else tuple(json.loads(value))
+    return () if not value or value == "[]" else _decoded_ids(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded_ids(value: str) -> tuple[str, ...]:
+    """A JSON list of ids (tags, depends_on_dags) as a tuple: the same few lists repeat over
+    many DAGs, and decoding each again was two thirds of listing 100,000 DAGs."""
+    return tuple(json.loads(value))
 
 
 def _dag_row(r: Sequence[Any]) -> DagRow:
@@ -136,16 +149,16 @@ def _dag_values(d: DagRow) -> tuple[Any, ...]:
         int(d.pin_until_change),
         int(d.deleted),
         d.owner,
-        dumps(list(d.tags)),
+        dumps(list(d.tags)) if d.tags else _EMPTY,
         d.schedule,
-        dumps(list(d.depends_on_dags)),
+        dumps(list(d.depends_on_dags)) if d.depends_on_dags else _EMPTY,
         d.served_commit,
         d.created_at,
         d.updated_at,
     )
 
 
-def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
+def _version(r: sqlite3.Row, dag: DagRow | None, dictionary: Dictionary | None) -> Version:
     served = dag is not None and r["version"] == dag.served_version and not dag.deleted
     return Version(
         dag_id=r["dag_id"],
@@ -160,8 +173,8 @@ def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
         valid=bool(r["valid"]),
         served=served,
         issues=_issues(r["issues"]),
-        spec=loads(r["spec"]),
-        content=r["content"] or "",
+        spec=loads(unpacked(r["spec"], dictionary, "spec")),
+        content=unpacked(r["content"], dictionary, "text") or "",
         recorded_at=r["recorded_at"] or "",
         blob=r["blob"],
     )
@@ -169,6 +182,8 @@ def _version(r: sqlite3.Row, dag: DagRow | None) -> Version:
 
 class DagTables(StoreRows):
     """DAGs and their versions: what is found, what is served."""
+
+    dictionaries: dict[int, Dictionary]  # the packing dictionaries read so far, by id
 
     # -- DAGs ------------------------------------------------------------------------------------
     def dag(self, dag_id: str) -> DagRow | None:
@@ -184,9 +199,18 @@ class DagTables(StoreRows):
 
     def dag_states(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
         """The DAGs as listings show them."""
+        return list(self.iter_dag_states(source=source, status=status))
+
+    def iter_dag_states(
+        self, *, source: str | None = None, status: str | None = None
+    ) -> Iterator[DagState]:
+        """The DAGs as listings show them, read a page at a time (constant memory)."""
         where, params = _where(source=source, status=status)
-        rows = self._tuples(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
-        return [_dag_state(r) for r in rows]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(f"{_DAG_STATE_SQL}{where} ORDER BY dag_id", params)
+        while page := cursor.fetchmany(PAGE):
+            yield from (_dag_state(r) for r in page)
 
     def dags_with_newest(self, dag_ids: Iterable[str]) -> dict[str, tuple[DagRow, str, bool]]:
         """These DAGs' rows with the content hash and validity of their newest version."""
@@ -242,11 +266,12 @@ class DagTables(StoreRows):
         self.conn.executemany(_SAVE_DAG, rows)
 
     def dag_counts(self) -> dict[str, dict[str, int]]:
+        """source -> status -> DAGs (from the index on just those two columns)."""
         counts: dict[str, dict[str, int]] = {}
-        for r in self._all(
-            "SELECT source, status, count(*) AS n FROM dags GROUP BY source, status"
+        for source, status, n in self._tuples(
+            "SELECT source, status, count(*) FROM dags GROUP BY source, status"
         ):
-            counts.setdefault(r["source"], {})[r["status"]] = r["n"]
+            counts.setdefault(source, {})[status] = n
         return counts
 
     # -- versions --------------------------------------------------------------------------------
@@ -254,13 +279,13 @@ class DagTables(StoreRows):
         row = self._one(
             "SELECT * FROM versions WHERE dag_id = ? AND version = ?", (dag.dag_id, number)
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def versions(self, dag: DagRow) -> list[Version]:
         rows = self._all(
             "SELECT * FROM versions WHERE dag_id = ? ORDER BY version DESC", (dag.dag_id,)
         )
-        return [_version(r, dag) for r in rows]
+        return [self._version(r, dag) for r in rows]
 
     def newest_valid(self, dag: DagRow, below: int | None = None) -> Version | None:
         row = self._one(
@@ -268,7 +293,7 @@ class DagTables(StoreRows):
             "ORDER BY version DESC LIMIT 1",
             (dag.dag_id, below if below is not None else 1 << 62),
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def version_with_blob(self, dag: DagRow, blob: str) -> Version | None:
         """The newest valid version of a DAG made from this blob of its file."""
@@ -277,7 +302,7 @@ class DagTables(StoreRows):
             "ORDER BY version DESC LIMIT 1",
             (dag.dag_id, blob),
         )
-        return _version(row, dag) if row else None
+        return self._version(row, dag) if row else None
 
     def file_mates(self, dag: DagRow) -> list[DagRow]:
         """The other live DAGs that the file of this DAG defines."""
@@ -293,14 +318,28 @@ class DagTables(StoreRows):
         source: str,
         items: list[tuple[str, int, Commit, DagFile, str | None]],
         recorded_at: str,
+        offered: Dictionary | None = None,
     ) -> None:
         """One new version per (dag_id, number, commit that made it, the DAG as found, its
-        file's blob)."""
-        self.conn.executemany(
-            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
-            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        file's blob). Its spec and text are stored packed (`packing`): as the pool's workers
+        packed them (with `offered` when the database had no dictionary yet), or here."""
+        if offered is not None and self.dictionary(offered.id) is None:
+            self._save_dictionary(offered)  # the first sync's, trained before its pool ran
+        dictionary = self.dictionary_for_writing(items)
+        rows = []
+        for dag_id, number, commit, f, blob in items:
+            if f.packed is not None:  # packed in the pool: with the current or the offered
+                zdict, spec, text = f.packed
+                if self.dictionary(zdict) is None:
+                    raise StoreError(
+                        f"Version {number} of {dag_id} was packed with an unknown "
+                        "dictionary; this is a bug in gitdags: report it."
+                    )
+            else:
+                spec_json = f.spec_json or (dumps(f.spec) if f.spec is not None else None)
+                spec = dictionary.pack(spec_json, "spec") if spec_json is not None else None
+                text, zdict = dictionary.pack(f.content, "text"), dictionary.id
+            rows.append(
                 (
                     dag_id,
                     number,
@@ -312,33 +351,86 @@ class DagTables(StoreRows):
                     f.path,
                     f.content_hash,
                     int(f.valid),
-                    dumps([i.to_dict() for i in f.issues]),
-                    f.spec_json or (dumps(f.spec) if f.spec is not None else None),
-                    f.content,
+                    _EMPTY if not f.issues else dumps([i.to_dict() for i in f.issues]),
+                    spec,
+                    text,
                     recorded_at,
                     blob,
+                    zdict,
                 )
-                for dag_id, number, commit, f, blob in items
-            ],
+            )
+        self.conn.executemany(
+            "INSERT INTO versions (dag_id, version, source, commit_sha, author, committed_at, "
+            "message, path, content_hash, valid, issues, spec, content, recorded_at, blob, "
+            "zdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
+
+    # -- the dictionaries versions are packed with -----------------------------------------------
+    def dictionary(self, id_: int | None) -> Dictionary | None:
+        if id_ is None:
+            return None
+        found = self.dictionaries.get(id_)
+        if found is None:
+            row = self._tuples("SELECT spec, text FROM zdicts WHERE id = ?", (id_,))
+            if not row:
+                return None
+            found = self.dictionaries[id_] = Dictionary(id_, row[0][0], row[0][1])
+        return found
+
+    def current_dictionary(self) -> Dictionary | None:
+        """The dictionary new versions are packed with: the first one written (None before
+        the first version)."""
+        row = self._tuples("SELECT id FROM zdicts ORDER BY created_at, id LIMIT 1")
+        return self.dictionary(row[0][0]) if row else None
+
+    def dictionary_for_writing(
+        self, items: list[tuple[str, int, Commit, DagFile, str | None]]
+    ) -> Dictionary:
+        """The current dictionary; the first time, one trained from these versions."""
+        found = self.current_dictionary()
+        if found is not None:
+            return found
+        return self._save_dictionary(
+            train(
+                [f.spec_json or dumps(f.spec) for *_, f, _b in items if f.spec is not None],
+                [f.content for *_, f, _b in items],
+            )
+        )
+
+    def _save_dictionary(self, dictionary: Dictionary) -> Dictionary:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
+            (dictionary.id, dictionary.spec, dictionary.text, now()),
+        )
+        return dictionary
+
+    def _version(self, r: sqlite3.Row, dag: DagRow | None) -> Version:
+        return _version(r, dag, self.dictionary(r["zdict"]))
 
     def served(self, dag_id: str | None = None) -> list[ServedDag]:
         """The served set: valid, enabled, unpaused, not deleted; each with its spec."""
+        return list(self.iter_served(dag_id))
+
+    def iter_served(self, dag_id: str | None = None) -> Iterator[ServedDag]:
+        """The served set, read a page at a time (constant memory)."""
         sql, params = _SERVED, ()
         if dag_id is not None:
             sql, params = sql + " AND d.dag_id = ?", (dag_id,)
-        return [
-            ServedDag(
-                dag_id=r["dag_id"],
-                source=r["source"],
-                path=r["path"],
-                status=r["status"],
-                version=r["served_version"],
-                commit=r["served_commit"],
-                spec=loads(r["spec"]),
-            )
-            for r in self._all(sql + " ORDER BY d.dag_id", params)
-        ]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(sql + " ORDER BY d.dag_id", params)
+        while page := cursor.fetchmany(PAGE):
+            for dag_id_, source, path, status, version, commit, spec, zdict in page:
+                yield ServedDag(
+                    dag_id=dag_id_,
+                    source=source,
+                    path=path,
+                    status=status,
+                    version=version,
+                    commit=commit,
+                    spec=loads(unpacked(spec, self.dictionary(zdict), "spec")),
+                )
 
     def served_files(self) -> list[tuple[str, str, str]]:
         """(source, path, blob) of each Python file served as a file: the blob of the served

@@ -100,8 +100,8 @@ class FileTables(StoreRows):
                     f.path,
                     f.blob,
                     f.kind,
-                    dumps([i.to_dict() for i in f.issues]),
-                    dumps(list(f.imports)),
+                    dumps([i.to_dict() for i in f.issues]) if f.issues else "[]",
+                    dumps(list(f.imports)) if f.imports else "[]",
                     f.blob if f.good else None,
                 )
                 for f in files

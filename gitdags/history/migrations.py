@@ -1,5 +1,6 @@
-"""The schema of the state database, as plain SQL migrations numbered by `PRAGMA user_version`
-(`HistoryStore` runs the missing ones, each in the transaction that records its number).
+"""The schema of the state database, as migrations numbered by `PRAGMA user_version`: plain SQL,
+or a Python step when rows must be rewritten (5 packs every version). `HistoryStore` runs the
+missing ones, each in the transaction that records its number.
 
 sqlite-utils built the first two; it was dropped: its write helpers commit on their own, which
 would split a sync into several transactions, and importing it cost 100 ms of start-up. These
@@ -7,6 +8,12 @@ scripts create exactly the tables it made, so older databases migrate the same w
 """
 
 from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from gitdags.history.packing import train
+from gitdags.history.rows import now
 
 _V1 = """
 CREATE TABLE "sources" (
@@ -112,4 +119,60 @@ CREATE TABLE "consumers" (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+
+def _v6(conn: sqlite3.Connection) -> None:
+    """6: versions are stored packed (`history.packing`): a dictionary trained from the
+    newest versions, then every version's spec and text compressed against it, in place
+    (in batches of rows, in the migration's one transaction). Nothing else changes."""
+    conn.execute(
+        'CREATE TABLE "zdicts" ("id" INTEGER PRIMARY KEY, "spec" BLOB NOT NULL, '
+        '"text" BLOB NOT NULL, "created_at" TEXT)'
+    )
+    conn.execute('ALTER TABLE versions ADD COLUMN "zdict" INTEGER')
+    sample = conn.execute(
+        "SELECT spec, content FROM versions ORDER BY rowid DESC LIMIT 48"
+    ).fetchall()
+    if not sample:
+        return
+    dictionary = train([s for s, _c in sample if s], [c for _s, c in sample if c])
+    conn.execute(
+        "INSERT INTO zdicts (id, spec, text, created_at) VALUES (?, ?, ?, ?)",
+        (dictionary.id, dictionary.spec, dictionary.text, now()),
+    )
+    last = -1
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, spec, content FROM versions WHERE rowid > ? ORDER BY rowid LIMIT 2000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        conn.executemany(
+            "UPDATE versions SET spec = ?, content = ?, zdict = ? WHERE rowid = ?",
+            [
+                (
+                    dictionary.pack(spec, "spec") if spec is not None else None,
+                    dictionary.pack(content or "", "text"),
+                    dictionary.id,
+                    rowid,
+                )
+                for rowid, spec, content in rows
+            ],
+        )
+
+
+# 7: `status` and /metrics count the DAGs per source and status from an index that holds just
+# those two columns (14 ms at 100,000 DAGs, against 180 ms reading the table; counts kept by
+# triggers cost 1.2 s more per 100,000 DAGs a first sync writes); the files with issues
+# indexed for the same reason.
+_V7 = """
+CREATE INDEX "idx_dags_source_status" ON "dags" ("source", "status");
+CREATE INDEX "idx_files_with_issues" ON "files" ("source") WHERE issues != '[]';
+"""
+
+
+Migration = str | Callable[[sqlite3.Connection], None]  # SQL, or a step that needs Python
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _v6, _V7)
+PACKED = 6  # the schema from which versions are stored packed

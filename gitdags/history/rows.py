@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +22,20 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def loads(value: str | None) -> Any:
+def loads(value: str | bytes | None) -> Any:
+    if isinstance(value, bytes):  # a large value, stored compressed (`dumps_large`)
+        return json.loads(zlib.decompress(value))
     return json.loads(value) if value else None
+
+
+LARGE = 4096
+
+
+def dumps_large(value: Any) -> str | bytes:
+    """JSON, compressed when large (a first sync's list of 100,000 changes): `loads` reads
+    both."""
+    text = dumps(value)
+    return zlib.compress(text.encode(), 1) if len(text) > LARGE else text
 
 
 def _where(**equal: str | bool | None) -> tuple[str, list[Any]]:
@@ -35,7 +48,7 @@ def _where(**equal: str | bool | None) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
-def _issues(value: str | None) -> tuple[Issue, ...]:
+def _issues(value: str | bytes | None) -> tuple[Issue, ...]:
     return tuple(Issue.from_dict(i) for i in loads(value) or ())
 
 

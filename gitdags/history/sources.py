@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from gitdags.history.rows import StoreRows, _issues, _where, dumps, loads, now
+from gitdags.history.rows import StoreRows, _issues, _where, dumps_large, loads, now
 from gitdags.model import DagChange, SourceRecord, SyncResult
 
 
@@ -91,11 +91,19 @@ class SourceTables(StoreRows):
                 round(result.duration_ms, 1),
                 int(result.forced),
                 result.error,
-                dumps([c.to_dict() for c in result.changes]),
-                dumps([i.to_dict() for i in result.issues]),
+                dumps_large([c.to_dict() for c in result.changes]),
+                dumps_large([i.to_dict() for i in result.issues]),
                 result.note or None,
             ),
         )
+
+    def last_sync_note(self, source: str) -> tuple[str, str] | None:
+        """(started_at, note) of the source's last sync, without its list of changes."""
+        row = self._tuples(
+            "SELECT started_at, note FROM syncs WHERE source = ? ORDER BY id DESC LIMIT 1",
+            (source,),
+        )
+        return (row[0][0] or "", row[0][1] or "") if row else None
 
     def syncs(self, *, source: str | None = None, limit: int = 50) -> list[SyncResult]:
         where, params = _where(source=source or None)

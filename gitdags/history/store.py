@@ -8,15 +8,16 @@ Tables: `sources` (one reconcile record per source), `files` (every counted file
 at its synced commit, with its file-level issues), `file_dags` (the DAG ids each file defines,
 and whether it owns them), `dags` (each DAG's state), `versions` (every version ever seen),
 `syncs`, `audit`, `hooks`, `meta` (the change counter), `consumers` and `consumer_dags` (what
-each orchestrator's API has of each served DAG).
+each orchestrator's API has of each served DAG), `zdicts` (the dictionaries versions are
+packed with: `gitdags.history.packing`).
 
 Writes happen inside `HistoryStore.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a sync or an
 operator action is one transaction: a crash leaves the database as before or after, never
 between, and two writers are serialized by SQLite, never lost. Readers in other processes see
 whole transactions only (WAL).
 
-Migrations (`gitdags.history.migrations`) are plain SQL, numbered by `PRAGMA user_version`, each run
-in the transaction that records its number.
+Migrations (`gitdags.history.migrations`) are numbered by `PRAGMA user_version`, each run in the
+transaction that records its number.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from gitdags.history.audit import AuditTables
 from gitdags.history.consumers import ConsumerTables
 from gitdags.history.dags import DagTables
 from gitdags.history.files import FileRow, FileTables
-from gitdags.history.migrations import MIGRATIONS
+from gitdags.history.migrations import MIGRATIONS, PACKED
 from gitdags.history.rows import dumps, loads, now
 from gitdags.history.sources import SourceTables
 
@@ -74,6 +75,7 @@ class HistoryStore(DagTables, SourceTables, FileTables, AuditTables, ConsumerTab
         self.path = path
         self.readonly = readonly
         self._lock = threading.RLock()
+        self.dictionaries = {}
         try:
             if readonly:
                 if not path.exists():
@@ -120,10 +122,16 @@ class HistoryStore(DagTables, SourceTables, FileTables, AuditTables, ConsumerTab
                     "upgrade gitdags."
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                if callable(script):
+                    script(self.conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+        if 0 < version < PACKED:  # versions were packed: give the freed pages back to the disk
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.conn.execute("VACUUM")
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])

@@ -20,6 +20,8 @@ class DagFile:
     content_hash: str
     content: str = ""
     spec_json: str = ""  # the spec serialized, when a worker process made it
+    # (dictionary id, spec, text) packed by a worker (history.packing), or None
+    packed: tuple[int, bytes | None, bytes] | None = None
 
     @property
     def valid(self) -> bool:

@@ -95,4 +95,4 @@ class Issue:
 
 
 def has_errors(issues: tuple[Issue, ...] | list[Issue]) -> bool:
-    return any(i.severity == "error" for i in issues)
+    return bool(issues) and any(i.severity == "error" for i in issues)

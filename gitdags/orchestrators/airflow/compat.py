@@ -41,8 +41,8 @@ class Check:
         self.names: dict[str, str] = {}
         self.proc: subprocess.Popen[str] | None = None
         self.scratch: tempfile.TemporaryDirectory[str] | None = None
-        ruff = _ruff()
-        if not files or ruff is None:
+        ruff = _ruff() if files else None  # (no lookup when there is nothing to check)
+        if ruff is None:
             return
         self.scratch = tempfile.TemporaryDirectory(prefix="gitdags-air-")
         root = Path(self.scratch.name)
