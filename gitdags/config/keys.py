@@ -31,7 +31,7 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 
 # The orchestrators whose files a source may hold (`orchestrator = ...`; each has its package
 # under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
-ORCHESTRATORS = ("airflow",)
+ORCHESTRATORS = ("airflow", "dagster")
 
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
@@ -67,6 +67,8 @@ SOURCE_KEYS: dict[str, str] = {
     "python": "str",
     "sandbox": "str",
     "airflow_python": "str",
+    "dagster_python": "str",
+    "dagster_module": "str",
     "parse_timeout": "duration",
     "memory_limit": "size",
     "forbidden_imports": "list",

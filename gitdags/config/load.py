@@ -258,13 +258,19 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '
             "of the environment the schedulers run (e.g. /opt/airflow/venv/bin/python)."
         )
+    if python == "dagster" and not values.get("dagster_python"):
+        raise ConfigError(
+            f'[[sources]] {name}: python = "dagster" needs dagster_python, the interpreter '
+            "of the environment the code location runs in (e.g. /opt/dagster/venv/bin/python)."
+        )
     if values.get("sandbox", "bwrap") not in ("bwrap", "none"):
         raise ConfigError(
             f'[[sources]] {name}: sandbox = {values["sandbox"]!r}; use "bwrap" (bubblewrap, '
             'the default) or "none" (repository code runs unsandboxed).'
         )
-    if values.get("airflow_python") and "/" in values["airflow_python"]:
-        values["airflow_python"] = str(base / Path(values["airflow_python"]).expanduser())
+    for key in ("airflow_python", "dagster_python"):
+        if values.get(key) and "/" in values[key]:
+            values[key] = str(base / Path(values[key]).expanduser())
     _check_verify(name, values)
     pattern = values.get("dag_id_pattern", "")
     try:

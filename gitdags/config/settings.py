@@ -40,6 +40,8 @@ class SourceConfig:
     orchestrator: str = "airflow"  # what runs the files: one of config.keys.ORCHESTRATORS
     python: str = "static"  # .py files: "static" (syntax tree) or the orchestrator's name (loaded)
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
+    dagster_python: str = ""  # the interpreter with Dagster, for python = "dagster"
+    dagster_module: str = "definitions.py"  # the code location's file, under subdir
     sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
     memory_limit: int = 2 << 30
@@ -79,6 +81,8 @@ class SourceConfig:
             parts += [*checks, self.python, self.airflow_python]
         if self.orchestrator != "airflow":
             parts.append(self.orchestrator)
+        if self.orchestrator == "dagster":
+            parts += [self.dagster_module, self.dagster_python]
         return "|".join(parts)
 
 

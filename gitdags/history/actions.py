@@ -21,7 +21,7 @@ from gitdags.history.action_core import Notify, require_dag, require_version
 from gitdags.history.dag_actions import DagActions
 from gitdags.history.source_actions import SourceActions
 from gitdags.history.store import HistoryStore
-from gitdags.model import AuditEntry, SpecDiff, Version
+from gitdags.model import PYTHON_FORMATS, AuditEntry, SpecDiff, Version
 
 # what other modules import from here
 __all__ = ["OperatorActions", "require_dag", "require_version"]
@@ -65,7 +65,7 @@ class OperatorActions(DagActions, SourceActions):
         from gitdags import specdiff  # YAML rendering: loaded by the commands that diff
 
         a, b = require_version(self.store, dag, v1), require_version(self.store, dag, v2)
-        python = any((v.spec or {}).get("format") == "airflow" for v in (a, b)) or (
+        python = any((v.spec or {}).get("format") in PYTHON_FORMATS for v in (a, b)) or (
             dag.path.endswith(".py")
         )
 

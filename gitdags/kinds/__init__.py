@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
-PYTHON_KINDS = ("airflow", "module")  # Python files: served as files, with the tree
+PYTHON_KINDS = ("airflow", "dagster", "module")  # Python files: served as files, with the tree
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ from gitdags.model.dags import (
     SpecDiff,
     Version,
 )
-from gitdags.model.files import DagFile, FileDefinitions
+from gitdags.model.files import PYTHON_FORMATS, DagFile, FileDefinitions
 from gitdags.model.issues import CODES, Issue, Severity, has_errors
 from gitdags.model.sources import HookState, SourceRecord, SourceStatus
 from gitdags.model.sync import DagChange, SyncResult
 
 __all__ = [
     "CODES",
+    "PYTHON_FORMATS",
     "STATUSES",
     "ActionResult",
     "AuditEntry",

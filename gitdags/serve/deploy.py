@@ -33,7 +33,7 @@ from typing import Any
 from gitdags import faults
 from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore, now
-from gitdags.model import ServedDag
+from gitdags.model import PYTHON_FORMATS, ServedDag
 from gitdags.naming import loader_stem, safe_name
 from gitdags.orchestrators.airflow.served import dagfactory_block, dagfactory_loader
 
@@ -110,7 +110,7 @@ OtherFiles = Callable[[], list[tuple[str, str, str]]]
 # Kinds gitdags serves its own way: a DAG file or a module at its last good blob, a format v1
 # or dag-factory DAG through the files it writes for it (its raw file would hold DAGs that are
 # not the served ones), a dag-factory loader never (it would load every DAG of its folder).
-SERVED_OTHERWISE = ("airflow", "module", "v1", "dag-factory", "defaults", "loader")
+SERVED_OTHERWISE = ("airflow", "dagster", "module", "v1", "dag-factory", "defaults", "loader")
 
 
 def other_files(
@@ -202,7 +202,7 @@ class DeployFolder:
             return f"{current.name} has no readable manifest"
         if legacy_layout(current):
             return f"{current.name} keeps gitdags' manifest among the served files (old layout)"
-        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in PYTHON_FORMATS]
         files, _others = self._files(store)
         if manifest.get("fingerprint") != fingerprint(served, files):
             return f"{current.name} is not what the database serves"
@@ -222,7 +222,7 @@ class DeployFolder:
             return True
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
-        served = [d for d in store.served() if (d.spec or {}).get("format") != "airflow"]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in PYTHON_FORMATS]
         files, others = self._files(store)
         print_ = fingerprint(served, files)
         previous = self.current()

@@ -1,0 +1,286 @@
+"""Dagster code locations, the static tier: jobs and asset groups as DAGs, the checks of one
+module and of the whole location, the deploy folder as the location's files. Real git repos,
+real SQLite, no Dagster (tests/test_dagster_live.py runs the real one)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gitdags.config import SourceConfig
+from gitdags.engine import SyncEngine
+from gitdags.kinds import ReadContext, read
+from tests.conftest import SAMPLE, GitRepo
+from tests.test_sync import statuses
+
+JOBS = (SAMPLE / "dagster" / "pipeline" / "jobs.py").read_text()
+TRAINING = (SAMPLE / "dagster" / "pipeline" / "training.py").read_text()
+INGEST = (SAMPLE / "dagster" / "pipeline" / "ingest.py").read_text()
+
+
+def dagster_source(repo: GitRepo, **kw: object) -> SourceConfig:
+    return SourceConfig(  # type: ignore[arg-type]
+        name="ml",
+        url=str(repo.path),
+        subdir="dagster",
+        include=("**/*.py",),
+        orchestrator="dagster",
+        **kw,
+    )
+
+
+def copy_location(repo: GitRepo) -> None:
+    shutil.copytree(SAMPLE / "dagster", repo.path / "dagster", dirs_exist_ok=True)
+
+
+@pytest.fixture
+def world(repo: GitRepo, make_engine, tmp_path: Path) -> tuple[SyncEngine, GitRepo, Path]:
+    copy_location(repo)
+    repo.commit("the ML location")
+    deploy = tmp_path / "deploy"
+    engine = make_engine(dagster_source(repo), deploy_dir=deploy)
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    return engine, repo, deploy
+
+
+def served(deploy: Path) -> dict[str, str]:
+    root = deploy / "current"
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
+
+
+def codes(engine: SyncEngine, dag_id: str) -> list[str]:
+    return [i.code for i in engine.history(dag_id)[0].issues]
+
+
+def test_jobs_and_unselected_asset_groups_are_dags(world) -> None:
+    engine, _repo, deploy = world
+    assert statuses(engine) == {"train_model": "active", "assets.ingest": "active"}
+    job = engine.show("train_model")
+    assert job.state.path == "dagster/pipeline/jobs.py"
+    spec = job.spec
+    assert spec["format"] == "dagster" and spec["job"] == "asset_job"
+    assert spec["schedules"] == [{"name": "train_model_schedule", "cron": "0 3 * * *"}]
+    assert spec["schedule"] == "0 3 * * *"
+    tasks = {t["id"]: t["depends_on"] for t in spec["tasks"]}
+    assert tasks == {"features": [], "model": ["features"], "model_report": ["model"]}
+    group = engine.show("assets.ingest")
+    assert group.state.path == "dagster/definitions.py"  # the Definitions module holds groups
+    assert {t["id"]: t["depends_on"] for t in group.spec["tasks"]} == {
+        "clean_events": ["raw_events"],
+        "raw_events": [],
+    }
+    # the deploy folder holds the location's files at their paths under the subdir
+    assert set(served(deploy)) == {
+        "definitions.py",
+        "pipeline/__init__.py",
+        "pipeline/ingest.py",
+        "pipeline/training.py",
+        "pipeline/jobs.py",
+    }
+
+
+def test_a_schedule_in_another_module_makes_a_new_version_of_its_job(world) -> None:
+    engine, repo, _deploy = world
+    jobs = JOBS.replace(
+        'nightly_training = ScheduleDefinition(job=train_model, cron_schedule="0 3 * * *")\n',
+        "",
+    ).replace(", ScheduleDefinition", "")
+    schedules = (
+        "from dagster import ScheduleDefinition\n\nfrom pipeline.jobs import train_model\n\n"
+        'nightly_training = ScheduleDefinition(name="nightly", job=train_model, '
+        'cron_schedule="0 4 * * *")\n'
+    )
+    repo.commit("schedule apart", {"dagster/pipeline/jobs.py": jobs})
+    engine.sync()
+    assert engine.show("train_model").spec["schedules"] == []
+    repo.commit("schedules module", {"dagster/pipeline/schedules.py": schedules})
+    (result,) = engine.sync()
+    assert ("train_model", "changed") in {(c.dag_id, c.change) for c in result.changes}
+    assert engine.show("train_model").spec["schedules"] == [
+        {"name": "nightly", "cron": "0 4 * * *"}
+    ]
+
+
+def test_a_bad_cron_string_keeps_the_last_good_job_file(world) -> None:
+    engine, repo, deploy = world
+    repo.commit("bad cron", {"dagster/pipeline/jobs.py": JOBS.replace("0 3 * * *", "0 25 * * *")})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("train_model", "invalid")]
+    assert codes(engine, "train_model") == ["GD105"]
+    issue = engine.history("train_model")[0].issues[0]
+    assert issue.line == 7 and "0 25 * * *" in issue.message
+    assert served(deploy)["pipeline/jobs.py"] == JOBS
+
+
+def test_a_broken_asset_module_is_held_back(world) -> None:
+    engine, repo, deploy = world
+    repo.commit("syntax", {"dagster/pipeline/training.py": TRAINING + "def oops(:\n"})
+    (result,) = engine.sync()
+    assert [i.code for i in result.issues] == ["GD401"]
+    assert served(deploy)["pipeline/training.py"] == TRAINING
+    assert statuses(engine)["train_model"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "where"),
+    [
+        # an asset key defined by two modules: the changed one is refused
+        (
+            {
+                "dagster/pipeline/extra.py": "from dagster import asset\n\n@asset\ndef model():\n"
+                "    return 1\n"
+            },
+            "GD420",
+            "dagster/pipeline/extra.py",
+        ),
+        # a cycle between assets of two modules
+        (
+            {
+                "dagster/pipeline/ingest.py": INGEST.replace(
+                    "def raw_events()", "def raw_events(model_report)"
+                )
+            },
+            "GD204",
+            "dagster/pipeline/ingest.py",
+        ),
+        # a job selecting an asset no module defines
+        (
+            {
+                "dagster/pipeline/jobs.py": JOBS.replace(
+                    'AssetSelection.groups("ml")', 'AssetSelection.assets("nowhere")'
+                )
+            },
+            "GD202",
+            "dagster/pipeline/jobs.py",
+        ),
+        # a job selecting a group without assets
+        (
+            {"dagster/pipeline/jobs.py": JOBS.replace('groups("ml")', 'groups("mll")')},
+            "GD202",
+            "dagster/pipeline/jobs.py",
+        ),
+        # a schedule of a job that does not exist
+        (
+            {
+                "dagster/pipeline/more.py": "from dagster import ScheduleDefinition\n\n"
+                's = ScheduleDefinition(job_name="nope", cron_schedule="@daily")\n'
+            },
+            "GD422",
+            "dagster/pipeline/more.py",
+        ),
+        # the Definitions module without Definitions(...)
+        (
+            {"dagster/definitions.py": "import dagster\n"},
+            "GD421",
+            "dagster/definitions.py",
+        ),
+    ],
+)
+def test_checks_across_the_location(world, change, code, where) -> None:
+    engine, repo, deploy = world
+    before = served(deploy)
+    repo.commit("change", change)
+    (result,) = engine.sync()
+    found = [(i.code, i.file) for i in result.issues if i.severity == "error"]
+    assert (code, where) in found, result.issues
+    rel = where[len("dagster/") :]
+    assert served(deploy).get(rel) == before.get(rel)  # held back (or never served)
+
+
+def test_a_job_named_twice_across_modules(world) -> None:
+    engine, repo, _deploy = world
+    twice = 'from dagster import define_asset_job\n\nagain = define_asset_job("train_model")\n'
+    repo.commit("twice", {"dagster/pipeline/again.py": twice})
+    (result,) = engine.sync()
+    assert ("GD301", "dagster/pipeline/again.py") in [(i.code, i.file) for i in result.issues]
+    assert engine.show("train_model").state.path == "dagster/pipeline/jobs.py"
+
+
+def test_forbidden_imports_and_an_asset_dep_naming_no_asset(repo, make_engine) -> None:
+    copy_location(repo)
+    repo.write(
+        "dagster/pipeline/training.py",
+        TRAINING.replace('deps=["model"]', 'deps=["model", "ext"]'),
+    )
+    repo.write("dagster/pipeline/extra.py", "import mycompany.jobs\n")
+    repo.commit("imports")
+    engine = make_engine(dagster_source(repo, forbidden_imports=("mycompany",)))
+    (result,) = engine.sync()
+    found = {(i.code, i.severity) for i in result.issues}
+    assert ("GD405", "error") in found
+    assert ("GD202", "warning") in found  # deps= naming no asset: an external asset to Dagster
+    assert statuses(engine) == {"train_model": "active", "assets.ingest": "active"}
+
+
+def test_op_jobs_graph_jobs_and_sensors_read_statically() -> None:
+    text = """
+import dagster as dg
+
+@dg.op
+def extract():
+    return 1
+
+@dg.op
+def load(rows):
+    return rows
+
+@dg.job(description="copy")
+def copy_job():
+    load(extract())
+
+@dg.graph
+def nightly():
+    rows = extract()
+    load(rows)
+
+nightly_job = nightly.to_job(name="nightly_job")
+
+@dg.sensor(job=copy_job)
+def new_file(context):
+    return None
+
+@dg.schedule(cron_schedule="@hourly", job=nightly_job)
+def hourly(context):
+    return {}
+"""
+    found = read("ops.py", text.encode(), ctx=ReadContext(orchestrator="dagster"))
+    assert found.kind == "dagster" and not found.issues
+    specs = {d.dag_id: d.spec for d in found.dags}
+    assert set(specs) == {"copy_job", "nightly_job"}
+    assert specs["copy_job"]["tasks"] == [
+        {"id": "extract", "type": "op", "depends_on": []},
+        {"id": "load", "type": "op", "depends_on": ["extract"]},
+    ]
+    assert specs["copy_job"]["sensors"] == ["new_file"]
+    assert specs["copy_job"]["description"] == "copy"
+    assert specs["nightly_job"]["job"] == "graph_job"
+    assert specs["nightly_job"]["schedules"] == [{"name": "hourly", "cron": "@hourly"}]
+    assert [t["id"] for t in specs["nightly_job"]["tasks"]] == ["extract", "load"]
+
+
+def test_multi_assets_keys_and_collisions_in_one_module() -> None:
+    text = """
+from dagster import AssetKey, AssetOut, AssetSpec, asset, multi_asset
+
+@multi_asset(outs={"a": AssetOut(), "b": AssetOut(key=AssetKey(["warehouse", "b"]))})
+def both():
+    return 1, 2
+
+@multi_asset(specs=[AssetSpec("c", deps=["a"])])
+def third():
+    pass
+
+@asset(key_prefix="warehouse", name="b")
+def again():
+    pass
+"""
+    found = read("m.py", text.encode(), ctx=ReadContext(orchestrator="dagster"))
+    assert [(i.code, i.line) for i in found.issues] == [("GD420", 13)]
+    assert "warehouse/b" in found.issues[0].message
