@@ -14,6 +14,7 @@ from gitdags.config.load import config_path, load_settings, missing_config
 from gitdags.config.settings import (
     DEFAULT_INCLUDE,
     PY_INCLUDE,
+    DagsterSettings,
     HookConfig,
     S3Settings,
     Settings,
@@ -26,6 +27,7 @@ __all__ = [
     "CONFIG_TEMPLATE",
     "DEFAULT_INCLUDE",
     "PY_INCLUDE",
+    "DagsterSettings",
     "HookConfig",
     "S3Settings",
     "Settings",

@@ -88,4 +88,6 @@ HOOK_KEYS: dict[str, str] = {
 }
 LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
 
+# [publish.dagster]: the Dagster webserver whose code location a Dagster source's files are
+DAGSTER_KEYS = {"url": "str", "location": "str", "timeout": "duration"}
 S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gitdags.config.keys import (
+    DAGSTER_KEYS,
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
@@ -89,6 +90,9 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                 if section == "publish" and key == "s3":
                     _check_s3(table[key], where)
                     continue
+                if section == "publish" and key == "dagster":
+                    _check_dagster(table[key], where)
+                    continue
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
@@ -105,6 +109,22 @@ def _check_s3(body: Any, where: str) -> None:
             )
     if not body.get("bucket"):
         raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
+
+
+def _check_dagster(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.dagster] in {where} must be a table.")
+    for key in body:
+        if key not in DAGSTER_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.dagster] of {where}"
+                + _suggest(key, list(DAGSTER_KEYS))
+            )
+    if not body.get("url"):
+        raise ConfigError(
+            f"[publish.dagster] in {where} needs url, the Dagster webserver's address "
+            '(e.g. "http://127.0.0.1:3000").'
+        )
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -194,6 +214,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
                 values["s3"] = S3Settings(
                     **{
                         k: _convert(S3_KEYS[k], v, f"[publish.s3] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
+            if section == "publish" and key == "dagster":
+                from gitdags.config.settings import DagsterSettings
+
+                values["dagster"] = DagsterSettings(
+                    **{
+                        k: _convert(DAGSTER_KEYS[k], v, f"[publish.dagster] {k}", base)
                         for k, v in value.items()
                     }
                 )

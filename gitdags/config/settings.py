@@ -27,6 +27,16 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class DagsterSettings:
+    """[publish.dagster]: the Dagster webserver that serves the code location of each Dagster
+    source (the deploy folder's files): reloaded after each publish, told of pauses."""
+
+    url: str
+    location: str = ""  # the code location's name in workspace.yaml ("" = the source's name)
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     url: str
@@ -112,6 +122,7 @@ class Settings:
     airflow_template: Path | None = None
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
+    dagster: DagsterSettings | None = None  # [publish.dagster]: the Dagster webserver
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()

@@ -64,16 +64,33 @@ class Publisher:
 
             self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
+        self.dagster = None
+        if settings.dagster is not None:
+            from gitdags.orchestrators.dagster.serving import DagsterTarget
+
+            self.dagster = DagsterTarget(settings)
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         outcomes: list[Outcome] = []
         folder = self.folder
+        generation = None
         if folder is not None:
             generation = self._target(
                 "deploy folder", commit, outcomes, lambda: folder.publish(self.store)
             )
             if generation is not None and not _failed(outcomes):
                 self._copies(generation.path, source, commit, changes, outcomes)
+        dagster = self.dagster
+        if dagster is not None and dagster.governs(source) and not _failed(outcomes):
+            reload = generation is not None  # the location's files changed
+            if reload or any(c.change in ("pause", "resume") for c in changes):
+                self._target(
+                    "dagster",
+                    commit,
+                    outcomes,
+                    lambda: dagster.publish(source, changes, reload=reload),
+                    generation.name if generation is not None else "",
+                )
         if self.hooks is not None:
             self.hooks(source, commit, changes)
         self._raise(outcomes)
@@ -168,6 +185,8 @@ class Publisher:
 
     def where(self, target: str) -> str:
         """A publish target as a person knows it: what it is and where."""
+        if target == "dagster" and self.settings.dagster is not None:
+            return f"Dagster's webserver {self.settings.dagster.url}"
         if target == "served branch":
             return f"the served-branch repository {self.settings.git_repo}"
         if target == "s3" and self.settings.s3 is not None:

@@ -1,0 +1,43 @@
+"""What a publish tells Dagster (`[publish.dagster]`): after the deploy folder changed, the code
+location of each Dagster source is reloaded by the webserver (the location is the deploy
+folder's files, see the README's workspace.yaml), and must load; a paused job's schedules and
+sensors are stopped in Dagster, a resumed job's started again."""
+
+from __future__ import annotations
+
+from gitdags.config import Settings
+from gitdags.model import DagChange
+from gitdags.orchestrators.dagster.graphql import Webserver
+
+
+class DagsterTarget:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.dagster is not None
+        self.settings = settings
+        self.web = Webserver(settings.dagster.url, settings.dagster.timeout)
+
+    def governs(self, source: str) -> bool:
+        """Whether `source` holds a Dagster code location."""
+        config = next((s for s in self.settings.sources if s.name == source), None)
+        return config is not None and config.orchestrator == "dagster"
+
+    def location(self, source: str) -> str:
+        assert self.settings.dagster is not None
+        return self.settings.dagster.location or source
+
+    def publish(
+        self, source: str, changes: tuple[DagChange, ...], *, reload: bool
+    ) -> dict[str, list[str]]:
+        """Reload the location (when the deploy folder changed), then stop the schedules and
+        sensors of the jobs paused, start those of the jobs resumed; what was done."""
+        name = self.location(source)
+        done: dict[str, list[str]] = {}
+        if reload:
+            done["jobs"] = self.web.reload(name)
+        paused = {c.dag_id for c in changes if c.change == "pause"}
+        resumed = {c.dag_id for c in changes if c.change == "resume"}
+        if paused:
+            done["stopped"] = self.web.set_running(name, paused, False)
+        if resumed:
+            done["started"] = self.web.set_running(name, resumed, True)
+        return done
