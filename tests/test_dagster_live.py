@@ -6,7 +6,6 @@ publish through its GraphQL API; pause and resume reach its schedules."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import signal
@@ -232,10 +231,24 @@ def schedule_state(web: Webserver) -> str:
     return str(schedule["scheduleState"]["status"])
 
 
-def test_the_sandboxed_load_reports_what_dagster_found(world) -> None:
-    engine, _repo, _web = world
+def test_the_specs_hold_what_dagster_found(world) -> None:
+    """A selection the syntax tree cannot resolve: the job's assets are Dagster's own."""
+    engine, repo, _web = world
     spec = engine.show("train_model").spec
+    assert spec["loaded_by"] == "dagster 1.13.28"
     assert {t["id"] for t in spec["tasks"]} == {"features", "model", "model_report"}
-    assert json.dumps(spec["schedules"]) == json.dumps(
-        [{"name": "train_model_schedule", "cron": "0 3 * * *"}]
+    jobs = JOBS.replace(
+        'AssetSelection.groups("ml")',
+        'AssetSelection.groups("ml") - AssetSelection.assets("model_report")',
     )
+    repo.commit("no report in the job", {"dagster/pipeline/jobs.py": jobs})
+    sync(engine)
+    spec = engine.show("train_model").spec
+    assert spec["selection"]["resolved"] is False  # what the syntax tree says
+    assert {t["id"]: t["depends_on"] for t in spec["tasks"]} == {
+        "features": [],
+        "model": ["features"],
+    }
+    assert spec["schedules"] == [{"name": "train_model_schedule", "cron": "0 3 * * *"}]
+    # the report no job selects now: in its group's DAG
+    assert "model_report" in {t["id"] for t in engine.show("assets.ml").spec["tasks"]}

@@ -229,6 +229,63 @@ def job_specs(loc: Location) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
+def from_dagster(
+    loc: Location,
+    specs: dict[tuple[str, str], dict[str, Any]],
+    groups: dict[str, dict[str, Any]],
+    answer: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """The jobs' specs (changed in place) and the asset groups' specs with what Dagster found
+    when it loaded the location (`load_worker`'s answer): each job's assets and ops with their
+    dependencies, its schedules and sensors, and the assets no job selects."""
+    assets: dict[str, dict[str, Any]] = answer.get("assets") or {}
+    jobs: dict[str, dict[str, Any]] = answer.get("jobs") or {}
+    for (_path, name), spec in specs.items():
+        job = jobs.get(name)
+        if job is None:
+            continue
+        if job.get("assets"):
+            spec["tasks"] = _loaded_tasks(loc, assets, [k for k in job["assets"] if k in assets])
+        else:
+            static = {t["id"]: t for t in spec["tasks"]}
+            spec["tasks"] = [
+                static.get(n, {"id": n, "type": "op", "depends_on": []}) for n in job["nodes"]
+            ]
+        known = {s["name"] for s in spec["schedules"]}
+        spec["schedules"] += [{"name": s, "cron": None} for s in job["schedules"] if s not in known]
+        spec["sensors"] = sorted(set(spec["sensors"]) | set(job["sensors"]))
+        spec["loaded_by"] = f"dagster {answer.get('dagster', '')}".strip()
+    taken = {k for job in jobs.values() for k in job.get("assets", ())}
+    by_group: dict[str, list[str]] = {}
+    for key, asset in sorted(assets.items()):
+        if key not in taken and key in loc.assets and not loc.assets[key].external:
+            by_group.setdefault(asset.get("group") or "default", []).append(key)
+    out = {}
+    for group, keys in by_group.items():
+        dag_id = f"{GROUP_PREFIX}{group}"
+        spec = dict(groups.get(dag_id) or _group_spec(group, []))
+        spec["tasks"] = _loaded_tasks(loc, assets, keys)
+        spec["loaded_by"] = f"dagster {answer.get('dagster', '')}".strip()
+        out[dag_id] = spec
+    return out
+
+
+def _loaded_tasks(
+    loc: Location, assets: dict[str, dict[str, Any]], keys: list[str]
+) -> list[dict[str, Any]]:
+    chosen = set(keys)
+    return [
+        {
+            "id": key,
+            "type": "asset",
+            "group": assets[key].get("group") or "default",
+            "module": loc.owner.get(key),
+            "depends_on": sorted(d for d in assets[key].get("deps", ()) if d in chosen),
+        }
+        for key in sorted(keys)
+    ]
+
+
 def _asset_tasks(loc: Location, keys: list[str]) -> list[dict[str, Any]]:
     chosen = set(keys)
     return [
@@ -254,19 +311,23 @@ def group_specs(loc: Location) -> dict[str, dict[str, Any]]:
         if key not in taken and not asset.external:
             groups.setdefault(asset.group, []).append(key)
     return {
-        f"{GROUP_PREFIX}{group}": {
-            "dag_id": f"{GROUP_PREFIX}{group}",
-            "format": "dagster",
-            "job": "asset_group",
-            "description": f"The assets of group {group!r} that no job selects.",
-            "schedule": None,
-            "schedules": [],
-            "sensors": [],
-            "selection": None,
-            "owner": None,
-            "tags": [],
-            "depends_on_dags": [],
-            "tasks": _asset_tasks(loc, keys),
-        }
+        f"{GROUP_PREFIX}{group}": _group_spec(group, _asset_tasks(loc, keys))
         for group, keys in sorted(groups.items())
+    }
+
+
+def _group_spec(group: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "dag_id": f"{GROUP_PREFIX}{group}",
+        "format": "dagster",
+        "job": "asset_group",
+        "description": f"The assets of group {group!r} that no job selects.",
+        "schedule": None,
+        "schedules": [],
+        "sensors": [],
+        "selection": None,
+        "owner": None,
+        "tags": [],
+        "depends_on_dags": [],
+        "tasks": tasks,
     }

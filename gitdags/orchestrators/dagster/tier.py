@@ -202,6 +202,9 @@ class DagsterTier:
         module."""
         specs = location.job_specs(loc)
         groups = location.group_specs(loc)
+        answer = self.last_load
+        if answer is not None and answer.get("ok"):  # what Dagster itself found wins
+            groups = location.from_dagster(loc, specs, groups, answer)
         for path, found in list(plan.checked.items()):
             if not path.endswith(".py") or found.broken:
                 continue
