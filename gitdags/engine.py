@@ -90,19 +90,22 @@ class SyncEngine:
     def parse_worker(self, config: SourceConfig) -> ParseWorker:
         """The long-lived Airflow parse worker of a source (started on use): one per source,
         so that repository code sees its own source's tree and no other."""
+        from gitdags.orchestrators import worker_program
         from gitdags.orchestrators.airflow.parsing import ParseWorker
 
+        python, script = worker_program(config)
         worker = self.parse_workers.get(config.name)
-        if worker is not None and (worker.python, worker.sandbox) != (
-            config.airflow_python,
+        if worker is not None and (worker.python, worker.sandbox, worker.script) != (
+            python,
             config.sandbox,
+            script,
         ):
             worker.close()  # the config changed (SIGHUP)
             worker = None
         if worker is None:
             mirrors = self.settings.mirrors_dir
             worker = ParseWorker(
-                config.airflow_python,
+                python,
                 mirrors / "parse" / config.name,
                 self.settings.parsing_processes,
                 sandbox=config.sandbox,
@@ -111,6 +114,7 @@ class SyncEngine:
                 readable=(self.tree_dir(config.name) / config.subdir,),
                 private=self.private_paths(),
                 served_under=config.deploy_subdir,
+                script=script,
             )
             self.parse_workers[config.name] = worker
         return worker

@@ -8,9 +8,11 @@ and a tier, and one line in each of `read_file` and `tiers` below."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gitdags.config import SourceConfig
     from gitdags.kinds import ReadContext
     from gitdags.model import FileDefinitions
     from gitdags.orchestrators.interface import SyncView, Tier
@@ -24,6 +26,16 @@ def read_file(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDefin
 
         return definitions(path, raw, digest, ctx)
     return None
+
+
+def worker_program(config: SourceConfig) -> tuple[str, Path]:
+    """The interpreter and the program of a source's sandboxed worker (parse_worker.py's
+    protocol): Airflow's parse worker, or the orchestrator's own loader."""
+    if config.orchestrator == "dagster":
+        return config.dagster_python, Path(__file__).parent / "dagster" / "load_worker.py"
+    from gitdags.orchestrators.airflow.parse_client import WORKER
+
+    return config.airflow_python, WORKER
 
 
 def tiers(sync: SyncView) -> list[Tier]:

@@ -247,9 +247,10 @@ def from_dagster(
         if job.get("assets"):
             spec["tasks"] = _loaded_tasks(loc, assets, [k for k in job["assets"] if k in assets])
         else:
-            static = {t["id"]: t for t in spec["tasks"]}
+            deps = job.get("deps") or {}
             spec["tasks"] = [
-                static.get(n, {"id": n, "type": "op", "depends_on": []}) for n in job["nodes"]
+                {"id": n, "type": "op", "depends_on": sorted(deps.get(n, ()))}
+                for n in sorted(job["nodes"])
             ]
         known = {s["name"] for s in spec["schedules"]}
         spec["schedules"] += [{"name": s, "cron": None} for s in job["schedules"] if s not in known]

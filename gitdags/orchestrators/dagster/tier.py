@@ -8,9 +8,7 @@ their last good blob, so that the location as served keeps loading."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +24,6 @@ if TYPE_CHECKING:
     from gitdags.plan import Plan
 
 log = logging.getLogger(__name__)
-WORKER = Path(__file__).with_name("load_worker.py")
 _MODULES: dict[tuple[str, str], Module | None] = {}  # (path, blob) -> what it defines
 
 
@@ -61,6 +58,8 @@ class DagsterTier:
         tree = {p: e for p, e in sync.git.tree(head).items() if p.endswith(".py")}
         defs_path = self.root + sync.config.dagster_module
         changed = {c.path for c in plan.changes if c.path.endswith(".py")} - plan.again
+        if not changed and not any(p.endswith(".py") for p in plan.again):
+            return  # no module changed (nor was asked to be read again): the location stands
         # every job file and the Definitions module are read again: their DAGs' specs hold
         # what other modules define (the assets a job selects, the schedules that target it)
         wanted = sync.store.files_of_kind(sync.name, "dagster")
@@ -258,9 +257,7 @@ class DagsterTier:
             blobs = self.served(plan, tree)
             answer = self._load_composed(folder, tree, blobs, defs_path)
             self.last_load = answer
-            if answer.get("ok") or answer.get("environment"):
-                if answer.get("environment"):
-                    log.warning("source %s: Dagster cannot start: %s", sync.name, answer)
+            if answer.get("ok"):
                 return
             suspects = [p for p in suspects if not _broken(plan.checked[p])]
             if not suspects:
@@ -277,36 +274,27 @@ class DagsterTier:
                 self._add(plan, path, [self._load_issue(path, answer, folder, bool(named))])
 
     def _named(self, answer: dict[str, Any], folder: Path, suspects: list[str]) -> list[str]:
-        """The changed files the traceback names, innermost first (only the innermost)."""
-        seen = [str(f) for f in answer.get("frames", ())]
-        by_file = {str(self._seen(folder / self.root) / p[len(self.root) :]): p for p in suspects}
-        for frame in reversed(seen):
-            if frame in by_file:
-                return [by_file[frame]]
-        return []
+        """The changed file the traceback names innermost (the worker's paths come back as
+        they are here)."""
+        base = str((folder / self.root).resolve())
+        trace = str(answer.get("traceback") or "")
+        found = [(trace.rfind(f'File "{base}/{p[len(self.root) :]}"'), p) for p in suspects]
+        found = [(at, p) for at, p in found if at >= 0]
+        return [max(found)[1]] if found else []
 
     def _load_issue(self, path: str, answer: dict[str, Any], folder: Path, named: bool) -> Issue:
-        message = str(answer.get("message") or "the load failed").replace(
-            str(self._seen(folder / self.root)) + "/", self.root
-        )
+        base = str((folder / self.root).resolve())
+        message = str(answer.get("message") or "the load failed").replace(base + "/", self.root)
         why = "" if named else " (the error names no file; every file this sync changed is held)"
         return Issue(
-            "GD402",
+            "GD403" if answer.get("error") == "timeout" else "GD402",
             "error",
             path,
             "",
-            _line(answer, self._seen(folder / self.root) / path[len(self.root) :]),
+            _line(answer, f"{base}/{path[len(self.root) :]}"),
             f"Dagster cannot load the code location with this version: {message}{why}; "
             "the last good version stays served.",
         )
-
-    def _seen(self, base: Path) -> Path:
-        """The source's folder `base` as the loader sees it."""
-        if self.sync.config.sandbox == "none":
-            return base.resolve()
-        from gitdags.sandbox.bwrap import DAGS_FOLDER
-
-        return Path(DAGS_FOLDER)
 
     def _load_composed(
         self, folder: Path, tree: dict[str, Any], blobs: dict[str, str | None], defs_path: str
@@ -330,63 +318,47 @@ class DagsterTier:
                     (folder / path).write_bytes(heads[tree[path].blob])
 
     def run(self, base: Path, module: str) -> dict[str, Any]:
-        """One load of the location in `base` by the source's dagster_python, sandboxed."""
+        """One load of the location in `base` by the source's sandboxed worker (load_worker,
+        run by dagster_python): {"ok": True, "dagster", "jobs", "assets"} or {"ok": False,
+        "error", "message", "traceback"}."""
+        assert self.sync.worker is not None
+        worker = self.sync.worker()
         config = self.sync.config
-        request = {"root": str(self._seen(base)), "module": module}
-        if config.sandbox == "none":
-            command = [config.dagster_python, "-I", str(WORKER)]
-        else:
-            from gitdags.sandbox import bwrap
-
-            settings = self.sync.settings
-            private = [settings.database, settings.mirrors_dir / "parse", Path.home()]
-            private += [p for p in (settings.config_path, settings.deploy_dir) if p]
-            command = bwrap.command(
-                config.dagster_python,
-                WORKER,
-                settings.mirrors_dir / "dagster" / config.name / "etc",
-                bwrap.inside((base,)),
-                private,
-            )
         started = time.perf_counter()
         try:
-            done = subprocess.run(
-                command,
-                input=json.dumps(request) + "\n",
-                capture_output=True,
-                text=True,
-                timeout=self.sync.git.remaining(config.parse_timeout),
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                close_fds=True,
+            results = worker.parse(  # type: ignore[attr-defined]
+                base, [module], timeout=config.parse_timeout, memory=config.memory_limit
             )
-        except subprocess.TimeoutExpired:
-            return {
-                "ok": False,
-                "message": f"the load took more than {config.parse_timeout:g} s (parse_timeout)",
-            }
         finally:
             self.load_seconds = time.perf_counter() - started
-        for line in reversed(done.stdout.splitlines()):
-            if line.startswith("{"):
-                try:
-                    answer: dict[str, Any] = json.loads(line)
-                    return answer
-                except ValueError:
-                    break
-        return {
-            "ok": False,
-            "message": f"the loader ended without an answer (exit {done.returncode}): "
-            + done.stderr[-500:].strip(),
-        }
+        result = results.get(module) or {"error": "crashed", "message": "No answer."}
+        if result.get("error"):
+            return {"ok": False, **result}
+        jobs, assets = {}, {}
+        for dag in result.get("dags", ()):
+            tasks = dag["tasks"]
+            if dag["dag_id"] == "__assets__":
+                assets = {t["id"]: {"group": t["type"], "deps": t["depends_on"]} for t in tasks}
+                continue
+            by_asset = dag["description"] == "asset_job"
+            jobs[dag["dag_id"]] = {
+                "nodes": [t["id"] for t in tasks],
+                "assets": [t["id"] for t in tasks] if by_asset else [],
+                "schedules": [g[9:] for g in dag["tags"] if g.startswith("schedule:")],
+                "sensors": [g[7:] for g in dag["tags"] if g.startswith("sensor:")],
+                "deps": {t["id"]: t["depends_on"] for t in tasks},
+            }
+        version = getattr(worker, "airflow_version", "")  # the worker's ready line: Dagster's
+        return {"ok": True, "dagster": version, "jobs": jobs, "assets": assets}
 
 
 def _broken(found: FileDefinitions) -> bool:
     return found.broken or any(not d.valid for d in found.dags)
 
 
-def _line(answer: dict[str, Any], where: Path) -> int | None:
-    """The line of the innermost frame of the traceback in `where`."""
+def _line(answer: dict[str, Any], where: str) -> int | None:
+    """The line of the innermost frame of the traceback in the file `where`."""
     import re
 
-    found = re.findall(rf'File "{re.escape(str(where))}", line (\d+)', answer.get("traceback", ""))
+    found = re.findall(rf'File "{re.escape(where)}", line (\d+)', answer.get("traceback") or "")
     return int(found[-1]) if found else None
