@@ -284,3 +284,43 @@ def again():
     found = read("m.py", text.encode(), ctx=ReadContext(orchestrator="dagster"))
     assert [(i.code, i.line) for i in found.issues] == [("GD420", 13)]
     assert "warehouse/b" in found.issues[0].message
+
+
+def test_the_configuration_of_a_dagster_source(tmp_path: Path) -> None:
+    from gitdags.config import load_settings
+    from gitdags.errors import ConfigError
+
+    base = """
+[publish]
+deploy_dir = "deploy"
+{publish}
+[[sources]]
+name = "ml"
+url = "repo"
+include = ["**/*.py"]
+{source}
+"""
+
+    def load(publish: str = "", source: str = "") -> object:
+        path = tmp_path / "config.toml"
+        path.write_text(base.format(publish=publish, source=source))
+        return load_settings(path, env={})
+
+    settings = load(
+        '[publish.dagster]\nurl = "http://127.0.0.1:3000"\ntimeout = "5s"\n',
+        'python = "dagster"\ndagster_python = "venv/bin/python"\n',
+    )
+    (config,) = settings.sources  # type: ignore[attr-defined]
+    assert config.orchestrator == "dagster"  # python = "dagster" implies it
+    assert config.dagster_python == str(tmp_path / "venv/bin/python")
+    assert config.dagster_module == "definitions.py"
+    assert settings.dagster.url == "http://127.0.0.1:3000"  # type: ignore[attr-defined]
+    assert settings.dagster.timeout == 5.0  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="needs dagster_python"):
+        load(source='python = "dagster"\n')
+    with pytest.raises(ConfigError, match=r"\[publish.dagster\] .* needs url"):
+        load('[publish.dagster]\nlocation = "ml"\n')
+    with pytest.raises(ConfigError, match="Unknown key 'urll'"):
+        load('[publish.dagster]\nurll = "x"\n')
+    with pytest.raises(ConfigError, match='use "static" or "dagster"'):
+        load(source='orchestrator = "dagster"\npython = "airflow"\n')

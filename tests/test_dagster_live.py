@@ -32,7 +32,10 @@ TRAINING = (SAMPLE / "dagster" / "pipeline" / "training.py").read_text()
 INGEST = (SAMPLE / "dagster" / "pipeline" / "ingest.py").read_text()
 JOBS = (SAMPLE / "dagster" / "pipeline" / "jobs.py").read_text()
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap"),
+    pytest.mark.xdist_group("dagster"),  # one webserver for the module, one worker
+]
 
 
 def dagster_python() -> Path:
@@ -93,6 +96,10 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         f"      relative_path: {deploy}/current/definitions.py\n"
         f"      working_directory: {deploy}/current\n"
         "      location_name: ml\n"
+        "  - python_file:\n"
+        f"      relative_path: {tmp}/static-deploy/current/definitions.py\n"
+        f"      working_directory: {tmp}/static-deploy/current\n"
+        "      location_name: ml_static\n"
     )
     port = free_port()
     log = tmp / "webserver.log"
@@ -147,6 +154,33 @@ def world(dagster: dict[str, Any]) -> Iterator[tuple[SyncEngine, GitRepo, Webser
     try:
         (result,) = engine.sync()
         assert result.error is None and result.publish_error is None, result
+        yield engine, repo, Webserver(dagster["url"])
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def static_world(dagster: dict[str, Any]) -> Iterator[tuple[SyncEngine, GitRepo, Webserver]]:
+    """The location ml_static of the same webserver, from a source with python = "static"."""
+    repo = GitRepo(dagster["tmp"] / "static-repo")
+    shutil.copytree(SAMPLE / "dagster", repo.path / "dagster")
+    repo.commit("the ML location")
+    source = SourceConfig(  # type: ignore[arg-type]
+        name="ml_static",
+        url=str(repo.path),
+        subdir="dagster",
+        include=("**/*.py",),
+        orchestrator="dagster",
+    )
+    settings = settings_for(
+        dagster["tmp"] / "static",
+        source,
+        deploy_dir=dagster["tmp"] / "static-deploy",
+        dagster=DagsterSettings(dagster["url"]),  # the location named after the source
+    )
+    engine = build_engine(settings)
+    try:
+        sync(engine)
         yield engine, repo, Webserver(dagster["url"])
     finally:
         engine.close()
@@ -252,3 +286,22 @@ def test_the_specs_hold_what_dagster_found(world) -> None:
     assert spec["schedules"] == [{"name": "train_model_schedule", "cron": "0 3 * * *"}]
     # the report no job selects now: in its group's DAG
     assert "model_report" in {t["id"] for t in engine.show("assets.ml").spec["tasks"]}
+
+
+def test_a_location_that_does_not_load_is_a_publish_error(static_world) -> None:
+    """The static tier cannot see an error raised at import: the webserver's reload does, and
+    the sync says so in one sentence (the next sync tries again)."""
+    engine, repo, web = static_world
+    loaded, message, _jobs = web.location("ml_static")
+    assert loaded, message
+    broken = TRAINING + '\nraise RuntimeError("the feature store is down")\n'
+    repo.commit("broken at import", {"dagster/pipeline/training.py": broken})
+    (result,) = engine.sync()
+    assert result.error is None and not result.issues
+    assert result.publish_error is not None
+    assert "Dagster cannot load code location 'ml_static'" in result.publish_error
+    assert "the feature store is down" in result.publish_error
+    repo.commit("fixed", {"dagster/pipeline/training.py": TRAINING})
+    sync(engine)
+    loaded, message, _jobs = web.location("ml_static")
+    assert loaded, message
