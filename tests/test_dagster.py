@@ -324,3 +324,44 @@ include = ["**/*.py"]
         load('[publish.dagster]\nurll = "x"\n')
     with pytest.raises(ConfigError, match='use "static" or "dagster"'):
         load(source='orchestrator = "dagster"\npython = "airflow"\n')
+
+
+HOSTILE = Path(__file__).parent / "data" / "hostile"
+
+
+def test_hostile_modules_never_break_the_reader(repo, make_engine) -> None:
+    """The hostile Python files, and Dagster-shaped ones: each is an error of its file (or
+    fine), never an internal error, and the location is still put together."""
+    ctx = ReadContext(orchestrator="dagster")
+    chain = " | ".join(f'AssetSelection.assets("a{i}")' for i in range(3000))
+    files = {p.name: p.read_bytes() for p in sorted(HOSTILE.glob("*.py"))}
+    files["deep_selection.py"] = (
+        f"from dagster import AssetSelection, define_asset_job\nj = define_asset_job('j', "
+        f"selection={chain})\n"
+    ).encode()
+    files["ring.py"] = (
+        "from dagster import asset\n"
+        + "".join(
+            f"@asset(deps=['r{(i + 1) % 2000}'])\ndef r{i}():\n    pass\n" for i in range(2000)
+        )
+    ).encode()
+    files["odd.py"] = (
+        b"from dagster import asset, multi_asset, AssetOut, define_asset_job, job\n"
+        b"@asset(key=f'{1}', key_prefix=None, deps=[x for x in y])\ndef a(*args, **kw): ...\n"
+        b"@multi_asset(outs={**more, 'b': AssetOut(key_prefix=compute())})\ndef m(): ...\n"
+        b"define_asset_job(name=compute(), selection=lambda: 1)\n"
+        b"@job\ndef j():\n    [o() for o in ops]\n    a(b(c(d())), *rest, **kw)\n"
+    )
+    for name, raw in files.items():
+        found = read(f"loc/{name}", raw, ctx=ctx)
+        assert not any(i.code == "GD004" for i in found.all_issues()), (name, found.issues)
+    for name, raw in files.items():
+        repo.write(f"dagster/{name}", raw)
+    copy_location(repo)
+    repo.commit("hostile")
+    engine = make_engine(dagster_source(repo))
+    (result,) = engine.sync()
+    assert result.error is None, result.error
+    codes = {(i.code, i.file.rsplit("/", 1)[-1]) for i in result.issues}
+    assert ("GD204", "ring.py") in codes  # the ring of 2000 assets is a cycle
+    assert ("GD401", "deep_selection.py") in codes or ("GD202", "deep_selection.py") in codes

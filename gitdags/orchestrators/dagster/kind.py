@@ -39,9 +39,26 @@ def parse(path: str, raw: bytes) -> tuple[ast.Module | None, Issue | None]:
 
 
 def read_module(path: str, raw: bytes) -> Module | None:
-    """What one module defines (None when it does not parse)."""
+    """What one module defines (None when it does not parse, or nests too deeply to read)."""
     tree, _issue = parse(path, raw)
-    return ModuleReader(path, tree).read() if tree is not None else None
+    if tree is None:
+        return None
+    try:
+        return ModuleReader(path, tree).read()
+    except RecursionError:
+        return None
+
+
+def too_deep(path: str) -> Issue:
+    return Issue(
+        "GD401",
+        "error",
+        path,
+        "",
+        None,
+        "The file nests expressions too deeply to be read (a chain of thousands of operators "
+        "or calls); split the expression.",
+    )
 
 
 def definitions(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDefinitions | None:
@@ -56,7 +73,11 @@ def definitions(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDef
     module = module_of(path, ctx.root)
     imports = tuple(sorted(imported_modules(tree, module, path.endswith("__init__.py"))))
     issues = forbidden_imports(path, tree, module, ctx.forbidden_imports)
-    found = ModuleReader(path, tree).read()
+    try:
+        found = ModuleReader(path, tree).read()
+    except RecursionError:
+        issue = too_deep(path)
+        return FileDefinitions(path, "module", digest, issues=(issue,), content=text)
     issues += file_checks(found)
     if not found.jobs:
         return FileDefinitions(

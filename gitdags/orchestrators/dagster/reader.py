@@ -97,6 +97,8 @@ class ModuleReader:
         self.module = Module(path)
         self.tree = tree
         self.names: dict[str, str] = {}  # module-level variable -> asset key / job name
+        self.seen: set[int] = set()  # ids of the define_asset_job calls read as assignments
+        self.holders: dict[int, str] = {}  # id of a SensorDefinition call -> its variable
 
     def read(self) -> Module:
         for node in ast.walk(self.tree):
@@ -178,8 +180,9 @@ class ModuleReader:
                     continue
                 out = v if isinstance(v, ast.Call) else None
                 key = (key_text(kwarg(out, "key")) if out else None) or name
-                if out is not None and kwarg(out, "key_prefix") is not None:
-                    key = f"{key_text(kwarg(out, 'key_prefix'))}/{key}"
+                prefix = key_text(kwarg(out, "key_prefix")) if out is not None else None
+                if prefix:
+                    key = f"{prefix}/{key}"
                 own = (text(kwarg(out, "group_name")) if out else None) or group
                 self.module.assets.append(Asset(key, fn.lineno, own, list(shared), fn.name))
         specs = kwarg(call, "specs")
@@ -330,7 +333,7 @@ class ModuleReader:
             if job is not None:
                 job.var = var
                 self.names[var] = job.name
-                value.__dict__["_gitdags_seen"] = True
+                self.seen.add(id(value))
         elif what == "to_job" and isinstance(value.func, ast.Attribute):
             graph = self.names.get(last(value.func.value), last(value.func.value))
             if graph in self.module.graphs:
@@ -348,13 +351,13 @@ class ModuleReader:
                 self.module.assets.append(found)
                 self.names[var] = found.key
         elif what in ("ScheduleDefinition", "SensorDefinition"):
-            value.__dict__["_gitdags_var"] = var
+            self.holders[id(value)] = var
 
     def _call(self, call: ast.Call) -> None:
         what = last(call.func)
         if what == "Definitions" and self.module.definitions is None:
             self.module.definitions = call.lineno
-        elif what == "define_asset_job" and not call.__dict__.get("_gitdags_seen"):
+        elif what == "define_asset_job" and id(call) not in self.seen:
             self._asset_job(call)  # inline, e.g. in Definitions(jobs=[...])
         elif what == "ScheduleDefinition":
             job_name = next(
@@ -366,7 +369,7 @@ class ModuleReader:
                 Trigger("schedule", name, call.lineno, self._targets(call), self._cron(call))
             )
         elif what == "SensorDefinition":
-            name = text(kwarg(call, "name")) or call.__dict__.get("_gitdags_var", "sensor")
+            name = text(kwarg(call, "name")) or self.holders.get(id(call), "sensor")
             self.module.triggers.append(Trigger("sensor", name, call.lineno, self._targets(call)))
 
     def _asset_job(self, call: ast.Call) -> Job | None:
