@@ -97,14 +97,30 @@ def test_a_schedule_in_another_module_makes_a_new_version_of_its_job(world) -> N
         'nightly_training = ScheduleDefinition(name="nightly", job=train_model, '
         'cron_schedule="0 4 * * *")\n'
     )
-    repo.commit("schedule apart", {"dagster/pipeline/jobs.py": jobs})
-    engine.sync()
-    assert engine.show("train_model").spec["schedules"] == []
-    repo.commit("schedules module", {"dagster/pipeline/schedules.py": schedules})
+    defs = (SAMPLE / "dagster" / "definitions.py").read_text()
+    defs = defs.replace(
+        "from pipeline.jobs import nightly_training, train_model",
+        "from pipeline.jobs import train_model\nfrom pipeline.schedules import nightly_training",
+    )
+    repo.commit(
+        "schedules apart",
+        {
+            "dagster/pipeline/jobs.py": jobs,
+            "dagster/pipeline/schedules.py": schedules,
+            "dagster/definitions.py": defs,
+        },
+    )
     (result,) = engine.sync()
-    assert ("train_model", "changed") in {(c.dag_id, c.change) for c in result.changes}
+    assert not [i for i in result.issues if i.severity == "error"], result.issues
     assert engine.show("train_model").spec["schedules"] == [
         {"name": "nightly", "cron": "0 4 * * *"}
+    ]
+    # only the schedules module changes: the job gets a new version all the same
+    repo.commit("later", {"dagster/pipeline/schedules.py": schedules.replace("0 4", "0 5")})
+    (result,) = engine.sync()
+    assert [(c.dag_id, c.change) for c in result.changes] == [("train_model", "changed")]
+    assert engine.show("train_model").spec["schedules"] == [
+        {"name": "nightly", "cron": "0 5 * * *"}
     ]
 
 
@@ -174,6 +190,23 @@ def test_a_broken_asset_module_is_held_back(world) -> None:
             },
             "GD422",
             "dagster/pipeline/more.py",
+        ),
+        # module imports: a module of the location that does not exist, a name not defined
+        (
+            {"dagster/pipeline/extra.py": "import pipeline.gone\n"},
+            "GD407",
+            "dagster/pipeline/extra.py",
+        ),
+        (
+            {"dagster/pipeline/extra.py": "from pipeline import nothere\n"},
+            "GD407",
+            "dagster/pipeline/extra.py",
+        ),
+        # a name another (unchanged) module imports is gone: the change is held back
+        (
+            {"dagster/pipeline/jobs.py": JOBS.replace("nightly_training =", "nightly =")},
+            "GD423",
+            "dagster/pipeline/jobs.py",
         ),
         # the Definitions module without Definitions(...)
         (

@@ -29,11 +29,13 @@ class Location:
         self.issues.setdefault(path, []).append(issue)
 
 
-def assemble(modules: dict[str, Module], changed: Iterable[str] = ()) -> Location:
-    """The location of `modules` and the cross-module issues, on the modules that bring them:
-    of two modules defining one asset key, the changed one (or the later path)."""
+def assemble(modules: dict[str, Module], changed: Iterable[str] = (), root: str = "") -> Location:
+    """The location of `modules` (paths under `root`, the folder Dagster's working directory
+    is) and the cross-module issues, on the modules that bring them: of two modules defining
+    one asset key, the changed one (or the later path)."""
     changed = set(changed)
     loc = Location(modules)
+    _imports(loc, root)
     order = sorted(modules, key=lambda p: (p in changed, p))  # unchanged first: they keep keys
     for path in order:
         for asset in modules[path].assets:
@@ -62,6 +64,48 @@ def assemble(modules: dict[str, Module], changed: Iterable[str] = ()) -> Locatio
     _selections(loc)
     _triggers(loc)
     return loc
+
+
+def _imports(loc: Location, root: str) -> None:
+    """An import of the location's own modules that names no module of it (GD407), or a name
+    the module it names does not define: Python fails there, and Dagster with it."""
+    from gitdags.orchestrators.airflow.kind import module_of
+
+    own = {module_of(p, root): p for p in loc.modules}
+    packages = {".".join(m.split(".")[:i]) for m in own for i in range(1, m.count(".") + 1)}
+    tops = {m.split(".")[0] for m in own} - {""}
+    for path, module in sorted(loc.modules.items()):
+        here = module_of(path, root).split(".")
+        base = here if path.endswith("__init__.py") else here[:-1]
+        for level, name, attr, line in module.needs:
+            if level:
+                if level - 1 > len(base):
+                    continue
+                up = base[: len(base) - (level - 1)]
+                name = ".".join([*up, *([name] if name else [])])
+            if not name or name.split(".")[0] not in tops:
+                continue  # not the location's own: Dagster's environment has it or not
+            if name not in own and name not in packages:
+                problem = f"module {name!r}, which is no file of the code location"
+            elif attr and f"{name}.{attr}" not in own and f"{name}.{attr}" not in packages:
+                target = loc.modules.get(own.get(name, ""))
+                if target is None or target.star or attr in target.defined:
+                    continue
+                problem = f"{attr!r} from {name}, which does not define it"
+            else:
+                continue
+            loc.add(
+                path,
+                Issue(
+                    "GD407",
+                    "error",
+                    path,
+                    "",
+                    line,
+                    f"The module imports {problem}; Python fails there and Dagster refuses the "
+                    "code location.",
+                ),
+            )
 
 
 def _dependencies(loc: Location) -> None:

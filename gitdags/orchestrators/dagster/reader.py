@@ -58,7 +58,10 @@ class Module:
     jobs: list[Job] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     definitions: int | None = None  # the line of `Definitions(...)`, if the module calls it
-    imported: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (module, attr)
+    # what it imports when it is imported: (level of a relative import, module, name or "")
+    needs: list[tuple[int, str, str, int]] = field(default_factory=list)
+    defined: set[str] = field(default_factory=set)  # the names it defines at its top level
+    star: bool = False  # it has a `from x import *` (or a module __getattr__): any name goes
 
 
 def last(node: ast.AST) -> str:
@@ -101,10 +104,7 @@ class ModuleReader:
         self.holders: dict[int, str] = {}  # id of a SensorDefinition call -> its variable
 
     def read(self) -> Module:
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.module.imported[alias.asname or alias.name] = (node.module, alias.name)
+        self._top_level()
         for node in self.tree.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 self._function(node)
@@ -115,6 +115,42 @@ class ModuleReader:
             if isinstance(node, ast.Call):
                 self._call(node)
         return self.module
+
+    def _top_level(self) -> None:
+        """The names the module defines and the imports it runs when it is imported (those
+        under a `try`, which may be guarded, left out)."""
+        module = self.module
+        todo: list[tuple[ast.stmt, bool]] = [(s, False) for s in self.tree.body]
+        while todo:
+            node, guarded = todo.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                module.defined.add(node.name)
+                module.star |= node.name == "__getattr__"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    module.defined.add(alias.asname or alias.name.split(".")[0])
+                    if not guarded:
+                        module.needs.append((0, alias.name, "", node.lineno))
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name == "*":
+                        module.star = True
+                        continue
+                    module.defined.add(alias.asname or alias.name)
+                    if not guarded:
+                        needed = (node.level, node.module or "", alias.name, node.lineno)
+                        module.needs.append(needed)
+            elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            module.defined.add(name.id)
+            elif isinstance(node, ast.If | ast.With | ast.For | ast.While):
+                todo += [(s, guarded) for s in node.body + getattr(node, "orelse", [])]
+            elif isinstance(node, ast.Try):
+                todo += [(s, True) for s in node.body + node.orelse + node.finalbody]
+                todo += [(s, True) for h in node.handlers for s in h.body]
 
     # -- decorated functions -------------------------------------------------------------------
     def _function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:

@@ -93,7 +93,7 @@ class DagsterTier:
         files broken on their own held back): an issue of a changed file is its own; an
         error that appears in a file the sync did not change is an error of the changed
         files (all of them: the syntax tree does not say which)."""
-        loc = location.assemble(self._as_served(plan, tree, modules), changed)
+        loc = location.assemble(self._as_served(plan, tree, modules), changed, self.root)
         before: dict[str, list[Issue]] | None = None
         blamed: list[str] = []
         for path, issues in sorted(loc.issues.items()):
@@ -103,7 +103,7 @@ class DagsterTier:
             errors = [i for i in issues if i.severity == "error"]
             if errors and before is None:
                 old = self._as_served(plan, tree, modules, changes=False)
-                before = location.assemble(old).issues
+                before = location.assemble(old, (), self.root).issues
             known = {i.message for i in (before or {}).get(path, [])}
             blamed += [f"{path}: {i.message}" for i in errors if i.message not in known]
         if blamed:
