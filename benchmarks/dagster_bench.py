@@ -125,9 +125,14 @@ def sandboxed_load(work: Path, python: Path) -> None:
     folder = work / "location"
     shutil.copytree(SAMPLE, folder)
     config = SourceConfig("ml", str(folder), orchestrator="dagster", dagster_python=str(python))
-    program, script = worker_program(config)
+    program, script, label = worker_program(config)
     worker = ParseWorker(
-        program, work / "scratch", readable=(folder,), private=(work / "state",), script=script
+        program,
+        work / "scratch",
+        readable=(folder,),
+        private=(work / "state",),
+        script=script,
+        label=label,
     )
     loads = []
     try:

@@ -93,7 +93,7 @@ class SyncEngine:
         from gitdags.orchestrators import worker_program
         from gitdags.orchestrators.airflow.parsing import ParseWorker
 
-        python, script = worker_program(config)
+        python, script, label = worker_program(config)
         worker = self.parse_workers.get(config.name)
         if worker is not None and (worker.python, worker.sandbox, worker.script) != (
             python,
@@ -115,6 +115,7 @@ class SyncEngine:
                 private=self.private_paths(),
                 served_under=config.deploy_subdir,
                 script=script,
+                label=label,
             )
             self.parse_workers[config.name] = worker
         return worker

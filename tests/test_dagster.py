@@ -398,3 +398,17 @@ def test_hostile_modules_never_break_the_reader(repo, make_engine) -> None:
     codes = {(i.code, i.file.rsplit("/", 1)[-1]) for i in result.issues}
     assert ("GD204", "ring.py") in codes  # the ring of 2000 assets is a cycle
     assert ("GD401", "deep_selection.py") in codes or ("GD202", "deep_selection.py") in codes
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_dagster_python_without_dagster_is_the_sources_error(repo, make_engine) -> None:
+    import sys
+
+    copy_location(repo)
+    repo.commit("location")
+    engine = make_engine(dagster_source(repo, python="dagster", dagster_python=sys.executable))
+    (result,) = engine.sync()
+    assert result.error is not None
+    assert "The Dagster parse worker did not start with" in result.error
+    assert "check that Dagster is installed there" in result.error
+    assert engine.list_dags() == []  # nothing recorded from a sync that could not judge

@@ -28,14 +28,15 @@ def read_file(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDefin
     return None
 
 
-def worker_program(config: SourceConfig) -> tuple[str, Path]:
-    """The interpreter and the program of a source's sandboxed worker (parse_worker.py's
-    protocol): Airflow's parse worker, or the orchestrator's own loader."""
+def worker_program(config: SourceConfig) -> tuple[str, Path, str]:
+    """The interpreter, the program and the name of what it runs, of a source's sandboxed
+    worker (parse_worker.py's protocol): Airflow's parse worker, or the orchestrator's own."""
     if config.orchestrator == "dagster":
-        return config.dagster_python, Path(__file__).parent / "dagster" / "load_worker.py"
+        script = Path(__file__).parent / "dagster" / "load_worker.py"
+        return config.dagster_python, script, "Dagster"
     from gitdags.orchestrators.airflow.parse_client import WORKER
 
-    return config.airflow_python, WORKER
+    return config.airflow_python, WORKER, "Apache Airflow"
 
 
 def tiers(sync: SyncView) -> list[Tier]:

@@ -48,8 +48,10 @@ class ParseWorker:
         private: tuple[Path, ...] = (),
         served_under: str = "",
         script: Path = WORKER,
+        label: str = "Apache Airflow",
     ) -> None:
         self.script = script  # the worker program: stdlib only, it speaks parse_worker's protocol
+        self.label = label  # what the worker program runs, for its messages
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
@@ -163,8 +165,8 @@ class ParseWorker:
                     f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
                 )
             raise SourceError(
-                f"The Airflow parse worker did not start with {self.python}: {tail[-300:]}; "
-                "check that Apache Airflow is installed there."
+                f"The {self.label} parse worker did not start with {self.python}: "
+                f"{tail[-300:]}; check that {self.label} is installed there."
             )
         if ready.get("isolation") and self.sandbox != "none":
             self._stop(proc)
@@ -277,7 +279,9 @@ class ParseWorker:
                     self._stop(self.proc)
                 self._wait(0.1)  # past the sync's deadline: that is the sync's error
                 tail = " ".join(list(self.stderr)[-2:]).strip()
-                log.warning("the Airflow parse worker stopped (%s)", tail[-200:] or "no output")
+                log.warning(
+                    "the %s parse worker stopped (%s)", self.label, tail[-200:] or "no output"
+                )
                 return results, in_flight or (set(files) - set(results))
             if answer.get("id") != request["id"]:
                 continue
@@ -308,7 +312,7 @@ class ParseWorker:
                     if self.proc is not None:
                         self._stop(self.proc)
                     raise SourceError(
-                        "The Airflow parse worker stopped answering; it is started again at "
+                        f"The {self.label} parse worker stopped answering; it is started again at "
                         "the next sync."
                     )
                 if answer.get("id") == self.next_id:
