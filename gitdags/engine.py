@@ -377,6 +377,7 @@ class SyncEngine:
             "deploy folder": bool(settings.deploy_dir or settings.git_repo or settings.s3),
             "served branch": bool(settings.git_repo),
             "s3": settings.s3 is not None,
+            "dagster": settings.dagster is not None,
         }
         published = {t: v for t, v in self.store.publish_targets().items() if targets.get(t)}
         configured = {s.name: s for s in self.settings.sources}

@@ -301,7 +301,11 @@ def test_a_location_that_does_not_load_is_a_publish_error(static_world) -> None:
     assert result.publish_error is not None
     assert "Dagster cannot load code location 'ml_static'" in result.publish_error
     assert "the feature store is down" in result.publish_error
+    (status,) = engine.status()
+    assert "the feature store is down" in status.publish["dagster"]["error"]  # status says it
     repo.commit("fixed", {"dagster/pipeline/training.py": TRAINING})
     sync(engine)
     loaded, message, _jobs = web.location("ml_static")
     assert loaded, message
+    (status,) = engine.status()
+    assert status.publish["dagster"]["error"] is None

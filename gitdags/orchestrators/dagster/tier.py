@@ -106,8 +106,15 @@ class DagsterTier:
                 before = location.assemble(old, (), self.root).issues
             known = {i.message for i in (before or {}).get(path, [])}
             blamed += [f"{path}: {i.message}" for i in errors if i.message not in known]
-        if blamed:
-            suspects = sorted(p for p in changed if p in plan.checked)
+        suspects = sorted(p for p in changed if p in plan.checked)
+        if blamed and not suspects:  # a deletion (it is served: it is not held back)
+            log.warning(
+                "source %s: the code location breaks with this commit, which changed no file "
+                "that can be held back: %s",
+                self.sync.name,
+                blamed[0],
+            )
+        if blamed and suspects:
             for path in suspects:
                 self._add(
                     plan,
