@@ -412,3 +412,49 @@ def test_a_dagster_python_without_dagster_is_the_sources_error(repo, make_engine
     assert "The Dagster parse worker did not start with" in result.error
     assert "check that Dagster is installed there" in result.error
     assert engine.list_dags() == []  # nothing recorded from a sync that could not judge
+
+
+def test_validate_checks_a_folder_as_a_code_location(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gitdags.cli import app
+
+    folder = tmp_path / "location"
+    shutil.copytree(SAMPLE / "dagster", folder)
+    runner = CliRunner()
+    (tmp_path / "config.toml").write_text('[state]\ndatabase = "state.db"\n')
+    env = {"GITDAGS_CONFIG": str(tmp_path / "config.toml")}
+    done = runner.invoke(app, ["validate", "--orchestrator", "dagster", str(folder)], env=env)
+    assert done.exit_code == 0, done.output
+    (folder / "pipeline" / "jobs.py").write_text(JOBS.replace("0 3 * * *", "0 3 * *"))
+    (folder / "pipeline" / "extra.py").write_text("from pipeline.jobs import nothing\n")
+    done = runner.invoke(
+        app, ["validate", "--orchestrator", "dagster", "--format", "json", str(folder)], env=env
+    )
+    assert done.exit_code == 1
+    found = {(i["code"], Path(i["file"]).name, i["line"]) for i in json.loads(done.stdout)}
+    assert found == {("GD105", "jobs.py", 7), ("GD407", "extra.py", 1)}
+
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+
+def test_the_dagster_bad_files_give_their_codes(repo, make_engine, tmp_path: Path) -> None:
+    from gitdags.checks.offline import check_paths
+
+    for name in ("GD420-asset-key-collision.py", "GD422-unknown-job-target.py"):
+        _files, issues = check_paths([str(BAD / name)], orchestrator="dagster")
+        assert name[:5] in {i.code for i in issues}, (name, issues)
+    # GD421: the file as the location's dagster_module; GD423: the file as pipeline/jobs.py
+    copy_location(repo)
+    repo.write("dagster/entry.py", (BAD / "GD421-no-definitions.py").read_text())
+    repo.commit("location")
+    engine = make_engine(dagster_source(repo, dagster_module="entry.py"))
+    (result,) = engine.sync()
+    assert ("GD421", "dagster/entry.py") in {(i.code, i.file) for i in result.issues}
+    bad = (BAD / "GD423-location-broken-elsewhere.py").read_text()
+    repo.commit("renamed", {"dagster/pipeline/jobs.py": bad})
+    (result,) = engine.sync()
+    assert ("GD423", "dagster/pipeline/jobs.py") in {(i.code, i.file) for i in result.issues}

@@ -76,6 +76,11 @@ def validate(
     sandbox: str = typer.Option(
         "bwrap", "--sandbox", help='Where Airflow parses: "bwrap" (bubblewrap) or "none".'
     ),
+    orchestrator: str = typer.Option(
+        "airflow",
+        "--orchestrator",
+        help='Whose .py files these are: "airflow" or "dagster" (each folder a code location).',
+    ),
 ) -> None:
     """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
     from gitdags.checks.offline import check_paths
@@ -88,6 +93,7 @@ def validate(
         airflow_python=airflow_python or "",
         parse_timeout=parse_timeout,
         sandbox=sandbox,
+        orchestrator=orchestrator,
     )
     errors = sum(1 for i in issues if i.severity == "error")
     if fmt is Format.json:

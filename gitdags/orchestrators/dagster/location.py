@@ -75,6 +75,7 @@ def _imports(loc: Location, root: str) -> None:
     packages = {".".join(m.split(".")[:i]) for m in own for i in range(1, m.count(".") + 1)}
     tops = {m.split(".")[0] for m in own} - {""}
     for path, module in sorted(loc.modules.items()):
+        said: set[tuple[str, int]] = set()
         here = module_of(path, root).split(".")
         base = here if path.endswith("__init__.py") else here[:-1]
         for level, name, attr, line in module.needs:
@@ -94,6 +95,9 @@ def _imports(loc: Location, root: str) -> None:
                 problem = f"{attr!r} from {name}, which does not define it"
             else:
                 continue
+            if (problem, line) in said:
+                continue
+            said.add((problem, line))
             loc.add(
                 path,
                 Issue(
@@ -376,3 +380,12 @@ def _group_spec(group: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         "depends_on_dags": [],
         "tasks": tasks,
     }
+
+
+def check_location(texts: dict[str, bytes], root: str = "") -> dict[str, list[Issue]]:
+    """The checks across the modules of one location given as path -> bytes (`gitdags
+    validate`): every module is new, so each issue stays on the module that brings it."""
+    from gitdags.orchestrators.dagster.kind import read_module
+
+    modules = {p: read_module(p, raw) or Module(p, star=True) for p, raw in texts.items()}
+    return assemble(modules, set(modules), root).issues
