@@ -458,3 +458,18 @@ def test_the_dagster_bad_files_give_their_codes(repo, make_engine, tmp_path: Pat
     repo.commit("renamed", {"dagster/pipeline/jobs.py": bad})
     (result,) = engine.sync()
     assert ("GD423", "dagster/pipeline/jobs.py") in {(i.code, i.file) for i in result.issues}
+
+
+def test_rollback_and_pause_of_a_job_act_on_its_file(world) -> None:
+    engine, repo, deploy = world
+    repo.commit("later", {"dagster/pipeline/jobs.py": JOBS.replace("0 3 * * *", "0 4 * * *")})
+    engine.sync()
+    assert "0 4 * * *" in served(deploy)["pipeline/jobs.py"]
+    engine.rollback("train_model", reason="the 4 o'clock run collides")
+    assert served(deploy)["pipeline/jobs.py"] == JOBS  # the job's file at the earlier blob
+    assert statuses(engine)["train_model"] == "pinned"
+    engine.unpin("train_model")
+    engine.pause("train_model")
+    # paused in Dagster (its schedules stopped): the file stays, the location needs it
+    assert "0 4 * * *" in served(deploy)["pipeline/jobs.py"]
+    assert statuses(engine)["train_model"] == "paused"
