@@ -240,6 +240,25 @@ def test_a_module_that_breaks_the_location_is_held_back(world, dagster) -> None:
     assert "train_model" in jobs
 
 
+def test_a_load_error_that_names_no_file_holds_back_the_changed_files(world, dagster) -> None:
+    """A selection the syntax tree cannot resolve names an asset that does not exist: Dagster
+    fails inside its own code; the changed file is held back all the same."""
+    engine, repo, web = world
+    bad = JOBS.replace(
+        'AssetSelection.groups("ml")',
+        'AssetSelection.assets("nowhere") - AssetSelection.assets("model_report")',
+    )
+    repo.commit("a selection of nothing", {"dagster/pipeline/jobs.py": bad})
+    result = sync(engine)
+    (issue,) = [i for i in result.issues if i.severity == "error"]
+    assert (issue.code, issue.file) == ("GD402", "dagster/pipeline/jobs.py")
+    assert "nowhere" in issue.message and "every file this sync changed is held" in issue.message
+    served = (dagster["deploy"] / "current" / "pipeline" / "jobs.py").read_text()
+    assert "nowhere" not in served
+    loaded, message, _jobs = web.location("ml")
+    assert loaded, message
+
+
 def test_pause_and_resume_reach_the_jobs_schedule(world) -> None:
     engine, _repo, web = world
     state = lambda: schedule_state(web)  # noqa: E731

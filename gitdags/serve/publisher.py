@@ -81,7 +81,8 @@ class Publisher:
             if generation is not None and not _failed(outcomes):
                 self._copies(generation.path, source, commit, changes, outcomes)
         dagster = self.dagster
-        if dagster is not None and dagster.governs(source) and not _failed(outcomes):
+        folder_failed = any(t == "deploy folder" for t, _e in _failed(outcomes))
+        if dagster is not None and dagster.governs(source) and not folder_failed:
             reload = generation is not None  # the location's files changed
             if reload or any(c.change in ("pause", "resume") for c in changes):
                 self._target(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from gitdags.kinds import ReadContext
 
 
-def parse(path: str, raw: bytes) -> tuple[ast.Module | None, Issue | None]:
+def parse(path: str, raw: bytes | str) -> tuple[ast.Module | None, Issue | None]:
     try:
         return ast.parse(raw, filename=path), None
     except SyntaxError as exc:
@@ -38,7 +38,7 @@ def parse(path: str, raw: bytes) -> tuple[ast.Module | None, Issue | None]:
         )
 
 
-def read_module(path: str, raw: bytes) -> Module | None:
+def read_module(path: str, raw: bytes | str) -> Module | None:
     """What one module defines (None when it does not parse, or nests too deeply to read)."""
     tree, _issue = parse(path, raw)
     if tree is None:

@@ -185,10 +185,21 @@ def load(root: str, module: str) -> dict:
     except Exception as exc:
         return {
             "error": "import",
-            "message": f"{type(exc).__name__}: {exc}"[:2000],
+            "message": explained(exc)[:2000],
             "traceback": "".join(traceback.format_exception(exc))[-20000:],
         }
     return {"dags": describe(repo, module)}
+
+
+def explained(exc: BaseException) -> str:
+    """The error and what caused it (Dagster wraps the cause: "Failed to resolve asset job")."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(parts) < 4:
+        seen.add(id(exc))
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        parts.append(f"{type(exc).__name__}: {text}".rstrip(": "))
+        exc = exc.__cause__ or exc.__context__
+    return "; caused by ".join(parts)
 
 
 def describe(repo, module: str) -> list:

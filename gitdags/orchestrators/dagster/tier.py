@@ -30,7 +30,7 @@ _MODULES: dict[tuple[str, str], Module | None] = {}  # (path, blob) -> what it d
 class DagsterTier:
     def __init__(self, sync: SyncView) -> None:
         self.sync = sync
-        self.root = sync.ctx.root if hasattr(sync, "ctx") else ""
+        self.root = ""  # the source's subdir with a trailing "/" (set when it judges)
         self.last_load: dict[str, Any] | None = None  # the sandboxed load's answer, if any
         self.load_seconds = 0.0
 
@@ -142,9 +142,7 @@ class DagsterTier:
         for path, entry in tree.items():
             found = plan.checked.get(path)
             if found is not None:
-                module = _MODULES.get((path, entry.blob)) or read_module(
-                    path, found.text.encode("utf-8")
-                )
+                module = _MODULES.get((path, entry.blob)) or read_module(path, found.text)
                 _MODULES[(path, entry.blob)] = module
             elif (path, entry.blob) in _MODULES:
                 module = _MODULES[(path, entry.blob)]
@@ -267,6 +265,14 @@ class DagsterTier:
             if answer.get("ok"):
                 return
             suspects = [p for p in suspects if not _broken(plan.checked[p])]
+            named = self._named(answer, folder, suspects)
+            if (
+                suspects
+                and not named
+                and plan.old is not None  # something was served before this sync
+                and self._fails_without_changes(folder, plan, tree, defs_path)
+            ):
+                suspects = []  # the location fails without this sync's changes too
             if not suspects:
                 log.warning(
                     "source %s: the code location does not load, and no file this sync "
@@ -275,10 +281,19 @@ class DagsterTier:
                     answer.get("message"),
                 )
                 return
-            named = self._named(answer, folder, suspects)
             blamed = named or suspects
             for path in blamed:
                 self._add(plan, path, [self._load_issue(path, answer, folder, bool(named))])
+
+    def _fails_without_changes(
+        self, folder: Path, plan: Plan, tree: dict[str, Any], defs_path: str
+    ) -> bool:
+        """Whether the location as served now (without this sync's changes) fails to load
+        too: then its error is not the changed files' (a new Dagster, a deleted module)."""
+        answer = self._load_composed(
+            folder, tree, self.served(plan, tree, changes=False), defs_path
+        )
+        return not answer.get("ok")
 
     def _named(self, answer: dict[str, Any], folder: Path, suspects: list[str]) -> list[str]:
         """The changed file the traceback names innermost (the worker's paths come back as
