@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,6 @@ class DagsterTier:
         self.sync = sync
         self.root = ""  # the source's subdir with a trailing "/" (set when it judges)
         self.last_load: dict[str, Any] | None = None  # the sandboxed load's answer, if any
-        self.load_seconds = 0.0
 
     def environment(self, plan: Plan) -> bool:
         """True when the Dagster environment changed since the last sync (python = dagster)."""
@@ -84,7 +82,7 @@ class DagsterTier:
             sync.git.remaining(1)
             self.load(plan, head, tree, defs_path, changed)
         served = self._as_served(plan, tree, modules)
-        self._specs(plan, location.assemble(served), defs_path)
+        self._specs(plan, location.assemble(served, (), self.root), defs_path)
 
     def _check(
         self, plan: Plan, tree: dict[str, Any], modules: dict[str, Module], changed: set[str]
@@ -98,7 +96,8 @@ class DagsterTier:
         blamed: list[str] = []
         for path, issues in sorted(loc.issues.items()):
             if path in changed:
-                self._add(plan, path, issues)
+                if path in plan.checked and not _broken(plan.checked[path]):
+                    self._add(plan, path, issues)  # (a broken one was checked as served)
                 continue
             errors = [i for i in issues if i.severity == "error"]
             if errors and before is None:
@@ -346,13 +345,9 @@ class DagsterTier:
         assert self.sync.worker is not None
         worker = self.sync.worker()
         config = self.sync.config
-        started = time.perf_counter()
-        try:
-            results = worker.parse(  # type: ignore[attr-defined]
-                base, [module], timeout=config.parse_timeout, memory=config.memory_limit
-            )
-        finally:
-            self.load_seconds = time.perf_counter() - started
+        results = worker.parse(  # type: ignore[attr-defined]
+            base, [module], timeout=config.parse_timeout, memory=config.memory_limit
+        )
         result = results.get(module) or {"error": "crashed", "message": "No answer."}
         if result.get("error"):
             return {"ok": False, **result}
