@@ -4,7 +4,8 @@ the vocabulary, kinds, checks' rules and the sandbox; never the engine, serving 
 
 A source names its orchestrator (`orchestrator = "airflow"`, the default; the names are
 `config.keys.ORCHESTRATORS`). A new orchestrator is a package here with a `read` for its files
-and a tier, and one line in each of `read_file` and `tiers` below."""
+and a tier, and one line in each of `read_file` and `tiers` below (and in `worker_program`
+when its tier loads files in the sandboxed worker)."""
 
 from __future__ import annotations
 
