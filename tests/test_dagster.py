@@ -473,3 +473,27 @@ def test_rollback_and_pause_of_a_job_act_on_its_file(world) -> None:
     # paused in Dagster (its schedules stopped): the file stays, the location needs it
     assert "0 4 * * *" in served(deploy)["pipeline/jobs.py"]
     assert statuses(engine)["train_model"] == "paused"
+
+
+def test_an_unreachable_webserver_is_a_publish_error(repo, make_engine, tmp_path: Path) -> None:
+    import socket
+
+    from gitdags.config import DagsterSettings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    copy_location(repo)
+    repo.commit("location")
+    engine = make_engine(
+        dagster_source(repo),
+        deploy_dir=tmp_path / "deploy",
+        dagster=DagsterSettings(f"http://127.0.0.1:{port}", "ml", timeout=5),
+    )
+    (result,) = engine.sync()
+    assert result.error is None
+    assert result.publish_error is not None
+    assert f"Dagster's webserver http://127.0.0.1:{port}" in result.publish_error
+    assert "cannot be reached" in result.publish_error
+    assert statuses(engine) == {"train_model": "active", "assets.ingest": "active"}  # recorded
+    assert "definitions.py" in served(tmp_path / "deploy")  # and the deploy folder written

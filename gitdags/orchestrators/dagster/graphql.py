@@ -74,6 +74,8 @@ class Webserver:
             raise DagsterError(
                 f"Dagster's webserver at {self.url} cannot be reached ({exc})"
             ) from exc
+        if not isinstance(answer, dict):
+            raise DagsterError(f"Dagster's webserver at {self.url} answered something else")
         if answer.get("errors"):
             message = answer["errors"][0].get("message")
             raise DagsterError(f"Dagster refused the request: {message}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gitdags.config import Settings
 from gitdags.model import DagChange
-from gitdags.orchestrators.dagster.graphql import Webserver
+from gitdags.orchestrators.dagster.graphql import DagsterError, Webserver
 
 
 class DagsterTarget:
@@ -30,6 +30,17 @@ class DagsterTarget:
     ) -> dict[str, list[str]]:
         """Reload the location (when the deploy folder changed), then stop the schedules and
         sensors of the jobs paused, start those of the jobs resumed; what was done."""
+        try:
+            return self._publish(source, changes, reload=reload)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise DagsterError(
+                f"Dagster's webserver {self.web.url} gave an answer gitdags does not understand "
+                f"({type(exc).__name__}: {exc}); check that it is Dagster 1.x."
+            ) from exc
+
+    def _publish(
+        self, source: str, changes: tuple[DagChange, ...], *, reload: bool
+    ) -> dict[str, list[str]]:
         name = self.location(source)
         done: dict[str, list[str]] = {}
         if reload:
