@@ -497,3 +497,13 @@ def test_an_unreachable_webserver_is_a_publish_error(repo, make_engine, tmp_path
     assert "cannot be reached" in result.publish_error
     assert statuses(engine) == {"train_model": "active", "assets.ingest": "active"}  # recorded
     assert "definitions.py" in served(tmp_path / "deploy")  # and the deploy folder written
+
+
+def test_pausing_a_job_leaves_the_other_jobs_of_its_file(world) -> None:
+    engine, repo, _deploy = world
+    more = JOBS + '\nreport_job = define_asset_job("report_job", selection=["model_report"])\n'
+    repo.commit("a second job", {"dagster/pipeline/jobs.py": more})
+    engine.sync()
+    result = engine.pause("train_model")
+    assert [c.dag_id for c in result.changes] == ["train_model"]
+    assert statuses(engine)["report_job"] == "active"
