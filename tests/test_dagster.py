@@ -507,3 +507,18 @@ def test_pausing_a_job_leaves_the_other_jobs_of_its_file(world) -> None:
     result = engine.pause("train_model")
     assert [c.dag_id for c in result.changes] == ["train_model"]
     assert statuses(engine)["report_job"] == "active"
+
+
+def test_a_held_back_job_file_stays_held_when_another_module_changes(world) -> None:
+    engine, repo, deploy = world
+    bad = JOBS.replace('AssetSelection.groups("ml")', 'AssetSelection.assets("nowhere")')
+    repo.commit("a selection of nothing", {"dagster/pipeline/jobs.py": bad})
+    engine.sync()
+    assert codes(engine, "train_model") == ["GD202"]
+    # an unrelated change: jobs.py is read again (its job's spec) and judged again, alone
+    repo.commit("later", {"dagster/pipeline/ingest.py": INGEST + "\n# later\n"})
+    (result,) = engine.sync()
+    assert not [i for i in result.issues if i.severity == "error"], result.issues
+    assert served(deploy)["pipeline/jobs.py"] == JOBS
+    assert served(deploy)["pipeline/ingest.py"] == INGEST + "\n# later\n"
+    assert statuses(engine)["train_model"] == "invalid"

@@ -270,6 +270,10 @@ def test_pause_and_resume_reach_the_jobs_schedule(world) -> None:
     assert statuses(engine)["train_model"] == "paused"
     loaded, message, _jobs = web.location("ml")
     assert loaded, message  # the paused job's file stays in the location
+    engine, repo = world[0], world[1]
+    repo.commit("while paused", {"dagster/pipeline/ingest.py": INGEST + "\n# later\n"})
+    sync(engine)  # the location reloaded: the job stays stopped
+    assert state() == "STOPPED"
     engine.resume("train_model")
     assert state() == "RUNNING"
     web.set_running("ml", {"train_model"}, False)

@@ -68,7 +68,10 @@ class Publisher:
         if settings.dagster is not None:
             from gitdags.orchestrators.dagster.serving import DagsterTarget
 
-            self.dagster = DagsterTarget(settings)
+            self.dagster = DagsterTarget(
+                settings,
+                lambda source: {d.dag_id for d in store.dags(source=source) if d.paused},
+            )
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         outcomes: list[Outcome] = []
@@ -83,7 +86,9 @@ class Publisher:
         dagster = self.dagster
         folder_failed = any(t == "deploy folder" for t, _e in _failed(outcomes))
         if dagster is not None and dagster.governs(source) and not folder_failed:
-            reload = generation is not None  # the location's files changed
+            last = self.store.publish_targets().get("dagster") or {}
+            # the location's files changed, or the last reload failed: (again) now
+            reload = generation is not None or bool(last.get("error"))
             if reload or any(c.change in ("pause", "resume") for c in changes):
                 self._target(
                     "dagster",

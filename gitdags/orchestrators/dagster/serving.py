@@ -5,15 +5,19 @@ sensors are stopped in Dagster, a resumed job's started again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gitdags.config import Settings
 from gitdags.model import DagChange
 from gitdags.orchestrators.dagster.graphql import DagsterError, Webserver
 
 
 class DagsterTarget:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, paused: Callable[[str], set[str]]) -> None:
+        """`paused`: source -> the DAGs of the source paused in gitdags now."""
         assert settings.dagster is not None
         self.settings = settings
+        self.paused = paused
         self.web = Webserver(settings.dagster.url, settings.dagster.timeout)
 
     def governs(self, source: str) -> bool:
@@ -43,10 +47,12 @@ class DagsterTarget:
     ) -> dict[str, list[str]]:
         name = self.location(source)
         done: dict[str, list[str]] = {}
+        resumed = {c.dag_id for c in changes if c.change == "resume"}
+        paused = {c.dag_id for c in changes if c.change == "pause"}
         if reload:
             done["jobs"] = self.web.reload(name)
-        paused = {c.dag_id for c in changes if c.change == "pause"}
-        resumed = {c.dag_id for c in changes if c.change == "resume"}
+            # what is paused in gitdags stays stopped in Dagster (a pause it missed included)
+            paused |= self.paused(source) - resumed
         if paused:
             done["stopped"] = self.web.set_running(name, paused, False)
         if resumed:

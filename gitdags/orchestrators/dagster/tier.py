@@ -31,6 +31,7 @@ class DagsterTier:
         self.sync = sync
         self.root = ""  # the source's subdir with a trailing "/" (set when it judges)
         self.last_load: dict[str, Any] | None = None  # the sandboxed load's answer, if any
+        self.now: dict[str, str] = {}  # path -> the blob served now, of each Python file
 
     def environment(self, plan: Plan) -> bool:
         """True when the Dagster environment changed since the last sync (python = dagster)."""
@@ -71,6 +72,13 @@ class DagsterTier:
             plan.again |= {c.path for c in again}
         if not any(p.endswith(".py") for p in plan.checked):
             return
+        self.now = {p: b for s, p, b in sync.store.served_files() if s == sync.name}
+        # a file read again that is held back (its blob is not the one served) is judged again
+        changed |= {
+            p
+            for p in plan.again
+            if p in tree and p in plan.checked and self.now.get(p) != tree[p].blob
+        }
         modules = self._modules(head, tree, plan)
         self._check(plan, tree, modules, changed)
         if defs_path in plan.checked and defs_path in modules:
@@ -167,12 +175,13 @@ class DagsterTier:
     ) -> dict[str, str | None]:
         """path -> the blob each Python module of the location will be served at (None: not
         served): a file this sync read at its new blob unless it is broken, any other at the
-        blob served now (every file, without `changes`)."""
-        now = {p: b for source, p, b in self.sync.store.served_files() if source == self.sync.name}
+        blob served now (every file, without `changes`). A file read again is at the blob served
+        already, but for one held back, which is judged again (`judge` counts it changed)."""
+        now = self.now
         out: dict[str, str | None] = {}
         for path, entry in tree.items():
             found = plan.checked.get(path)
-            if changes and found is not None and path not in plan.again and not _broken(found):
+            if changes and found is not None and not _broken(found):
                 out[path] = entry.blob
             else:
                 out[path] = now.get(path)
