@@ -119,20 +119,19 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def sandboxed_load(work: Path, python: Path) -> None:
-    from gitdags.orchestrators import worker_program
     from gitdags.orchestrators.airflow.parse_client import ParseWorker
+    from gitdags.orchestrators.dagster.tier import LOAD_WORKER
 
     folder = work / "location"
     shutil.copytree(SAMPLE, folder)
     config = SourceConfig("ml", str(folder), orchestrator="dagster", dagster_python=str(python))
-    program, script, label = worker_program(config)
     worker = ParseWorker(
-        program,
+        config.dagster_python,
         work / "scratch",
         readable=(folder,),
         private=(work / "state",),
-        script=script,
-        label=label,
+        script=LOAD_WORKER,
+        orchestrator="dagster",
     )
     loads = []
     try:

@@ -306,7 +306,12 @@ def load_dags(
         served = registry.served()
     built: dict[str, Any] = {}
     for record in served:
-        if (record.get("spec") or {}).get("format") in ("airflow", "dag-factory"):
+        if (record.get("spec") or {}).get("format") in (
+            "airflow",
+            "dag-factory",
+            "prefect",
+            "prefect-flow",
+        ):
             continue  # served as files in the deploy folder: the Python file, the loader
         try:
             built[record["dag_id"]] = build_dag(record)

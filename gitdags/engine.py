@@ -11,12 +11,13 @@ commit fetched and attempted, the commit served, consecutive failures and the la
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitdags import faults
 from gitdags.config import Settings, SourceConfig, missing_config
@@ -25,6 +26,7 @@ from gitdags.git.source import GitSource
 from gitdags.history.actions import OperatorActions, require_dag, require_version
 from gitdags.history.store import HistoryStore, now
 from gitdags.model import (
+    CONSUMER_STATES,
     STATUSES,
     ActionResult,
     DagChange,
@@ -37,10 +39,11 @@ from gitdags.model import (
     Version,
 )
 from gitdags.serve.hooks import payload
-from gitdags.serve.publisher import Publisher, what_failed
+from gitdags.serve.publisher import Publisher, deploy_path, served_root, what_failed
 from gitdags.sync import SourceSync
 
 if TYPE_CHECKING:
+    from gitdags.consumers import Consumers
     from gitdags.orchestrators.airflow.parsing import ParseWorker
     from gitdags.serve.deploy import Generation
 
@@ -63,6 +66,7 @@ class SyncEngine:
         self.store = store or HistoryStore(settings.database, readonly=readonly)
         self.listeners: list[Listener] = []
         self.publisher: Publisher | None = None
+        self.consumers: Consumers | None = None  # the orchestrators' APIs ([[consumers]])
         self.parse_workers: dict[str, ParseWorker] = {}  # by source
         self.actions = OperatorActions(
             settings, self.store, lambda name: self.git(settings.source(name)), self._notify
@@ -72,13 +76,40 @@ class SyncEngine:
         self.rollback_target = self.actions.rollback_target
         self.pin = self.actions.pin
         self.unpin = self.actions.unpin
-        self.pause = self.actions.pause
-        self.resume = self.actions.resume
         self.rollback_source = self.actions.rollback_source
         self.unpin_source = self.actions.unpin_source
         self.prune_source = self.actions.prune_source
         self.diff = self.actions.diff
         self.audit = self.actions.audit
+
+    def pause(self, dag_id: str, *, reason: str = "", actor: str | None = None) -> ActionResult:
+        """Stop serving a DAG (its file's DAGs with it), and pause it in each consumer."""
+        return self._tell_consumers(self.actions.pause(dag_id, reason=reason, actor=actor), True)
+
+    def resume(self, dag_id: str, *, reason: str = "", actor: str | None = None) -> ActionResult:
+        """Serve a paused DAG again, and resume it in each consumer."""
+        return self._tell_consumers(self.actions.resume(dag_id, reason=reason, actor=actor), False)
+
+    def _tell_consumers(self, result: ActionResult, paused: bool) -> ActionResult:
+        """A pause or resume, told to each consumer that runs the DAGs; the answers go into the
+        action's audit entry and its message."""
+        if self.consumers is None or not self.consumers.configs or result.audit_id is None:
+            return result
+        answers = {}
+        for change in result.changes:
+            dag = self.store.dag(change.dag_id)
+            if dag is not None:
+                answers[change.dag_id] = self.consumers.set_paused(dag.dag_id, dag.source, paused)
+        with self.store.transaction():
+            self.store.annotate_audit(result.audit_id, {"consumers": answers})
+        failed = sorted(
+            {a["error"] for by in answers.values() for a in by.values() if "error" in a}
+        )
+        told = sorted({c for by in answers.values() for c, a in by.items() if "error" not in a})
+        verb = "paused" if paused else "resumed"
+        note = f" It is {verb} in {', '.join(told)} too." if told else ""
+        note += "".join(f" {e}" for e in failed)
+        return dataclasses.replace(result, message=result.message + note)
 
     def close(self) -> None:
         if self.publisher is not None:
@@ -90,20 +121,39 @@ class SyncEngine:
     def parse_worker(self, config: SourceConfig) -> ParseWorker:
         """The long-lived Airflow parse worker of a source (started on use): one per source,
         so that repository code sees its own source's tree and no other."""
-        from gitdags.orchestrators import worker_program
         from gitdags.orchestrators.airflow.parsing import ParseWorker
 
-        python, script, label = worker_program(config)
         worker = self.parse_workers.get(config.name)
-        if worker is not None and (worker.python, worker.sandbox, worker.script) != (
+        prefect = config.orchestrator == "prefect"  # Prefect's loader, in the same sandbox
+        dagster = config.orchestrator == "dagster"  # Dagster's loader, likewise
+        python = (
+            config.prefect_python
+            if prefect
+            else config.dagster_python
+            if dagster
+            else config.airflow_python
+        )
+        if worker is not None and (worker.python, worker.sandbox) != (
             python,
             config.sandbox,
-            script,
         ):
             worker.close()  # the config changed (SIGHUP)
             worker = None
         if worker is None:
             mirrors = self.settings.mirrors_dir
+            extra: dict[str, Any] = {}
+            if prefect:
+                from gitdags.orchestrators.prefect.loading import check, worker_script
+
+                extra = {
+                    "script": worker_script(mirrors / "parse"),
+                    "check": check,
+                    "orchestrator": "prefect",
+                }
+            elif dagster:
+                from gitdags.orchestrators.dagster.tier import LOAD_WORKER
+
+                extra = {"script": LOAD_WORKER, "orchestrator": "dagster"}
             worker = ParseWorker(
                 python,
                 mirrors / "parse" / config.name,
@@ -114,8 +164,7 @@ class SyncEngine:
                 readable=(self.tree_dir(config.name) / config.subdir,),
                 private=self.private_paths(),
                 served_under=config.deploy_subdir,
-                script=script,
-                label=label,
+                **extra,
             )
             self.parse_workers[config.name] = worker
         return worker
@@ -253,7 +302,7 @@ class SyncEngine:
         problem = None
         if not dry_run and result.changes:
             problem = self._notify(config.name, result.to_commit, result.changes, queued=True)
-        elif not dry_run and self.publisher is not None and self.publisher.folder is not None:
+        elif not dry_run and self.publisher is not None and self.publisher.behind_possible:
             try:  # a sync or action killed before it published: bring every target up
                 self.publisher.catch_up(config.name, result.to_commit)
             except Exception as exc:
@@ -338,10 +387,25 @@ class SyncEngine:
     def list_dags(self, *, source: str | None = None, status: str | None = None) -> list[DagState]:
         if status and status not in STATUSES:
             raise GitdagsError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-        return self.store.dag_states(source=source, status=status)
+        return self._with_consumers(self.store.dag_states(source=source, status=status))
 
     def dag(self, dag_id: str) -> DagState:
-        return require_dag(self.store, dag_id).state()
+        return self._with_consumers([require_dag(self.store, dag_id).state()])[0]
+
+    def _with_consumers(self, states: list[DagState]) -> list[DagState]:
+        """The DAGs, each with what each consumer has of it (as its last poll found)."""
+        if not self.settings.consumers:
+            return states
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        rows = self.store.consumer_dags_of(states[0].dag_id) if len(states) == 1 else None
+        for row in rows if rows is not None else self.store.consumer_dags():
+            found.setdefault(row.dag_id, {})[row.consumer] = {
+                k: v for k, v in row.to_dict().items() if k not in ("consumer", "dag_id")
+            }
+        return [
+            dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
+            for d in states
+        ]
 
     def history(self, dag_id: str) -> list[Version]:
         return self.store.versions(require_dag(self.store, dag_id))
@@ -362,7 +426,8 @@ class SyncEngine:
         if number is None and dag.newest_version and dag.newest_version != dag.served_version:
             issues = require_version(self.store, dag, dag.newest_version).issues
         spec = shown.spec if shown and (number or dag.served_version) else None
-        return DagDetail(dag.state(), shown.version if shown else None, spec, issues)
+        state = self._with_consumers([dag.state()])[0]
+        return DagDetail(state, shown.version if shown else None, spec, issues)
 
     def source_record(self, name: str) -> SourceRecord | None:
         return self.store.source_record(name)
@@ -382,6 +447,9 @@ class SyncEngine:
         published = {t: v for t, v in self.store.publish_targets().items() if targets.get(t)}
         configured = {s.name: s for s in self.settings.sources}
         names = [*configured, *(n for n in records if n not in configured)]
+        consumers = self.store.consumer_counts() if settings.consumers else {}
+        names_of = [c.name for c in settings.consumers]
+        polls = {c.name: c for c in self.store.consumer_statuses(names_of)}
         out = []
         for name in names:
             r = records.get(name) or SourceRecord(name)
@@ -410,6 +478,16 @@ class SyncEngine:
                     publish=published,
                     sandbox=cfg.sandbox_state if cfg else None,
                     recovered=recovered,
+                    consumers={
+                        c.name: {
+                            **{state: 0 for state in CONSUMER_STATES},
+                            **consumers.get((c.name, name), {}),
+                            "checked_at": polls[c.name].checked_at,
+                            "error": polls[c.name].error,
+                        }
+                        for c in settings.consumers
+                        if c.runs(name)
+                    },
                 )
             )
         return out
@@ -441,7 +519,29 @@ def build_engine(settings: Settings, *, readonly: bool = False) -> SyncEngine:
     """The one factory for the CLI, the console, the daemon and the tests. A read-only engine
     (for commands that only read) opens the database read-only and never creates it."""
     engine = SyncEngine(settings, readonly=readonly)
-    if not readonly and (settings.deploy_dir or settings.hooks or settings.git_repo or settings.s3):
+    targets = (
+        settings.deploy_dir,
+        settings.hooks,
+        settings.git_repo,
+        settings.s3,
+        settings.prefect,
+    )
+    if not readonly and any(targets):
         engine.publisher = Publisher(settings, engine.store)
         engine.listeners.append(engine.publisher)
+    if settings.consumers:
+        from gitdags.consumers import Consumers
+
+        root = served_root(settings)
+        engine.consumers = Consumers(
+            settings,
+            engine.store,
+            current=lambda: current_generation(root),
+            deploy_path=functools.partial(deploy_path, settings),
+        )
     return engine
+
+
+def current_generation(root: Path | None) -> Path | None:
+    link = root / "current" if root is not None else None
+    return link.resolve() if link is not None and link.is_symlink() else None

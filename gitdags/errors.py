@@ -48,6 +48,10 @@ class PublishError(GitdagsError):
     """A publish target was not brought up to date; the message names each one that failed."""
 
 
+class ConsumerError(GitdagsError):
+    """A consumer (an orchestrator's API) could not be asked or did not answer as expected."""
+
+
 class ActionError(GitdagsError):
     """An operator action was refused."""
 

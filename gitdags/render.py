@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gitdags.model import (
+    CONSUMER_STATES,
     AuditEntry,
     DagDetail,
     DagState,
@@ -95,6 +97,8 @@ def not_published(result: SyncResult) -> str:
 def dags(states: list[DagState], *, wide: bool = False) -> str:
     """The DAG table; `wide` adds the file, the schedule and the tags (as `-o wide` does)."""
     headers = ["dag_id", "status", "served", "newest", "commit", "source", "owner", "updated"]
+    consumers = sorted({c for d in states for c in d.consumers})
+    headers += consumers  # what each orchestrator runs: landed, pending 12s, broken...
     if wide:
         headers += ["path", "schedule", "tags"]
     rows = []
@@ -110,10 +114,29 @@ def dags(states: list[DagState], *, wide: bool = False) -> str:
             d.owner,
             when(d.updated_at),
         ]
+        row += [landing(d.consumers.get(c)) for c in consumers]
         if wide:
             row += [d.path, d.schedule, ",".join(d.tags)]
         rows.append(row)
     return table(headers, rows)
+
+
+def landing(there: dict[str, Any] | None) -> str:
+    """What a consumer has of a DAG, in a word or two: `landed`, `pending 12s`, `broken`."""
+    if not there:
+        return "-"
+    state = str(there.get("state"))
+    if state == "pending" and there.get("since"):
+        state += f" {_age(there['since'])}"
+    return state + (" (paused)" if there.get("paused") else "")
+
+
+def _age(stamp: str) -> str:
+    try:
+        seconds = max(0.0, time.time() - datetime.fromisoformat(stamp).timestamp())
+    except ValueError:
+        return ""
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
 def issues(found: Iterable[Issue]) -> str:
@@ -172,6 +195,17 @@ def status(sources: list[SourceStatus]) -> str:
                 f"  files with errors:  {s.file_errors} (not DAG files, or unreadable; "
                 "`gitdags syncs` shows why)"
             )
+        for name, c in s.consumers.items():
+            counted = ", ".join(f"{c[k]} {k}" for k in CONSUMER_STATES if c.get(k))
+            if c.get("oldest_pending_s") is not None:
+                counted += f" (oldest pending {c['oldest_pending_s']:.0f}s)"
+            if c.get("error"):
+                counted += ("; " if counted else "") + f"last ask failed: {c['error']}"
+            elif not c.get("checked_at"):
+                counted = "not asked yet"
+            elif not counted:
+                counted = "none of its DAGs served"
+            lines.append(f"  {'in ' + name + ':':<20}{counted}")
         if s.recovered:
             at, _, said = s.recovered.partition(": ")
             lines.append(f"  recovered:          {when(at)}, {said}")
@@ -367,6 +401,15 @@ def detail(shown: DagDetail) -> str:
     flags = [name for name, on in (("paused", d.paused), ("pinned", d.pinned)) if on]
     if flags:
         lines.append(f"{'flags:':<16}{', '.join(flags)}")
+    for name, there in sorted(d.consumers.items()):
+        said = landing(there)
+        if there.get("version") is not None:
+            said += f" (v{there['version']})"
+        if there.get("parsed_at"):
+            said += f", parsed {when(there['parsed_at'])}"
+        if there.get("error"):
+            said += f": {there['error']}"
+        lines.append(f"{'in ' + name + ':':<16}{said}")
     if shown.issues:
         lines.append("issues:")
         lines += [

@@ -64,7 +64,7 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         ("[[sources]]\nname='a'\nurl='b'\n[[sources]]\nname='a'\nurl='c'\n", {}, "unique"),
         ("[state\n", {}, "not valid TOML"),
         ("[[sources]]\nname='a'\nurl='b'\norchestrator='luigi'\n", {}, "orchestrator = 'luigi'"),
-        ("[[sources]]\nname='a'\nurl='b'\npython='prefect'\n", {}, "orchestrator = 'prefect'"),
+        ("[[sources]]\nname='a'\nurl='b'\npython='prefect'\n", {}, "needs prefect_python"),
         ("[[sources]]\nname='a'\nurl='b'\norchestrator='airflow'\npython='x'\n", {}, "python"),
     ],
 )

@@ -47,9 +47,12 @@ def test_every_code_has_a_bad_file() -> None:
 
 
 def test_sample_repo_is_valid() -> None:
-    files, issues = check_paths([str(SAMPLE / "dags")])
-    assert len(files) == 16  # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory
-    assert sum(len(f.dags) for f in files) == 17
+    files, issues = check_paths([str(SAMPLE)])
+    # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory; a Prefect project: its
+    # prefect.yaml (2 deployments), 1 flow file (3 flows), 2 modules; and the 5 modules of the
+    # Dagster location (helper modules to Airflow's reading)
+    assert len(files) == 25
+    assert sum(len(f.dags) for f in files) == 22  # the 3 flows of the flow file count
     assert issues == []
     # the Dagster code location beside them
     files, issues = check_paths([str(SAMPLE / "dagster")], orchestrator="dagster")

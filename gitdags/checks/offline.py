@@ -16,6 +16,7 @@ from gitdags.kinds import ReadContext
 from gitdags.model import FileDefinitions, Issue
 from gitdags.orchestrators.airflow import compat
 from gitdags.orchestrators.airflow.dagfactory_defaults import is_defaults
+from gitdags.orchestrators.airflow.kind import is_dag_file
 from gitdags.spec import MAX_FILE_SIZE, TASK_TYPES
 
 
@@ -59,6 +60,7 @@ def check_paths(
     parse_timeout: float = 30.0,
     sandbox: str = "bwrap",
     orchestrator: str = "airflow",
+    prefect_python: str = "",
 ) -> tuple[list[FileDefinitions], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues.
     `namespaces` maps source names to the id prefix each owns: the files checked here belong
@@ -82,14 +84,25 @@ def check_paths(
     )
     if defaults:
         ctx = dataclasses.replace(ctx, defaults=defaults)
+    from gitdags.orchestrators.prefect import offline as prefect
+
+    projects = prefect.project_folders([p for p, _root in files], max_file_size)
+    in_prefect = dataclasses.replace(ctx, orchestrator="prefect")
     for path, _root in files:
         name = path.as_posix()
+        here = in_prefect if projects and prefect.in_project(name, projects) else ctx
         if path.is_symlink():
-            checked.append(kinds.read(name, None, symlink=True, ctx=ctx))
+            checked.append(kinds.read(name, None, symlink=True, ctx=here))
             continue
         size = path.stat().st_size
         content: bytes | int = size if size > max_file_size else path.read_bytes()
-        checked.append(kinds.read(name, content, ctx=ctx))
+        if here is in_prefect and isinstance(content, bytes) and is_dag_file(content):
+            here = ctx  # an Airflow DAG file beside a Prefect project stays Airflow's
+        checked.append(kinds.read(name, content, ctx=here))
+    if projects:  # each deployment against its flow on disk (and loaded by Prefect)
+        checked = prefect.resolve_on_disk(checked, max_file_size)
+        if prefect_python:
+            checked = prefect.load_on_disk(checked, prefect_python, parse_timeout, sandbox)
     by_path = {f.path: f for f in checked}
     if orchestrator == "dagster":  # each folder named is a code location: checked as a whole
         from gitdags.orchestrators.dagster.location import check_location

@@ -9,7 +9,17 @@ from enum import StrEnum
 import typer
 
 from gitdags import render
-from gitdags.cli.common import JsonOpt, command, configured, echo, engine, out_json, settings, state
+from gitdags.cli.common import (
+    JsonOpt,
+    command,
+    configured,
+    echo,
+    engine,
+    fail,
+    out_json,
+    settings,
+    state,
+)
 from gitdags.engine import sources_to_sync
 
 
@@ -37,6 +47,60 @@ def sync(
                 echo(render.not_published(result), err=True)
     if [r for r in results if r.error or r.publish_error]:
         raise typer.Exit(1)
+
+
+@command()
+def wait(
+    dag_ids: list[str] = typer.Argument(None, metavar="[DAG]...", help="Wait for these DAGs."),
+    commit: str | None = typer.Option(
+        None, "--commit", help="The commit to wait for (default: the source's newest)."
+    ),
+    source: str | None = typer.Option(None, "--source", "-s", help="The source of the commit."),
+    timeout: str = typer.Option("10m", "--timeout", help="Give up after this long (exit 2)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Wait until a commit is served and every DAG it changed has landed in each consumer.
+
+    Exit 0 when landed, 1 when a DAG of it is invalid in gitdags or broken in a consumer,
+    2 on timeout. For CI after a merge, as `argocd app wait`."""
+    from gitdags.consumers.waiting import Waiter
+    from gitdags.spec import parse_duration
+
+    seconds = parse_duration(timeout)
+    if seconds is None or seconds <= 0:
+        raise fail(f"--timeout {timeout!r} is not a duration; write e.g. 90s, 10m or 1h.", 2)
+    cfg = configured()
+    deadline = time.monotonic() + seconds
+    with engine(cfg=cfg) as eng:
+        waiter = Waiter(
+            cfg, eng.store, eng.git, source=source, commit=commit, dag_ids=tuple(dag_ids or ())
+        )
+        said = ""
+        while True:
+            if eng.consumers is not None:
+                eng.consumers.poll()
+            progress = waiter.check()
+            if progress.line != said and not as_json:
+                echo(progress.line, err=bool(progress.failed))
+                said = progress.line
+            if progress.done or progress.failed or time.monotonic() >= deadline:
+                break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    code = 0 if progress.done else 1 if progress.failed else 2
+    if as_json:
+        out_json(
+            {
+                "commit": waiter.commit or waiter.wanted,
+                "source": waiter.config.name,
+                "result": ("landed", "failed", "timeout")[code],
+                "failed": list(progress.failed),
+                "dags": progress.dags,
+                "line": progress.line,
+            }
+        )
+    elif code == 2:
+        echo(f"error: timed out after {timeout}: {progress.line}", err=True)
+    raise typer.Exit(code)
 
 
 class Progress:
@@ -72,6 +136,9 @@ def validate(
     airflow_python: str | None = typer.Option(
         None, "--airflow-python", help="Also parse Airflow .py files with this interpreter."
     ),
+    prefect_python: str | None = typer.Option(
+        None, "--prefect-python", help="Also load Prefect flows with this interpreter."
+    ),
     parse_timeout: float = typer.Option(30.0, "--parse-timeout", help="Seconds per file."),
     sandbox: str = typer.Option(
         "bwrap", "--sandbox", help='Where Airflow parses: "bwrap" (bubblewrap) or "none".'
@@ -94,6 +161,7 @@ def validate(
         parse_timeout=parse_timeout,
         sandbox=sandbox,
         orchestrator=orchestrator,
+        prefect_python=prefect_python or "",
     )
     errors = sum(1 for i in issues if i.severity == "error")
     if fmt is Format.json:

@@ -31,7 +31,7 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 
 # The orchestrators whose files a source may hold (`orchestrator = ...`; each has its package
 # under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
-ORCHESTRATORS = ("airflow", "dagster")
+ORCHESTRATORS = ("airflow", "dagster", "prefect")
 
 # Every key of every section, with its kind: str, path, duration, int, size, bool, list.
 SECTIONS: dict[str, dict[str, str]] = {
@@ -69,6 +69,7 @@ SOURCE_KEYS: dict[str, str] = {
     "airflow_python": "str",
     "dagster_python": "str",
     "dagster_module": "str",
+    "prefect_python": "str",
     "parse_timeout": "duration",
     "memory_limit": "size",
     "forbidden_imports": "list",
@@ -86,8 +87,26 @@ HOOK_KEYS: dict[str, str] = {
     "retries": "int",
     "secret": "str",
 }
-LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS}
+# [[consumers]]: an orchestrator's API that runs what gitdags serves; its password or token comes
+# from GITDAGS_CONSUMERS_<NAME>_PASSWORD / _TOKEN or from a file, never from config.toml
+CONSUMER_KEYS: dict[str, str] = {
+    "name": "str",
+    "kind": "str",
+    "api_url": "str",
+    "username": "str",
+    "password_file": "path",
+    "token_file": "path",
+    "interval": "duration",
+    "timeout": "duration",
+    "missing_after": "duration",
+    "sources": "list",
+}
+CONSUMER_KINDS = ("airflow",)
+LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS, "consumers": CONSUMER_KEYS}
 
 # [publish.dagster]: the Dagster webserver whose code location a Dagster source's files are
 DAGSTER_KEYS = {"url": "str", "location": "str", "timeout": "duration"}
+# [publish.prefect]: deployments applied to a Prefect API (credentials from the environment:
+# PREFECT_API_KEY or PREFECT_API_AUTH_STRING, passed to Prefect's client only)
+PREFECT_KEYS = {"api_url": "str", "prefect_python": "path", "timeout": "duration"}
 S3_KEYS = {"bucket": "str", "prefix": "str", "endpoint_url": "str", "region": "str", "keep": "int"}

@@ -11,15 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from gitdags.config.keys import (
+    CONSUMER_KEYS,
+    CONSUMER_KINDS,
     DAGSTER_KEYS,
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
+    PREFECT_KEYS,
     S3_KEYS,
     SECTIONS,
     SOURCE_KEYS,
 )
-from gitdags.config.settings import HookConfig, Settings, SourceConfig, is_local_url
+from gitdags.config.settings import (
+    ConsumerConfig,
+    HookConfig,
+    Settings,
+    SourceConfig,
+    is_local_url,
+)
 from gitdags.errors import ConfigError
 from gitdags.spec import ID_RE, TASK_TYPES, parse_duration
 
@@ -92,6 +101,13 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                     continue
                 if section == "publish" and key == "dagster":
                     _check_dagster(table[key], where)
+                if section == "consumers" and key in ("password", "token"):
+                    raise ConfigError(
+                        f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
+                        f"give it in GITDAGS_CONSUMERS_<NAME>_{key.upper()} or {key}_file."
+                    )
+                if section == "publish" and key == "prefect":
+                    _check_prefect(table[key], where)
                     continue
                 if key not in keys:
                     raise ConfigError(
@@ -124,6 +140,21 @@ def _check_dagster(body: Any, where: str) -> None:
         raise ConfigError(
             f"[publish.dagster] in {where} needs url, the Dagster webserver's address "
             '(e.g. "http://127.0.0.1:3000").'
+        )
+
+
+def _check_prefect(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.prefect] in {where} must be a table.")
+    for key in body:
+        if key not in PREFECT_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.prefect] of {where}"
+                + _suggest(key, list(PREFECT_KEYS))
+            )
+    if not body.get("api_url"):
+        raise ConfigError(
+            f"[publish.prefect] in {where} needs api_url, e.g. http://prefect:4200/api."
         )
 
 
@@ -228,6 +259,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
                     }
                 )
                 continue
+            if section == "publish" and key == "prefect":
+                from gitdags.config.settings import PrefectSettings
+
+                values["prefect"] = PrefectSettings(
+                    **{
+                        k: _convert(PREFECT_KEYS[k], v, f"[publish.prefect] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
             values[key] = _convert(keys[key], value, f"[{section}] {key}", base)
     values["database"] = values.get("database") or base / "gitdags.db"
     if "log_format" in values and values["log_format"] not in ("text", "json"):
@@ -243,11 +284,15 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
         if names.count(name) > 1:
             raise ConfigError(f"Two [[sources]] are named {name!r}; source names must be unique.")
     hooks = [_hook(t, i, base) for i, t in enumerate(raw.get("hooks", []))]
+    consumers = [_consumer(t, i, base, names) for i, t in enumerate(raw.get("consumers", []))]
+    if len({c.name for c in consumers}) < len(consumers):
+        raise ConfigError("Two [[consumers]] have the same name; consumer names must be unique.")
     return Settings(
         config_path=file,
         task_types=task_types,
         sources=tuple(sources),
         hooks=tuple(hooks),
+        consumers=tuple(consumers),
         **values,
     )
 
@@ -293,12 +338,17 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f'[[sources]] {name}: python = "dagster" needs dagster_python, the interpreter '
             "of the environment the code location runs in (e.g. /opt/dagster/venv/bin/python)."
         )
+    if python == "prefect" and not values.get("prefect_python"):
+        raise ConfigError(
+            f'[[sources]] {name}: python = "prefect" needs prefect_python, the interpreter '
+            "of the environment Prefect's workers run (e.g. /opt/prefect/venv/bin/python)."
+        )
     if values.get("sandbox", "bwrap") not in ("bwrap", "none"):
         raise ConfigError(
             f'[[sources]] {name}: sandbox = {values["sandbox"]!r}; use "bwrap" (bubblewrap, '
             'the default) or "none" (repository code runs unsandboxed).'
         )
-    for key in ("airflow_python", "dagster_python"):
+    for key in ("airflow_python", "dagster_python", "prefect_python"):
         if values.get(key) and "/" in values[key]:
             values[key] = str(base / Path(values[key]).expanduser())
     _check_verify(name, values)
@@ -351,3 +401,32 @@ def _hook(table: dict[str, Any], index: int, base: Path) -> HookConfig:
     if bool(values.get("command")) == bool(values.get("url")):
         raise ConfigError(f"Hook {values['name']!r} needs exactly one of command or url.")
     return HookConfig(**values)
+
+
+def _consumer(table: dict[str, Any], index: int, base: Path, sources: list[str]) -> ConsumerConfig:
+    where = f"[[consumers]] {table.get('name') or index + 1}"
+    values = {
+        key: _convert(CONSUMER_KEYS[key], value, f"{where}: {key}", base)
+        for key, value in table.items()
+    }
+    values.setdefault("name", f"airflow{index + 1}" if index else "airflow")
+    if values.get("kind", "airflow") not in CONSUMER_KINDS:
+        raise ConfigError(
+            f"{where}: kind = {values['kind']!r}; use "
+            + ", ".join(f'"{k}"' for k in CONSUMER_KINDS)
+            + "."
+        )
+    url = values.get("api_url", "")
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ConfigError(
+            f"{where} needs api_url, the address of Airflow's API server "
+            "(e.g. http://airflow:8080), without /api/v2."
+        )
+    values["api_url"] = url.rstrip("/").removesuffix("/api/v2")
+    unknown = [s for s in values.get("sources", ()) if s not in sources]
+    if unknown:
+        raise ConfigError(
+            f"{where}: sources names {unknown[0]!r}, which is not a [[sources]] name "
+            f"(sources: {', '.join(sources) or 'none configured'})."
+        )
+    return ConsumerConfig(**values)

@@ -37,6 +37,15 @@ class DagsterSettings:
 
 
 @dataclass(frozen=True)
+class PrefectSettings:
+    """[publish.prefect]: the Prefect API the served deployments are applied to."""
+
+    api_url: str
+    prefect_python: Path | None = None  # default: the prefect_python of a Prefect source
+    timeout: float = 120.0  # one run of Prefect's client (all the changed deployments)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     url: str
@@ -52,6 +61,7 @@ class SourceConfig:
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
     dagster_python: str = ""  # the interpreter with Dagster, for python = "dagster"
     dagster_module: str = "definitions.py"  # the code location's file, under subdir
+    prefect_python: str = ""  # the interpreter with Prefect, for python = "prefect"
     sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
     memory_limit: int = 2 << 30
@@ -93,6 +103,8 @@ class SourceConfig:
             parts.append(self.orchestrator)
         if self.orchestrator == "dagster":
             parts += [self.dagster_module, self.dagster_python]
+        if self.prefect_python:
+            parts.append(self.prefect_python)
         return "|".join(parts)
 
 
@@ -104,6 +116,30 @@ class HookConfig:
     timeout: float = 10.0
     retries: int = 3
     secret: str = ""
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """An orchestrator's API that runs what gitdags serves (`[[consumers]]`): gitdags asks it
+    what it parsed of each served DAG, and pauses there what is paused here."""
+
+    name: str
+    api_url: str
+    kind: str = "airflow"
+    username: str = "admin"
+    password_file: Path | None = None  # else GITDAGS_CONSUMERS_<NAME>_PASSWORD
+    token_file: Path | None = None  # a ready bearer token, else GITDAGS_CONSUMERS_<NAME>_TOKEN
+    interval: float = 30.0  # how often it is asked when nothing changed
+    timeout: float = 10.0  # per request
+    missing_after: float = 300.0  # served and still absent there after this: "missing"
+    sources: tuple[str, ...] = ()  # the sources whose DAGs it runs (() = every source)
+
+    @property
+    def env_prefix(self) -> str:
+        return "GITDAGS_CONSUMERS_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_"
+
+    def runs(self, source: str) -> bool:
+        return not self.sources or source in self.sources
 
 
 @dataclass(frozen=True)
@@ -123,10 +159,12 @@ class Settings:
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
     dagster: DagsterSettings | None = None  # [publish.dagster]: the Dagster webserver
+    prefect: PrefectSettings | None = None  # [publish.prefect]: deployments applied to Prefect
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))
     sources: tuple[SourceConfig, ...] = ()
     hooks: tuple[HookConfig, ...] = ()
+    consumers: tuple[ConsumerConfig, ...] = ()
 
     @property
     def mirrors_dir(self) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 from gitdags.config import Settings
 from gitdags.daemon.metrics import DaemonMetrics
 from gitdags.errors import ConfigError
-from gitdags.model import SourceRecord
+from gitdags.model import ConsumerStatus, SourceRecord
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -39,6 +39,7 @@ class Callbacks:
     activity: Callable[[], dict[str, str]]  # what each source's worker does now, in words
     trigger: Callable[[str], bool]  # sync a source now; False when there is no such source
     metrics: DaemonMetrics
+    consumers: Callable[[], list[ConsumerStatus]] = list  # each consumer at a glance
 
 
 def signature_ok(secret: str, body: bytes, headers: Any) -> bool:
@@ -77,7 +78,11 @@ def health(calls: Callbacks) -> tuple[bool, dict[str, Any]]:
             }
         )
     ready = all(s["synced"] or s["pending"] for s in sources)
-    return ready, {"ready": ready, "sources": sources}
+    found: dict[str, Any] = {"ready": ready, "sources": sources}
+    consumers = calls.consumers()
+    if consumers:  # what the orchestrators have: never a reason to restart gitdags
+        found["consumers"] = [c.to_dict() for c in consumers]
+    return ready, found
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -20,14 +20,15 @@ from typing import TypeVar
 
 from gitdags.config import Settings, SourceConfig
 from gitdags.daemon import sdnotify
+from gitdags.daemon.consumers import ConsumerPoller
 from gitdags.daemon.lock import DaemonLock
 from gitdags.daemon.metrics import DaemonMetrics
 from gitdags.daemon.refwatch import RefWatcher
 from gitdags.daemon.worker import SourceWorker, backoff, say_slow_syncs
-from gitdags.engine import build_engine
+from gitdags.engine import SyncEngine, build_engine
 from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore
-from gitdags.model import SourceRecord, SyncResult
+from gitdags.model import ConsumerStatus, SourceRecord, SyncResult
 from gitdags.render import short
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,16 @@ class Daemon:
         self._added: set[str] = set()  # sources a reload added: not yet in readiness
         self._reader: HistoryStore | None = None
         self.metrics = DaemonMetrics(
-            self.records, self.dag_counts, self.publishes, last_success=self.last_success
+            self.records,
+            self.dag_counts,
+            self.publishes,
+            last_success=self.last_success,
+            consumers=self.consumer_statuses,
         )
         self.attachments: list[Callable[[object], None]] = []
         self.started = time.time()
         self.watcher: RefWatcher | None = None
+        self.poller: ConsumerPoller | None = None  # asks the consumers, when there are any
 
     # -- shared state --------------------------------------------------------------------------
     def _read(self, what: Callable[[HistoryStore], T], default: T) -> T:
@@ -107,9 +113,16 @@ class Daemon:
             return self._added - self._attempted
 
     def attach(self, engine: object) -> None:
-        """Let consumers (publishing) subscribe to each worker's engine."""
+        """Let listeners (publishing, the consumers' poller) subscribe to each worker's
+        engine."""
         for hook in self.attachments:
             hook(engine)
+        if self.poller is not None and isinstance(engine, SyncEngine):
+            engine.listeners.append(self.poller.served_changed)
+
+    def consumer_statuses(self) -> list[ConsumerStatus]:
+        names = [c.name for c in self.settings.consumers]
+        return self._read(lambda store: store.consumer_statuses(names), []) if names else []
 
     def record(
         self,
@@ -323,7 +336,20 @@ class Daemon:
         self._apply(settings)
         if self.watcher is not None:
             self.watcher.update(settings.sources)
+        self._poll_consumers(settings)
         log.info("config reloaded", extra={"sources": len(settings.sources)})
+
+    def _poll_consumers(self, settings: Settings) -> None:
+        """Start, update or stop the consumers' poller to match `settings`."""
+        if settings.consumers and self.poller is None:
+            self.poller = ConsumerPoller(settings)
+            self.poller.start()
+        elif settings.consumers and self.poller is not None:
+            self.poller.update(settings)
+        elif self.poller is not None:
+            self.poller.stop()
+            self.poller.join(timeout=30)
+            self.poller = None
 
     def _publish_once(self) -> None:
         """Bring the deploy folder up to date at start (config may have changed meanwhile)."""
@@ -377,11 +403,13 @@ class Daemon:
                     self.activity,
                     self.trigger,
                     self.metrics,
+                    self.consumer_statuses,
                 )
                 listener = Listener.start(calls, self.settings.listen)
             self._publish_once()
             self.watcher = RefWatcher(self.trigger)
             self.watcher.update(self.settings.sources)
+            self._poll_consumers(self.settings)
             self._apply(self.settings)
             if not self.settings.sources:
                 log.warning("no sources configured; add [[sources]] and send SIGHUP")
@@ -422,6 +450,9 @@ class Daemon:
                 worker.join(timeout=10)
             if self.watcher is not None:
                 self.watcher.close()
+            if self.poller is not None:
+                self.poller.stop()
+                self.poller.join(timeout=30)
             if listener is not None:
                 listener.close()
             if self._reader is not None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gitdags.model import SourceRecord
+from gitdags.model import CONSUMER_STATES, ConsumerStatus, SourceRecord
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -28,7 +28,9 @@ class _StateCollector(Collector):
         counts: Callable[[], dict[str, dict[str, int]]],
         publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
         last_success: Callable[[], dict[str, float]] | None = None,
+        consumers: Callable[[], list[ConsumerStatus]] | None = None,
     ) -> None:
+        self.consumers = consumers
         self.records = records
         self.counts = counts
         self.publishes = publishes
@@ -78,6 +80,26 @@ class _StateCollector(Collector):
                 [target, str(last.get("generation") or "")], 0 if last.get("error") else 1
             )
         yield from (age, failures, served, dags, published)
+        if self.consumers is not None:
+            yield from _consumer_metrics(self.consumers())
+
+
+def _consumer_metrics(statuses: list[ConsumerStatus]) -> Iterator[GaugeMetricFamily]:
+    dags = GaugeMetricFamily(
+        "gitdags_consumer_dags",
+        "Served DAGs by consumer and state there (landed, pending, drift, broken, missing).",
+        labels=["consumer", "state"],
+    )
+    lag = GaugeMetricFamily(
+        "gitdags_consumer_lag_seconds",
+        "How long the oldest served DAG a consumer has not parsed yet has waited (0: none).",
+        labels=["consumer"],
+    )
+    for status in statuses:
+        for state in CONSUMER_STATES:
+            dags.add_metric([status.name, state], status.counts.get(state, 0))
+        lag.add_metric([status.name], status.oldest_pending or 0.0)
+    yield from (dags, lag)
 
 
 class DaemonMetrics:
@@ -88,6 +110,7 @@ class DaemonMetrics:
         publishes: Callable[[], dict[str, dict[str, Any]]] | None = None,
         *,
         last_success: Callable[[], dict[str, float]] | None = None,
+        consumers: Callable[[], list[ConsumerStatus]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.syncs = Counter(
@@ -103,7 +126,7 @@ class DaemonMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(records, counts, publishes, last_success))
+        self.registry.register(_StateCollector(records, counts, publishes, last_success, consumers))
 
     def observe(self, source: str, outcome: str, seconds: float) -> None:
         self.syncs.labels(source, outcome).inc()

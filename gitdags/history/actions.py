@@ -21,7 +21,7 @@ from gitdags.history.action_core import Notify, require_dag, require_version
 from gitdags.history.dag_actions import DagActions
 from gitdags.history.source_actions import SourceActions
 from gitdags.history.store import HistoryStore
-from gitdags.model import PYTHON_FORMATS, AuditEntry, SpecDiff, Version
+from gitdags.model import FILE_FORMATS, AuditEntry, SpecDiff, Version
 
 # what other modules import from here
 __all__ = ["OperatorActions", "require_dag", "require_version"]
@@ -65,15 +65,19 @@ class OperatorActions(DagActions, SourceActions):
         from gitdags import specdiff  # YAML rendering: loaded by the commands that diff
 
         a, b = require_version(self.store, dag, v1), require_version(self.store, dag, v2)
-        python = any((v.spec or {}).get("format") in PYTHON_FORMATS for v in (a, b)) or (
+        python = any((v.spec or {}).get("format") in FILE_FORMATS for v in (a, b)) or (
             dag.path.endswith(".py")
         )
 
         def shown(v: Version) -> dict[str, Any] | None:
             """What people changed: an Airflow file's source, a dag-factory DAG's block (with
-            its defaults), a format v1 spec."""
+            its defaults), a Prefect deployment's block and the blobs of its code, a format v1
+            spec."""
             if python:
                 return None
+            if (v.spec or {}).get("format") == "prefect":  # its block, and its code's blobs
+                code = {path: blob[:12] for path, blob in v.spec.get("code") or []}  # type: ignore[union-attr]
+                return {"deployment": v.spec.get("block"), "code": code}  # type: ignore[union-attr]
             factory = (v.spec or {}).get("dag_factory")
             return factory["config"] if isinstance(factory, dict) else v.spec
 

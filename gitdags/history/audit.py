@@ -30,6 +30,13 @@ class AuditTables(StoreRows):
         )
         return int(cur.lastrowid or 0)
 
+    def annotate_audit(self, audit_id: int, more: dict[str, Any]) -> None:
+        """Add to an audit entry's detail what came of the action afterwards."""
+        row = self._one("SELECT detail FROM audit WHERE id = ?", [audit_id])
+        if row is not None:
+            detail = {**(loads(row["detail"]) or {}), **more}
+            self.conn.execute("UPDATE audit SET detail = ? WHERE id = ?", [dumps(detail), audit_id])
+
     def last_audit_detail(self, action: str, source: str) -> dict[str, Any]:
         """The detail of the newest audit entry of `action` on `source` ({} when none)."""
         row = self.conn.execute(

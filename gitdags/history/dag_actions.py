@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gitdags.history.action_core import ActionCore, require_dag
-from gitdags.model import PYTHON_FORMATS, ActionResult, DagChange, DagRow, Version
+from gitdags.model import FILE_FORMATS, ActionResult, DagChange, DagRow, Version
 
 
 class DagActions(ActionCore):
@@ -70,7 +70,7 @@ class DagActions(ActionCore):
     def _hold_file(self, dag: DagRow, target: Version, until_change: bool) -> list[DagRow]:
         """An Airflow Python file is served as a whole: the other DAGs of the file serve what
         the same blob of the file defined (nothing, if it did not define them), pinned too."""
-        if (target.spec or {}).get("format") not in PYTHON_FORMATS or not target.blob:
+        if (target.spec or {}).get("format") not in FILE_FORMATS or not target.blob:
             return []
         mates = self._file_mates(dag)
         for mate in mates:

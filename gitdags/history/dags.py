@@ -357,7 +357,7 @@ class DagTables(StoreRows):
             row
             for row in self._tuples(
                 "SELECT source, path, served_blob FROM files "
-                "WHERE kind = 'module' AND served_blob IS NOT NULL"
+                "WHERE kind IN ('module', 'prefect-flow') AND served_blob IS NOT NULL"
             )
             if (row[0], row[1]) not in dag_files
         ]

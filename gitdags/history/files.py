@@ -56,8 +56,8 @@ class FileTables(StoreRows):
     def python_files(self, source: str) -> dict[str, str]:
         """path -> blob of the source's Python files and .airflowignore files."""
         rows = self._all(
-            "SELECT path, blob FROM files WHERE source = ? AND kind IN ('airflow', 'dagster', "
-            "'module', 'ignore')",
+            "SELECT path, blob FROM files WHERE source = ? AND kind IN ('airflow', 'module', "
+            "'prefect-flow', 'dagster', 'ignore')",
             (source,),
         )
         return {r["path"]: r["blob"] for r in rows}
@@ -75,8 +75,8 @@ class FileTables(StoreRows):
     def python_imports(self, source: str) -> dict[str, tuple[str, ...]]:
         """path -> the modules each Python file of the source imports."""
         rows = self._all(
-            "SELECT path, imports FROM files WHERE source = ? AND kind IN ('airflow', 'dagster', "
-            "'module')",
+            "SELECT path, imports FROM files WHERE source = ? AND kind IN ('airflow', 'module', "
+            "'prefect-flow', 'dagster')",
             (source,),
         )
         return {r["path"]: tuple(loads(r["imports"]) or ()) for r in rows}

@@ -97,4 +97,19 @@ _V4 = """
 CREATE TABLE "outbox" ("id" INTEGER PRIMARY KEY, "body" TEXT NOT NULL, "created_at" TEXT NOT NULL);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# What each consumer (an orchestrator's API) has of each served DAG, as its last poll found it,
+# and each consumer's last poll.
+_V5 = """
+CREATE TABLE "consumer_dags" (
+   "consumer" TEXT NOT NULL, "dag_id" TEXT NOT NULL, "state" TEXT NOT NULL, "version" INTEGER,
+   "since" TEXT NOT NULL, "parsed_at" TEXT, "bundle_version" TEXT, "paused" INTEGER,
+   "error" TEXT NOT NULL DEFAULT '', "checked_at" TEXT NOT NULL,
+   PRIMARY KEY ("consumer", "dag_id")
+);
+CREATE TABLE "consumers" (
+   "name" TEXT PRIMARY KEY, "api_url" TEXT NOT NULL, "checked_at" TEXT, "error" TEXT,
+   "requests" INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)

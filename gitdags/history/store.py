@@ -7,7 +7,8 @@ hooks and their outbox), `files`; `rows` holds what they share.
 Tables: `sources` (one reconcile record per source), `files` (every counted file of a source
 at its synced commit, with its file-level issues), `file_dags` (the DAG ids each file defines,
 and whether it owns them), `dags` (each DAG's state), `versions` (every version ever seen),
-`syncs`, `audit`, `hooks`, `meta` (the change counter).
+`syncs`, `audit`, `hooks`, `meta` (the change counter), `consumers` and `consumer_dags` (what
+each orchestrator's API has of each served DAG).
 
 Writes happen inside `HistoryStore.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a sync or an
 operator action is one transaction: a crash leaves the database as before or after, never
@@ -33,6 +34,7 @@ from typing import Any
 
 from gitdags.errors import StoreError, damaged
 from gitdags.history.audit import AuditTables
+from gitdags.history.consumers import ConsumerTables
 from gitdags.history.dags import DagTables
 from gitdags.history.files import FileRow, FileTables
 from gitdags.history.migrations import MIGRATIONS
@@ -65,7 +67,7 @@ def _read_only(path: Path) -> sqlite3.Connection:
     )
 
 
-class HistoryStore(DagTables, SourceTables, FileTables, AuditTables):
+class HistoryStore(DagTables, SourceTables, FileTables, AuditTables, ConsumerTables):
     """The state database. One instance per thread of work; writes are serialized."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

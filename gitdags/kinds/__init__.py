@@ -11,6 +11,8 @@ never raises for bad input:
     defaults a dag-factory defaults.yml / defaults.yaml: part of the DAGs below its folder
     airflow  an Airflow Python DAG file (zero or more DAGs), read from its syntax tree
     module   a Python helper module: versioned and served with the tree, never a DAG
+    prefect  a Prefect project file (prefect.yaml): one DAG per deployment, in a Prefect source
+    prefect-flow  a Prefect flow file: one DAG per @flow, served as a whole with the tree
     none     anything else: a file that cannot be read, or that is not a DAG definition
 
 A file that is not a DAG definition (a config YAML beside the DAGs) gets one warning (GD007)
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
-PYTHON_KINDS = ("airflow", "dagster", "module")  # Python files: served as files, with the tree
+PYTHON_KINDS = ("airflow", "module", "prefect-flow", "dagster")  # Python files: served as files
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ below; the modules hold them by aggregate. It imports nothing else of gitdags.""
 from __future__ import annotations
 
 from gitdags.model.actions import ActionResult, AuditEntry
+from gitdags.model.consumers import CONSUMER_STATES, ConsumerDag, ConsumerStatus
 from gitdags.model.dags import (
+    FILE_FORMATS,
     STATUSES,
     Commit,
     DagDetail,
@@ -16,18 +18,21 @@ from gitdags.model.dags import (
     SpecDiff,
     Version,
 )
-from gitdags.model.files import PYTHON_FORMATS, DagFile, FileDefinitions
+from gitdags.model.files import DagFile, FileDefinitions
 from gitdags.model.issues import CODES, Issue, Severity, has_errors
 from gitdags.model.sources import HookState, SourceRecord, SourceStatus
 from gitdags.model.sync import DagChange, SyncResult
 
 __all__ = [
     "CODES",
-    "PYTHON_FORMATS",
+    "CONSUMER_STATES",
+    "FILE_FORMATS",
     "STATUSES",
     "ActionResult",
     "AuditEntry",
     "Commit",
+    "ConsumerDag",
+    "ConsumerStatus",
     "DagChange",
     "DagDetail",
     "DagFile",

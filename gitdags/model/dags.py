@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitdags.model.issues import Issue
 
 STATUSES = ("active", "invalid", "disabled", "deleted", "paused", "pinned")
+# The formats of DAGs served as their Python file, as a whole (an Airflow DAG file, a Prefect
+# flow file): held, rolled back and paused with the file's other DAGs
+FILE_FORMATS = ("airflow", "prefect-flow", "dagster")
 
 
 @dataclass(slots=True)
@@ -104,6 +107,8 @@ class DagState:
     tags: tuple[str, ...]
     schedule: str | None
     updated_at: str
+    # consumer -> what it has of this DAG (state, version, since, parsed_at, paused, error)
+    consumers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies, which costs 0.8 s on `list --json` of 10k
@@ -128,6 +133,7 @@ class DagState:
             # the same two names on every record: `time` (UTC) and `commit`
             "time": self.updated_at,
             "commit": None if gone else self.served_commit,
+            "consumers": self.consumers,
         }
 
 

@@ -8,9 +8,6 @@ from typing import Any
 
 from gitdags.model.issues import Issue, has_errors
 
-# The spec formats of DAGs served as their Python file (a whole file, at its last good blob).
-PYTHON_FORMATS = ("airflow", "dagster")
-
 
 @dataclass(frozen=True, slots=True)
 class DagFile:

@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "GD107": "bad-date",
     "GD108": "bad-value",
     "GD109": "tasks-and-nodes",
+    "GD110": "unknown-entrypoint",
     # tasks of one DAG
     "GD201": "duplicate-task-id",
     "GD202": "unknown-task",

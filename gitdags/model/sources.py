@@ -69,6 +69,8 @@ class SourceStatus:
     publish: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> its last
     sandbox: str | None = None  # where repository code runs: "bwrap", "none", or None (static)
     recovered: str = ""  # "<when>: recovered after N failed syncs", while its last sync says so
+    # consumer -> its DAGs of this source by state, the oldest pending (s), its last answer
+    consumers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -89,6 +91,7 @@ class SourceStatus:
             "hooks": [h.to_dict() for h in self.hooks],
             "publish": self.publish,
             "sandbox": self.sandbox,
+            "consumers": self.consumers,
             "time": self.last_sync_at,
             "commit": self.pinned_commit or self.served_commit,
         }

@@ -4,16 +4,13 @@ the vocabulary, kinds, checks' rules and the sandbox; never the engine, serving 
 
 A source names its orchestrator (`orchestrator = "airflow"`, the default; the names are
 `config.keys.ORCHESTRATORS`). A new orchestrator is a package here with a `read` for its files
-and a tier, and one line in each of `read_file` and `tiers` below (and in `worker_program`
-when its tier loads files in the sandboxed worker)."""
+and a tier, and one line in each of `read_file` and `tiers` below."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gitdags.config import SourceConfig
     from gitdags.kinds import ReadContext
     from gitdags.model import FileDefinitions
     from gitdags.orchestrators.interface import SyncView, Tier
@@ -26,18 +23,11 @@ def read_file(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDefin
         from gitdags.orchestrators.dagster.kind import definitions
 
         return definitions(path, raw, digest, ctx)
+    if ctx.orchestrator == "prefect":
+        from gitdags.orchestrators import prefect
+
+        return prefect.read(path, raw, digest, ctx)
     return None
-
-
-def worker_program(config: SourceConfig) -> tuple[str, Path, str]:
-    """The interpreter, the program and the name of what it runs, of a source's sandboxed
-    worker (parse_worker.py's protocol): Airflow's parse worker, or the orchestrator's own."""
-    if config.orchestrator == "dagster":
-        script = Path(__file__).parent / "dagster" / "load_worker.py"
-        return config.dagster_python, script, "Dagster"
-    from gitdags.orchestrators.airflow.parse_client import WORKER
-
-    return config.airflow_python, WORKER, "Apache Airflow"
 
 
 def tiers(sync: SyncView) -> list[Tier]:
@@ -50,4 +40,8 @@ def tiers(sync: SyncView) -> list[Tier]:
         from gitdags.orchestrators.dagster.tier import DagsterTier
 
         return [DagsterTier(sync)]
+    if sync.config.orchestrator == "prefect":
+        from gitdags.orchestrators.prefect.tier import PrefectTier
+
+        return [PrefectTier(sync)]
     return []

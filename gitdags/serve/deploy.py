@@ -33,9 +33,10 @@ from typing import Any
 from gitdags import faults
 from gitdags.errors import GitdagsError
 from gitdags.history.store import HistoryStore, now
-from gitdags.model import PYTHON_FORMATS, ServedDag
+from gitdags.model import FILE_FORMATS, ServedDag
 from gitdags.naming import loader_stem, safe_name
 from gitdags.orchestrators.airflow.served import dagfactory_block, dagfactory_loader
+from gitdags.orchestrators.prefect.served import is_deployment, project_file
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,10 @@ OtherFiles = Callable[[], list[tuple[str, str, str]]]
 # Kinds gitdags serves its own way: a DAG file or a module at its last good blob, a format v1
 # or dag-factory DAG through the files it writes for it (its raw file would hold DAGs that are
 # not the served ones), a dag-factory loader never (it would load every DAG of its folder).
-SERVED_OTHERWISE = ("airflow", "dagster", "module", "v1", "dag-factory", "defaults", "loader")
+# A Prefect project file is served as the served deployments' blocks (its raw file would hold
+# deployments that are not the served ones); flow files at their last good blob.
+SERVED_OTHERWISE = ("airflow", "module", "v1", "dag-factory", "defaults", "loader")
+SERVED_OTHERWISE += ("prefect", "prefect-flow", "dagster")
 
 
 def other_files(
@@ -202,7 +206,7 @@ class DeployFolder:
             return f"{current.name} has no readable manifest"
         if legacy_layout(current):
             return f"{current.name} keeps gitdags' manifest among the served files (old layout)"
-        served = [d for d in store.served() if (d.spec or {}).get("format") not in PYTHON_FORMATS]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in FILE_FORMATS]
         files, _others = self._files(store)
         if manifest.get("fingerprint") != fingerprint(served, files):
             return f"{current.name} is not what the database serves"
@@ -222,7 +226,7 @@ class DeployFolder:
             return True
 
     def _publish(self, store: HistoryStore, force: bool) -> Generation | None:
-        served = [d for d in store.served() if (d.spec or {}).get("format") not in PYTHON_FORMATS]
+        served = [d for d in store.served() if (d.spec or {}).get("format") not in FILE_FORMATS]
         files, others = self._files(store)
         print_ = fingerprint(served, files)
         previous = self.current()
@@ -246,6 +250,10 @@ class DeployFolder:
         before = {d["dag_id"]: d for d in old.get("dags", [])}
         written = linked = 0
         entries = []
+        self._projects: dict[str, list[ServedDag]] = {}  # a served project file: its DAGs
+        for dag in served:
+            if is_deployment(dag):
+                self._projects.setdefault(self._files_of(dag)[0], []).append(dag)
         for dag in served:
             dag_files = self._files_of(dag)
             prior = before.get(dag.dag_id)
@@ -255,6 +263,7 @@ class DeployFolder:
                 and prior is not None
                 and prior.get("version") == dag.version
                 and prior.get("files") == dag_files
+                and not is_deployment(dag)  # its file holds the other deployments too
             )
             hashes: dict[str, str] = {}  # what `gitdags doctor` checks each file against
             for file in dag_files:
@@ -262,7 +271,9 @@ class DeployFolder:
                 if not target.resolve().is_relative_to(staging.resolve()):
                     raise GitdagsError(f"DAG id {dag.dag_id!r} cannot be written safely.")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if reuse:
+                if file in self._projects and target.exists():  # written for another of them
+                    hashes[file] = hashlib.sha256(target.read_bytes()).hexdigest()
+                elif reuse:
                     assert previous is not None and prior is not None
                     os.link(previous / file, target)
                     known = (prior.get("sha256") or {}).get(file)
@@ -361,6 +372,8 @@ class DeployFolder:
     def _files_of(self, dag: ServedDag) -> list[str]:
         """The files that serve one DAG: its JSON spec (and the Airflow file of the template);
         for a dag-factory DAG, its loader and its block, beside where its YAML file lies."""
+        if is_deployment(dag):  # one project file for the deployments of its source file
+            return [self.layout(dag.source, dag.path)]
         if (dag.spec or {}).get("format") == "dag-factory":
             folder = self.layout(dag.source, dag.path).rpartition("/")[0]
             base = f"{folder}/{loader_stem(dag.path, dag.dag_id)}".lstrip("/")
@@ -369,6 +382,8 @@ class DeployFolder:
         return [f"{base}.json"] + ([f"{base}.py"] if self.template else [])
 
     def _content(self, dag: ServedDag, file: str, dag_files: list[str]) -> str:
+        if is_deployment(dag):
+            return project_file(self._projects[file])
         if file.endswith(".json"):
             return json.dumps(dag.to_dict(), indent=2) + "\n"
         if file.endswith(".dagfactory"):

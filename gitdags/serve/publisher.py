@@ -30,6 +30,24 @@ def what_failed(exc: Exception) -> str:
     return str(exc).rstrip(".") or type(exc).__name__
 
 
+def served_root(settings: Settings) -> Path | None:
+    """The folder of the served tree's generations: the deploy folder, else (the served
+    branches and S3 are made from a generation) one of its own beside the database."""
+    if settings.deploy_dir:
+        return settings.deploy_dir
+    return Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
+
+
+def deploy_path(settings: Settings, source: str, path: str) -> str:
+    """A Python file's path in the served tree: its path under the source's subdir, at the top
+    of `current/` (where Airflow's DAGs folder resolves `import common.x`) or under the
+    source's deploy_subdir."""
+    config = next((s for s in settings.sources if s.name == source), None)
+    subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
+    rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
+    return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+
+
 class Publisher:
     """A listener: after each change to what is served, the deploy folder and the hooks."""
 
@@ -42,9 +60,7 @@ class Publisher:
         self.settings = settings
         # the served branches are made from a deploy-folder generation: one of its own
         # beside the database when no deploy_dir is configured
-        root = settings.deploy_dir or (
-            Path(f"{settings.database}.served-tree") if settings.git_repo or settings.s3 else None
-        )
+        root = served_root(settings)
         self.folder = (
             DeployFolder(
                 root,
@@ -72,6 +88,11 @@ class Publisher:
                 settings,
                 lambda source: {d.dag_id for d in store.dags(source=source) if d.paused},
             )
+        self.prefect = None
+        if settings.prefect is not None:
+            from gitdags.serve.prefect_api import PrefectTarget
+
+            self.prefect = PrefectTarget(settings)
 
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         outcomes: list[Outcome] = []
@@ -97,13 +118,30 @@ class Publisher:
                     lambda: dagster.publish(source, changes, reload=reload),
                     generation.name if generation is not None else "",
                 )
+        self._prefect(commit, outcomes)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
         self._raise(outcomes)
 
+    @property
+    def behind_possible(self) -> bool:
+        """Whether a target may have been left behind by a killed process."""
+        return self.folder is not None or self.prefect is not None
+
+    def _prefect(self, commit: str | None, outcomes: list[Outcome]) -> None:
+        """The deployments that changed, to the Prefect API (nothing to send: no call)."""
+        prefect = self.prefect
+        if prefect is not None:
+            self._target("prefect", commit, outcomes, lambda: prefect.publish(self.store))
+
     def catch_up(self, source: str, commit: str | None) -> None:
         """Publish what a killed process left unpublished: the deploy folder behind the
-        database, or a served branch or S3 behind the folder's current generation."""
+        database, or a served branch or S3 behind the folder's current generation, or
+        deployments Prefect does not hold yet."""
+        if self.prefect is not None:
+            sent: list[Outcome] = []
+            self._prefect(commit, sent)
+            self._raise(sent)
         folder = self.folder
         if folder is None:
             return
@@ -180,7 +218,7 @@ class Publisher:
             record: dict[str, Any] = {"error": str(exc), "at": now()}
             result = None
         else:
-            if name == "deploy folder" and result is None:
+            if name in ("deploy folder", "prefect") and result is None:
                 return None  # nothing changed: the record stays as it was
             outcomes.append((name, None))
             made = getattr(result, "name", generation)
@@ -195,6 +233,8 @@ class Publisher:
             return f"Dagster's webserver {self.settings.dagster.url}"
         if target == "served branch":
             return f"the served-branch repository {self.settings.git_repo}"
+        if target == "prefect" and self.settings.prefect is not None:
+            return f"the Prefect API {self.settings.prefect.api_url}"
         if target == "s3" and self.settings.s3 is not None:
             s3 = self.settings.s3
             return f"S3 (s3://{s3.bucket}{'/' + s3.prefix if s3.prefix else ''})"
@@ -221,13 +261,7 @@ class Publisher:
             self.hooks.close()
 
     def deploy_path(self, source: str, path: str) -> str:
-        """A Python file's path in the deploy folder: its path under the source's subdir, at
-        the top of `current/` (where Airflow's DAGs folder resolves `import common.x`) or
-        under the source's deploy_subdir."""
-        config = next((s for s in self.settings.sources if s.name == source), None)
-        subdir = config.subdir.strip("/") + "/" if config and config.subdir else ""
-        rel = path[len(subdir) :] if subdir and path.startswith(subdir) else path
-        return f"{config.deploy_subdir}/{rel}" if config and config.deploy_subdir else rel
+        return deploy_path(self.settings, source, path)
 
     def other_files(self) -> list[tuple[str, str, str]]:
         """(source, path, blob) of the files of each configured source's tree at its served

@@ -14,6 +14,14 @@ STATUS_STYLE = {
     "paused": "yellow",
     "pinned": "bold cyan",
 }
+# what a consumer has of a DAG (`landed`, `pending`...), as the DAG table and screen colour it
+LANDING_STYLE = {
+    "landed": "green",
+    "pending": "yellow",
+    "drift": "magenta",
+    "broken": "bold red",
+    "missing": "red",
+}
 
 
 def layers(tasks: list[dict[str, Any]]) -> list[list[tuple[str, bool]]]:

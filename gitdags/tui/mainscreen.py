@@ -12,10 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from gitdags.model import STATUSES, DagState, SourceStatus
-from gitdags.render import short, when
+from gitdags.render import landing, short, when
 from gitdags.tui.common import APP_KEYS, ConsoleApp
 from gitdags.tui.dagtable import Column, DagTable
-from gitdags.tui.graph import STATUS_STYLE
+from gitdags.tui.graph import LANDING_STYLE, STATUS_STYLE
 from gitdags.tui.messages import MainLoaded
 
 # on a narrow window the DAG id gives way first, then the owner (see DagTable._fit)
@@ -27,12 +27,34 @@ COLUMNS = [
     Column("source", "source"),
     Column("owner", "owner", shrink_to=10),
     Column("updated_at", "updated"),
+    Column("landed", "landed"),  # what the orchestrators run ([[consumers]]), when any
 ]
+
 # the quick filters, in the order the help and the README give them
 QUICK_ORDER = ("active", "invalid", "pinned", "paused", "disabled", "deleted")
 QUICK = {"0": None, **{str(i): s for i, s in enumerate(QUICK_ORDER, 1)}}
 assert set(QUICK_ORDER) == set(STATUSES)
 SORTS = ("dag_id", "status", "updated_at", "source", "owner")
+
+
+def landed_cell(dag: DagState) -> tuple[str, str]:
+    """What the consumers run of a DAG: `landed`, `pending 12s`, `broken`; with several
+    consumers, each named."""
+    there = dag.consumers
+    if not there:
+        return ("", "")
+    worst = next(
+        (
+            s
+            for s in ("broken", "missing", "drift", "pending")
+            if any(c.get("state") == s for c in there.values())
+        ),
+        "landed",
+    )
+    if len(there) == 1:
+        return (landing(next(iter(there.values()))), LANDING_STYLE.get(worst, ""))
+    text = " ".join(f"{name}:{landing(c)}" for name, c in sorted(there.items()))
+    return (text, LANDING_STYLE.get(worst, ""))
 
 
 def matches(dag: DagState, needle: str) -> bool:
@@ -161,13 +183,17 @@ class MainScreen(Screen[None]):
                     (d.source, ""),
                     (d.owner or "", ""),
                     (when(d.updated_at)[5:16], ""),
+                    landed_cell(d),
                 ]
                 for d in rows
             ],
             keep=table.current,
             empty=self._why_empty(),
             # one source: the header line names it, the column would repeat it on every row
-            hide=frozenset() if len(self.sources) > 1 else frozenset({"source"}),
+            hide=frozenset(
+                (() if len(self.sources) > 1 else ("source",))
+                + (() if self.app.engine.settings.consumers else ("landed",))
+            ),
         )
         self.shown = table.keys
         self.applied += 1

@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from gitdags.model import DagDetail, DagState, Version
-from gitdags.render import SYNC_COLUMNS, short, sync_row, when
+from gitdags.render import SYNC_COLUMNS, landing, short, sync_row, when
 from gitdags.tui.dagactions import ask_pause, ask_pin, ask_rollback
-from gitdags.tui.graph import STATUS_STYLE
+from gitdags.tui.graph import LANDING_STYLE, STATUS_STYLE
 from gitdags.tui.graph import render as render_graph
 from gitdags.tui.messages import DagLoaded, DiffLoaded, LogLoaded
 
@@ -139,6 +139,15 @@ class DagScreen(Screen[None]):
         out.append(f"  newest v{s.newest_version or '-'}  {s.source}:{s.path}")
         if s.pin_until_change:
             out.append("  pinned until change", style="magenta")
+        for name, there in sorted(s.consumers.items()):
+            out.append(f"\n in {name}: ")
+            out.append(landing(there), style=LANDING_STYLE.get(str(there.get("state")), ""))
+            if there.get("version") is not None:
+                out.append(f" v{there['version']}")
+            if there.get("parsed_at"):
+                out.append(f", parsed {when(there['parsed_at'])}")
+            if there.get("error"):
+                out.append(f": {there['error']}", style="red")
         if version is not None:
             state = "valid" if version.valid else "INVALID"
             out.append(

@@ -48,10 +48,13 @@ class ParseWorker:
         private: tuple[Path, ...] = (),
         served_under: str = "",
         script: Path = WORKER,
-        label: str = "Apache Airflow",
+        check: Callable[[object], dict[str, Any]] | None = None,
+        orchestrator: str = "airflow",
     ) -> None:
+        self.orchestrator = orchestrator  # whose loader the worker runs (named in its errors)
+        self.runs = "schedulers" if orchestrator == "airflow" else "workers"
         self.script = script  # the worker program: stdlib only, it speaks parse_worker's protocol
-        self.label = label  # what the worker program runs, for its messages
+        self.check = check or checked  # each file's result, checked for shape as it comes back
         self.python = os.path.abspath(python) if "/" in python else python  # a venv's python
         self.scratch = scratch
         self.parallel = parallel
@@ -148,8 +151,8 @@ class ParseWorker:
             )
         except OSError as exc:
             raise SourceError(
-                f"Cannot run airflow_python {self.python} ({exc.strerror}); point it at the "
-                "python of the environment the schedulers run."
+                f"Cannot run {self.orchestrator}_python {self.python} ({exc.strerror}); point "
+                f"it at the python of the environment the {self.runs} run."
             ) from exc
         self.lines = queue.Queue()
         threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
@@ -164,9 +167,12 @@ class ParseWorker:
                 raise SourceError(
                     f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
                 )
+            product = {"airflow": "Apache Airflow"}.get(
+                self.orchestrator, self.orchestrator.title()
+            )
             raise SourceError(
-                f"The {self.label} parse worker did not start with {self.python}: "
-                f"{tail[-300:]}; check that {self.label} is installed there."
+                f"The {self.orchestrator.title()} parse worker did not start with "
+                f"{self.python}: {tail[-300:]}; check that {product} is installed there."
             )
         if ready.get("isolation") and self.sandbox != "none":
             self._stop(proc)
@@ -280,7 +286,9 @@ class ParseWorker:
                 self._wait(0.1)  # past the sync's deadline: that is the sync's error
                 tail = " ".join(list(self.stderr)[-2:]).strip()
                 log.warning(
-                    "the %s parse worker stopped (%s)", self.label, tail[-200:] or "no output"
+                    "the %s parse worker stopped (%s)",
+                    self.orchestrator.title(),
+                    tail[-200:] or "no output",
                 )
                 return results, in_flight or (set(files) - set(results))
             if answer.get("id") != request["id"]:
@@ -299,7 +307,7 @@ class ParseWorker:
                 faults.point("in-parse")
             elif rel in in_flight:
                 in_flight.discard(rel)
-                results[rel] = self._outside(checked(answer.get("result")))
+                results[rel] = self._outside(self.check(answer.get("result")))
 
     def missing(self, names: list[str]) -> set[str]:
         if not names:
@@ -312,7 +320,8 @@ class ParseWorker:
                     if self.proc is not None:
                         self._stop(self.proc)
                     raise SourceError(
-                        f"The {self.label} parse worker stopped answering; it is started again at "
+                        f"The {self.orchestrator.title()} parse worker stopped answering; it is "
+                        "started again at "
                         "the next sync."
                     )
                 if answer.get("id") == self.next_id:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gitdags.plan import Plan
 
 log = logging.getLogger(__name__)
+LOAD_WORKER = Path(__file__).with_name("load_worker.py")  # the source's worker program
 _MODULES: dict[tuple[str, str], Module | None] = {}  # (path, blob) -> what it defines
 
 
