@@ -101,6 +101,7 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                     continue
                 if section == "publish" and key == "dagster":
                     _check_dagster(table[key], where)
+                    continue
                 if section == "consumers" and key in ("password", "token"):
                     raise ConfigError(
                         f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
