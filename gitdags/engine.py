@@ -125,7 +125,14 @@ class SyncEngine:
 
         worker = self.parse_workers.get(config.name)
         prefect = config.orchestrator == "prefect"  # Prefect's loader, in the same sandbox
-        python = config.prefect_python if prefect else config.airflow_python
+        dagster = config.orchestrator == "dagster"  # Dagster's loader, likewise
+        python = (
+            config.prefect_python
+            if prefect
+            else config.dagster_python
+            if dagster
+            else config.airflow_python
+        )
         if worker is not None and (worker.python, worker.sandbox) != (
             python,
             config.sandbox,
@@ -143,6 +150,10 @@ class SyncEngine:
                     "check": check,
                     "orchestrator": "prefect",
                 }
+            elif dagster:
+                from gitdags.orchestrators.dagster.tier import LOAD_WORKER
+
+                extra = {"script": LOAD_WORKER, "orchestrator": "dagster"}
             worker = ParseWorker(
                 python,
                 mirrors / "parse" / config.name,
@@ -444,6 +455,7 @@ class SyncEngine:
             "deploy folder": bool(settings.deploy_dir or settings.git_repo or settings.s3),
             "served branch": bool(settings.git_repo),
             "s3": settings.s3 is not None,
+            "dagster": settings.dagster is not None,
         }
         published = {t: v for t, v in self.store.publish_targets().items() if targets.get(t)}
         configured = {s.name: s for s in self.settings.sources}

@@ -27,6 +27,9 @@ MARK = "PYTEST_GITDAGS_RUN"
 os.environ[MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
 # Python's own helpers that live as long as the interpreter that started them
 INTERPRETER_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+# servers a module-scoped fixture started and stops (their children come and go with the
+# server: Dagster's webserver starts a code server at each reload); the fixture adds its pid
+LASTING_SERVERS: set[int] = set()
 
 
 def _processes_of_this_run() -> dict[int, str]:
@@ -46,8 +49,10 @@ def _processes_of_this_run() -> dict[int, str]:
         if pid == me:
             continue
         up, chain = parents.get(pid), 0
-        while up not in (None, 0, 1, me) and chain < 64:
+        while up not in (None, 0, 1, me) and chain < 64 and up not in LASTING_SERVERS:
             up, chain = parents.get(up), chain + 1
+        if up in LASTING_SERVERS or pid in LASTING_SERVERS:
+            continue
         try:
             ours = up == me or mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -28,7 +28,8 @@ CHECKS = {  # the files are checked as one source with these settings
 
 
 AIRFLOW_CODES = {"GD402", "GD403", "GD407"}  # found only by parsing with Airflow
-STATIC_FILES = [p for p in BAD_FILES if p.name.split("-")[0] not in AIRFLOW_CODES]
+DAGSTER_CODES = {"GD420", "GD421", "GD422", "GD423"}  # Dagster locations: tests/test_dagster.py
+STATIC_FILES = [p for p in BAD_FILES if p.name.split("-")[0] not in AIRFLOW_CODES | DAGSTER_CODES]
 
 
 @pytest.mark.parametrize("path", STATIC_FILES, ids=lambda p: p.name)
@@ -47,10 +48,15 @@ def test_every_code_has_a_bad_file() -> None:
 
 def test_sample_repo_is_valid() -> None:
     files, issues = check_paths([str(SAMPLE)])
-    # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory; and a Prefect project:
-    # its prefect.yaml (2 deployments), 1 flow file (3 flows), 2 modules
-    assert len(files) == 20
+    # 10 format v1, 3 Airflow DAG files, 2 helpers, 1 dag-factory; a Prefect project: its
+    # prefect.yaml (2 deployments), 1 flow file (3 flows), 2 modules; and the 5 modules of the
+    # Dagster location (helper modules to Airflow's reading)
+    assert len(files) == 25
     assert sum(len(f.dags) for f in files) == 22  # the 3 flows of the flow file count
+    assert issues == []
+    # the Dagster code location beside them
+    files, issues = check_paths([str(SAMPLE / "dagster")], orchestrator="dagster")
+    assert len(files) == 5 and sum(len(f.dags) for f in files) == 1  # the job train_model
     assert issues == []
 
 

@@ -212,7 +212,11 @@ def whole_files(
             bad.setdefault(f.path, []).append(f.dag_id)
     out, held = [], []
     for f in dags:
-        if kinds.get(f.path) in ("airflow", "prefect-flow") and f.valid and f.path in bad:
+        if (
+            kinds.get(f.path) in ("airflow", "prefect-flow", "dagster")
+            and f.valid
+            and f.path in bad
+        ):
             names = ", ".join(sorted(bad[f.path]))
             issue = Issue(
                 "GD409",

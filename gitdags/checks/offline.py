@@ -59,6 +59,7 @@ def check_paths(
     airflow_python: str = "",
     parse_timeout: float = 30.0,
     sandbox: str = "bwrap",
+    orchestrator: str = "airflow",
     prefect_python: str = "",
 ) -> tuple[list[FileDefinitions], list[Issue]]:
     """Validate files on their own and across each other; returns the files and all issues.
@@ -66,7 +67,10 @@ def check_paths(
     to none of them; `own_namespace`, `pattern` and `forbidden_imports` are the checks of the
     source they are for."""
     ctx = ReadContext(
-        task_types=task_types, max_file_size=max_file_size, forbidden_imports=forbidden_imports
+        task_types=task_types,
+        max_file_size=max_file_size,
+        forbidden_imports=forbidden_imports,
+        orchestrator=orchestrator,
     )
     checked: list[FileDefinitions] = []
     files = collect_with_roots(paths)
@@ -100,6 +104,18 @@ def check_paths(
         if prefect_python:
             checked = prefect.load_on_disk(checked, prefect_python, parse_timeout, sandbox)
     by_path = {f.path: f for f in checked}
+    if orchestrator == "dagster":  # each folder named is a code location: checked as a whole
+        from gitdags.orchestrators.dagster.location import check_location
+
+        for root in sorted({root for _path, root in files}):
+            prefix = "" if root == Path(".") else root.as_posix().rstrip("/") + "/"
+            mine = {p.as_posix() for p, r in files if r == root and p.suffix == ".py"}
+            texts = {p: by_path[p].text.encode() for p in mine}
+            for path, extra in check_location(texts, prefix).items():
+                by_path[path] = dataclasses.replace(
+                    by_path[path], issues=(*by_path[path].issues, *extra)
+                )
+        checked = [by_path[f.path] for f in checked]
     check = compat.start(by_path)
     if sandbox not in ("bwrap", "none"):
         raise ConfigError(f'--sandbox {sandbox!r}: use "bwrap" (bubblewrap) or "none".')

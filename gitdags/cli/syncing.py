@@ -143,6 +143,11 @@ def validate(
     sandbox: str = typer.Option(
         "bwrap", "--sandbox", help='Where Airflow parses: "bwrap" (bubblewrap) or "none".'
     ),
+    orchestrator: str = typer.Option(
+        "airflow",
+        "--orchestrator",
+        help='Whose .py files these are: "airflow" or "dagster" (each folder a code location).',
+    ),
 ) -> None:
     """Validate DAG files offline (for CI and pre-commit); exit 1 on errors."""
     from gitdags.checks.offline import check_paths
@@ -155,6 +160,7 @@ def validate(
         airflow_python=airflow_python or "",
         parse_timeout=parse_timeout,
         sandbox=sandbox,
+        orchestrator=orchestrator,
         prefect_python=prefect_python or "",
     )
     errors = sum(1 for i in issues if i.severity == "error")

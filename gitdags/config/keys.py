@@ -31,7 +31,7 @@ forbidden_imports = []          # modules DAG files must not import, e.g. ["myco
 
 # The orchestrators whose files a source may hold (`orchestrator = ...`; each has its package
 # under gitdags/orchestrators/, and `python = "<its name>"` loads its files in the sandbox).
-ORCHESTRATORS = ("airflow", "prefect")
+ORCHESTRATORS = ("airflow", "dagster", "prefect")
 
 # Every key of every section, with its kind: str, path, duration, wait (a duration that may be
 # 0), int, size, bool, list.
@@ -68,6 +68,8 @@ SOURCE_KEYS: dict[str, str] = {
     "python": "str",
     "sandbox": "str",
     "airflow_python": "str",
+    "dagster_python": "str",
+    "dagster_module": "str",
     "prefect_python": "str",
     "parse_timeout": "duration",
     "memory_limit": "size",
@@ -106,6 +108,8 @@ CONSUMER_KEYS: dict[str, str] = {
 CONSUMER_KINDS = ("airflow",)
 LIST_SECTIONS = {"sources": SOURCE_KEYS, "hooks": HOOK_KEYS, "consumers": CONSUMER_KEYS}
 
+# [publish.dagster]: the Dagster webserver whose code location a Dagster source's files are
+DAGSTER_KEYS = {"url": "str", "location": "str", "timeout": "duration"}
 # [publish.prefect]: deployments applied to a Prefect API (credentials from the environment:
 # PREFECT_API_KEY or PREFECT_API_AUTH_STRING, passed to Prefect's client only)
 PREFECT_KEYS = {"api_url": "str", "prefect_python": "path", "timeout": "duration"}

@@ -13,6 +13,7 @@ from typing import Any
 from gitdags.config.keys import (
     CONSUMER_KEYS,
     CONSUMER_KINDS,
+    DAGSTER_KEYS,
     HOOK_KEYS,
     LIST_SECTIONS,
     ORCHESTRATORS,
@@ -98,6 +99,9 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
                 if section == "publish" and key == "s3":
                     _check_s3(table[key], where)
                     continue
+                if section == "publish" and key == "dagster":
+                    _check_dagster(table[key], where)
+                    continue
                 if section == "consumers" and key in ("password", "token"):
                     raise ConfigError(
                         f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
@@ -122,6 +126,22 @@ def _check_s3(body: Any, where: str) -> None:
             )
     if not body.get("bucket"):
         raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
+
+
+def _check_dagster(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[publish.dagster] in {where} must be a table.")
+    for key in body:
+        if key not in DAGSTER_KEYS:
+            raise ConfigError(
+                f"Unknown key {key!r} in [publish.dagster] of {where}"
+                + _suggest(key, list(DAGSTER_KEYS))
+            )
+    if not body.get("url"):
+        raise ConfigError(
+            f"[publish.dagster] in {where} needs url, the Dagster webserver's address "
+            '(e.g. "http://127.0.0.1:3000").'
+        )
 
 
 def _check_prefect(body: Any, where: str) -> None:
@@ -230,6 +250,16 @@ def _build(raw: dict[str, Any], base: Path, file: Path | None) -> Settings:
                     }
                 )
                 continue
+            if section == "publish" and key == "dagster":
+                from gitdags.config.settings import DagsterSettings
+
+                values["dagster"] = DagsterSettings(
+                    **{
+                        k: _convert(DAGSTER_KEYS[k], v, f"[publish.dagster] {k}", base)
+                        for k, v in value.items()
+                    }
+                )
+                continue
             if section == "publish" and key == "prefect":
                 from gitdags.config.settings import PrefectSettings
 
@@ -305,6 +335,11 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f'[[sources]] {name}: python = "airflow" needs airflow_python, the interpreter '
             "of the environment the schedulers run (e.g. /opt/airflow/venv/bin/python)."
         )
+    if python == "dagster" and not values.get("dagster_python"):
+        raise ConfigError(
+            f'[[sources]] {name}: python = "dagster" needs dagster_python, the interpreter '
+            "of the environment the code location runs in (e.g. /opt/dagster/venv/bin/python)."
+        )
     if python == "prefect" and not values.get("prefect_python"):
         raise ConfigError(
             f'[[sources]] {name}: python = "prefect" needs prefect_python, the interpreter '
@@ -315,7 +350,7 @@ def _source(table: dict[str, Any], base: Path) -> SourceConfig:
             f'[[sources]] {name}: sandbox = {values["sandbox"]!r}; use "bwrap" (bubblewrap, '
             'the default) or "none" (repository code runs unsandboxed).'
         )
-    for key in ("airflow_python", "prefect_python"):
+    for key in ("airflow_python", "dagster_python", "prefect_python"):
         if values.get(key) and "/" in values[key]:
             values[key] = str(base / Path(values[key]).expanduser())
     _check_verify(name, values)

@@ -27,6 +27,16 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class DagsterSettings:
+    """[publish.dagster]: the Dagster webserver that serves the code location of each Dagster
+    source (the deploy folder's files): reloaded after each publish, told of pauses."""
+
+    url: str
+    location: str = ""  # the code location's name in workspace.yaml ("" = the source's name)
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class PrefectSettings:
     """[publish.prefect]: the Prefect API the served deployments are applied to."""
 
@@ -49,6 +59,8 @@ class SourceConfig:
     orchestrator: str = "airflow"  # what runs the files: one of config.keys.ORCHESTRATORS
     python: str = "static"  # .py files: "static" (syntax tree) or the orchestrator's name (loaded)
     airflow_python: str = ""  # the interpreter with Airflow, for python = "airflow"
+    dagster_python: str = ""  # the interpreter with Dagster, for python = "dagster"
+    dagster_module: str = "definitions.py"  # the code location's file, under subdir
     prefect_python: str = ""  # the interpreter with Prefect, for python = "prefect"
     sandbox: str = "bwrap"  # where repository code runs: "bwrap" (bubblewrap) or "none"
     parse_timeout: float = 30.0
@@ -97,6 +109,8 @@ class SourceConfig:
             parts += [*checks, self.python, self.airflow_python]
         if self.orchestrator != "airflow":
             parts.append(self.orchestrator)
+        if self.orchestrator == "dagster":
+            parts += [self.dagster_module, self.dagster_python]
         if self.prefect_python:
             parts.append(self.prefect_python)
         return "|".join(parts)
@@ -152,6 +166,7 @@ class Settings:
     airflow_template: Path | None = None
     git_repo: Path | None = None  # a bare repository: served/all and served/<source> branches
     s3: S3Settings | None = None  # [publish.s3]: the served set in S3-compatible storage
+    dagster: DagsterSettings | None = None  # [publish.dagster]: the Dagster webserver
     prefect: PrefectSettings | None = None  # [publish.prefect]: deployments applied to Prefect
     max_file_size: int = MAX_FILE_SIZE
     task_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(TASK_TYPES))

@@ -139,7 +139,11 @@ class DagActions(ActionCore):
                 state = "paused" if paused else "not paused"
                 return ActionResult(action, f"{dag_id} is already {state}; nothing to do.")
             dag.paused = paused
-            mates = [m for m in self._file_mates(dag) if m.paused != paused]
+            # a Dagster job's file stays served when it is paused: its mates are not touched
+            alone = any(
+                s.name == dag.source and s.orchestrator == "dagster" for s in self.settings.sources
+            )
+            mates = [] if alone else [m for m in self._file_mates(dag) if m.paused != paused]
             for mate in mates:
                 mate.paused = paused
             self.store.save_dags([dag, *mates])

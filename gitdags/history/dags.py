@@ -435,11 +435,13 @@ class DagTables(StoreRows):
     def served_files(self) -> list[tuple[str, str, str]]:
         """(source, path, blob) of each Python file served as a file: the blob of the served
         version of the DAGs of each DAG file (a pin or rollback holds the whole file), and
-        each helper module's last good blob."""
+        each helper module's last good blob. A paused Dagster job's file stays (its code
+        location needs it): Dagster itself stops the job's schedules and sensors."""
         rows = self._tuples(
             "SELECT d.source, v.path, min(v.blob) FROM dags d JOIN versions v "
             "ON v.dag_id = d.dag_id AND v.version = d.served_version "
-            "WHERE d.deleted = 0 AND d.paused = 0 AND d.enabled = 1 AND v.blob IS NOT NULL "
+            "WHERE d.deleted = 0 AND (d.paused = 0 OR json_extract(v.spec, '$.format') = "
+            "'dagster') AND d.enabled = 1 AND v.blob IS NOT NULL "
             "AND v.path LIKE '%.py' GROUP BY d.source, v.path"
         )
         dag_files = {(source, path) for source, path, _blob in rows}

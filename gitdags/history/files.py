@@ -57,7 +57,7 @@ class FileTables(StoreRows):
         """path -> blob of the source's Python files and .airflowignore files."""
         rows = self._all(
             "SELECT path, blob FROM files WHERE source = ? AND kind IN ('airflow', 'module', "
-            "'prefect-flow', 'ignore')",
+            "'prefect-flow', 'dagster', 'ignore')",
             (source,),
         )
         return {r["path"]: r["blob"] for r in rows}
@@ -76,7 +76,7 @@ class FileTables(StoreRows):
         """path -> the modules each Python file of the source imports."""
         rows = self._all(
             "SELECT path, imports FROM files WHERE source = ? AND kind IN ('airflow', 'module', "
-            "'prefect-flow')",
+            "'prefect-flow', 'dagster')",
             (source,),
         )
         return {r["path"]: tuple(loads(r["imports"]) or ()) for r in rows}

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 V1_KEYS = ("dag_id", "tasks", "nodes")
-PYTHON_KINDS = ("airflow", "module", "prefect-flow")  # Python files: served as files
+PYTHON_KINDS = ("airflow", "module", "prefect-flow", "dagster")  # Python files: served as files
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from gitdags.model.issues import Issue
 STATUSES = ("active", "invalid", "disabled", "deleted", "paused", "pinned")
 # The formats of DAGs served as their Python file, as a whole (an Airflow DAG file, a Prefect
 # flow file): held, rolled back and paused with the file's other DAGs
-FILE_FORMATS = ("airflow", "prefect-flow")
+FILE_FORMATS = ("airflow", "prefect-flow", "dagster")
 
 
 @dataclass(slots=True)

@@ -53,6 +53,11 @@ CODES: dict[str, str] = {
     "GD407": "missing-module",
     "GD408": "airflow3-removed",
     "GD409": "file-held-back",
+    # Dagster code locations
+    "GD420": "asset-key-collision",
+    "GD421": "no-definitions",
+    "GD422": "unknown-job-target",
+    "GD423": "location-broken-elsewhere",
 }
 
 

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 def read_file(path: str, raw: bytes, digest: str, ctx: ReadContext) -> FileDefinitions | None:
     """The definitions in one file of a source of `ctx.orchestrator` other than Airflow, as that
     orchestrator reads them; None for a file it leaves to the kinds every source shares (v1)."""
+    if ctx.orchestrator == "dagster":
+        from gitdags.orchestrators.dagster.kind import definitions
+
+        return definitions(path, raw, digest, ctx)
     if ctx.orchestrator == "prefect":
         from gitdags.orchestrators import prefect
 
@@ -32,6 +36,10 @@ def tiers(sync: SyncView) -> list[Tier]:
         from gitdags.orchestrators.airflow.tier import AirflowTier
 
         return [AirflowTier(sync)]
+    if sync.config.orchestrator == "dagster":
+        from gitdags.orchestrators.dagster.tier import DagsterTier
+
+        return [DagsterTier(sync)]
     if sync.config.orchestrator == "prefect":
         from gitdags.orchestrators.prefect.tier import PrefectTier
 

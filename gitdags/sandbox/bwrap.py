@@ -64,8 +64,8 @@ def interpreter_paths(python: str) -> tuple[str, ...]:
         paths = None
     if not paths:
         raise SourceError(
-            f"Cannot run airflow_python {python}; point it at the python of the environment "
-            "the schedulers run."
+            f"Cannot run {python} (the source's airflow_python or dagster_python); point it at "
+            "the python of the environment the orchestrator runs."
         )
     return _outermost(os.path.realpath(p) for p in paths)
 

@@ -114,7 +114,7 @@ OtherFiles = Callable[[], list[tuple[str, str, str]]]
 # A Prefect project file is served as the served deployments' blocks (its raw file would hold
 # deployments that are not the served ones); flow files at their last good blob.
 SERVED_OTHERWISE = ("airflow", "module", "v1", "dag-factory", "defaults", "loader")
-SERVED_OTHERWISE += ("prefect", "prefect-flow")
+SERVED_OTHERWISE += ("prefect", "prefect-flow", "dagster")
 
 
 def other_files(

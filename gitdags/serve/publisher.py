@@ -80,6 +80,14 @@ class Publisher:
 
             self.s3 = S3Target(settings.s3, Path(f"{settings.database}.s3.json"))
         self.hooks = HookRunner(settings.hooks, settings.database) if settings.hooks else None
+        self.dagster = None
+        if settings.dagster is not None:
+            from gitdags.orchestrators.dagster.serving import DagsterTarget
+
+            self.dagster = DagsterTarget(
+                settings,
+                lambda source: {d.dag_id for d in store.dags(source=source) if d.paused},
+            )
         self.prefect = None
         if settings.prefect is not None:
             from gitdags.serve.prefect_api import PrefectTarget
@@ -89,12 +97,27 @@ class Publisher:
     def __call__(self, source: str, commit: str | None, changes: tuple[DagChange, ...]) -> None:
         outcomes: list[Outcome] = []
         folder = self.folder
+        generation = None
         if folder is not None:
             generation = self._target(
                 "deploy folder", commit, outcomes, lambda: folder.publish(self.store)
             )
             if generation is not None and not _failed(outcomes):
                 self._copies(generation.path, source, commit, changes, outcomes)
+        dagster = self.dagster
+        folder_failed = any(t == "deploy folder" for t, _e in _failed(outcomes))
+        if dagster is not None and dagster.governs(source) and not folder_failed:
+            last = self.store.publish_targets().get("dagster") or {}
+            # the location's files changed, or the last reload failed: (again) now
+            reload = generation is not None or bool(last.get("error"))
+            if reload or any(c.change in ("pause", "resume") for c in changes):
+                self._target(
+                    "dagster",
+                    commit,
+                    outcomes,
+                    lambda: dagster.publish(source, changes, reload=reload),
+                    generation.name if generation is not None else "",
+                )
         self._prefect(commit, outcomes)
         if self.hooks is not None:
             self.hooks(source, commit, changes)
@@ -206,6 +229,8 @@ class Publisher:
 
     def where(self, target: str) -> str:
         """A publish target as a person knows it: what it is and where."""
+        if target == "dagster" and self.settings.dagster is not None:
+            return f"Dagster's webserver {self.settings.dagster.url}"
         if target == "served branch":
             return f"the served-branch repository {self.settings.git_repo}"
         if target == "prefect" and self.settings.prefect is not None:

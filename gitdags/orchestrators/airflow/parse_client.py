@@ -167,7 +167,9 @@ class ParseWorker:
                 raise SourceError(
                     f"bubblewrap could not start the parse sandbox: {tail[-300:]}. {SETUP}"
                 )
-            product = "Apache Airflow" if self.orchestrator == "airflow" else "Prefect"
+            product = {"airflow": "Apache Airflow"}.get(
+                self.orchestrator, self.orchestrator.title()
+            )
             raise SourceError(
                 f"The {self.orchestrator.title()} parse worker did not start with "
                 f"{self.python}: {tail[-300:]}; check that {product} is installed there."
