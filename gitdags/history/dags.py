@@ -440,8 +440,9 @@ class DagTables(StoreRows):
         rows = self._tuples(
             "SELECT d.source, v.path, min(v.blob) FROM dags d JOIN versions v "
             "ON v.dag_id = d.dag_id AND v.version = d.served_version "
-            "WHERE d.deleted = 0 AND (d.paused = 0 OR json_extract(v.spec, '$.format') = "
-            "'dagster') AND d.enabled = 1 AND v.blob IS NOT NULL "
+            "WHERE d.deleted = 0 AND (d.paused = 0 OR EXISTS (SELECT 1 FROM files f WHERE "
+            "f.source = d.source AND f.path = d.path AND f.kind = 'dagster')) "
+            "AND d.enabled = 1 AND v.blob IS NOT NULL "
             "AND v.path LIKE '%.py' GROUP BY d.source, v.path"
         )
         dag_files = {(source, path) for source, path, _blob in rows}

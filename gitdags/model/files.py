@@ -30,6 +30,11 @@ class DagFile:
     def with_issues(self, extra: list[Issue]) -> DagFile:
         return dataclasses.replace(self, issues=self.issues + tuple(extra))
 
+    def with_spec(self, spec: dict[str, Any] | None, **more: Any) -> DagFile:
+        """This DAG with another spec (a tier or a cross-file reading completes it): what a
+        worker serialized and packed of the old spec goes with it."""
+        return dataclasses.replace(self, spec=spec, spec_json="", packed=None, **more)
+
 
 @dataclass(frozen=True, slots=True)
 class FileDefinitions:

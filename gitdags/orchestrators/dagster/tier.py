@@ -222,10 +222,8 @@ class DagsterTier:
             if not path.endswith(".py") or found.broken:
                 continue
             dags = [
-                dataclasses.replace(
-                    d,
-                    spec=specs[(path, d.dag_id)],
-                    spec_json="",  # the pool's serialized spec is the module's alone
+                d.with_spec(  # the pool's serialized spec is the module's alone
+                    specs[(path, d.dag_id)],
                     content_hash=spec_hash(found.content_hash, specs[(path, d.dag_id)]),
                 )
                 if (path, d.dag_id) in specs

@@ -181,7 +181,7 @@ def _named(dag: DagFile, issues: list[Issue], name: str | None) -> DagFile:
     if name and name != spec.get("flow_name"):
         dag_id = f"{name}/{spec.get('deployment')}"
         spec = {**spec, "flow_name": name, "dag_id": dag_id}
-        dag = dataclasses.replace(dag, dag_id=dag_id, spec=spec, spec_json="")
+        dag = dag.with_spec(spec, dag_id=dag_id)
     return dag.with_issues(issues)
 
 

@@ -160,10 +160,10 @@ def _resolve(dag: DagFile, project: str, root: str, tree: ProjectTree) -> DagFil
             f"Deployment {name!r}: its flow file {path} cannot be read{where_line}: "
             f"{error.message}",
         )
-        return dataclasses.replace(dag, spec=spec, content_hash=content).with_issues([bad])
+        return dag.with_spec(spec, content_hash=content).with_issues([bad])
     flow = flow_file.flows.get(function)
     if flow is None and "." in function:  # a flow method of a class: the syntax tree does not
-        return dataclasses.replace(dag, spec=spec, content_hash=content)  # follow; the loader does
+        return dag.with_spec(spec, content_hash=content)  # follow; the loader does
     if flow is None:
         what = "a @task, not a @flow" if function in flow_file.tasks else "no @flow function"
         bad = issue(
@@ -171,7 +171,7 @@ def _resolve(dag: DagFile, project: str, root: str, tree: ProjectTree) -> DagFil
             f"Deployment {name!r}: entrypoint {entrypoint!r} names {what} of {path} "
             f"(its flows: {', '.join(sorted(flow_file.flows)) or 'none'}).",
         )
-        return dataclasses.replace(dag, spec=spec, content_hash=content).with_issues([bad])
+        return dag.with_spec(spec, content_hash=content).with_issues([bad])
     flow_name = flow.name or function.replace("_", "-")
     spec.update(
         dag_id=f"{flow_name}/{name}",
