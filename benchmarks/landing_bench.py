@@ -33,7 +33,8 @@ sys.path.insert(0, str(HERE))
 
 from airflow_bench import airflow_python  # noqa: E402
 
-from tests.airflow_server import PASSWORD, USER, AirflowServer, free_port  # noqa: E402
+from tests.airflow_server import PASSWORD, USER, AirflowServer  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 
 def dag(dag_id: str, tasks: int) -> str:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,13 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port
+
 USER, PASSWORD = "gitdags", "landing-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AirflowServer:

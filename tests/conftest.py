@@ -216,6 +216,13 @@ class Gate:
         )
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def killed_at(point: str) -> dict[str, str]:
     """The environment of a process that SIGKILLs itself at fault point `point`."""
     return {**os.environ, "GITDAGS_TEST_FAULTS": f"{point}=kill"}
@@ -225,9 +232,7 @@ def killed_at(point: str) -> dict[str, str]:
 def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     base = tmp_path / "served"
     base.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             "git",

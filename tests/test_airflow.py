@@ -6,18 +6,15 @@ repository, or where GITDAGS_AIRFLOW_VENV points, and reused by later runs.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from gitdags.engine import build_engine
 from tests.conftest import GitRepo, settings_for
 from tests.test_sync import source
+from tests.venvs import venv_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [
@@ -31,30 +28,9 @@ PACKAGES = [
 
 
 def airflow_python() -> Path:
-    venv = Path(os.environ.get("GITDAGS_AIRFLOW_VENV", ROOT / ".venv-airflow"))
-    python = venv / "bin" / "python"
-    ready = venv / ".gitdags-ready"
-    wanted = " ".join(PACKAGES) + "\n"  # a venv made for other packages gets them added
-    if python.exists() and ready.exists() and ready.read_text() == wanted:
-        return python
-    with open(f"{venv}.lock", "a") as lock:  # tests in parallel (xdist): one of them builds it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (python.exists() and ready.exists() and ready.read_text() == wanted):
-            _install(venv, python, ready, wanted)
-    return python
-
-
-def _install(venv: Path, python: Path, ready: Path, wanted: str) -> None:
-    steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
-    steps += [
-        [str(python), "-m", "pip", "install", "-q", *PACKAGES],
-        [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=1200)
-        if done.returncode != 0:
-            pytest.fail(f"cannot install Apache Airflow into {venv}: {done.stderr[-2000:]}")
-    ready.write_text(wanted)
+    return venv_python(
+        "Apache Airflow", "GITDAGS_AIRFLOW_VENV", ".venv-airflow", PACKAGES, with_gitdags=True
+    )
 
 
 def test_served_sample_dags_load_in_airflow(tmp_path: Path) -> None:

@@ -13,8 +13,7 @@ from gitdags.config import load_settings
 from gitdags.consumers.landing import Served, error_lines, judge, needs_import_errors
 from gitdags.engine import build_engine
 from gitdags.errors import ConfigError
-from tests.airflow_server import free_port
-from tests.conftest import GitRepo, dag_yaml
+from tests.conftest import GitRepo, dag_yaml, free_port
 
 PUBLISHED = "2026-12-06T10:00:00.000+00:00"
 T0 = 1796551200.0  # PUBLISHED as time.time()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gitdags.daemon.loop import backoff
-from tests.conftest import Gate, GitRepo, dag_yaml, git, killed_at
+from tests.conftest import Gate, GitRepo, dag_yaml, free_port, git, killed_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,12 +36,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def until(check: Callable[[], object], timeout: float = 20.0) -> object:

@@ -12,7 +12,7 @@ import pytest
 from gitdags.config import SourceConfig
 from gitdags.engine import SyncEngine
 from gitdags.kinds import ReadContext, read
-from tests.conftest import SAMPLE, GitRepo
+from tests.conftest import SAMPLE, GitRepo, free_port
 from tests.test_sync import statuses
 
 JOBS = (SAMPLE / "dagster" / "pipeline" / "jobs.py").read_text()
@@ -476,13 +476,10 @@ def test_rollback_and_pause_of_a_job_act_on_its_file(world) -> None:
 
 
 def test_an_unreachable_webserver_is_a_publish_error(repo, make_engine, tmp_path: Path) -> None:
-    import socket
 
     from gitdags.config import DagsterSettings
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     copy_location(repo)
     repo.commit("location")
     engine = make_engine(

@@ -5,13 +5,10 @@ publish through its GraphQL API; pause and resume reach its schedules."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +20,9 @@ import pytest
 from gitdags.config import DagsterSettings, SourceConfig
 from gitdags.engine import SyncEngine, build_engine
 from gitdags.orchestrators.dagster.graphql import Webserver
-from tests.conftest import LASTING_SERVERS, SAMPLE, GitRepo, settings_for
+from tests.conftest import LASTING_SERVERS, SAMPLE, GitRepo, free_port, settings_for
 from tests.test_sync import statuses
+from tests.venvs import venv_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("dagster==1.13.28", "dagster-webserver==1.13.28")
@@ -39,30 +37,8 @@ pytestmark = [
 
 
 def dagster_python() -> Path:
-    """The python of a venv with Dagster, built once (locked against parallel tests)."""
-    venv = Path(os.environ.get("GITDAGS_DAGSTER_VENV", ROOT / ".venv-dagster"))
-    python = venv / "bin" / "python"
-    ready = venv / ".gitdags-ready"
-    wanted = " ".join(PACKAGES) + "\n"
-    if python.exists() and ready.exists() and ready.read_text() == wanted:
-        return python
-    with open(f"{venv}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (python.exists() and ready.exists() and ready.read_text() == wanted):
-            steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
-            steps.append([str(python), "-m", "pip", "install", "-q", *PACKAGES])
-            for step in steps:
-                done = subprocess.run(step, capture_output=True, text=True, timeout=1200)
-                if done.returncode != 0:
-                    pytest.fail(f"cannot install Dagster into {venv}: {done.stderr[-2000:]}")
-            ready.write_text(wanted)
-    return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """The python of a venv with Dagster, built once."""
+    return venv_python("Dagster", "GITDAGS_DAGSTER_VENV", ".venv-dagster", PACKAGES)
 
 
 def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gitdags.cli import app
-from tests.airflow_server import PASSWORD, USER, AirflowServer, free_port
-from tests.conftest import GitRepo, git
+from tests.airflow_server import PASSWORD, USER, AirflowServer
+from tests.conftest import GitRepo, free_port, git
 from tests.test_airflow import airflow_python
 from tests.test_daemon import until
 

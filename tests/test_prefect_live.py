@@ -8,14 +8,11 @@ are sent."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +23,8 @@ import pytest
 
 from gitdags.config import PrefectSettings, SourceConfig
 from gitdags.engine import SyncEngine
-from tests.conftest import SAMPLE, GitRepo
+from tests.conftest import SAMPLE, GitRepo, free_port
+from tests.venvs import venv_python
 
 pytestmark = pytest.mark.xdist_group("prefect")  # one worker of -n starts the one server
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,29 +34,7 @@ INCLUDE = ("**/*.py", "**/*.yaml")
 
 
 def prefect_python() -> Path:
-    venv = Path(os.environ.get("GITDAGS_PREFECT_VENV", ROOT / ".venv-prefect"))
-    python = venv / "bin" / "python"
-    ready = venv / ".gitdags-ready"
-    wanted = " ".join(PACKAGES) + "\n"
-    if python.exists() and ready.exists() and ready.read_text() == wanted:
-        return python
-    with open(f"{venv}.lock", "a") as lock:  # tests in parallel (xdist): one of them builds it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (python.exists() and ready.exists() and ready.read_text() == wanted):
-            steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
-            steps.append([str(python), "-m", "pip", "install", "-q", *PACKAGES])
-            for step in steps:
-                done = subprocess.run(step, capture_output=True, text=True, timeout=1200)
-                if done.returncode != 0:
-                    pytest.fail(f"cannot install Prefect into {venv}: {done.stderr[-2000:]}")
-            ready.write_text(wanted)
-    return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return venv_python("Prefect", "GITDAGS_PREFECT_VENV", ".venv-prefect", PACKAGES)
 
 
 def prefect_env(home: Path, api: str) -> dict[str, str]:

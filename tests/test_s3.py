@@ -16,7 +16,7 @@ import pytest
 
 from gitdags.config import S3Settings, SourceConfig
 from gitdags.serve.s3 import Puller
-from tests.conftest import GitRepo, dag_yaml
+from tests.conftest import GitRepo, dag_yaml, free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -28,9 +28,7 @@ CREDENTIALS = {
 @pytest.fixture
 def s3_server(monkeypatch) -> Iterator[str]:
     pytest.importorskip("moto")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

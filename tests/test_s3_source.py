@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -21,19 +20,13 @@ import pytest
 
 from gitdags.config import S3Settings, SourceConfig
 from gitdags.git.s3mirror import STATE_REF
-from tests.conftest import Gate, GitRepo, dag_yaml
+from tests.conftest import Gate, GitRepo, dag_yaml, free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(proc: subprocess.Popen[bytes], url: str, timeout: float = 60) -> None:
