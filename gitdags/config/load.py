@@ -96,67 +96,44 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
             if not isinstance(table, dict):
                 raise ConfigError(f"[{section}] in {where} must be a table.")
             for key in table:
-                if section == "publish" and key == "s3":
-                    _check_s3(table[key], where)
-                    continue
-                if section == "publish" and key == "dagster":
-                    _check_dagster(table[key], where)
+                if section == "publish" and key in PUBLISH_TABLES:
+                    _check_table(f"publish.{key}", table[key], where)
                     continue
                 if section == "consumers" and key in ("password", "token"):
                     raise ConfigError(
                         f"[[consumers]] in {where} holds a {key}, which config.toml never does; "
                         f"give it in GITDAGS_CONSUMERS_<NAME>_{key.upper()} or {key}_file."
                     )
-                if section == "publish" and key == "prefect":
-                    _check_prefect(table[key], where)
-                    continue
                 if key not in keys:
                     raise ConfigError(
                         f"Unknown key {key!r} in [{section}] of {where}" + _suggest(key, list(keys))
                     )
 
 
-def _check_s3(body: Any, where: str) -> None:
+# the tables under [publish]: their keys, the key each needs and how to say it
+PUBLISH_TABLES: dict[str, tuple[dict[str, str], str, str]] = {
+    "s3": (S3_KEYS, "bucket", "needs a bucket."),
+    "dagster": (
+        DAGSTER_KEYS,
+        "url",
+        'needs url, the Dagster webserver\'s address (e.g. "http://127.0.0.1:3000").',
+    ),
+    "prefect": (PREFECT_KEYS, "api_url", "needs api_url, e.g. http://prefect:4200/api."),
+}
+
+
+def _check_table(name: str, body: Any, where: str) -> None:
+    """A [publish.<name>] table: a table, of known keys, with the key it needs."""
+    keys, needed, needs = PUBLISH_TABLES[name.removeprefix("publish.")]
     if not isinstance(body, dict):
-        raise ConfigError(f"[publish.s3] in {where} must be a table.")
+        raise ConfigError(f"[{name}] in {where} must be a table.")
     for key in body:
-        if key not in S3_KEYS:
+        if key not in keys:
             raise ConfigError(
-                f"Unknown key {key!r} in [publish.s3] of {where}" + _suggest(key, list(S3_KEYS))
+                f"Unknown key {key!r} in [{name}] of {where}" + _suggest(key, list(keys))
             )
-    if not body.get("bucket"):
-        raise ConfigError(f"[publish.s3] in {where} needs a bucket.")
-
-
-def _check_dagster(body: Any, where: str) -> None:
-    if not isinstance(body, dict):
-        raise ConfigError(f"[publish.dagster] in {where} must be a table.")
-    for key in body:
-        if key not in DAGSTER_KEYS:
-            raise ConfigError(
-                f"Unknown key {key!r} in [publish.dagster] of {where}"
-                + _suggest(key, list(DAGSTER_KEYS))
-            )
-    if not body.get("url"):
-        raise ConfigError(
-            f"[publish.dagster] in {where} needs url, the Dagster webserver's address "
-            '(e.g. "http://127.0.0.1:3000").'
-        )
-
-
-def _check_prefect(body: Any, where: str) -> None:
-    if not isinstance(body, dict):
-        raise ConfigError(f"[publish.prefect] in {where} must be a table.")
-    for key in body:
-        if key not in PREFECT_KEYS:
-            raise ConfigError(
-                f"Unknown key {key!r} in [publish.prefect] of {where}"
-                + _suggest(key, list(PREFECT_KEYS))
-            )
-    if not body.get("api_url"):
-        raise ConfigError(
-            f"[publish.prefect] in {where} needs api_url, e.g. http://prefect:4200/api."
-        )
+    if not body.get(needed):
+        raise ConfigError(f"[{name}] in {where} {needs}")
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -3,6 +3,7 @@ sync (`SyncView`) and what it offers (`Tier`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
     from gitdags.kinds import ReadContext
     from gitdags.model import FileDefinitions
     from gitdags.plan import Plan
+
+
+log = logging.getLogger(__name__)
 
 
 class SyncView(Protocol):
@@ -43,3 +47,23 @@ class Tier(Protocol):
         """Replace, in `plan.checked`, what the static reading guessed by what the
         orchestrator's own loader makes of the changed files (in the sandbox)."""
         ...
+
+
+def environment_changed(
+    sync: SyncView, plan: Plan, orchestrator: str, python: str, note: str
+) -> bool:
+    """Whether the environment `python` runs (the orchestrator's packages) changed since the
+    last sync of the source: its fingerprint is recorded with this sync, and a change puts
+    `note` on the plan (every file the orchestrator judges is judged again)."""
+    from gitdags.orchestrators.airflow.parsing import environment_fingerprint
+
+    key = f"{orchestrator}-environment:{sync.name}"
+    now = environment_fingerprint(python)
+    before = sync.store.meta(key)
+    if before != now:
+        plan.environment = (key, now)  # recorded with the sync
+    if before is None or before == now:
+        return False
+    plan.note = note
+    log.info("source %s: %s", sync.name, note)
+    return True

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from gitdags.git.paths import unchanged
 from gitdags.kinds import PYTHON_KINDS
 from gitdags.model import FileDefinitions, Issue
+from gitdags.orchestrators.interface import environment_changed
 
 if TYPE_CHECKING:
     from gitdags.orchestrators.interface import SyncView
@@ -53,20 +54,11 @@ class AirflowTier:
 
     def environment(self, plan: Plan) -> bool:
         """True when the Airflow environment changed since the last sync (python = airflow)."""
-        if self.sync.config.python != "airflow" or not self.sync.config.airflow_python:
+        config = self.sync.config
+        if config.python != "airflow" or not config.airflow_python:
             return False
-        from gitdags.orchestrators.airflow.parsing import environment_fingerprint
-
-        key = f"airflow-environment:{self.sync.name}"
-        now = environment_fingerprint(self.sync.config.airflow_python)
-        before = self.sync.store.meta(key)
-        if before != now:
-            plan.environment = (key, now)  # recorded with the sync
-        if before is None or before == now:
-            return False
-        plan.note = "the Airflow environment changed: every Airflow file parsed again"
-        log.info("source %s: %s", self.sync.name, plan.note)
-        return True
+        note = "the Airflow environment changed: every Airflow file parsed again"
+        return environment_changed(self.sync, plan, "airflow", config.airflow_python, note)
 
     def parse(self, plan: Plan, head: str) -> None:
         """The dynamic tier: Airflow parses the DAG files this sync changed and every DAG file

@@ -17,6 +17,7 @@ from gitdags.model import DagFile, FileDefinitions, Issue
 from gitdags.orchestrators.dagster import location
 from gitdags.orchestrators.dagster.kind import read_module, spec_hash
 from gitdags.orchestrators.dagster.reader import Module
+from gitdags.orchestrators.interface import environment_changed
 
 if TYPE_CHECKING:
     from gitdags.orchestrators.interface import SyncView
@@ -39,17 +40,8 @@ class DagsterTier:
         config = self.sync.config
         if config.python != "dagster" or not config.dagster_python:
             return False
-        from gitdags.orchestrators.airflow.parsing import environment_fingerprint
-
-        key = f"dagster-environment:{self.sync.name}"
-        now = environment_fingerprint(config.dagster_python)
-        before = self.sync.store.meta(key)
-        if before != now:
-            plan.environment = (key, now)
-        if before is None or before == now:
-            return False
-        plan.note = "the Dagster environment changed: the code location loaded again"
-        return True
+        note = "the Dagster environment changed: the code location loaded again"
+        return environment_changed(self.sync, plan, "dagster", config.dagster_python, note)
 
     # -- the whole location ------------------------------------------------------------------
     def judge(self, plan: Plan, head: str) -> None:

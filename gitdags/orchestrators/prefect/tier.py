@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from gitdags.git.paths import unchanged
 from gitdags.model import FileDefinitions, Issue
+from gitdags.orchestrators.interface import environment_changed
 from gitdags.orchestrators.prefect.project import ProjectTree, resolve
 
 if TYPE_CHECKING:
@@ -35,19 +36,9 @@ class PrefectTier:
         config = self.sync.config
         if config.python != "prefect" or not config.prefect_python:
             return False
-        from gitdags.orchestrators.airflow.parsing import environment_fingerprint
-
-        key = f"prefect-environment:{self.sync.name}"
-        now = environment_fingerprint(config.prefect_python)
-        before = self.sync.store.meta(key)
-        if before != now:
-            plan.environment = (key, now)
-        if before is None or before == now:
-            return False
-        plan.note = "the Prefect environment changed: every flow loaded again"
-        self.every = True
-        log.info("source %s: %s", self.sync.name, plan.note)
-        return True
+        note = "the Prefect environment changed: every flow loaded again"
+        self.every = environment_changed(self.sync, plan, "prefect", config.prefect_python, note)
+        return self.every
 
     def judge(self, plan: Plan, head: str) -> None:
         sync = self.sync
