@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -68,8 +69,14 @@ def main() -> None:
     for module in ("airflow.sdk", "airflow.providers.standard.operators.bash", "dagfactory"):
         with contextlib.suppress(Exception):  # what most DAG files import: loaded once
             importlib.import_module(module)
-    gc.freeze()
-    ready = {"ready": True, "airflow": airflow.__version__, "isolation": probe_isolation()}
+    serve(protocol, airflow.__version__, DagBag)
+
+
+def serve(protocol: Any, version: str, bag: Any) -> None:
+    """Say ready (with the orchestrator's `version`), then answer each request on stdin until
+    it closes: the modules missing here, or a parse of files (`parse_all` with `bag`)."""
+    gc.freeze()  # what the imports made is shared by every fork, never copied
+    ready = {"ready": True, "airflow": version, "isolation": probe_isolation()}
     protocol.write(json.dumps(ready) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
@@ -77,7 +84,7 @@ def main() -> None:
             answer = {"id": request["id"], "missing": missing(request["names"])}
             protocol.write(json.dumps(answer) + "\n")
             continue
-        parse_all(DagBag, request, protocol)
+        parse_all(bag, request, protocol)
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, any parse so far

@@ -14,10 +14,7 @@ error would be hidden behind a flow rebuilt from the syntax tree). Its result is
 # ruff: noqa: F821  (names of the parse worker this file is appended to)
 # mypy: ignore-errors
 
-import gc
-import json
 import os
-import sys
 import traceback
 from pathlib import Path
 
@@ -34,21 +31,7 @@ def main() -> None:
     import prefect.flows  # what every load needs: imported once, before the forks
 
     warm_up(home)
-    gc.freeze()
-    ready = {"ready": True, "airflow": prefect.__version__, "isolation": probe_isolation()}
-    protocol.write(json.dumps(ready) + "\n")
-    for line in sys.stdin:
-        request = json.loads(line)
-        if request.get("op") == "modules":
-            answer = {"id": request["id"], "missing": missing(request["names"])}
-            protocol.write(json.dumps(answer) + "\n")
-            continue
-        parse_all(None, request, protocol)
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        done = {"id": request["id"], "done": True, "children_peak_kb": peak}
-        protocol.write(json.dumps(done) + "\n")
+    serve(protocol, prefect.__version__, None)
 
 
 WARM_UP = """
