@@ -31,6 +31,8 @@ from gitdags.model import (
     ActionResult,
     DagChange,
     DagDetail,
+    DagPage,
+    DagQuery,
     DagState,
     ServedDag,
     SourceRecord,
@@ -401,6 +403,37 @@ class SyncEngine:
             dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
             for d in states
         )
+
+    def dag_page(
+        self, query: DagQuery, limit: int, *, around: str | None = None, at: int = 0
+    ) -> DagPage:
+        """A window of the DAGs the query finds (the console's table reads only this), with
+        their counts: see HistoryStore.dag_page."""
+        page = self.store.dag_page(query, limit, around=around, at=at)
+        return dataclasses.replace(page, rows=tuple(self._with_consumers_of(page.rows)))
+
+    def dag_rows(self, query: DagQuery, offset: int, limit: int) -> list[DagState]:
+        """`limit` DAGs the query finds, from `offset` (the console scrolling)."""
+        return self._with_consumers_of(self.store.dag_rows(query, offset, limit))
+
+    def find_dags(self, letters: str, whole: str, limit: int) -> list[DagState]:
+        """At most `limit` DAGs whose id holds `letters` in order, those holding `whole`
+        first (the command palette's candidates, never every DAG)."""
+        return self.store.find_dags(letters, whole, limit)
+
+    def _with_consumers_of(self, dags: list[DagState] | tuple[DagState, ...]) -> list[DagState]:
+        """These DAGs with what each consumer has of them (one query for all of them)."""
+        if not self.settings.consumers or not dags:
+            return list(dags)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in self.store.consumer_dags_in([d.dag_id for d in dags]):
+            found.setdefault(row.dag_id, {})[row.consumer] = {
+                k: v for k, v in row.to_dict().items() if k not in ("consumer", "dag_id")
+            }
+        return [
+            dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
+            for d in dags
+        ]
 
     def dag(self, dag_id: str) -> DagState:
         return self._with_consumers(require_dag(self.store, dag_id).state())

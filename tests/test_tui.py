@@ -307,7 +307,7 @@ async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
             async with app.run_test(size=size) as pilot:
                 await settle(pilot)
                 table = app.screen.query_one("#dags", DagTable)
-                assert len(table.rows) == 10_000
+                assert table.total == 10_000 and len(table.rows) < 1_000  # a window of them
                 used = sum(table.fitted[i] + 2 for i in table.shown)
                 assert used <= table.size.width  # no sideways scrolling
                 shown = [table.columns[i].key for i in table.shown]  # one source: no column
