@@ -412,9 +412,12 @@ class SyncEngine:
         page = self.store.dag_page(query, limit, around=around, at=at)
         return dataclasses.replace(page, rows=tuple(self._with_consumers_of(page.rows)))
 
-    def dag_rows(self, query: DagQuery, offset: int, limit: int) -> list[DagState]:
-        """`limit` DAGs the query finds, from `offset` (the console scrolling)."""
-        return self._with_consumers_of(self.store.dag_rows(query, offset, limit))
+    def dag_rows(
+        self, query: DagQuery, offset: int, limit: int, *, total: int | None = None
+    ) -> list[DagState]:
+        """`limit` DAGs the query finds, from `offset` (the console scrolling; `total`, what
+        the query found, lets a window near the end be read from the end)."""
+        return self._with_consumers_of(self.store.dag_rows(query, offset, limit, total=total))
 
     def find_dags(self, letters: str, whole: str, limit: int) -> list[DagState]:
         """At most `limit` DAGs whose id holds `letters` in order, those holding `whole`

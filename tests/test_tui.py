@@ -361,9 +361,9 @@ async def test_twenty_thousand_dags_are_read_a_window_at_a_time(tmp_path: Path) 
         asked.append(limit)
         return page(query, limit, **kw)
 
-    def dag_rows(query, offset, limit):
+    def dag_rows(query, offset, limit, **kw):
         asked.append(limit)
-        return rows(query, offset, limit)
+        return rows(query, offset, limit, **kw)
 
     engine.dag_page, engine.dag_rows = dag_page, dag_rows  # the real methods, counted
     try:
@@ -379,6 +379,8 @@ async def test_twenty_thousand_dags_are_read_a_window_at_a_time(tmp_path: Path) 
             await pilot.press("G")  # the last DAG: another window, read at once
             assert table.current == f"warehouse_export_{n - 1:05}"
             assert table.start > 0 and table.keys[-1] == table.current
+            ids = [f"warehouse_export_{i:05}" for i in range(n)]
+            assert table.keys == ids[table.start : table.start + len(table.keys)]
             await pilot.press("slash", *"export_1999", "enter")
             await eventually(pilot, lambda: table.total == 10)
             assert table.current == f"warehouse_export_{n - 1:05}"  # the selection stayed

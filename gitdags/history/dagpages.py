@@ -22,29 +22,32 @@ _ORDER = {
     "newest_version": "coalesce(newest_version, -1)",
 }
 assert set(_ORDER) == set(DAG_SORTS)
-# the needle in a tag: JSON's text first (cheap), each tag only where that finds it (the
-# text escapes quotes, backslashes and letters beyond ASCII: those needles look at each tag)
-_IN_TAG = "EXISTS (SELECT 1 FROM json_each(tags) WHERE instr(lower(value), :needle) > 0)"
-_IN_DAG = (
-    "(instr(lower(dag_id), :needle) > 0 OR instr(lower(coalesce(owner, '')), :needle) > 0 "
-    "OR ({tags}))"
-)
+# the needle in a tag: in JSON's text first (cheap), in each tag only where that finds it (the
+# text escapes quotes, backslashes and letters beyond ASCII: those needles look at each tag).
+# LIKE is case-insensitive for ASCII letters, as SQLite's lower() is, and twice as fast.
+_IN_TAG = "EXISTS (SELECT 1 FROM json_each(tags) WHERE value LIKE :like ESCAPE '\\')"
+_IN_DAG = "(dag_id LIKE :like ESCAPE '\\' OR owner LIKE :like ESCAPE '\\' OR ({tags}))"
+
+
+def like(text: str) -> str:
+    """A LIKE pattern that finds `text` anywhere (its % _ and \\ taken as themselves)."""
+    return "%" + "".join("\\" + c if c in "%_\\" else c for c in text) + "%"
 
 
 def _where(query: DagQuery) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (with its leading space, or empty) and parameters of a query.
-    Case-insensitive as SQLite's lower() is: for ASCII letters."""
+    Case-insensitive as SQLite's LIKE is: for ASCII letters (others match as typed)."""
     if query.status is not None and query.status not in STATUSES:
         raise GitdagsError(f"Unknown status {query.status!r}; use one of {', '.join(STATUSES)}.")
     if query.sort not in _ORDER:
         raise GitdagsError(f"Unknown sort {query.sort!r}; use one of {', '.join(DAG_SORTS)}.")
     terms, params = [], {}
-    needle = query.needle.strip().lower()
+    needle = query.needle.strip()  # LIKE folds ASCII letters; others match as typed
     if needle:
         plain = needle.isascii() and '"' not in needle and "\\" not in needle
-        tags = f"instr(lower(tags), :needle) > 0 AND {_IN_TAG}" if plain else _IN_TAG
+        tags = f"tags LIKE :like ESCAPE '\\' AND {_IN_TAG}" if plain else _IN_TAG
         terms.append(_IN_DAG.format(tags=tags))
-        params["needle"] = needle
+        params["like"] = like(needle)
     if query.status is not None:
         terms.append("status = :status")
         params["status"] = query.status
@@ -62,15 +65,27 @@ class DagPages(StoreRows):
         where, params = _where(query)
         return int(self._tuples(f"SELECT count(*) FROM dags{where}", params)[0][0])
 
-    def dag_rows(self, query: DagQuery, offset: int, limit: int) -> list[DagState]:
-        """`limit` DAGs from `offset` in the query's order."""
+    def dag_rows(
+        self, query: DagQuery, offset: int, limit: int, *, total: int | None = None
+    ) -> list[DagState]:
+        """`limit` DAGs from `offset` in the query's order; given the `total` the query finds,
+        a window in the second half is read from the end (an OFFSET steps over its rows)."""
         where, params = _where(query)
         order = _ORDER[query.sort]
+        offset, limit = max(offset, 0), max(limit, 0)
+        backwards = total is not None and offset > total // 2
+        if backwards:
+            assert total is not None
+            limit = max(min(limit, total - offset), 0)
+            offset, by = max(total - offset - limit, 0), f"{order} DESC, dag_id DESC"
+        else:
+            by = f"{order}, dag_id"
         rows = self._tuples(
-            f"{_DAG_STATE_SQL}{where} ORDER BY {order}, dag_id LIMIT :limit OFFSET :offset",
-            {**params, "limit": max(limit, 0), "offset": max(offset, 0)},
+            f"{_DAG_STATE_SQL}{where} ORDER BY {by} LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
         )
-        return [_dag_state(r) for r in rows]
+        found = [_dag_state(r) for r in rows]
+        return found[::-1] if backwards else found
 
     def dag_position(self, query: DagQuery, dag_id: str) -> int | None:
         """Where a DAG is in the query's order (None: the query does not find it)."""
@@ -103,7 +118,7 @@ class DagPages(StoreRows):
         position = self.dag_position(query, around) if around is not None and total else None
         centre = position if position is not None else min(max(at, 0), max(total - 1, 0))
         offset = max(0, min(centre - limit // 2, total - limit))
-        rows = tuple(self.dag_rows(query, offset, limit)) if total else ()
+        rows = tuple(self.dag_rows(query, offset, limit, total=total)) if total else ()
         return DagPage(total, every, counts, offset, rows, position)
 
     def find_dags(self, letters: str, whole: str, limit: int) -> list[DagState]:

@@ -160,7 +160,8 @@ class MainScreen(Screen[None]):
         """Another window of the query shown (the table scrolled out of the one it holds)."""
         app: ConsoleApp = self.app  # type: ignore[assignment]
         try:
-            dags = app.call_engine(app.engine.dag_rows, self.loaded, offset, limit)
+            total = self.page.total if self.page is not None else None
+            dags = app.call_engine(app.engine.dag_rows, self.loaded, offset, limit, total=total)
         except Exception as exc:  # a damaged database: one sentence, never a crash
             app.notify(problem(app.engine.settings.database, exc), severity="error")
             dags = []
