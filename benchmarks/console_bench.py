@@ -19,11 +19,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gitdags.engine import SyncEngine  # noqa: E402
-from gitdags.model import DagQuery  # noqa: E402
-from gitdags.tui.app import GitdagsApp  # noqa: E402
-from gitdags.tui.dagtable import DagTable  # noqa: E402
-from gitdags.tui.mainscreen import MainScreen  # noqa: E402
+from gitdags.engine import SyncEngine
+from gitdags.model import DagQuery
+from gitdags.tui.app import GitdagsApp
+from gitdags.tui.dagtable import DagTable
+from gitdags.tui.mainscreen import MainScreen
 
 
 async def _measure(engine: SyncEngine, expected: int) -> dict[str, Any]:
