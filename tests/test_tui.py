@@ -417,6 +417,49 @@ async def test_twenty_thousand_dags_are_read_a_window_at_a_time(tmp_path: Path) 
         engine.close()
 
 
+async def test_the_landed_column_reads_the_consumers_of_the_rows_held(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    """The `landed` column of a paged table: the consumers' states of the window read, as the
+    poller records them (a real Airflow answers in tests/test_landing.py)."""
+    from gitdags.config import load_settings
+    from gitdags.history.rows import now
+    from gitdags.model import ConsumerDag
+    from tests.airflow_server import free_port
+
+    repo.commit("one", {f"{d}.yaml": dag_yaml(d) for d in ("alpha", "beta", "gamma")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "state.db"\n[publish]\ndeploy_dir = "deploy"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+        f'[[consumers]]\nname = "af"\napi_url = "http://127.0.0.1:{free_port()}"\n'
+    )
+    engine = build_engine(load_settings(config, env={}))
+    try:
+        engine.sync()
+        stamp = now()
+        found = [
+            ConsumerDag("af", "alpha", "landed", 1, stamp, checked_at=stamp),
+            ConsumerDag("af", "gamma", "broken", 1, stamp, error="ImportError", checked_at=stamp),
+        ]
+        with engine.store.transaction():
+            engine.store.record_consumer(
+                "af", "http://x", found, checked_at=stamp, error=None, requests=1
+            )
+        app = GitdagsApp(engine, poll_interval=3600)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot)
+            lines = await on_screen(pilot, lambda ls: any(x.startswith(" gamma ") for x in ls))
+            header = next(x for x in lines if "DAG" in x and "status" in x)
+            ids = ("alpha", "beta", "gamma")
+            rows = {x.split()[0]: x for x in lines if x.split() and x.split()[0] in ids}
+            assert "landed" in header
+            assert rows["alpha"].rstrip().endswith("landed"), rows
+            assert "broken" in rows["gamma"] and "landed" not in rows["beta"], rows
+    finally:
+        engine.close()
+
+
 async def test_a_long_sync_now_never_blocks_the_table(world, tmp_path: Path, monkeypatch) -> None:
     """A fetch of minutes used to hold the console's one connection: the table waited."""
     engine, repo = world
