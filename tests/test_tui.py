@@ -425,6 +425,7 @@ async def test_the_landed_column_reads_the_consumers_of_the_rows_held(
     from gitdags.config import load_settings
     from gitdags.history.rows import now
     from gitdags.model import ConsumerDag
+    from gitdags.tui.dagtable import DagTable
     from tests.airflow_server import free_port
 
     repo.commit("one", {f"{d}.yaml": dag_yaml(d) for d in ("alpha", "beta", "gamma")})
@@ -456,6 +457,15 @@ async def test_the_landed_column_reads_the_consumers_of_the_rows_held(
             assert "landed" in header
             assert rows["alpha"].rstrip().endswith("landed"), rows
             assert "broken" in rows["gamma"] and "landed" not in rows["beta"], rows
+            table = app.screen.query_one("#dags", DagTable)
+            x = header.index("landed")  # the table spans the screen from its left edge
+            await pilot.click("#dags", offset=(x, 0))  # read per page: not sortable
+            await settle(pilot)
+            said = [n.message for n in app._notifications]
+            assert any("landed column cannot be sorted" in m for m in said), said
+            screen = app.screen
+            assert isinstance(screen, MainScreen) and screen.sort_key == "dag_id"
+            assert table.keys == ["alpha", "beta", "gamma"]
     finally:
         engine.close()
 

@@ -182,6 +182,7 @@ class DagTable(ScrollView, can_focus=True):
 
     def on_resize(self, _event: events.Resize) -> None:
         self._fit()
+        self._hold_rows(self.scroll_offset.y, self.scroll_offset.y + self.size.height)
         self.refresh()
 
     @property

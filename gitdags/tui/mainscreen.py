@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from gitdags.errors import problem
-from gitdags.model import STATUSES, DagPage, DagQuery, DagState, SourceStatus
+from gitdags.model import DAG_SORTS, STATUSES, DagPage, DagQuery, DagState, SourceStatus
 from gitdags.render import landing, short, when
 from gitdags.tui.common import APP_KEYS, ConsoleApp
 from gitdags.tui.dagtable import Cell, Column, DagTable
@@ -271,8 +271,13 @@ class MainScreen(Screen[None]):
 
     @on(DagTable.HeaderClicked)
     def _sort_by_header(self, event: DagTable.HeaderClicked) -> None:
-        key = event.column
-        self.sort_key = {"served": "served_version", "newest": "newest_version"}.get(key, key)
+        key = {"served": "served_version", "newest": "newest_version"}.get(
+            event.column, event.column
+        )
+        if key not in DAG_SORTS:  # what the consumers run: read per page, not sortable
+            self.notify(f"The {event.column} column cannot be sorted; o sorts by the others.")
+            return
+        self.sort_key = key
         self.apply()
 
     def action_filter(self) -> None:
