@@ -129,7 +129,7 @@ class MainScreen(Screen[None]):
     # -- data ----------------------------------------------------------------------------------
     def dag_query(self) -> DagQuery:
         """The filter, quick filter and sort the screen shows now."""
-        needle = self.query_one("#filter", Input).value.strip().lower()
+        needle = self.query_one("#filter", Input).value.strip()  # SQLite folds ASCII's case
         return DagQuery(needle, self.status_filter, self.sort_key)
 
     def reload(self) -> None:
