@@ -31,6 +31,8 @@ from gitdags.model import (
     ActionResult,
     DagChange,
     DagDetail,
+    DagPage,
+    DagQuery,
     DagState,
     ServedDag,
     SourceRecord,
@@ -402,18 +404,40 @@ class SyncEngine:
             for d in states
         )
 
+    def dag_page(
+        self, query: DagQuery, limit: int, *, around: str | None = None, at: int = 0
+    ) -> DagPage:
+        """A window of the DAGs the query finds, with counts (HistoryStore.dag_page)."""
+        page = self.store.dag_page(query, limit, around=around, at=at)
+        return dataclasses.replace(page, rows=tuple(self._with_consumers(page.rows)))
+
+    def dag_rows(
+        self, query: DagQuery, offset: int, limit: int, *, total: int | None = None
+    ) -> list[DagState]:
+        """`limit` DAGs the query finds, from `offset` (HistoryStore.dag_rows)."""
+        return self._with_consumers(self.store.dag_rows(query, offset, limit, total=total))
+
+    def find_dags(self, letters: str, whole: str, limit: int) -> list[DagState]:
+        """The command palette's candidates (HistoryStore.find_dags)."""
+        return self.store.find_dags(letters, whole, limit)
+
     def dag(self, dag_id: str) -> DagState:
-        return self._with_consumers(require_dag(self.store, dag_id).state())
+        return self._with_consumers([require_dag(self.store, dag_id).state()])[0]
 
-    def _with_consumers(self, state: DagState) -> DagState:
-        """A DAG with what each consumer has of it (as its last poll found)."""
-        found = self._consumer_states(state.dag_id) if self.settings.consumers else {}
-        return dataclasses.replace(state, consumers=found[state.dag_id]) if found else state
+    def _with_consumers(self, dags: list[DagState] | tuple[DagState, ...]) -> list[DagState]:
+        """These DAGs with what each consumer has of them (as its last poll found)."""
+        found = self._consumer_states([d.dag_id for d in dags]) if self.settings.consumers else {}
+        return [
+            dataclasses.replace(d, consumers=found[d.dag_id]) if d.dag_id in found else d
+            for d in dags
+        ]
 
-    def _consumer_states(self, dag_id: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-        """dag -> consumer -> what it has of the DAG (of one DAG, or of all)."""
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        rows = self.store.consumer_dags_of(dag_id) if dag_id else self.store.consumer_dags()
+    def _consumer_states(self, dag_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """dag -> consumer -> what it has of the DAG (of these DAGs, or of all)."""
+        found: dict[str, dict[str, Any]] = {}
+        rows = (
+            self.store.consumer_dags() if dag_ids is None else self.store.consumer_dags_in(dag_ids)
+        )
         for row in rows:
             found.setdefault(row.dag_id, {})[row.consumer] = {
                 k: v for k, v in row.to_dict().items() if k not in ("consumer", "dag_id")
@@ -439,7 +463,7 @@ class SyncEngine:
         if number is None and dag.newest_version and dag.newest_version != dag.served_version:
             issues = require_version(self.store, dag, dag.newest_version).issues
         spec = shown.spec if shown and (number or dag.served_version) else None
-        state = self._with_consumers(dag.state())
+        state = self._with_consumers([dag.state()])[0]
         return DagDetail(state, shown.version if shown else None, spec, issues)
 
     def source_record(self, name: str) -> SourceRecord | None:

@@ -307,7 +307,7 @@ async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
             async with app.run_test(size=size) as pilot:
                 await settle(pilot)
                 table = app.screen.query_one("#dags", DagTable)
-                assert len(table.rows) == 10_000
+                assert table.total == 10_000 and len(table.rows) < 1_000  # a window of them
                 used = sum(table.fitted[i] + 2 for i in table.shown)
                 assert used <= table.size.width  # no sideways scrolling
                 shown = [table.columns[i].key for i in table.shown]  # one source: no column
@@ -331,6 +331,141 @@ async def test_ten_thousand_dags_at_80x24_and_200x50(tmp_path: Path) -> None:
                     await pilot.press("enter")
                     await settle(pilot)
                     assert isinstance(app.screen, DagScreen)
+    finally:
+        engine.close()
+
+
+async def test_twenty_thousand_dags_are_read_a_window_at_a_time(tmp_path: Path) -> None:
+    """The table never reads every DAG: the engine is asked for a window (the screen and a
+    margin) at first paint, on a jump to the end, on each filter and sort; SQLite filters
+    (id, owner, tags, case-insensitive), sorts and counts."""
+    from gitdags.tui.dagtable import DagTable
+
+    n = 20_000
+    repo = GitRepo(tmp_path / "big")
+    files = {
+        f"d/{i:05}.yaml": dag_yaml(
+            f"warehouse_export_{i:05}",
+            owner=f"team-{i % 7}",
+            **({"tags": "[Nightly, finance]"} if i % 1000 == 3 else {}),
+        )
+        for i in range(n)
+    }
+    repo.commit("many", files)
+    engine = build_engine(settings_for(tmp_path, source(repo)))
+    engine.sync()
+    asked: list[int] = []  # the rows each read asked the engine for
+    page, rows = engine.dag_page, engine.dag_rows
+
+    def dag_page(query, limit, **kw):
+        asked.append(limit)
+        return page(query, limit, **kw)
+
+    def dag_rows(query, offset, limit, **kw):
+        asked.append(limit)
+        return rows(query, offset, limit, **kw)
+
+    engine.dag_page, engine.dag_rows = dag_page, dag_rows  # the real methods, counted
+    try:
+        app = GitdagsApp(engine, poll_interval=3600)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            screen, table = app.screen, app.screen.query_one("#dags", DagTable)
+            assert isinstance(screen, MainScreen)
+            assert table.total == n and 0 < len(table.rows) <= 300
+            assert table.current == "warehouse_export_00000"
+            summary = str(screen.query_one("#summary").render())
+            assert f"{n} of {n} DAGs" in summary
+            await pilot.press("G")  # the last DAG: another window, read at once
+            assert table.current == f"warehouse_export_{n - 1:05}"
+            assert table.start > 0 and table.keys[-1] == table.current
+            ids = [f"warehouse_export_{i:05}" for i in range(n)]
+            assert table.keys == ids[table.start : table.start + len(table.keys)]
+            await pilot.press("slash", *"export_1999", "enter")
+            await eventually(pilot, lambda: table.total == 10)
+            assert table.current == f"warehouse_export_{n - 1:05}"  # the selection stayed
+            assert table_keys(app) == [f"warehouse_export_{i:05}" for i in range(19990, n)]
+            await pilot.press("escape")
+            await eventually(pilot, lambda: table.total == n)
+            assert table.current == f"warehouse_export_{n - 1:05}"
+            await pilot.press("slash", *"NIGHTLY", "enter")  # a tag, in another case
+            tagged = [f"warehouse_export_{i:05}" for i in range(n) if i % 1000 == 3]
+            await eventually(pilot, lambda: table_keys(app) == tagged)
+            await pilot.press("escape")
+            await pilot.press("slash", *"TEAM-3", "enter")  # an owner
+            await eventually(pilot, lambda: table.total == len(range(3, n, 7)))
+            await pilot.press("g")  # the selection was filtered out: the first row
+            assert table_keys(app)[:2] == ["warehouse_export_00003", "warehouse_export_00010"]
+            await pilot.press("escape")
+            while screen.sort_key != "owner":
+                await pilot.press("o")
+            await eventually(
+                pilot,
+                lambda: (
+                    table.total == n
+                    and "sorted by owner" in str(screen.query_one("#summary").render())
+                ),
+            )
+            await pilot.press("g")
+            held = table_keys(app)
+            assert held[:2] == ["warehouse_export_00000", "warehouse_export_00007"], held[:3]
+            assert all(screen.held[k].owner == "team-0" for k in held)
+            assert asked and max(asked) <= 300, asked  # never every DAG
+            offered = await palette(pilot, "open 19999")  # found in SQL, not in a list
+            assert offered[0].startswith(f"Open warehouse_export_{n - 1:05}"), offered[:3]
+    finally:
+        engine.close()
+
+
+async def test_the_landed_column_reads_the_consumers_of_the_rows_held(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    """The `landed` column of a paged table: the consumers' states of the window read, as the
+    poller records them (a real Airflow answers in tests/test_landing.py)."""
+    from gitdags.config import load_settings
+    from gitdags.history.rows import now
+    from gitdags.model import ConsumerDag
+    from gitdags.tui.dagtable import DagTable
+    from tests.airflow_server import free_port
+
+    repo.commit("one", {f"{d}.yaml": dag_yaml(d) for d in ("alpha", "beta", "gamma")})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[state]\ndatabase = "state.db"\n[publish]\ndeploy_dir = "deploy"\n'
+        f'[[sources]]\nname = "main"\nurl = "{repo.path}"\n'
+        f'[[consumers]]\nname = "af"\napi_url = "http://127.0.0.1:{free_port()}"\n'
+    )
+    engine = build_engine(load_settings(config, env={}))
+    try:
+        engine.sync()
+        stamp = now()
+        found = [
+            ConsumerDag("af", "alpha", "landed", 1, stamp, checked_at=stamp),
+            ConsumerDag("af", "gamma", "broken", 1, stamp, error="ImportError", checked_at=stamp),
+        ]
+        with engine.store.transaction():
+            engine.store.record_consumer(
+                "af", "http://x", found, checked_at=stamp, error=None, requests=1
+            )
+        app = GitdagsApp(engine, poll_interval=3600)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot)
+            lines = await on_screen(pilot, lambda ls: any(x.startswith(" gamma ") for x in ls))
+            header = next(x for x in lines if "DAG" in x and "status" in x)
+            ids = ("alpha", "beta", "gamma")
+            rows = {x.split()[0]: x for x in lines if x.split() and x.split()[0] in ids}
+            assert "landed" in header
+            assert rows["alpha"].rstrip().endswith("landed"), rows
+            assert "broken" in rows["gamma"] and "landed" not in rows["beta"], rows
+            table = app.screen.query_one("#dags", DagTable)
+            x = header.index("landed")  # the table spans the screen from its left edge
+            await pilot.click("#dags", offset=(x, 0))  # read per page: not sortable
+            await settle(pilot)
+            said = [n.message for n in app._notifications]
+            assert any("landed column cannot be sorted" in m for m in said), said
+            screen = app.screen
+            assert isinstance(screen, MainScreen) and screen.sort_key == "dag_id"
+            assert table.keys == ["alpha", "beta", "gamma"]
     finally:
         engine.close()
 

@@ -28,8 +28,11 @@ class ConsumerTables(StoreRows):
         rows = self._all(sql + " ORDER BY consumer, dag_id", [consumer] if consumer else [])
         return [_row(r) for r in rows]
 
-    def consumer_dags_of(self, dag_id: str) -> list[ConsumerDag]:
-        rows = self._all("SELECT * FROM consumer_dags WHERE dag_id = ? ORDER BY consumer", [dag_id])
+    def consumer_dags_in(self, dag_ids: Iterable[str]) -> list[ConsumerDag]:
+        """What each consumer has of these DAGs (one DAG, a page of the console's table)."""
+        rows = self._all_in(
+            "SELECT * FROM consumer_dags WHERE dag_id IN ({marks}) ORDER BY consumer", dag_ids
+        )
         return [_row(r) for r in rows]
 
     def record_consumer(

@@ -36,6 +36,7 @@ from typing import Any
 from gitdags.errors import StoreError, damaged
 from gitdags.history.audit import AuditTables
 from gitdags.history.consumers import ConsumerTables
+from gitdags.history.dagpages import DagPages
 from gitdags.history.dags import DagTables
 from gitdags.history.files import FileRow, FileTables
 from gitdags.history.migrations import MIGRATIONS, PACKED
@@ -68,7 +69,7 @@ def _read_only(path: Path) -> sqlite3.Connection:
     )
 
 
-class HistoryStore(DagTables, SourceTables, FileTables, AuditTables, ConsumerTables):
+class HistoryStore(DagTables, DagPages, SourceTables, FileTables, AuditTables, ConsumerTables):
     """The state database. One instance per thread of work; writes are serialized."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

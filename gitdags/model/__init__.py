@@ -8,10 +8,13 @@ from __future__ import annotations
 from gitdags.model.actions import ActionResult, AuditEntry
 from gitdags.model.consumers import CONSUMER_STATES, ConsumerDag, ConsumerStatus
 from gitdags.model.dags import (
+    DAG_SORTS,
     FILE_FORMATS,
     STATUSES,
     Commit,
     DagDetail,
+    DagPage,
+    DagQuery,
     DagRow,
     DagState,
     ServedDag,
@@ -26,6 +29,7 @@ from gitdags.model.sync import DagChange, SyncResult
 __all__ = [
     "CODES",
     "CONSUMER_STATES",
+    "DAG_SORTS",
     "FILE_FORMATS",
     "STATUSES",
     "ActionResult",
@@ -36,6 +40,8 @@ __all__ = [
     "DagChange",
     "DagDetail",
     "DagFile",
+    "DagPage",
+    "DagQuery",
     "DagRow",
     "DagState",
     "FileDefinitions",

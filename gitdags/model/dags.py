@@ -248,3 +248,39 @@ class SpecDiff:
             "identical": not self.text,
             **self.changes,
         }
+
+
+# the orders a page of DAGs can be read in (the console's sorts)
+DAG_SORTS = (
+    "dag_id",
+    "status",
+    "updated_at",
+    "source",
+    "owner",
+    "served_version",
+    "newest_version",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DagQuery:
+    """Which DAGs, in which order: `needle` found (case-insensitive) in the id, the owner or a
+    tag; only `status` (None: any); sorted by `sort` (one of DAG_SORTS), then by id."""
+
+    needle: str = ""
+    status: str | None = None
+    sort: str = "dag_id"
+
+
+@dataclass(frozen=True, slots=True)
+class DagPage:
+    """A window of the DAGs a query finds: `total` of them, `rows` from `offset`; `every`
+    DAG and `counts` by status (of every DAG); `position` of the DAG asked for, when it is
+    among them."""
+
+    total: int
+    every: int
+    counts: dict[str, int]
+    offset: int
+    rows: tuple[DagState, ...]
+    position: int | None = None

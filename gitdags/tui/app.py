@@ -28,6 +28,7 @@ from gitdags.tui.modals import ConfirmAction, ErrorModal, HelpScreen
 
 Command = tuple[str, Callable[[], Any], str]  # name, what it calls, help
 OPEN_HITS = 20  # the palette offers at most this many DAGs to open
+CANDIDATES = 200  # of the DAGs SQLite finds for it, the fuzzy matcher scores this many
 
 
 class GitdagsCommands(Provider):
@@ -107,14 +108,21 @@ class GitdagsCommands(Provider):
         ]
         return commands
 
-    def opens(self) -> list[Command]:
-        """Open any DAG by id (searched, never listed: there may be thousands)."""
-        main = self._main()
-        if main is None:
+    def opens(self, query: str) -> list[Command]:
+        """The DAGs to open for what was typed: SQLite finds the ids that hold its letters in
+        order (the fuzzy matcher's own rule), those holding the words whole first; never every
+        DAG (there may be 100,000)."""
+        if self._main() is None:
             return []
+        words = query.lower().split()
+        if words and "open".startswith(words[0]):  # "open rep": the command's word, not the id
+            words = words[1:]
+        app = self.app
+        assert isinstance(app, GitdagsApp)
+        found = app.call_engine(app.engine.find_dags, "".join(words), " ".join(words), CANDIDATES)
         return [
             (f"Open {d.dag_id}", lambda d=d.dag_id: self.app.open_dag(d), f"{d.status}, {d.source}")
-            for d in main.dags
+            for d in found
         ]
 
     async def discover(self) -> Hits:
@@ -129,13 +137,13 @@ class GitdagsCommands(Provider):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=text)
-        # the DAGs to open: the best few only, there may be thousands (a letter-set check
-        # first spares the fuzzy matcher most of them)
+        # the DAGs to open: the best few of SQLite's candidates (a letter-set check first
+        # spares the fuzzy matcher most of them)
         letters = set(query.lower().replace(" ", ""))
         if len(letters) < 2:
             return
         found = []
-        for name, callback, text in self.opens():
+        for name, callback, text in self.opens(query):
             if letters <= set(name.lower()) and (score := matcher.match(name)) > 0:
                 found.append((score, name, callback, text))
         found.sort(key=lambda hit: -hit[0])

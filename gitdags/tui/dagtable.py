@@ -1,12 +1,15 @@
-"""A table that stays instant with 10,000 rows: it draws only the lines on screen.
+"""A table that stays instant with 100,000 rows: it holds and draws only a window of them.
 
 Textual's DataTable builds every row when it is filled, which takes seconds for 10,000 DAGs
-and again on each filter keystroke. This widget keeps the rows as a plain list and renders
-line by line (Textual's Line API), so a refill is a list assignment and a refresh.
+and again on each filter keystroke. This widget renders line by line (Textual's Line API)
+and holds only the rows on screen and a margin around them: its owner gives it the number of
+rows and a window, and a `fetch` that reads another window (from SQLite) when the cursor or
+the scroll leaves the one it holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -20,6 +23,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 Cell = tuple[str, str]  # text, rich style
+Fetch = Callable[[int, int], tuple[list[str], list[list[Cell]]]]  # offset, limit -> rows
+MARGIN = 100  # rows held above and below the screen
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,11 @@ class DagTable(ScrollView, can_focus=True):
     def __init__(self, columns: list[Column], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.columns = columns
-        self.keys: list[str] = []
+        self.total = 0  # the rows there are; the table holds those from `start`
+        self.start = 0
+        self.keys: list[str] = []  # the rows held: their keys and cells
         self.rows: list[list[Cell]] = []
+        self.fetch: Fetch | None = None  # reads another window (set by the table's owner)
         self.widths = [max(c.min_width, len(c.label)) for c in columns]
         self.shown = list(range(len(columns)))  # the columns that fit, whole (see _fit)
         self.fitted = dict(enumerate(self.widths))  # the widths on screen (see _fit)
@@ -87,19 +95,34 @@ class DagTable(ScrollView, can_focus=True):
         self.empty = ""  # the line shown in place of the rows when there are none
 
     # -- data ----------------------------------------------------------------------------------
-    def set_rows(
+    @property
+    def window(self) -> int:
+        """How many rows a window holds: the screen's and a margin on each side."""
+        return max(self.size.height, 24) + 2 * MARGIN
+
+    def set_page(
         self,
+        total: int,
+        offset: int,
         keys: list[str],
         rows: list[list[Cell]],
-        keep: str | None = None,
+        cursor: int | None = None,
         *,
         empty: str = "",
         hide: frozenset[str] = frozenset(),
     ) -> None:
-        """Replace every row; the cursor stays on `keep` when it is still there; `empty` is
-        the line that says why there is no row, when there is none; `hide` names the columns
-        not to show."""
-        self.keys, self.rows, self.empty, self.hide = keys, rows, empty, hide
+        """`total` rows, of which these from `offset`; the cursor on row `cursor` (None: where
+        it was, within the rows); `empty` is the line that says why there is no row, when
+        there is none; `hide` names the columns not to show."""
+        self.total, self.empty, self.hide = total, empty, hide
+        self._hold(offset, keys, rows)
+        at = cursor if cursor is not None else self.cursor
+        self.cursor = min(max(at, 0), max(total - 1, 0))
+        self.refresh()
+
+    def _hold(self, offset: int, keys: list[str], rows: list[list[Cell]]) -> None:
+        """Hold this window; the columns as wide as its rows need."""
+        self.start, self.keys, self.rows = offset, keys, rows
         widths = [max(c.min_width, len(c.label)) for c in self.columns]
         for row in rows:
             for i, (text, _style) in enumerate(row):
@@ -107,16 +130,31 @@ class DagTable(ScrollView, can_focus=True):
                     widths[i] = len(text)
         self.widths = widths
         self._fit()
-        position = {k: i for i, k in enumerate(keys)} if keep is not None else {}
-        self.cursor = position.get(keep, min(self.cursor, max(len(rows) - 1, 0)))
+
+    def _hold_rows(self, first: int, last: int) -> None:
+        """Hold rows `first` to `last` (the screen's, the cursor's), reading a window around
+        them when they are not held."""
+        first, last = max(first, 0), min(last, self.total - 1)
+        if first > last or (self.start <= first and last < self.start + len(self.rows)):
+            return
+        if self.fetch is None:
+            return
+        offset = max(0, min(first - MARGIN, self.total - self.window))
+        keys, rows = self.fetch(offset, self.window)
+        self._hold(offset, keys, rows)
         self.refresh()
+
+    def row(self, index: int) -> list[Cell] | None:
+        """The cells of row `index`, when held."""
+        at = index - self.start
+        return self.rows[at] if 0 <= at < len(self.rows) else None
 
     def _fit(self) -> None:
         """The columns that fit the width: the columns that can give way shrink first (the
         DAG id before the owner), then the rightmost (least needed) columns are left out;
         the first column always shows. No horizontal scrolling."""
         room = self.size.width or 10_000
-        if len(self.rows) + 1 > self.size.height:  # the vertical scrollbar takes its share
+        if self.total + 1 > self.size.height:  # the vertical scrollbar takes its share
             room -= self.styles.scrollbar_size_vertical
         natural = {i: w for i, w in enumerate(self.widths) if self.columns[i].key not in self.hide}
         least = {
@@ -140,15 +178,17 @@ class DagTable(ScrollView, can_focus=True):
         if excess > 0 and shown:  # the first column alone is wider than the window
             fitted[shown[0]] = max(fitted[shown[0]] - excess, 1)
         self.shown, self.fitted = shown, fitted
-        self.virtual_size = Size(sum(w + 2 for w in fitted.values()), len(self.rows) + 1)
+        self.virtual_size = Size(sum(w + 2 for w in fitted.values()), self.total + 1)
 
     def on_resize(self, _event: events.Resize) -> None:
         self._fit()
+        self._hold_rows(self.scroll_offset.y, self.scroll_offset.y + self.size.height)
         self.refresh()
 
     @property
     def current(self) -> str | None:
-        return self.keys[self.cursor] if 0 <= self.cursor < len(self.keys) else None
+        at = self.cursor - self.start
+        return self.keys[at] if 0 <= at < len(self.keys) and self.cursor < self.total else None
 
     # -- drawing -------------------------------------------------------------------------------
     def _line(self, cells: list[Cell], base: Style, *, plain: bool = False) -> list[Segment]:
@@ -172,10 +212,11 @@ class DagTable(ScrollView, can_focus=True):
             segments = self._line(header, base)
         else:
             index = scroll_y + y - 1
-            if index == 0 and not self.rows and self.empty:
+            if index == 0 and not self.total and self.empty:
                 line = Segment(" " + self.empty, self.rich_style + Style(italic=True))
                 return Strip([line]).crop(0, width).extend_cell_length(width, self.rich_style)
-            if index >= len(self.rows):
+            cells = self.row(index)
+            if cells is None:  # beyond the last row (or, for a moment, not read yet)
                 return Strip.blank(width, self.rich_style)
             if index == self.cursor and self.has_focus:
                 base = self.get_component_rich_style("dagtable--cursor")
@@ -185,7 +226,7 @@ class DagTable(ScrollView, can_focus=True):
                 base = self.get_component_rich_style("dagtable--odd")
             else:
                 base = self.rich_style
-            segments = self._line(self.rows[index], base, plain=index == self.cursor)
+            segments = self._line(cells, base, plain=index == self.cursor)
         total = sum(self.fitted[i] + 2 for i in self.shown)
         strip = Strip(segments, total).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, self.rich_style)
@@ -193,22 +234,27 @@ class DagTable(ScrollView, can_focus=True):
     # -- moving --------------------------------------------------------------------------------
     def watch_cursor(self, cursor: int) -> None:
         visible = max(self.size.height - 1, 1)
+        self._hold_rows(cursor, cursor)
         if cursor < self.scroll_offset.y:
             self.scroll_to(y=cursor, animate=False)
         elif cursor >= self.scroll_offset.y + visible:
             self.scroll_to(y=cursor - visible + 1, animate=False)
         self.refresh()
 
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        self._hold_rows(round(new_value), round(new_value) + self.size.height)
+        super().watch_scroll_y(old_value, new_value)
+
     def action_move(self, delta: int) -> None:
-        if self.rows:
-            self.cursor = max(0, min(len(self.rows) - 1, self.cursor + delta))
+        if self.total:
+            self.cursor = max(0, min(self.total - 1, self.cursor + delta))
 
     def action_page(self, direction: int) -> None:
         self.action_move(direction * max(self.size.height - 2, 1))
 
     def action_jump(self, where: int) -> None:
-        if self.rows:
-            self.cursor = 0 if where == 0 else len(self.rows) - 1
+        if self.total:
+            self.cursor = 0 if where == 0 else self.total - 1
 
     def action_select(self) -> None:
         if self.current is not None:
@@ -224,7 +270,7 @@ class DagTable(ScrollView, can_focus=True):
                 x -= self.fitted[i] + 2
             return
         index = self.scroll_offset.y + event.y - 1
-        if 0 <= index < len(self.rows):
+        if 0 <= index < self.total:
             if index == self.cursor and event.chain > 1:
                 self.action_select()
             self.cursor = index

@@ -1,4 +1,5 @@
-"""The console's main screen: every DAG in a filterable, sortable table under the sources."""
+"""The console's main screen: every DAG in a filterable, sortable table under the sources
+(read a window at a time: SQLite filters, sorts and counts)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from gitdags.model import STATUSES, DagState, SourceStatus
+from gitdags.errors import problem
+from gitdags.model import DAG_SORTS, STATUSES, DagPage, DagQuery, DagState, SourceStatus
 from gitdags.render import landing, short, when
 from gitdags.tui.common import APP_KEYS, ConsoleApp
-from gitdags.tui.dagtable import Column, DagTable
+from gitdags.tui.dagtable import Cell, Column, DagTable
 from gitdags.tui.graph import LANDING_STYLE, STATUS_STYLE
 from gitdags.tui.messages import MainLoaded
 
@@ -57,14 +59,25 @@ def landed_cell(dag: DagState) -> tuple[str, str]:
     return (text, LANDING_STYLE.get(worst, ""))
 
 
-def matches(dag: DagState, needle: str) -> bool:
-    if not needle:
-        return True
-    return (
-        needle in dag.dag_id.lower()
-        or needle in (dag.owner or "").lower()
-        or any(needle in tag.lower() for tag in dag.tags)
-    )
+def cells(d: DagState) -> list[Cell]:
+    """A DAG's row in the table, in the order of COLUMNS."""
+    return [
+        (d.dag_id, ""),
+        (d.status, STATUS_STYLE.get(d.status, "")),
+        (f"v{d.served_version} {short(d.served_commit)[:7]}", "")
+        if d.served_version and d.status != "deleted"
+        else ("-", ""),
+        (
+            f"v{d.newest_version}"
+            if d.newest_version != d.served_version or d.status == "deleted"
+            else "",
+            "",
+        ),
+        (d.source, ""),
+        (d.owner or "", ""),
+        (when(d.updated_at)[5:16], ""),
+        landed_cell(d),
+    ]
 
 
 class FilterInput(Input):
@@ -87,12 +100,16 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.dags: list[DagState] = []
+        self.page: DagPage | None = None  # the last window read, with its counts
+        self.held: dict[str, DagState] = {}  # the DAGs the table holds, by id
         self.sources: list[SourceStatus] = []
         self.status_filter: str | None = None
         self.sort_key = "dag_id"
-        self.shown: list[str] = []
+        self.shown: list[str] = []  # the ids of the rows the table holds, in order
         self.applied = 0  # how many times the table was filled (for tests and benchmarks)
+        self.asked = 0  # how many loads were asked for: the answer to the last one is shown
+        self.loaded = DagQuery()  # the query the table shows (its scrolling reads more of it)
+        self.asking = DagQuery()  # the query of the last load asked for
         self._filter_timer: Any = None
 
     def compose(self) -> ComposeResult:
@@ -104,24 +121,89 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#dags", DagTable).focus()
+        table = self.query_one("#dags", DagTable)
+        table.fetch = self._fetch
+        table.focus()
         self.reload()
 
     # -- data ----------------------------------------------------------------------------------
+    def dag_query(self) -> DagQuery:
+        """The filter, quick filter and sort the screen shows now."""
+        needle = self.query_one("#filter", Input).value.strip()  # SQLite folds ASCII's case
+        return DagQuery(needle, self.status_filter, self.sort_key)
+
     def reload(self) -> None:
-        self._load()
+        """Read the sources and the table's window again (the data changed)."""
+        self._ask(sources=True)
+
+    def apply(self) -> None:
+        """Fill the table for the filter and sort now, keeping the selected DAG when the
+        filter still finds it (read from SQLite in a worker)."""
+        self._ask(sources=False)
+
+    def _ask(self, *, sources: bool) -> None:
+        table = self.query_one("#dags", DagTable)
+        self.asked += 1
+        self.asking = self.dag_query()
+        self._load(self.asking, table.current, table.cursor, table.window, sources, self.asked)
 
     @work(thread=True, exclusive=True, group="main-load", exit_on_error=False)
-    def _load(self) -> None:
+    def _load(
+        self, query: DagQuery, keep: str | None, at: int, rows: int, sources: bool, asked: int
+    ) -> None:
         app: ConsoleApp = self.app  # type: ignore[assignment]
-        dags = app.call_engine(app.engine.list_dags)
-        sources = app.call_engine(app.engine.status)
-        self.post_message(MainLoaded(dags, sources))
+        page = app.call_engine(app.engine.dag_page, query, rows, around=keep, at=at)
+        found = app.call_engine(app.engine.status) if sources else None
+        self.post_message(MainLoaded(page, found, asked))
+
+    def _fetch(self, offset: int, limit: int) -> tuple[list[str], list[list[Cell]]]:
+        """Another window of the query shown (the table scrolled out of the one it holds)."""
+        app: ConsoleApp = self.app  # type: ignore[assignment]
+        try:
+            total = self.page.total if self.page is not None else None
+            dags = app.call_engine(app.engine.dag_rows, self.loaded, offset, limit, total=total)
+        except Exception as exc:  # a damaged database: one sentence, never a crash
+            app.notify(problem(app.engine.settings.database, exc), severity="error")
+            dags = []
+        self.held = {d.dag_id: d for d in dags}
+        self.shown = [d.dag_id for d in dags]
+        return self.shown, [cells(d) for d in dags]
 
     def on_main_loaded(self, message: MainLoaded) -> None:
-        self.dags, self.sources = message.dags, message.sources
-        self._render_sources()
-        self.apply()
+        if message.sources is not None:
+            self.sources = message.sources
+            self._render_sources()
+        if message.asked != self.asked:
+            return  # a later keystroke's load is coming
+        self.page = page = message.page
+        self.loaded = self.asking
+        self.held = {d.dag_id: d for d in page.rows}
+        table = self.query_one("#dags", DagTable)
+        table.set_page(
+            page.total,
+            page.offset,
+            [d.dag_id for d in page.rows],
+            [cells(d) for d in page.rows],
+            page.position,
+            empty=self._why_empty(),
+            # one source: the header line names it, the column would repeat it on every row
+            hide=frozenset(
+                (() if len(self.sources) > 1 else ("source",))
+                + (() if self.app.engine.settings.consumers else ("landed",))
+            ),
+        )
+        self.shown = list(table.keys)
+        self.applied += 1
+        label = f"{page.total} of {page.every} DAGs"
+        label += "".join(
+            f" · {n} {s} (key {k})"
+            for k, s in QUICK.items()
+            if s in ("invalid", "pinned", "paused") and (n := page.counts.get(s))
+        )
+        if self.status_filter:
+            label += f" · only {self.status_filter}"
+        label += f" · sorted by {self.sort_key}"
+        self.query_one("#summary", Static).update(label)
 
     def _render_sources(self) -> None:
         out = Text()
@@ -151,68 +233,11 @@ class MainScreen(Screen[None]):
             out.append(" no sources configured", style="italic")
         self.query_one("#sources", Static).update(out)
 
-    def visible(self) -> list[DagState]:
-        needle = self.query_one("#filter", Input).value.strip().lower()
-        rows = [
-            d
-            for d in self.dags
-            if (self.status_filter is None or d.status == self.status_filter) and matches(d, needle)
-        ]
-        rows.sort(key=lambda d: str(getattr(d, self.sort_key) or ""))
-        return rows
-
-    def apply(self) -> None:
-        """Fill the table, keeping the selected DAG (the table keeps the scroll position)."""
-        table = self.query_one("#dags", DagTable)
-        rows = self.visible()
-        table.set_rows(
-            [d.dag_id for d in rows],
-            [
-                [
-                    (d.dag_id, ""),
-                    (d.status, STATUS_STYLE.get(d.status, "")),
-                    (f"v{d.served_version} {short(d.served_commit)[:7]}", "")
-                    if d.served_version and d.status != "deleted"
-                    else ("-", ""),
-                    (
-                        f"v{d.newest_version}"
-                        if d.newest_version != d.served_version or d.status == "deleted"
-                        else "",
-                        "",
-                    ),
-                    (d.source, ""),
-                    (d.owner or "", ""),
-                    (when(d.updated_at)[5:16], ""),
-                    landed_cell(d),
-                ]
-                for d in rows
-            ],
-            keep=table.current,
-            empty=self._why_empty(),
-            # one source: the header line names it, the column would repeat it on every row
-            hide=frozenset(
-                (() if len(self.sources) > 1 else ("source",))
-                + (() if self.app.engine.settings.consumers else ("landed",))
-            ),
-        )
-        self.shown = table.keys
-        self.applied += 1
-        label = f"{len(rows)} of {len(self.dags)} DAGs"
-        counts = {s: 0 for s in ("invalid", "pinned", "paused")}
-        for d in self.dags:
-            if d.status in counts:
-                counts[d.status] += 1
-        label += "".join(f" · {n} {s} (key {k})" for k, s in QUICK.items() if (n := counts.get(s)))
-        if self.status_filter:
-            label += f" · only {self.status_filter}"
-        label += f" · sorted by {self.sort_key}"
-        self.query_one("#summary", Static).update(label)
-
     def _why_empty(self) -> str:
         """The line the table shows when no DAG is shown."""
         needle = self.query_one("#filter", Input).value.strip()
         only = f"{self.status_filter} " if self.status_filter else ""
-        if not self.dags:
+        if self.page is None or not self.page.every:
             return "No DAGs yet: a sync records them (S syncs now)."
         if needle:
             return f"No {only}DAG matches '{needle}' (escape clears the filter)."
@@ -223,7 +248,7 @@ class MainScreen(Screen[None]):
 
     def selected_state(self) -> DagState | None:
         key = self.selected()
-        return next((d for d in self.dags if d.dag_id == key), None)
+        return self.held.get(key) if key is not None else None
 
     # -- events --------------------------------------------------------------------------------
     @on(Input.Changed, "#filter")
@@ -246,8 +271,13 @@ class MainScreen(Screen[None]):
 
     @on(DagTable.HeaderClicked)
     def _sort_by_header(self, event: DagTable.HeaderClicked) -> None:
-        key = event.column
-        self.sort_key = {"served": "served_version", "newest": "newest_version"}.get(key, key)
+        key = {"served": "served_version", "newest": "newest_version"}.get(
+            event.column, event.column
+        )
+        if key not in DAG_SORTS:  # what the consumers run: read per page, not sortable
+            self.notify(f"The {event.column} column cannot be sorted; o sorts by the others.")
+            return
+        self.sort_key = key
         self.apply()
 
     def action_filter(self) -> None:

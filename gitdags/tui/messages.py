@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.message import Message
 
-from gitdags.model import ActionResult, DagDetail, DagState, SourceStatus, Version
+from gitdags.model import ActionResult, DagDetail, DagPage, SourceStatus, Version
 
 
 class DataChanged(Message):
@@ -18,10 +18,14 @@ class DataChanged(Message):
 
 
 class MainLoaded(Message):
-    def __init__(self, dags: list[DagState], sources: list[SourceStatus]) -> None:
+    """A window of the table (and the sources, when they were read again); `asked` says which
+    load it answers (a later keystroke's wins)."""
+
+    def __init__(self, page: DagPage, sources: list[SourceStatus] | None, asked: int) -> None:
         super().__init__()
-        self.dags = dags
+        self.page = page
         self.sources = sources
+        self.asked = asked
 
 
 class DagLoaded(Message):
