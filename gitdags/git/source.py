@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -223,41 +223,37 @@ class GitSource:
         self.misnamed.add(shown)
         return shown
 
-    def tree(self, commit: str) -> dict[str, Entry]:
-        """Every counted file at `commit`, by path."""
+    def _ls_tree(self, commit: str) -> Iterator[tuple[str, str, str, int]]:
+        """(path as git has it, mode, blob, size) of every file under the source's subdir."""
         args = ["ls-tree", "-r", "-z", "-l", "--full-tree", commit]
         if self.accepts.prefix:
             args += ["--", self.accepts.prefix]
         out = self._git(*args).stdout.decode("utf-8", "surrogateescape")
-        entries = {}
         for record in out.split("\0"):
-            if not record:
-                continue
-            meta, path = record.split("\t", 1)
-            path = self._name(path)
-            mode, _type, blob, size = meta.split()
+            if record:
+                meta, path = record.split("\t", 1)
+                mode, _type, blob, size = meta.split()
+                yield path, mode, blob, int(size) if size != "-" else -1
+
+    def tree(self, commit: str) -> dict[str, Entry]:
+        """Every counted file at `commit`, by path."""
+        entries = {}
+        for raw, mode, blob, size in self._ls_tree(commit):
+            path = self._name(raw)
             if mode != GITLINK and self.accepts(path):
-                entries[path] = Entry(path, blob, mode, int(size) if size != "-" else -1)
+                entries[path] = Entry(path, blob, mode, size)
         return entries
 
     def files_under(self, commit: str) -> dict[str, Entry]:
         """Every regular file under the source's subdir at `commit`, counted or not (the
         served tree holds them all); symlinks and submodules are left out."""
-        args = ["ls-tree", "-r", "-z", "-l", "--full-tree", commit]
-        if self.accepts.prefix:
-            args += ["--", self.accepts.prefix]
-        out = self._git(*args).stdout.decode("utf-8", "surrogateescape")
         entries = {}
-        for record in out.split("\0"):
-            if not record:
-                continue
-            meta, path = record.split("\t", 1)
-            mode, _type, blob, size = meta.split()
+        for path, mode, blob, size in self._ls_tree(commit):
             if mode in (GITLINK, SYMLINK) or path.startswith(".git/"):
                 continue
             if not path.isascii() and any("\udc80" <= c <= "\udcff" for c in path):
                 continue  # a name that is not UTF-8 cannot be written as text
-            entries[path] = Entry(path, blob, mode, int(size) if size != "-" else -1)
+            entries[path] = Entry(path, blob, mode, size)
         return entries
 
     def diff(self, old: str, new: str) -> list[Change]:

@@ -363,18 +363,31 @@ def checked(result: object) -> dict[str, Any]:
         }
 
 
-def _checked(result: object) -> dict[str, Any]:
+def checked_error(result: object, known: tuple[str, ...] | None = ERRORS) -> dict[str, Any] | None:
+    """A worker's result that is an error, checked for shape and cut to size (None: it is
+    not an error); `known` the errors it may name (None: any). Raises for a malformed one."""
     if not isinstance(result, dict):
         raise TypeError("not an object")
-    if result.get("error") is not None:
-        if result["error"] not in ERRORS or not isinstance(result.get("message"), str):
-            raise ValueError("an unknown error")
-        trace = result.get("traceback")
-        return {
-            "error": result["error"],
-            "message": result["message"][:2000],
-            "traceback": trace[-20000:] if isinstance(trace, str) else None,
-        }
+    if result.get("error") is None:
+        return None
+    error, message = result["error"], result.get("message")
+    if not isinstance(error, str) or (known is not None and error not in known):
+        raise ValueError("an unknown error")
+    if not isinstance(message, str):
+        raise ValueError("an error without a message")
+    trace = result.get("traceback")
+    return {
+        "error": error,
+        "message": message[:2000],
+        "traceback": trace[-20000:] if isinstance(trace, str) else None,
+    }
+
+
+def _checked(result: object) -> dict[str, Any]:
+    error = checked_error(result)
+    if error is not None:
+        return error
+    assert isinstance(result, dict)
     dags = result["dags"]
     if not isinstance(dags, list):
         raise TypeError("dags is not a list")

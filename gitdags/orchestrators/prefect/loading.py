@@ -60,17 +60,12 @@ def check(result: object) -> dict[str, Any]:
 
 
 def _check(result: object) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        raise TypeError("not an object")
-    if result.get("error") is not None:
-        if not isinstance(result["error"], str) or not isinstance(result.get("message"), str):
-            raise ValueError("an unknown error")
-        trace = result.get("traceback")
-        return {
-            "error": result["error"],
-            "message": result["message"][:2000],
-            "traceback": trace[-20000:] if isinstance(trace, str) else None,
-        }
+    from gitdags.orchestrators.airflow.parse_client import checked_error
+
+    error = checked_error(result, known=None)
+    if error is not None:
+        return error
+    assert isinstance(result, dict)
     flows = result["flows"]
     if not isinstance(flows, list) or len(flows) != 1 or not isinstance(flows[0], dict):
         raise TypeError("flows is not one flow")
