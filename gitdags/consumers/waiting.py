@@ -50,6 +50,8 @@ class Waiter:
                 )
             self.wanted = record.newest_commit
         self.commit: str | None = None
+        self.sync: SyncResult | None = None  # the sync that took the commit in, once found
+        self.changed: list[DagChange] | None = None  # the DAGs it changed, once served
 
     def _source(self, name: str | None, dag_ids: tuple[str, ...]) -> SourceConfig:
         if name:
@@ -79,7 +81,9 @@ class Waiter:
             failing = record is not None and record.failures
             why = f"; its last sync failed: {record.last_error}" if record and failing else ""
             return Progress(line=f"{name}: {short} is not synced yet{why}")
-        changes = self._changes(commit)
+        if self.changed is None:  # once served, what the commit changed stays as it is
+            self.changed = self._changes(commit)
+        changes = self.changed
         failed: list[str] = []
         dags: dict[str, dict[str, str]] = {}
         waiting: list[str] = []
@@ -163,6 +167,13 @@ class Waiter:
         return list(sync.changes)
 
     def _sync_of(self, commit: str) -> SyncResult | None:
+        """The sync that took `commit` in (found once: it walks the sync log with a git call
+        per sync)."""
+        if self.sync is None:
+            self.sync = self._find_sync(commit)
+        return self.sync
+
+    def _find_sync(self, commit: str) -> SyncResult | None:
         for sync in self.store.syncs(source=self.config.name, limit=500):
             if sync.error or not sync.to_commit:
                 continue
